@@ -1,0 +1,62 @@
+# The README's two promises: `make demo` and `make test` work on a fresh
+# Debian/Ubuntu machine with cargo. Both install what is missing first.
+SHELL := /bin/bash
+export PATH := $(PATH):$(HOME)/.cargo/bin
+R_LIB := $(CURDIR)/build/lib
+export R_LIBS := $(R_LIB)
+CARGO := cargo
+CRATE := src/rust/Cargo.toml
+VERSION := $(shell sed -n 's/^Version: //p' DESCRIPTION)
+R_SOURCES := $(shell find R src/rust/src src/rust/Cargo.toml src/rust/Cargo.lock src/Makevars src/entrypoint.c inst DESCRIPTION NAMESPACE -type f 2>/dev/null)
+
+.PHONY: all deps build install local-bin test demo check bench wrappers docs venv clean
+
+all: build
+
+deps: build/.deps
+build/.deps: tools/install-deps.sh
+	@mkdir -p build
+	bash tools/install-deps.sh
+	@touch $@
+
+# The venv holds test-only Python tools (the official databricks-sdk).
+venv: .venv/.ok
+.venv/.ok: conformance/requirements.txt | deps
+	/usr/bin/python3 -m venv .venv
+	.venv/bin/pip install -q --disable-pip-version-check -r conformance/requirements.txt
+	@touch $@
+
+wrappers:
+	Rscript tools/gen-wrappers.R
+
+docs: install
+	Rscript -e 'roxygen2::roxygenise(load_code = roxygen2::load_installed)'
+
+install: build/.installed
+build/.installed: $(R_SOURCES) | deps
+	Rscript tools/gen-wrappers.R --check
+	@mkdir -p $(R_LIB)
+	R CMD INSTALL --library=$(R_LIB) . 2>&1 | grep -vE '^\s+(Compiling|Checking|Downloaded|Downloading)' ; test $${PIPESTATUS[0]} -eq 0
+	@touch $@
+
+local-bin: | deps
+	$(CARGO) build --release --manifest-path $(CRATE) --bin dbrxr-local
+
+build: install local-bin
+
+test: build venv
+	bash tools/run-tests.sh
+
+demo: build
+	Rscript inst/demo/demo.R
+
+check: build
+	rm -rf build/check && mkdir -p build/check
+	cd build/check && R CMD build --no-build-vignettes $(CURDIR) && \
+	  _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual dbrxr_$(VERSION).tar.gz
+
+bench: build
+	Rscript bench/bench.R
+
+clean:
+	rm -rf build .venv src/rust/target src/*.o src/*.so

@@ -1,0 +1,135 @@
+# The one place where dbrxr raises conditions. Rust errors arrive as data
+# (`list(ok = FALSE, error = list(class, message, hints, status, ...))`) and are
+# raised here as classed conditions; R-side checks use `abort_dbrxr()`.
+
+#' dbrxr conditions
+#'
+#' Every error raised by dbrxr has class `dbrxr_error` plus a specific class:
+#'
+#' * `dbrxr_config_error`: configuration is missing or contradictory.
+#' * `dbrxr_auth_error`: credentials are missing or were rejected.
+#' * `dbrxr_http_error` (also `dbrxr_http_<status>`): the API answered with an
+#'   error; fields `status`, `error_code`, `request_id`, `attempts`.
+#' * `dbrxr_network_error`: the workspace could not be reached.
+#' * `dbrxr_timeout_error`: a wait ran out of time; field `last_status`.
+#' * `dbrxr_cluster_error`, `dbrxr_context_error`: the cluster or its execution
+#'   context cannot be used.
+#' * `dbrxr_remote_python_error`: a Python command failed on the cluster;
+#'   fields `summary` and `cause`.
+#' * `dbrxr_remote_error`: R code failed on the cluster; fields
+#'   `remote_message`, `remote_call`, `remote_traceback`.
+#' * `dbrxr_missing_package_error`: a package is missing on the cluster; field
+#'   `package`.
+#' * `dbrxr_input_error`: an argument is invalid (raised before any network call).
+#' * `dbrxr_io_error`, `dbrxr_cancelled_error`, `dbrxr_local_cluster_error`,
+#'   `dbrxr_internal_error`.
+#'
+#' Catch them with `tryCatch(..., dbrxr_auth_error = function(e) ...)`.
+#' Messages never contain tokens or client secrets.
+#'
+#' @name dbrxr-conditions
+#' @examples
+#' e <- tryCatch(dbx_connect(host = "https://example.invalid", auth_type = "kerberos",
+#'                           token = "x", cluster_id = "c"),
+#'               dbrxr_error = function(e) e)
+#' class(e)
+NULL
+
+# Escape text so cli does not interpret braces in it.
+cli_escape <- function(x) {
+  x <- gsub("{", "{{", x, fixed = TRUE)
+  gsub("}", "}}", x, fixed = TRUE)
+}
+
+#' Raise a dbrxr condition
+#'
+#' @param message What failed (one sentence; not interpolated).
+#' @param class The specific class, e.g. `"dbrxr_input_error"`.
+#' @param hints Why and what to do, shown as `i` bullets.
+#' @param problems Shown as `x` bullets.
+#' @param ... Fields stored on the condition.
+#' @param call The call to report.
+#' @param parent A parent condition.
+#' @noRd
+abort_dbrxr <- function(message, class, hints = character(), problems = character(),
+                        ..., call = rlang::caller_env(), parent = NULL) {
+  msg <- c(cli_escape(message),
+           stats::setNames(cli_escape(problems), rep("x", length(problems))),
+           stats::setNames(cli_escape(hints), rep("i", length(hints))))
+  cli::cli_abort(msg, class = unique(c(class, "dbrxr_error")), ..., call = call,
+                 parent = parent, .envir = emptyenv())
+}
+
+# Unwrap the tagged list a Rust binding returns: the value, or a raised error.
+unwrap <- function(res, call = rlang::caller_env()) {
+  if (isTRUE(res$ok)) return(res$value)
+  if (!is.list(res) || is.null(res$error)) {
+    abort_dbrxr("The Rust core returned a malformed result.", "dbrxr_internal_error",
+                hints = "This is a bug in dbrxr; please report it.", call = call)
+  }
+  raise_rust_error(res$error, call = call)
+}
+
+raise_rust_error <- function(err, call = rlang::caller_env()) {
+  class <- err$class
+  problems <- character()
+  if (!is.null(err$status)) {
+    detail <- paste0("HTTP ", err$status)
+    if (!is.null(err$error_code)) detail <- paste0(detail, " ", err$error_code)
+    if (!is.null(err$request_id)) detail <- paste0(detail, " (request id ", err$request_id, ")")
+    if (!is.null(err$attempts) && err$attempts > 1) {
+      detail <- paste0(detail, " after ", err$attempts, " attempts")
+    }
+    problems <- detail
+    class <- c(paste0("dbrxr_http_", err$status), class)
+    if (!identical(err$class, "dbrxr_http_error")) class <- c(class, "dbrxr_http_error")
+  }
+  fields <- err$fields
+  if (is.null(fields)) fields <- list()
+  args <- c(list(message = err$message, class = class, hints = unlist(err$hints),
+                 problems = problems, status = err$status, error_code = err$error_code,
+                 request_id = err$request_id, attempts = err$attempts, call = call),
+            fields)
+  do.call(abort_dbrxr, args)
+}
+
+# Argument checks: raise dbrxr_input_error before any network call.
+check_string <- function(x, arg = rlang::caller_arg(x), null_ok = TRUE,
+                         call = rlang::caller_env()) {
+  if (is.null(x) && null_ok) return(invisible(x))
+  if (!is.character(x) || length(x) != 1L || is.na(x)) {
+    abort_dbrxr(sprintf("`%s` must be a single string%s.", arg, if (null_ok) " or NULL" else ""),
+                "dbrxr_input_error",
+                problems = sprintf("It is %s.", obj_type(x)), call = call)
+  }
+  invisible(x)
+}
+
+check_number <- function(x, arg = rlang::caller_arg(x), null_ok = TRUE, min = -Inf,
+                         call = rlang::caller_env()) {
+  if (is.null(x) && null_ok) return(invisible(x))
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x < min) {
+    abort_dbrxr(sprintf("`%s` must be a single number%s%s.", arg,
+                        if (is.finite(min)) paste0(" >= ", min) else "",
+                        if (null_ok) " or NULL" else ""),
+                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(x)), call = call)
+  }
+  invisible(x)
+}
+
+check_flag <- function(x, arg = rlang::caller_arg(x), null_ok = TRUE,
+                       call = rlang::caller_env()) {
+  if (is.null(x) && null_ok) return(invisible(x))
+  if (!is.logical(x) || length(x) != 1L || is.na(x)) {
+    abort_dbrxr(sprintf("`%s` must be TRUE or FALSE.", arg), "dbrxr_input_error",
+                problems = sprintf("It is %s.", obj_type(x)), call = call)
+  }
+  invisible(x)
+}
+
+obj_type <- function(x) {
+  if (is.null(x)) return("NULL")
+  if (length(x) != 1L) return(sprintf("a %s vector of length %d", class(x)[1], length(x)))
+  if (is.na(x)) return("NA")
+  sprintf("a %s", class(x)[1])
+}

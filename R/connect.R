@@ -1,0 +1,199 @@
+#' Connect to a Databricks workspace
+#'
+#' Resolves configuration the way the Databricks SDKs do, in this order:
+#' explicit arguments, then environment variables (`DATABRICKS_HOST`,
+#' `DATABRICKS_TOKEN`, `DATABRICKS_CLUSTER_ID`, `DATABRICKS_CONFIG_PROFILE`,
+#' `DATABRICKS_CONFIG_FILE`, `DATABRICKS_AUTH_TYPE`, `DATABRICKS_CLIENT_ID`,
+#' `DATABRICKS_CLIENT_SECRET`; empty values count as unset), then a profile of
+#' `~/.databrickscfg`, and last the variables of the dbrxr prototype
+#' (`DBRX_HOST`, `DBRX_API_TOKEN`, `CLUSTER_ID`).
+#'
+#' The config file is read only when a profile is requested, or when neither a
+#' host nor any credential has been set yet (as in the SDKs). The profile is
+#' the requested one, else `default_profile` of its `[__settings__]` section,
+#' else `[DEFAULT]`. A profile that was asked for but does not exist is an error.
+#'
+#' Authentication: `pat` (a personal access token), `oauth-m2m` (a service
+#' principal's client id and OAuth secret; tokens are fetched on first use and
+#' refreshed before they expire) or `databricks-cli` (tokens from
+#' `databricks auth token`, after `databricks auth login`). When more than one
+#' method is configured, say which with `auth_type`.
+#'
+#' Connecting does no network I/O: the cluster is started, and a token fetched,
+#' on first use.
+#'
+#' @param host Workspace URL, e.g. `https://dbc-1234.cloud.databricks.com`.
+#'   `https://` is added when there is no scheme; `http://` is kept (for a
+#'   local cluster on loopback).
+#' @param token A personal access token.
+#' @param cluster_id The all-purpose cluster to run on (Dedicated access mode).
+#' @param profile A profile of the config file.
+#' @param auth_type One of `"pat"`, `"oauth-m2m"`, `"databricks-cli"`.
+#' @param client_id,client_secret OAuth M2M credentials of a service principal.
+#' @param config_file Path of the config file (default `~/.databrickscfg`).
+#' @param staging Where payloads are staged: a DBFS path (`dbfs:/tmp/dbrxr`,
+#'   the default) or a Unity Catalog volume path (`/Volumes/<catalog>/<schema>/<volume>/dbrxr`).
+#'   Also read from `DBRXR_STAGING`.
+#' @param ... Options of the session: `poll_max` (longest interval between two
+#'   status checks, seconds, default 1), `cluster_timeout` (seconds to wait for
+#'   the cluster, default 1200), `install_rpy2` (pip-install rpy2 in the
+#'   context when missing, default `FALSE`).
+#' @return A `dbx_connection`.
+#' @seealso [local_cluster()] for the embedded local cluster,
+#'   [dbx_default_connection()], [dbx_disconnect()].
+#' @export
+#' @examples
+#' # Explicit arguments (no network I/O happens here):
+#' conn <- dbx_connect(host = "dbc-1234.cloud.databricks.com",
+#'                     token = "dapi-example-token", cluster_id = "0429-184401-abcd")
+#' conn
+#' dbx_disconnect(conn)
+#'
+#' # Two methods without auth_type is an error naming both:
+#' try(dbx_connect(host = "h", token = "t", client_id = "id",
+#'                 client_secret = "s", cluster_id = "c"))
+dbx_connect <- function(host = NULL, token = NULL, cluster_id = NULL, profile = NULL,
+                        auth_type = NULL, client_id = NULL, client_secret = NULL,
+                        config_file = NULL, staging = NULL, ...) {
+  check_string(host)
+  check_string(token)
+  check_string(cluster_id)
+  check_string(profile)
+  check_string(auth_type)
+  check_string(client_id)
+  check_string(client_secret)
+  check_string(config_file)
+  check_string(staging)
+  options <- check_session_options(list(...))
+  explicit <- c(host = host, token = token, cluster_id = cluster_id, profile = profile,
+                auth_type = auth_type, client_id = client_id,
+                client_secret = client_secret, config_file = config_file,
+                staging = staging)
+  if (is.null(explicit)) explicit <- character()
+  res <- unwrap(rust_connect(explicit))
+  new_connection(res$id, res$info, options = options)
+}
+
+session_option_defaults <- list(poll_max = 1, cluster_timeout = 1200, install_rpy2 = FALSE,
+                                progress = NULL)
+
+check_session_options <- function(opts, call = rlang::caller_env()) {
+  unknown <- setdiff(names(opts), names(session_option_defaults))
+  if (length(opts) && (is.null(names(opts)) || any(!nzchar(names(opts))))) {
+    abort_dbrxr("Options in `...` must be named.", "dbrxr_input_error",
+                hints = paste("Known options:", paste(names(session_option_defaults), collapse = ", ")),
+                call = call)
+  }
+  if (length(unknown)) {
+    abort_dbrxr(sprintf("Unknown option%s: %s.", if (length(unknown) > 1) "s" else "",
+                        paste0("`", unknown, "`", collapse = ", ")),
+                "dbrxr_input_error",
+                hints = paste("Known options:", paste(names(session_option_defaults), collapse = ", ")),
+                call = call)
+  }
+  check_number(opts$poll_max, "poll_max", min = 0.001, call = call)
+  check_number(opts$cluster_timeout, "cluster_timeout", min = 0, call = call)
+  check_flag(opts$install_rpy2, "install_rpy2", call = call)
+  check_flag(opts$progress, "progress", call = call)
+  utils::modifyList(session_option_defaults, opts)
+}
+
+# A connection is an environment (so finalizers and per-session state work):
+#   handle  id of the Rust session
+#   info    host, cluster_id, auth_type, profile, config_file, staging, sources
+#   options session options (see check_session_options())
+#   local   id of the Rust local cluster this connection owns, or NULL
+#   remote  state of the remote R protocol (bootstrap, model cache)
+new_connection <- function(handle, info, options = session_option_defaults, local = NULL,
+                           class = character()) {
+  conn <- new.env(parent = emptyenv())
+  conn$handle <- handle
+  conn$info <- info
+  conn$options <- options
+  conn$local <- local
+  conn$remote <- new.env(parent = emptyenv())
+  conn$closed <- FALSE
+  class(conn) <- c(class, "dbx_connection")
+  reg.finalizer(conn, function(e) try(close_connection(e), silent = TRUE), onexit = TRUE)
+  conn
+}
+
+close_connection <- function(conn) {
+  if (isTRUE(conn$closed)) return(invisible(FALSE))
+  conn$closed <- TRUE
+  on.exit(if (!is.null(conn$local)) local_cluster_stop(conn$local), add = TRUE)
+  unwrap(rust_session_close(conn$handle))
+  invisible(TRUE)
+}
+
+#' Close a connection
+#'
+#' Destroys the connection's execution context on the cluster and removes the
+#' temporary files it staged. For a [local_cluster()], also stops the server and
+#' its Python processes. Connections are also closed when garbage collected and
+#' when R exits.
+#'
+#' @param conn A `dbx_connection`.
+#' @return `conn`, invisibly.
+#' @export
+#' @examples
+#' conn <- dbx_connect(host = "h.example.com", token = "t", cluster_id = "c")
+#' dbx_disconnect(conn)
+dbx_disconnect <- function(conn = dbx_default_connection()) {
+  check_connection(conn)
+  close_connection(conn)
+  if (identical(getOption("dbrxr.connection"), conn)) options(dbrxr.connection = NULL)
+  if (identical(the$default_local, conn)) the$default_local <- NULL
+  invisible(conn)
+}
+
+check_connection <- function(conn, arg = rlang::caller_arg(conn), call = rlang::caller_env()) {
+  if (!inherits(conn, "dbx_connection")) {
+    abort_dbrxr(sprintf("`%s` must be a dbx_connection.", arg), "dbrxr_input_error",
+                problems = sprintf("It is %s.", obj_type(conn)),
+                hints = "Create one with `dbx_connect()` or `local_cluster()`.", call = call)
+  }
+  if (isTRUE(conn$closed)) {
+    abort_dbrxr("This connection has been closed.", "dbrxr_input_error",
+                hints = "Create a new one with `dbx_connect()` or `local_cluster()`.", call = call)
+  }
+  invisible(conn)
+}
+
+#' @export
+format.dbx_connection <- function(x, ...) {
+  info <- x$info
+  src <- function(attr) {
+    s <- info$sources[[attr]]
+    if (is.null(s)) "" else paste0("  (", s, ")")
+  }
+  cred <- switch(info$auth_type,
+    pat = "token",
+    "oauth-m2m" = "client_id",
+    character())
+  auth_src <- if (length(cred)) src(cred) else ""
+  kind <- if (inherits(x, "dbx_local_connection")) "local cluster" else "workspace"
+  status <- if (isTRUE(x$closed)) " [closed]" else ""
+  c(sprintf("<dbx_connection> %s%s", kind, status),
+    sprintf("  host:     %s%s", info$host, src("host")),
+    sprintf("  cluster:  %s%s", info$cluster_id, src("cluster_id")),
+    sprintf("  auth:     %s%s", info$auth_type, auth_src),
+    if (!is.null(info$profile)) sprintf("  profile:  %s%s", info$profile, src("profile")),
+    sprintf("  staging:  %s%s", info$staging %||% "dbfs:/tmp/dbrxr", 
+            if (is.null(info$staging)) "  (default)" else src("staging")))
+}
+
+#' @export
+print.dbx_connection <- function(x, ...) {
+  cat(format(x, ...), sep = "\n")
+  invisible(x)
+}
+
+#' @export
+str.dbx_connection <- function(object, ...) {
+  cat(sprintf("<dbx_connection> %s, cluster %s, auth %s\n", object$info$host,
+              object$info$cluster_id, object$info$auth_type))
+  invisible()
+}
+
+`%||%` <- function(x, y) if (is.null(x)) y else x

@@ -1,0 +1,1 @@
+//! Typed wrappers of the Databricks REST endpoints the client uses.

@@ -1,0 +1,305 @@
+//! Credentials: turn an [`AuthSpec`] into an `Authorization` header value.
+//!
+//! OAuth tokens (M2M and the Databricks CLI's) are fetched lazily on first use,
+//! cached here and refreshed before they expire, with a margin of
+//! `min(40 s, TTL/2)` (real workspaces reject tokens about to expire).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::config::AuthSpec;
+use crate::error::{Error, Result};
+use crate::redact::{scrub, Secret};
+
+#[derive(Clone)]
+struct CachedToken {
+    token: Secret,
+    /// When to fetch a new one (expiry minus margin).
+    refresh_at: Instant,
+}
+
+/// The credentials of one connection. `Debug` shows the auth type only.
+pub struct Credentials {
+    host: String,
+    spec: AuthSpec,
+    cache: Mutex<Option<CachedToken>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, {})", self.spec.auth_type(), self.host)
+    }
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    token_endpoint: String,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct CliToken {
+    access_token: String,
+    #[serde(default)]
+    expiry: Option<String>,
+    #[serde(default)]
+    expires_in: Option<f64>,
+}
+
+/// The refresh margin for a token that lives `ttl`.
+pub fn refresh_margin(ttl: Duration) -> Duration {
+    std::cmp::min(Duration::from_secs(40), ttl / 2)
+}
+
+impl Credentials {
+    pub fn new(host: &str, spec: AuthSpec) -> Self {
+        Credentials { host: host.to_string(), spec, cache: Mutex::new(None) }
+    }
+
+    pub fn auth_type(&self) -> &'static str {
+        self.spec.auth_type()
+    }
+
+    /// The secrets this connection holds, for scrubbing error texts.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        match &self.spec {
+            AuthSpec::Pat { token } => vec![token],
+            AuthSpec::OAuthM2M { client_secret, .. } => vec![client_secret],
+            AuthSpec::DatabricksCli { .. } => vec![],
+        }
+    }
+
+    /// The `Authorization` header value, fetching or refreshing a token if needed.
+    pub async fn authorization(&self, client: &reqwest::Client) -> Result<String> {
+        if let AuthSpec::Pat { token } = &self.spec {
+            return Ok(format!("Bearer {}", token.expose()));
+        }
+        let mut cache = self.cache.lock().await;
+        if let Some(c) = cache.as_ref() {
+            if Instant::now() < c.refresh_at {
+                return Ok(format!("Bearer {}", c.token.expose()));
+            }
+        }
+        let fresh = match &self.spec {
+            AuthSpec::OAuthM2M { client_id, client_secret } => {
+                self.fetch_m2m(client, client_id, client_secret).await?
+            }
+            AuthSpec::DatabricksCli { profile } => self.fetch_cli(profile.as_deref()).await?,
+            AuthSpec::Pat { .. } => return Err(Error::internal("unreachable auth branch")),
+        };
+        let header = format!("Bearer {}", fresh.token.expose());
+        *cache = Some(fresh);
+        Ok(header)
+    }
+
+    /// Forget a cached token (after the API rejected it).
+    pub async fn invalidate(&self) {
+        *self.cache.lock().await = None;
+    }
+
+    /// Whether a rejected request may succeed with a fresh token.
+    pub fn can_refresh(&self) -> bool {
+        !matches!(self.spec, AuthSpec::Pat { .. })
+    }
+
+    async fn fetch_m2m(
+        &self,
+        client: &reqwest::Client,
+        client_id: &str,
+        client_secret: &Secret,
+    ) -> Result<CachedToken> {
+        let discovery_url = format!("{}/oidc/.well-known/oauth-authorization-server", self.host);
+        let resp = send_with_retry(|| client.get(&discovery_url)).await.map_err(|e| {
+            Error::auth(format!("OAuth discovery at {discovery_url} failed: {e}"))
+                .hint("check the host; OAuth M2M needs a workspace that serves /oidc")
+        })?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(Error::auth(format!(
+                "OAuth discovery at {discovery_url} answered HTTP {}",
+                status.as_u16()
+            ))
+            .hint("check that the host is a Databricks workspace URL"));
+        }
+        let d: Discovery = serde_json::from_str(&body).map_err(|e| {
+            Error::auth(format!("OAuth discovery at {discovery_url} returned no token_endpoint ({e})"))
+        })?;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{client_id}:{}", client_secret.expose()));
+        let endpoint = d.token_endpoint;
+        let resp = send_with_retry(|| {
+            client
+                .post(&endpoint)
+                .header("Authorization", format!("Basic {basic}"))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body("grant_type=client_credentials&scope=all-apis")
+        })
+        .await
+        .map_err(|e| Error::auth(format!("OAuth token request to {endpoint} failed: {e}")))?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let detail = oauth_error_text(&body);
+            return Err(Error::auth(format!(
+                "the workspace refused the OAuth client credentials (HTTP {}): {}",
+                status.as_u16(),
+                scrub(&detail, &[client_secret])
+            ))
+            .hint("check DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET: the secret must be an OAuth secret of that service principal")
+            .hint("secrets expire; create a new one in the account console if needed"));
+        }
+        let t: TokenResponse = serde_json::from_str(&body)
+            .map_err(|e| Error::auth(format!("OAuth token response from {endpoint} is not valid ({e})")))?;
+        let ttl = Duration::from_secs_f64(t.expires_in.unwrap_or(3600.0).max(0.0));
+        Ok(CachedToken {
+            token: Secret::new(t.access_token),
+            refresh_at: Instant::now() + ttl - refresh_margin(ttl),
+        })
+    }
+
+    async fn fetch_cli(&self, profile: Option<&str>) -> Result<CachedToken> {
+        let cli = std::env::var("DATABRICKS_CLI_PATH")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "databricks".to_string());
+        let mut cmd = tokio::process::Command::new(&cli);
+        cmd.args(["auth", "token"]);
+        match profile {
+            Some(p) => cmd.args(["--profile", p]),
+            None => cmd.args(["--host", &self.host]),
+        };
+        cmd.stdin(std::process::Stdio::null());
+        let out = cmd.output().await.map_err(|e| {
+            Error::auth(format!("could not run the Databricks CLI (`{cli}`): {e}"))
+                .hint("install it (https://docs.databricks.com/dev-tools/cli/install.html) or set DATABRICKS_CLI_PATH")
+        })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(Error::auth(format!(
+                "`databricks auth token` failed: {}",
+                stderr.trim().lines().last().unwrap_or("no message")
+            ))
+            .hint(match profile {
+                Some(p) => format!("run `databricks auth login --profile {p}` and try again"),
+                None => format!("run `databricks auth login --host {}` and try again", self.host),
+            }));
+        }
+        let t: CliToken = serde_json::from_slice(&out.stdout).map_err(|e| {
+            Error::auth(format!("`databricks auth token` printed something that is not a token ({e})"))
+        })?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let ttl_s = match (t.expires_in, t.expiry.as_deref().and_then(parse_rfc3339)) {
+            (Some(s), _) => s,
+            (None, Some(at)) => at - now,
+            (None, None) => 300.0,
+        };
+        let ttl = Duration::from_secs_f64(ttl_s.max(0.0));
+        Ok(CachedToken {
+            token: Secret::new(t.access_token),
+            refresh_at: Instant::now() + ttl - refresh_margin(ttl),
+        })
+    }
+}
+
+/// One retry on 429/503/connection failure: auth endpoints sit outside the
+/// transport (which needs credentials itself), so they carry their own tiny policy.
+async fn send_with_retry<F>(make: F) -> std::result::Result<reqwest::Response, reqwest::Error>
+where
+    F: Fn() -> reqwest::RequestBuilder,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match make().send().await {
+            Ok(r) if attempt < 3 && (r.status().as_u16() == 429 || r.status().as_u16() == 503) => {}
+            Ok(r) => return Ok(r),
+            Err(e) if attempt < 3 && (e.is_connect() || e.is_timeout()) => {}
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+    }
+}
+
+fn oauth_error_text(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+    let pick = |a: &str| v.get(a).and_then(|x| x.as_str()).map(str::to_string);
+    match (pick("error").or_else(|| pick("errorCode")), pick("error_description").or_else(|| pick("errorSummary"))) {
+        (Some(e), Some(d)) => format!("{e}: {d}"),
+        (Some(e), None) | (None, Some(e)) => e,
+        (None, None) => body.chars().take(200).collect(),
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 timestamp such as
+/// `2026-11-22T10:00:00.123+01:00`; `None` if it does not parse.
+pub fn parse_rfc3339(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (date, rest) = s.split_once(['T', 't', ' '])?;
+    let mut d = date.split('-');
+    let (y, m, dd): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let tz_pos = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
+    let (time, tz) = rest.split_at(tz_pos);
+    let mut t = time.split(':');
+    let hh: i64 = t.next()?.parse().ok()?;
+    let mm: i64 = t.next()?.parse().ok()?;
+    let ss: f64 = t.next().unwrap_or("0").parse().ok()?;
+    let offset: i64 = match tz.chars().next() {
+        None | Some('Z') | Some('z') => 0,
+        Some(sign) => {
+            let (oh, om) = tz[1..].split_once(':').unwrap_or((&tz[1..], "0"));
+            let o = oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60;
+            if sign == '-' { -o } else { o }
+        }
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some((days * 86400 + hh * 3600 + mm * 60 - offset) as f64 + ss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn margin_is_40s_or_half_the_ttl() {
+        assert_eq!(refresh_margin(Duration::from_secs(3600)), Duration::from_secs(40));
+        assert_eq!(refresh_margin(Duration::from_secs(2)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(parse_rfc3339("2000-03-01T00:00:00Z"), Some(951868800.0));
+        assert_eq!(parse_rfc3339("2000-03-01T01:00:00+01:00"), Some(951868800.0));
+        assert_eq!(parse_rfc3339("2000-03-01T00:00:00.5-00:30"), Some(951870600.5));
+        assert_eq!(parse_rfc3339("nonsense"), None);
+    }
+
+    #[test]
+    fn oauth_error_bodies() {
+        assert_eq!(oauth_error_text(r#"{"error":"invalid_client","error_description":"bad"}"#), "invalid_client: bad");
+        assert_eq!(oauth_error_text(r#"{"errorCode":"x","errorSummary":"y"}"#), "x: y");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = Credentials::new("https://h", AuthSpec::Pat { token: Secret::new("dapiSECRETSECRETSECRET") });
+        assert!(!format!("{c:?}").contains("SECRET"));
+    }
+}

@@ -1,0 +1,1 @@
+//! The transport: pooled HTTP client, auth header, retries, error body parsing.

@@ -1,0 +1,26 @@
+//! dbrxr: the Rust core of the dbrxr R package.
+//!
+//! Layers (each calls only the one below it):
+//! - [`config`] + [`auth`]: resolve a connection like the Databricks SDKs, hold credentials;
+//! - [`http`]: the transport, the only place that retries;
+//! - [`api`]: typed wrappers of the REST endpoints (clusters, contexts, commands, dbfs, files);
+//! - [`session`]: cluster ensure-running, the context of a connection, command run/poll/cancel;
+//! - [`staging`]: moving bytes to and from DBFS or a Volume under content hashes;
+//! - [`local`]: the embedded Databricks-compatible local cluster;
+//! - `r` (feature `r`): thin extendr bindings, errors returned as data.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod local;
+pub mod redact;
+pub mod runtime;
+pub mod session;
+pub mod staging;
+
+#[cfg(feature = "r")]
+pub mod r;
+
+pub use error::{Error, ErrorKind, Result};

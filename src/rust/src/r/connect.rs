@@ -1,0 +1,58 @@
+//! Bindings for connections: resolve configuration, open and close a session.
+
+use extendr_api::prelude::*;
+
+use super::convert::{guard, named_strings};
+use super::handles::Registry;
+use crate::config;
+use crate::session::Session;
+
+pub static SESSIONS: Registry<Session> = Registry::new("connection");
+
+/// Resolve configuration (arguments → env → profile → legacy env) and open a
+/// lazy session. Returns the handle id and a description without secrets.
+/// @noRd
+#[extendr]
+fn rust_connect(explicit: Robj) -> Robj {
+    guard(|| {
+        let explicit = named_strings(&explicit)?;
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let env = |k: &str| std::env::var(k).ok();
+        let cfg = config::resolve(&explicit, &env, home.as_deref())?;
+        let info = describe(&cfg);
+        let id = SESSIONS.insert(Session::new(cfg)?);
+        Ok(List::from_pairs([("id", Robj::from(id)), ("info", info)]).into())
+    })
+}
+
+fn describe(cfg: &config::Config) -> Robj {
+    let opt = |o: &Option<String>| o.as_deref().map(Robj::from).unwrap_or_else(|| Robj::from(()));
+    let sources: Vec<(&str, Robj)> =
+        cfg.sources.iter().map(|(k, v)| (k.as_str(), Robj::from(v.as_str()))).collect();
+    List::from_pairs([
+        ("host", Robj::from(cfg.host.as_str())),
+        ("cluster_id", Robj::from(cfg.cluster_id.as_str())),
+        ("auth_type", Robj::from(cfg.auth.auth_type())),
+        ("profile", opt(&cfg.profile)),
+        ("config_file", opt(&cfg.config_file)),
+        ("staging", opt(&cfg.staging)),
+        ("sources", List::from_pairs(sources).into()),
+    ])
+    .into()
+}
+
+/// Close a session: forget its handle. (Context cleanup is the session's job.)
+/// @noRd
+#[extendr]
+fn rust_session_close(id: i32) -> Robj {
+    guard(|| {
+        SESSIONS.remove(id);
+        Ok(Robj::from(true))
+    })
+}
+
+extendr_module! {
+    mod connect;
+    fn rust_connect;
+    fn rust_session_close;
+}

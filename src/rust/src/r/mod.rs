@@ -1,0 +1,14 @@
+//! extendr bindings: thin functions, no logic. Every export is internal
+//! (`@noRd`); the public API is hand-written R. Each returns the tagged list of
+//! [`convert::guard`].
+
+use extendr_api::prelude::*;
+
+pub mod connect;
+pub mod convert;
+pub mod handles;
+
+extendr_module! {
+    mod dbrxr;
+    use connect;
+}

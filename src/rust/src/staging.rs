@@ -1,0 +1,1 @@
+//! Staging: bytes to and from DBFS or a UC Volume under content hashes.

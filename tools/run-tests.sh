@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test suite and ends with one plain line: `N passed, N failed[, N skipped]`.
+# Suites: cargo test (Rust), testthat (R, against real local clusters), and the
+# conformance suite (the official databricks-sdk for Python against dbrxr-local).
+# Exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export R_LIBS="$PWD/build/lib${R_LIBS:+:$R_LIBS}"
+export PATH="$PATH:$HOME/.cargo/bin"
+counts="$(mktemp -d)"
+trap 'rm -rf "$counts"' EXIT
+
+echo "== cargo test"
+cargo test --release --manifest-path src/rust/Cargo.toml 2>&1 | tee "$counts/cargo.log"
+cargo_rc=${PIPESTATUS[0]}
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
+     END { print p+0, f+0, s+0 }' "$counts/cargo.log" > "$counts/cargo"
+if [ "$cargo_rc" != 0 ] && [ "$(cut -d' ' -f2 "$counts/cargo")" = 0 ]; then echo "0 1 0" > "$counts/cargo"; fi
+
+echo "== testthat"
+Rscript tools/testthat-summary.R "$counts/testthat"
+[ -s "$counts/testthat" ] || echo "0 1 0" > "$counts/testthat"
+
+if [ -x .venv/bin/python ] && [ -f conformance/test_sdk.py ]; then
+  echo "== conformance (databricks-sdk against dbrxr-local)"
+  .venv/bin/python conformance/test_sdk.py --binary src/rust/target/release/dbrxr-local \
+    --counts "$counts/conformance"
+  [ -s "$counts/conformance" ] || echo "0 1 0" > "$counts/conformance"
+fi
+
+cat "$counts"/cargo "$counts"/testthat "$counts"/conformance 2>/dev/null |
+  awk '{ p += $1; f += $2; s += $3 }
+       END { line = p " passed, " f " failed"; if (s > 0) line = line ", " s " skipped"; print line; exit (f > 0) }'

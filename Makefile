@@ -36,7 +36,7 @@ install: build/.installed
 build/.installed: $(R_SOURCES) | deps
 	Rscript tools/gen-wrappers.R --check
 	@mkdir -p $(R_LIB)
-	R CMD INSTALL --library=$(R_LIB) . 2>&1 | grep -vE '^\s+(Compiling|Checking|Downloaded|Downloading)' ; test $${PIPESTATUS[0]} -eq 0
+	flock build/.install.lock R CMD INSTALL --library=$(R_LIB) . 2>&1 | grep -vE '^\s+(Compiling|Checking|Downloaded|Downloading)' ; test $${PIPESTATUS[0]} -eq 0
 	@touch $@
 
 local-bin: | deps

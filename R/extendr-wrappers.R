@@ -11,9 +11,17 @@
 #' @useDynLib dbrxr, .registration = TRUE
 NULL
 
+rust_base64_decode <- function(text) .Call(wrap__rust_base64_decode, text)
+
+rust_base64_encode <- function(x) .Call(wrap__rust_base64_encode, x)
+
 rust_connect <- function(explicit) .Call(wrap__rust_connect, explicit)
 
 rust_session_close <- function(id) .Call(wrap__rust_session_close, id)
+
+rust_sha256 <- function(x) .Call(wrap__rust_sha256, x)
+
+rust_sha256_file <- function(path) .Call(wrap__rust_sha256_file, path)
 
 
 # nolint end

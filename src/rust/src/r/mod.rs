@@ -4,11 +4,13 @@
 
 use extendr_api::prelude::*;
 
+pub mod bytes;
 pub mod connect;
 pub mod convert;
 pub mod handles;
 
 extendr_module! {
     mod dbrxr;
+    use bytes;
     use connect;
 }

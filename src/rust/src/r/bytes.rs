@@ -1,0 +1,67 @@
+//! Bindings for byte helpers R lacks or does slowly: base64 and SHA-256.
+
+use base64::Engine;
+use extendr_api::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::convert::guard;
+use crate::error::Error;
+
+fn raw_slice(x: &Robj) -> crate::Result<&[u8]> {
+    x.as_raw_slice().ok_or_else(|| Error::input("expected a raw vector"))
+}
+
+/// Base64 (standard alphabet, padded) of a raw vector.
+/// @noRd
+#[extendr]
+fn rust_base64_encode(x: Robj) -> Robj {
+    guard(|| Ok(Robj::from(base64::engine::general_purpose::STANDARD.encode(raw_slice(&x)?))))
+}
+
+/// Decode base64 text into a raw vector.
+/// @noRd
+#[extendr]
+fn rust_base64_decode(text: &str) -> Robj {
+    guard(|| {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| Error::internal(format!("invalid base64 from the cluster: {e}")))?;
+        Ok(Raw::from_bytes(&bytes).into())
+    })
+}
+
+/// Hex SHA-256 of a raw vector.
+/// @noRd
+#[extendr]
+fn rust_sha256(x: Robj) -> Robj {
+    guard(|| Ok(Robj::from(hex::encode(Sha256::digest(raw_slice(&x)?)))))
+}
+
+/// Hex SHA-256 of a file, streamed.
+/// @noRd
+#[extendr]
+fn rust_sha256_file(path: &str) -> Robj {
+    guard(|| {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("cannot read {path}: {e}")))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io(format!("cannot read {path}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(Robj::from(hex::encode(h.finalize())))
+    })
+}
+
+extendr_module! {
+    mod bytes;
+    fn rust_base64_encode;
+    fn rust_base64_decode;
+    fn rust_sha256;
+    fn rust_sha256_file;
+}

@@ -1,0 +1,4 @@
+library(testthat)
+library(dbrxr)
+
+test_check("dbrxr")

@@ -1,0 +1,238 @@
+# dbrxr's R dispatcher. The bootstrap module evaluates this file in a private
+# environment of the cluster's embedded R. Requests and answers are R
+# serialize() bytes of plain lists; see R/remote-protocol.R for the client.
+#
+# Answer: list(status, value, error, events, versions, info)
+#   status   "ok" | "error" | "missing_packages" | "need_object"
+#   events   output, messages and warnings in the order they happened
+#   versions remote versions of the packages the request needs (NA = missing)
+
+dbrxr_protocol <- 1L
+
+# Objects (models, functions) already shipped, unserialized, keyed by hash.
+cache <- new.env(parent = emptyenv())
+
+dbrxr_info <- function() {
+  list(r_version = R.version.string, platform = R.version$platform,
+       protocol = dbrxr_protocol, pid = Sys.getpid(), libpaths = .libPaths())
+}
+
+dispatch_raw <- function(req_raw) {
+  serialize(handle(req_raw), NULL, xdr = FALSE)
+}
+
+dispatch_file <- function(path) {
+  dispatch_raw(readBin(path, "raw", file.size(path)))
+}
+
+handle <- function(req_raw) {
+  req <- tryCatch(unserialize(req_raw), error = function(e) e)
+  if (inherits(req, "error")) {
+    return(answer_error(conditionMessage(req), "unserialize(request)"))
+  }
+  if (!identical(req$protocol, dbrxr_protocol)) {
+    return(answer_error(sprintf("dbrxr protocol mismatch: client %s, cluster %s.",
+                                format(req$protocol), dbrxr_protocol), "dispatch"))
+  }
+  versions <- package_versions(req$packages)
+  if (anyNA(versions)) {
+    return(list(status = "missing_packages", versions = versions))
+  }
+  switch(req$op,
+    ping = list(status = "ok", value = dbrxr_info(), versions = versions),
+    score = op_score(req, versions),
+    eval = op_eval(req, versions),
+    call = op_call(req, versions),
+    forget = { rm(list = intersect(req$hashes, ls(cache)), envir = cache)
+               list(status = "ok", value = ls(cache)) },
+    packages = list(status = "ok", value = installed_table()),
+    install = op_install(req),
+    answer_error(sprintf("Unknown dbrxr operation '%s'.", format(req$op)), "dispatch"))
+}
+
+answer_error <- function(message, call = NULL, traceback = character()) {
+  list(status = "error",
+       error = list(message = message, call = call, traceback = traceback),
+       events = list())
+}
+
+# Remote versions of `pkgs` as a named character vector, NA when not installed.
+package_versions <- function(pkgs) {
+  pkgs <- unique(as.character(pkgs))
+  v <- vapply(pkgs, function(p) {
+    tryCatch(as.character(utils::packageVersion(p)), error = function(e) NA_character_)
+  }, character(1))
+  stats::setNames(v, pkgs)
+}
+
+load_packages <- function(pkgs) {
+  for (p in pkgs) loadNamespace(p)
+}
+
+# Cached object for `hash`, from the request's bytes when it carries them.
+cached_object <- function(hash, bytes, prepare = identity) {
+  if (exists(hash, envir = cache, inherits = FALSE)) return(get(hash, envir = cache))
+  if (is.null(bytes)) return(NULL)
+  obj <- prepare(unserialize(bytes))
+  assign(hash, obj, envir = cache)
+  obj
+}
+
+need_object <- function(hash, versions) {
+  list(status = "need_object", hash = hash, versions = versions)
+}
+
+# Call `fun` on `args` through symbols bound in a fresh environment, so calls in
+# tracebacks read `predict(model, newdata, type = .arg1)`, never deparsed data.
+call_bound <- function(name, fun, args, env = new.env(parent = globalenv())) {
+  assign(name, fun, envir = env)
+  syms <- lapply(seq_along(args), function(i) as.name(paste0(".arg", i)))
+  for (i in seq_along(args)) assign(paste0(".arg", i), args[[i]], envir = env)
+  nms <- names(args)
+  if (!is.null(nms)) names(syms) <- nms
+  eval(as.call(c(as.name(name), syms)), env)
+}
+
+op_score <- function(req, versions) {
+  load_packages(req$packages)
+  model <- cached_object(req$hash, req$object)
+  if (is.null(model)) return(need_object(req$hash, versions))
+  env <- new.env(parent = globalenv())
+  env$model <- model
+  env$newdata <- req$newdata
+  call <- as.call(c(quote(predict), quote(model), quote(newdata),
+                    lapply(seq_along(req$args), function(i) as.name(paste0(".arg", i)))))
+  if (length(req$args)) {
+    names(call) <- c("", "", "", names(req$args) %||% rep("", length(req$args)))
+    for (i in seq_along(req$args)) assign(paste0(".arg", i), req$args[[i]], envir = env)
+  }
+  run_captured(function() eval(call, env), versions)
+}
+
+op_eval <- function(req, versions) {
+  load_packages(req$packages)
+  env <- globals_env(req$globals)
+  run_captured(function() eval(req$expr, env), versions)
+}
+
+op_call <- function(req, versions) {
+  load_packages(req$packages)
+  fn <- cached_object(req$hash, req$object, prepare_function)
+  if (is.null(fn)) return(need_object(req$hash, versions))
+  run_captured(function() call_bound(fn$name, fn$f, req$args), versions)
+}
+
+# An environment holding shipped globals. Closures that lived in the client's
+# global environment arrive pointing at this R's global environment, where the
+# other globals are not: re-home them into the new environment.
+globals_env <- function(globals) {
+  env <- new.env(parent = globalenv())
+  for (nm in names(globals)) {
+    val <- globals[[nm]]
+    if (is.function(val) && identical(environment(val), globalenv())) {
+      environment(val) <- env
+    }
+    assign(nm, val, envir = env)
+  }
+  env
+}
+
+# A shipped function bundle: list(f, globals). Prepared once, cached.
+prepare_function <- function(bundle) {
+  env <- globals_env(bundle$globals)
+  f <- bundle$f
+  if (identical(environment(f), globalenv())) environment(f) <- env
+  list(f = f, name = bundle$name %||% "f")
+}
+
+op_install <- function(req) {
+  lib <- req$lib
+  if (is.null(lib)) lib <- .libPaths()[1]
+  dir.create(lib, recursive = TRUE, showWarnings = FALSE)
+  if (!lib %in% .libPaths()) .libPaths(c(lib, .libPaths()))
+  args <- list(pkgs = req$pkgs, lib = lib, repos = req$repos)
+  if (!is.null(req$type)) args$type <- req$type
+  run_captured(function() {
+    do.call(utils::install.packages, args)
+    vapply(req$pkgs, function(p) {
+      tryCatch(as.character(utils::packageVersion(p, lib.loc = lib)),
+               error = function(e) NA_character_)
+    }, character(1))
+  }, character())
+}
+
+installed_table <- function() {
+  ip <- utils::installed.packages(fields = character())
+  data.frame(package = unname(ip[, "Package"]), version = unname(ip[, "Version"]),
+             libpath = unname(ip[, "LibPath"]), stringsAsFactors = FALSE)
+}
+
+# Run `thunk`, capturing printed output, messages and warnings in order, and
+# the error with its call and the calls leading to it.
+run_captured <- function(thunk, versions) {
+  events <- list()
+  con <- textConnection(NULL, "w")
+  sink(con)
+  sink(con, type = "message")
+  taken <- 0L
+  flush_output <- function() {
+    out <- textConnectionValue(con)
+    if (length(out) > taken) {
+      text <- paste0(paste(out[(taken + 1L):length(out)], collapse = "\n"), "\n")
+      events[[length(events) + 1L]] <<- list(type = "output", text = text)
+      taken <<- length(out)
+    }
+  }
+  trace <- NULL
+  result <- tryCatch(
+    withCallingHandlers(
+      list(value = thunk()),
+      warning = function(w) {
+        flush_output()
+        events[[length(events) + 1L]] <<- list(type = "warning", text = conditionMessage(w),
+                                                call = deparse_call(conditionCall(w)))
+        invokeRestart("muffleWarning")
+      },
+      message = function(m) {
+        flush_output()
+        events[[length(events) + 1L]] <<- list(type = "message", text = conditionMessage(m))
+        invokeRestart("muffleMessage")
+      },
+      error = function(e) {
+        trace <<- user_calls(sys.calls())
+      }),
+    error = function(e) list(error = e))
+  flush_output()
+  sink(type = "message")
+  sink()
+  close(con)
+  if (!is.null(result$error)) {
+    e <- result$error
+    return(list(status = "error", events = events, versions = versions,
+                error = list(message = conditionMessage(e),
+                             call = deparse_call(conditionCall(e)),
+                             class = class(e),
+                             traceback = trace %||% character())))
+  }
+  list(status = "ok", value = result$value, events = events, versions = versions)
+}
+
+deparse_call <- function(call) {
+  if (is.null(call)) return(NULL)
+  paste(deparse(call, nlines = 3L), collapse = "\n")
+}
+
+# The calls of the user's code: drop the dispatcher's own frames around it.
+user_calls <- function(calls) {
+  text <- vapply(calls, function(cl) paste(deparse(cl, nlines = 1L), collapse = ""),
+                 character(1))
+  start <- max(c(0L, grep("^thunk\\(\\)$", text)))
+  text <- text[seq_along(text) > start]
+  # The dispatcher's own eval()s on top, the condition machinery at the bottom.
+  while (length(text) && grepl("^(eval\\((call|req\\$expr|as\\.call)|call_bound\\()", text[1])) {
+    text <- text[-1]
+  }
+  text[!grepl("^(\\.handleSimpleError|h\\(simpleError)", text)]
+}
+
+`%||%` <- function(x, y) if (is.null(x)) y else x

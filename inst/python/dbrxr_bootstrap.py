@@ -1,0 +1,145 @@
+"""dbrxr bootstrap: installed once per execution context by the dbrxr R package.
+
+It embeds R through rpy2 and keeps dbrxr's R dispatcher in a private R
+environment. Every later command is one short call to `call()`, which moves
+only R serialize() bytes: a request arrives inline (base64) or as a staged
+file, the answer leaves inline (base64 on stdout) or as a file written to
+staging. Nothing here converts values; R unserializes and serializes them.
+
+Every answer is one line starting with MARKER so the client can find it among
+whatever else the runtime prints.
+"""
+
+import base64
+import json
+import os
+import platform
+import sys
+import threading
+
+MARKER = "DBRXR1"
+
+_state = {"r": None, "ready": False}
+_lock = threading.Lock()
+
+
+def _say(kind, payload=""):
+    sys.stdout.write("%s:%s %s\n" % (MARKER, kind, payload))
+    sys.stdout.flush()
+
+
+def map_path(path):
+    """Cluster path of a staged file. On the local cluster DBFS and Volumes live
+    under DBRXR_LOCAL_FS_ROOT; on Databricks /dbfs and /Volumes are FUSE mounts."""
+    root = os.environ.get("DBRXR_LOCAL_FS_ROOT")
+    if path.startswith("dbfs:/"):
+        path = "/dbfs/" + path[len("dbfs:/"):].lstrip("/")
+    if root and (path == "/dbfs" or path.startswith("/dbfs/")
+                 or path.startswith("/Volumes/")):
+        return os.path.join(root, path.lstrip("/"))
+    return path
+
+
+def _pip_install_rpy2():
+    import subprocess
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet",
+           "--disable-pip-version-check", "rpy2"]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = proc.stdout.decode("utf-8", "replace")[-2000:]
+        raise RuntimeError("pip install rpy2 failed (exit %d): %s" % (proc.returncode, tail))
+    import importlib
+    importlib.invalidate_caches()
+
+
+def _import_rpy2(install):
+    try:
+        import rpy2  # noqa: F401
+        import rpy2.rinterface  # noqa: F401
+        return None
+    except Exception as e:  # ImportError, or R missing behind rpy2
+        if not install:
+            return "%s: %s" % (type(e).__name__, e)
+    try:
+        _pip_install_rpy2()
+        import rpy2  # noqa: F401
+        import rpy2.rinterface  # noqa: F401
+        return None
+    except Exception as e:
+        return "%s: %s" % (type(e).__name__, e)
+
+
+def setup(dispatcher_b64, install_rpy2=False):
+    """Start R (once), load the dispatcher, report versions or why it cannot."""
+    problem = _import_rpy2(install_rpy2)
+    if problem is not None:
+        _say("NORPY2", json.dumps({
+            "python": sys.executable, "python_version": platform.python_version(),
+            "problem": problem}))
+        return
+    import rpy2
+    import rpy2.rinterface as ri
+    from rpy2.rinterface_lib import openrlib
+    with _lock, openrlib.rlock:
+        if not ri.embedded.isready():
+            ri.initr_simple()
+        src = base64.b64decode(dispatcher_b64).decode("utf-8")
+        # The dispatcher lives in its own environment, never in the global one.
+        make_env = ri.baseenv["new.env"]
+        env = make_env(parent=ri.globalenv)
+        ri.baseenv["eval"](ri.parse(src), env)
+        _state["r"] = env
+        _state["ready"] = True
+        info = env.find("dbrxr_info")()
+        r_version = str(info[0][0])
+    _say("READY", json.dumps({
+        "r_version": r_version, "rpy2_version": rpy2.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(), "pid": os.getpid()}))
+
+
+def _raw_from_bytes(data):
+    # memmove into a fresh R raw vector; ByteSexpVector(bytes) would go
+    # element by element (about 10 s for 12 MB).
+    from rpy2.rinterface import ByteSexpVector
+    return ByteSexpVector.from_memoryview(memoryview(data))
+
+
+def _raw_buffer(vec):
+    # Zero-copy view of an R raw vector's memory (never bytes(vec)).
+    from rpy2.rinterface_lib import openrlib
+    from rpy2.rinterface_lib._rinterface_capi import ffi
+    cdata = vec.__sexp__._cdata
+    return ffi.buffer(openrlib.rlib.RAW(cdata), openrlib.rlib.Rf_xlength(cdata))
+
+
+def call(req_b64, req_path, result_path, inline_max):
+    """Run one request. `req_b64` (inline) or `req_path` (staged file) holds the
+    serialized request; the serialized answer is printed inline when it has at
+    most `inline_max` bytes, else written to `result_path`."""
+    if not _state["ready"]:
+        _say("NOBOOT")
+        return
+    from rpy2.rinterface_lib import openrlib
+    env = _state["r"]
+    with _lock, openrlib.rlock:
+        if req_path:
+            local = map_path(req_path)
+            if not os.path.exists(local):
+                _say("NOFILE", json.dumps({"path": req_path}))
+                return
+            res = env.find("dispatch_file")(local)
+        else:
+            res = env.find("dispatch_raw")(_raw_from_bytes(base64.b64decode(req_b64)))
+        buf = _raw_buffer(res)
+        n = len(buf)
+        if n <= inline_max or not result_path:
+            _say("INLINE", base64.b64encode(buf).decode("ascii"))
+            return
+        local = map_path(result_path)
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        tmp = local + ".part"
+        with open(tmp, "wb") as f:
+            f.write(buf)
+        os.replace(tmp, local)
+    _say("FILE", json.dumps({"path": result_path, "size": n}))

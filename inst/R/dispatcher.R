@@ -174,6 +174,16 @@ run_captured <- function(thunk, versions) {
   con <- textConnection(NULL, "w")
   sink(con)
   sink(con, type = "message")
+  # Also on interrupt (a cancelled command): never leave the sinks behind.
+  restored <- FALSE
+  restore <- function() {
+    if (restored) return()
+    restored <<- TRUE
+    sink(type = "message")
+    sink()
+    close(con)
+  }
+  on.exit(restore())
   taken <- 0L
   flush_output <- function() {
     out <- textConnectionValue(con)
@@ -203,9 +213,7 @@ run_captured <- function(thunk, versions) {
       }),
     error = function(e) list(error = e))
   flush_output()
-  sink(type = "message")
-  sink()
-  close(con)
+  restore()
   if (!is.null(result$error)) {
     e <- result$error
     return(list(status = "error", events = events, versions = versions,

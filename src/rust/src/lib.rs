@@ -14,6 +14,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod local;
 pub mod redact;
 pub mod runtime;

@@ -1,19 +1,564 @@
-//! A connection's session: cluster ensure-running, its execution context, commands.
+//! A connection's session: cluster ensure-running, its execution context,
+//! commands run/poll/cancel. Polling schedules live only here.
+//!
+//! The warm path of a command is two requests: `execute`, then `status` until
+//! terminal, the first status check a few milliseconds after submitting and
+//! the interval growing geometrically to `poll_max`. The cluster is only looked
+//! at when a context has to be (re)created.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::clusters::{self, ClusterDetails, ClusterState};
+use crate::api::commands::{self, CommandStatus, CommandStatusResponse};
+use crate::api::contexts::{self, ContextStatus};
 use crate::auth::Credentials;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::Transport;
+use crate::staging::StagingState;
+
+/// Cancellation and progress of one operation, shared with whoever waits on it.
+#[derive(Clone, Default)]
+pub struct Control {
+    pub cancel: CancellationToken,
+    progress: Arc<Mutex<String>>,
+}
+
+impl Control {
+    pub fn set_progress(&self, text: impl Into<String>) {
+        *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = text.into();
+    }
+    pub fn progress(&self) -> String {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn cancelled_error(&self) -> Error {
+        Error::new(ErrorKind::Cancelled, "the operation was interrupted")
+    }
+    /// Run `fut` unless cancelled first.
+    pub async fn run<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        tokio::select! {
+            r = fut => r,
+            _ = self.cancel.cancelled() => Err(self.cancelled_error()),
+        }
+    }
+    /// Sleep `d` unless cancelled first.
+    pub async fn sleep(&self, d: Duration) -> Result<()> {
+        self.run(async {
+            tokio::time::sleep(d).await;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Polling intervals: `first`, then ×1.5 each time, capped at `cap`.
+#[derive(Debug, Clone)]
+pub struct PollSchedule {
+    next: Duration,
+    cap: Duration,
+}
+
+impl PollSchedule {
+    pub fn new(first: Duration, cap: Duration) -> Self {
+        PollSchedule { next: std::cmp::min(first, cap), cap }
+    }
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = std::cmp::min(self.cap, self.next.mul_f64(1.5));
+        d
+    }
+}
+
+/// First status check after submitting a command.
+const FIRST_POLL: Duration = Duration::from_millis(3);
+/// How long a cancel may take to be confirmed before we stop watching.
+const CANCEL_CONFIRM: Duration = Duration::from_millis(1500);
+/// Context creation: attempts, and how long one may stay Pending.
+const CONTEXT_ATTEMPTS: u32 = 4;
+const CONTEXT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Per-call options (they come from the R connection's options).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub language: String,
+    pub timeout: Option<Duration>,
+    pub poll_max: Duration,
+    pub cluster_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            language: "python".into(),
+            timeout: None,
+            poll_max: Duration::from_secs(1),
+            cluster_timeout: Duration::from_secs(1200),
+        }
+    }
+}
 
 /// One connection to a workspace (or local cluster). Creating it does no I/O.
 #[derive(Debug)]
 pub struct Session {
     pub config: Config,
-    pub credentials: Credentials,
+    pub credentials: Arc<Credentials>,
+    pub transport: Transport,
+    /// Random id naming this session's staging directory.
+    pub id: String,
+    pub staging: StagingState,
+    context: tokio::sync::Mutex<Option<String>>,
 }
 
 impl Session {
     pub fn new(config: Config) -> Result<Session> {
-        let credentials = Credentials::new(&config.host, config.auth.clone());
-        Ok(Session { config, credentials })
+        let credentials = Arc::new(Credentials::new(&config.host, config.auth.clone()));
+        let cred_attr = match config.auth.auth_type() {
+            "pat" => "token",
+            "oauth-m2m" => "client_secret",
+            _ => "profile",
+        };
+        let auth_source = config.sources.get(cred_attr).cloned();
+        let transport = Transport::new(&config.host, credentials.clone(), auth_source)?;
+        let staging = StagingState::new(config.staging.as_deref())?;
+        let id = hex::encode(rand::thread_rng().gen::<[u8; 8]>());
+        Ok(Session { config, credentials, transport, id, staging, context: tokio::sync::Mutex::new(None) })
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.config.cluster_id
+    }
+
+    /// The current context id, if one has been created.
+    pub fn context_id(&self) -> Option<String> {
+        self.context.try_lock().ok().and_then(|c| c.clone())
+    }
+
+    pub async fn cluster_details(&self) -> Result<ClusterDetails> {
+        clusters::get(&self.transport, self.cluster_id()).await
+    }
+
+    /// Make sure the cluster can run commands (reference §2.3): start it when
+    /// TERMINATED, wait through PENDING/RESTARTING/RESIZING, wait out
+    /// TERMINATING then start, fail on ERROR/UNKNOWN with the state message.
+    pub async fn ensure_cluster(&self, opts: &RunOptions, ctl: &Control) -> Result<ClusterDetails> {
+        let started = Instant::now();
+        let mut sched = PollSchedule::new(Duration::from_millis(50), opts.poll_max.mul_f64(5.0));
+        let mut started_it = false;
+        loop {
+            let d = ctl.run(self.cluster_details()).await?;
+            let msg = d.state_message.clone().filter(|m| !m.is_empty());
+            match d.state {
+                s if s.usable() => return Ok(d),
+                ClusterState::Terminated => {
+                    ctl.set_progress(format!("Starting cluster {}", self.cluster_id()));
+                    started_it |= ctl.run(clusters::start(&self.transport, self.cluster_id())).await?;
+                }
+                ClusterState::Pending
+                | ClusterState::Restarting
+                | ClusterState::Resizing
+                | ClusterState::Terminating => {
+                    ctl.set_progress(format!(
+                        "Cluster {} is {}{}",
+                        self.cluster_id(),
+                        d.state.as_str(),
+                        msg.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+                    ));
+                }
+                _ => return Err(clusters::unusable(&d)),
+            }
+            let delay = sched.next_delay();
+            if started.elapsed() + delay > opts.cluster_timeout {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "cluster {} did not become RUNNING within {:.0} s (last state {}{})",
+                        self.cluster_id(),
+                        opts.cluster_timeout.as_secs_f64(),
+                        d.state.as_str(),
+                        if started_it { ", start requested" } else { "" }
+                    ),
+                )
+                .field("last_status", d.state.as_str())
+                .hint("clusters take minutes to start; raise `cluster_timeout` in dbx_connect(...), or start the cluster first"));
+            }
+            ctl.sleep(delay).await?;
+        }
+    }
+
+    /// The session's context, created (and the cluster started) on first use.
+    pub async fn context(&self, opts: &RunOptions, ctl: &Control) -> Result<String> {
+        let mut current = self.context.lock().await;
+        if let Some(c) = current.as_ref() {
+            return Ok(c.clone());
+        }
+        self.ensure_cluster(opts, ctl).await?;
+        let id = self.create_context(opts, ctl).await?;
+        *current = Some(id.clone());
+        Ok(id)
+    }
+
+    /// Create a context and wait for `Running`; one that ends in `Error`
+    /// (an overloaded cluster) is destroyed and created again with backoff.
+    async fn create_context(&self, opts: &RunOptions, ctl: &Control) -> Result<String> {
+        let cluster = self.cluster_id();
+        let mut last_err = None;
+        for attempt in 1..=CONTEXT_ATTEMPTS {
+            ctl.set_progress(format!("Creating an execution context on cluster {cluster}"));
+            let id = match contexts::create(&self.transport, cluster, "python").await {
+                Ok(id) => id,
+                Err(e) if e.status.is_some() && e.kind != ErrorKind::Auth && attempt < CONTEXT_ATTEMPTS => {
+                    // The cluster may have left RUNNING between our check and the create.
+                    last_err = Some(e);
+                    self.ensure_cluster(opts, ctl).await?;
+                    continue;
+                }
+                Err(e) => return Err(context_error(e, cluster)),
+            };
+            let started = Instant::now();
+            let mut sched = PollSchedule::new(Duration::from_millis(10), opts.poll_max);
+            let ok = loop {
+                if let Err(e) = ctl.sleep(sched.next_delay()).await {
+                    let _ = contexts::destroy(&self.transport, cluster, &id).await;
+                    return Err(e);
+                }
+                match contexts::status(&self.transport, cluster, &id).await?.status {
+                    ContextStatus::Running => break true,
+                    ContextStatus::Error => break false,
+                    _ if started.elapsed() > CONTEXT_TIMEOUT => {
+                        let _ = contexts::destroy(&self.transport, cluster, &id).await;
+                        return Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!("the execution context on cluster {cluster} stayed Pending for {} s", CONTEXT_TIMEOUT.as_secs()),
+                        )
+                        .field("last_status", "Pending")
+                        .hint("the cluster's driver may be overloaded; try again or restart the cluster"));
+                    }
+                    _ => {}
+                }
+            };
+            if ok {
+                return Ok(id);
+            }
+            let _ = contexts::destroy(&self.transport, cluster, &id).await;
+            last_err = Some(Error::new(ErrorKind::Context, format!("execution context {id} ended in status Error")));
+            let wait = Duration::from_millis(500 * (1 << (attempt - 1)) + rand::thread_rng().gen_range(0..500));
+            ctl.sleep(wait).await?;
+        }
+        let why = last_err.map(|e| e.message).unwrap_or_default();
+        Err(Error::new(
+            ErrorKind::Context,
+            format!("could not create an execution context on cluster {cluster} after {CONTEXT_ATTEMPTS} attempts: {why}"),
+        )
+        .hint("a cluster holds at most 145 notebooks and contexts: detach idle notebooks, or restart the cluster"))
+    }
+
+    /// Drop `ctx` as the session's context (if it still is) and destroy it,
+    /// ignoring errors: it is usually gone already.
+    async fn forget_context(&self, ctx: &str) {
+        let mut current = self.context.lock().await;
+        if current.as_deref() == Some(ctx) {
+            *current = None;
+        }
+        drop(current);
+        let _ = contexts::destroy(&self.transport, self.cluster_id(), ctx).await;
+    }
+
+    /// Whether `execute` was refused because the context is gone. Only an
+    /// answer from the server counts: then the command surely did not run.
+    async fn lost_context(&self, e: &Error, ctx: &str) -> bool {
+        let Some(status) = e.status else { return false };
+        if e.kind == ErrorKind::Auth || !(400..500).contains(&status) || status == 429 {
+            return false;
+        }
+        if contexts::is_context_gone(&e.message) {
+            return true;
+        }
+        match contexts::status(&self.transport, self.cluster_id(), ctx).await {
+            Ok(s) => s.status != ContextStatus::Running,
+            Err(_) => true,
+        }
+    }
+
+    /// Submit `code`; when the context turns out to be lost, recreate it (and
+    /// wait for the cluster) and submit once more.
+    async fn submit(&self, code: &str, opts: &RunOptions, ctl: &Control) -> Result<(String, String)> {
+        let ctx = self.context(opts, ctl).await?;
+        let cluster = self.cluster_id();
+        match commands::execute(&self.transport, cluster, &ctx, &opts.language, code).await {
+            Ok(cmd) => Ok((ctx, cmd)),
+            Err(e) if self.lost_context(&e, &ctx).await => {
+                ctl.set_progress("The execution context was lost (cluster restart or eviction): recreating it");
+                self.forget_context(&ctx).await;
+                let ctx = self.context(opts, ctl).await?;
+                let cmd = commands::execute(&self.transport, cluster, &ctx, &opts.language, code).await?;
+                Ok((ctx, cmd))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Run one command and return its result (see [`outcome`]). Cancelling
+    /// `ctl` cancels the command on the cluster; so does `opts.timeout`.
+    pub async fn run_command(&self, code: &str, opts: &RunOptions, ctl: &Control) -> Result<Value> {
+        let (ctx, cmd) = self.submit(code, opts, ctl).await?;
+        let cluster = self.cluster_id();
+        let started = Instant::now();
+        let mut sched = PollSchedule::new(FIRST_POLL, opts.poll_max);
+        let mut last = CommandStatus::Queued;
+        ctl.set_progress("Running command");
+        loop {
+            let mut delay = sched.next_delay();
+            let timed_out = opts.timeout.is_some_and(|t| {
+                let left = t.saturating_sub(started.elapsed());
+                delay = delay.min(left);
+                left.is_zero()
+            });
+            if timed_out {
+                let status = self.cancel_command(&ctx, &cmd).await;
+                let t = opts.timeout.unwrap_or_default().as_secs_f64();
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("the command did not finish within {t} s and was cancelled on the cluster"),
+                )
+                .field("last_status", last.as_str())
+                .field("final_status", status.map(|s| s.as_str()).unwrap_or("unknown"))
+                .field("command_id", cmd.as_str())
+                .field("context_id", ctx.as_str())
+                .hint("raise `timeout`, or make the command faster"));
+            }
+            let polled = match ctl.sleep(delay).await {
+                Ok(()) => ctl.run(commands::status(&self.transport, cluster, &ctx, &cmd)).await,
+                Err(e) => Err(e),
+            };
+            let st = match polled {
+                Ok(st) => st,
+                Err(e) if e.kind == ErrorKind::Cancelled => {
+                    let status = self.cancel_command(&ctx, &cmd).await;
+                    return Err(Error::new(ErrorKind::Cancelled, "the command was interrupted and cancelled on the cluster")
+                        .field("last_status", last.as_str())
+                        .field("final_status", status.map(|s| s.as_str()).unwrap_or("unknown"))
+                        .field("command_id", cmd.as_str())
+                        .field("context_id", ctx.as_str()));
+                }
+                Err(e) if e.status.is_some() && contexts::is_context_gone(&e.message) => {
+                    self.forget_context(&ctx).await;
+                    return Err(Error::new(
+                        ErrorKind::Context,
+                        "the execution context was lost while the command ran (cluster restart or eviction)",
+                    )
+                    .field("last_status", last.as_str())
+                    .hint("the command did not finish; a new context is created by the next call, so run it again"));
+                }
+                Err(e) => return Err(e),
+            };
+            last = st.status;
+            if st.status.is_terminal() {
+                return outcome(st, &ctx, &cmd);
+            }
+            if st.status == CommandStatus::Running || st.status == CommandStatus::Queued {
+                ctl.set_progress(format!("Command {} ({:.0} s)", st.status.as_str(), started.elapsed().as_secs_f64()));
+            }
+        }
+    }
+
+    /// Cancel a command and watch it reach a terminal status, briefly.
+    async fn cancel_command(&self, ctx: &str, cmd: &str) -> Option<CommandStatus> {
+        let cluster = self.cluster_id();
+        let deadline = Instant::now() + CANCEL_CONFIRM;
+        let work = async {
+            commands::cancel(&self.transport, cluster, ctx, cmd).await.ok()?;
+            let mut sched = PollSchedule::new(Duration::from_millis(5), Duration::from_millis(100));
+            let mut last = None;
+            while Instant::now() < deadline {
+                tokio::time::sleep(sched.next_delay()).await;
+                if let Ok(st) = commands::status(&self.transport, cluster, ctx, cmd).await {
+                    last = Some(st.status);
+                    if st.status.is_terminal() {
+                        break;
+                    }
+                }
+            }
+            last
+        };
+        tokio::time::timeout(CANCEL_CONFIRM + Duration::from_millis(200), work).await.ok().flatten()
+    }
+
+    /// Destroy the context and remove this session's staged files. Errors are
+    /// ignored (the cluster may be gone); bounded in time.
+    pub async fn close(&self) {
+        let work = async {
+            let ctx = self.context.lock().await.take();
+            if let Some(ctx) = ctx {
+                let _ = contexts::destroy(&self.transport, self.cluster_id(), &ctx).await;
+            }
+            let _ = crate::staging::remove_session_dir(self).await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), work).await;
+    }
+}
+
+fn context_error(e: Error, cluster: &str) -> Error {
+    if e.kind == ErrorKind::Auth {
+        return e;
+    }
+    let mut out = e.with_kind(ErrorKind::Context);
+    out.message = format!("could not create an execution context on cluster {cluster}: {}", out.message);
+    out
+}
+
+/// The result of a terminal command as JSON for the caller: `status`,
+/// `resultType`, `data` (text with `Out[n]:` stripped), `schema`, `truncated`,
+/// `fileName(s)`, `context_id`, `command_id`. Python errors become
+/// [`ErrorKind::RemotePython`] with `summary` and `cause` cleaned of HTML and ANSI.
+pub fn outcome(st: CommandStatusResponse, ctx: &str, cmd: &str) -> Result<Value> {
+    let r = st.results.unwrap_or_default();
+    let rtype = r.result_type.clone().unwrap_or_else(|| "text".into());
+    if st.status == CommandStatus::Cancelled {
+        return Err(Error::new(ErrorKind::Cancelled, "the command was cancelled on the cluster")
+            .field("last_status", "Cancelled")
+            .field("command_id", cmd)
+            .field("context_id", ctx));
+    }
+    if rtype == "error" || st.status == CommandStatus::Error {
+        let data_text = r.data.as_str().map(str::to_string);
+        let summary = clean_markup(r.summary.as_deref().or(data_text.as_deref()).unwrap_or("unknown error"));
+        let cause = clean_markup(r.cause.as_deref().or(data_text.as_deref()).unwrap_or(""));
+        let first = summary.lines().find(|l| !l.trim().is_empty()).unwrap_or("unknown error").trim().to_string();
+        return Err(Error::new(ErrorKind::RemotePython, format!("Python failed on the cluster: {first}"))
+            .field("summary", summary)
+            .field("cause", cause)
+            .field("status", st.status.as_str())
+            .field("command_id", cmd)
+            .field("context_id", ctx));
+    }
+    let data = match (&rtype[..], &r.data) {
+        ("text", Value::String(s)) => Value::String(strip_out_prompt(s)),
+        (_, d) => d.clone(),
+    };
+    Ok(json!({
+        "status": st.status.as_str(),
+        "resultType": rtype,
+        "data": data,
+        "schema": r.schema,
+        "isJsonSchema": r.is_json_schema,
+        "truncated": r.truncated.unwrap_or(false),
+        "fileName": r.file_name,
+        "fileNames": r.file_names,
+        "context_id": ctx,
+        "command_id": cmd,
+    }))
+}
+
+/// Remove IPython's `Out[n]: ` prompt (the Go SDK strips `Out\[[\d\s]+\]:\s`).
+pub fn strip_out_prompt(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(strip_prompt_line(line));
+    }
+    out
+}
+
+fn strip_prompt_line(line: &str) -> &str {
+    let Some(rest) = line.strip_prefix("Out[") else { return line };
+    let Some(close) = rest.find("]:") else { return line };
+    if close == 0 || !rest[..close].chars().all(|c| c.is_ascii_digit() || c.is_whitespace()) {
+        return line;
+    }
+    let after = &rest[close + 2..];
+    after.strip_prefix(char::is_whitespace).unwrap_or(after)
+}
+
+/// Strip HTML tags, unescape entities and drop ANSI escape sequences.
+pub fn clean_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ params final-byte
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for d in chars.by_ref() {
+                        if d.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+            }
+            '<' => {
+                // A tag only if it looks like one; `a < b` stays.
+                let rest: String = chars.clone().take(1).collect();
+                if rest.chars().next().is_some_and(|n| n.is_ascii_alphabetic() || n == '/' || n == '!') {
+                    for d in chars.by_ref() {
+                        if d == '>' {
+                            break;
+                        }
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_starts_fast_and_grows_to_the_cap() {
+        let mut s = PollSchedule::new(Duration::from_millis(3), Duration::from_secs(1));
+        let ds: Vec<_> = (0..30).map(|_| s.next_delay()).collect();
+        assert_eq!(ds[0], Duration::from_millis(3));
+        assert!(ds.windows(2).all(|w| w[1] >= w[0]));
+        assert_eq!(*ds.last().unwrap(), Duration::from_secs(1));
+        // Ten checks happen within the first ~0.5 s: short commands return fast.
+        let first_ten: Duration = ds[..10].iter().sum();
+        assert!(first_ten < Duration::from_millis(500), "{first_ten:?}");
+    }
+
+    #[test]
+    fn out_prompt_is_stripped() {
+        assert_eq!(strip_out_prompt("Out[1]: 42"), "42");
+        assert_eq!(strip_out_prompt("hello\nOut[12]: 'x'"), "hello\n'x'");
+        assert_eq!(strip_out_prompt("Out[x]: no"), "Out[x]: no");
+    }
+
+    #[test]
+    fn markup_is_cleaned() {
+        let s = "<span class=\"ansi-red-fg\">ZeroDivisionError</span>: division by zero";
+        assert_eq!(clean_markup(s), "ZeroDivisionError: division by zero");
+        assert_eq!(clean_markup("\u{1b}[0;31mKeyError\u{1b}[0m: &#39;a&#39; &lt; b"), "KeyError: 'a' < b");
+        assert_eq!(clean_markup("1 < 2"), "1 < 2");
+    }
+
+    #[test]
+    fn error_results_become_remote_python_errors() {
+        let st: CommandStatusResponse = serde_json::from_value(json!({
+            "id": "c", "status": "Finished",
+            "results": {"resultType": "error", "summary": "<b>ValueError</b>: bad", "cause": "\u{1b}[31mTraceback\u{1b}[0m"}
+        }))
+        .unwrap();
+        let e = outcome(st, "ctx", "c").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::RemotePython);
+        assert_eq!(e.get_field("summary"), Some("ValueError: bad"));
+        assert_eq!(e.get_field("cause"), Some("Traceback"));
     }
 }

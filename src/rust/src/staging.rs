@@ -1,1 +1,493 @@
 //! Staging: bytes to and from DBFS or a UC Volume under content hashes.
+//!
+//! Layout under the staging root (`dbfs:/tmp/dbrxr` unless the connection
+//! says otherwise): `cache/<sha256>` persists and is shared by sessions
+//! (content-addressed, so an existing file of the right size is never sent
+//! again); `sessions/<session id>/` holds a session's temporary files and is
+//! removed when the session closes. Volumes go through the Files API (one
+//! streamed PUT, one GET); DBFS through create / add-block (1 MiB) / close and
+//! parallel 1 MiB ranged reads.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use crate::api::{dbfs, files};
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::Body;
+use crate::session::{Control, Session};
+
+pub const DEFAULT_ROOT: &str = "dbfs:/tmp/dbrxr";
+/// Parallel ranged reads for DBFS downloads.
+const READ_PARALLELISM: usize = 8;
+
+/// A remote location: a DBFS path (`/tmp/x`) or a Volume path (`/Volumes/c/s/v/x`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Dbfs(String),
+    Volume(String),
+}
+
+impl Location {
+    /// Accepts `dbfs:/x`, `/dbfs/x` (the cluster's view), `/Volumes/...` and
+    /// other absolute paths (DBFS).
+    pub fn parse(p: &str) -> Result<Location> {
+        let p = p.trim();
+        let bad = || {
+            Error::input(format!("`{p}` is not a remote path"))
+                .hint("use a DBFS path such as `dbfs:/tmp/x.rds` or a volume path such as `/Volumes/catalog/schema/volume/x.rds`")
+        };
+        let loc = if let Some(rest) = p.strip_prefix("dbfs:") {
+            Location::Dbfs(rest.to_string())
+        } else if let Some(rest) = p.strip_prefix("/dbfs/") {
+            Location::Dbfs(format!("/{rest}"))
+        } else if p.starts_with("/Volumes/") {
+            Location::Volume(p.to_string())
+        } else if p.starts_with('/') {
+            Location::Dbfs(p.to_string())
+        } else {
+            return Err(bad());
+        };
+        let path = loc.raw();
+        if !path.starts_with('/') || path.split('/').any(|s| s == ".." || s == ".") {
+            return Err(bad());
+        }
+        if let Location::Volume(v) = &loc {
+            // /Volumes/<catalog>/<schema>/<volume>/...
+            if v.split('/').filter(|s| !s.is_empty()).count() < 4 {
+                return Err(Error::input(format!("`{v}` is not inside a volume"))
+                    .hint("volume paths look like `/Volumes/<catalog>/<schema>/<volume>/<path>`"));
+            }
+        }
+        Ok(loc)
+    }
+
+    fn raw(&self) -> &str {
+        match self {
+            Location::Dbfs(p) | Location::Volume(p) => p,
+        }
+    }
+
+    /// The path as the APIs and the user see it.
+    pub fn api_path(&self) -> String {
+        match self {
+            Location::Dbfs(p) => format!("dbfs:{p}"),
+            Location::Volume(p) => p.clone(),
+        }
+    }
+
+    /// The path as Python on the cluster sees it.
+    pub fn cluster_path(&self) -> String {
+        match self {
+            Location::Dbfs(p) => format!("/dbfs{p}"),
+            Location::Volume(p) => p.clone(),
+        }
+    }
+
+    pub fn join(&self, rel: &str) -> Location {
+        let j = |p: &str| format!("{}/{}", p.trim_end_matches('/'), rel.trim_start_matches('/'));
+        match self {
+            Location::Dbfs(p) => Location::Dbfs(j(p)),
+            Location::Volume(p) => Location::Volume(j(p)),
+        }
+    }
+
+    pub fn parent(&self) -> Option<Location> {
+        let p = self.raw().trim_end_matches('/');
+        let cut = p.rfind('/')?;
+        let parent = if cut == 0 { "/" } else { &p[..cut] };
+        Some(match self {
+            Location::Dbfs(_) => Location::Dbfs(parent.to_string()),
+            Location::Volume(_) => Location::Volume(parent.to_string()),
+        })
+    }
+}
+
+/// Where a session stages, and what it has done there.
+#[derive(Debug)]
+pub struct StagingState {
+    pub root: Location,
+    made_dirs: Mutex<HashSet<String>>,
+    session_used: AtomicBool,
+}
+
+impl StagingState {
+    pub fn new(root: Option<&str>) -> Result<Self> {
+        let root = Location::parse(root.unwrap_or(DEFAULT_ROOT)).map_err(|e| {
+            Error::config(format!("invalid staging location: {}", e.message)).hint(
+                "set `staging` in dbx_connect() (or DBRXR_STAGING) to `dbfs:/tmp/dbrxr` or `/Volumes/<catalog>/<schema>/<volume>/dbrxr`",
+            )
+        })?;
+        Ok(StagingState { root, made_dirs: Mutex::new(HashSet::new()), session_used: AtomicBool::new(false) })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Removed when the session closes.
+    Session,
+    /// Persistent, shared, content-addressed.
+    Cache,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Result<Scope> {
+        match s {
+            "session" => Ok(Scope::Session),
+            "cache" => Ok(Scope::Cache),
+            _ => Err(Error::input(format!("unknown staging scope `{s}`")).hint("use \"session\" or \"cache\"")),
+        }
+    }
+}
+
+/// Bytes to upload: in memory, or a local file streamed from disk.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Bytes(Bytes),
+    File(PathBuf),
+}
+
+impl Source {
+    async fn len(&self) -> Result<u64> {
+        match self {
+            Source::Bytes(b) => Ok(b.len() as u64),
+            Source::File(p) => Ok(tokio::fs::metadata(p).await.map_err(|e| io_err(p, e))?.len()),
+        }
+    }
+
+    async fn sha256(&self) -> Result<String> {
+        match self {
+            Source::Bytes(b) => {
+                let b = b.clone();
+                blocking(move || Ok(hex::encode(Sha256::digest(&b)))).await
+            }
+            Source::File(p) => {
+                let p = p.clone();
+                blocking(move || {
+                    use std::io::Read;
+                    let mut f = std::fs::File::open(&p).map_err(|e| io_err(&p, e))?;
+                    let mut h = Sha256::new();
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        let n = f.read(&mut buf).map_err(|e| io_err(&p, e))?;
+                        if n == 0 {
+                            return Ok(hex::encode(h.finalize()));
+                        }
+                        h.update(&buf[..n]);
+                    }
+                })
+                .await
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("a hashing task failed: {e}")))?
+}
+
+fn io_err(p: &Path, e: std::io::Error) -> Error {
+    Error::io(format!("cannot read {}: {e}", p.display()))
+}
+
+/// What a staging call did.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub location: Location,
+    pub hash: String,
+    pub size: u64,
+    pub uploaded: bool,
+}
+
+impl Staged {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "path": self.location.api_path(),
+            "cluster_path": self.location.cluster_path(),
+            "hash": self.hash,
+            "size": self.size as f64,
+            "uploaded": self.uploaded,
+        })
+    }
+}
+
+/// Stage `source` under its content hash in `scope`; nothing is sent when a
+/// file of that hash and size is already there.
+pub async fn stage(s: &Session, source: Source, scope: Scope, ctl: &Control) -> Result<Staged> {
+    ctl.set_progress("Hashing");
+    let (hash, size) = (source.sha256().await?, source.len().await?);
+    let dir = match scope {
+        Scope::Cache => "cache".to_string(),
+        Scope::Session => {
+            s.staging.session_used.store(true, Ordering::SeqCst);
+            format!("sessions/{}", s.id)
+        }
+    };
+    let location = s.staging.root.join(&format!("{dir}/{hash}"));
+    if ctl.run(size_at(s, &location)).await? == Some(size) {
+        return Ok(Staged { location, hash, size, uploaded: false });
+    }
+    upload(s, &location, source, true, ctl).await?;
+    Ok(Staged { location, hash, size, uploaded: true })
+}
+
+/// Upload `source` to an explicit path (`dbx_upload(path = )`).
+pub async fn stage_at(s: &Session, path: &str, source: Source, overwrite: bool, ctl: &Control) -> Result<Staged> {
+    let location = Location::parse(path)?;
+    let (hash, size) = (source.sha256().await?, source.len().await?);
+    upload(s, &location, source, overwrite, ctl).await?;
+    Ok(Staged { location, hash, size, uploaded: true })
+}
+
+/// The size of the file at `loc`, `None` when there is none.
+pub async fn size_at(s: &Session, loc: &Location) -> Result<Option<u64>> {
+    match loc {
+        Location::Volume(p) => files::head(&s.transport, p).await,
+        Location::Dbfs(p) => Ok(dbfs::get_status(&s.transport, p).await?.filter(|i| !i.is_dir).map(|i| i.file_size)),
+    }
+}
+
+async fn ensure_parent(s: &Session, loc: &Location) -> Result<()> {
+    let Some(parent) = loc.parent() else { return Ok(()) };
+    let key = parent.api_path();
+    if s.staging.made_dirs.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
+        return Ok(());
+    }
+    match &parent {
+        Location::Volume(p) => files::mkdirs(&s.transport, p).await?,
+        Location::Dbfs(p) => dbfs::mkdirs(&s.transport, p).await?,
+    }
+    s.staging.made_dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+    Ok(())
+}
+
+async fn upload(s: &Session, loc: &Location, source: Source, overwrite: bool, ctl: &Control) -> Result<()> {
+    ctl.set_progress(format!("Uploading to {}", loc.api_path()));
+    ctl.run(ensure_parent(s, loc)).await?;
+    match loc {
+        Location::Volume(p) => {
+            let body = match source {
+                Source::Bytes(b) => Body::Raw(b),
+                Source::File(f) => Body::File(f),
+            };
+            ctl.run(files::upload(&s.transport, p, body, overwrite)).await
+        }
+        Location::Dbfs(p) => {
+            let handle = ctl.run(dbfs::create(&s.transport, p, overwrite)).await?;
+            let sent = ctl.run(add_blocks(s, handle, source)).await;
+            let closed = dbfs::close(&s.transport, handle).await;
+            if let Err(e) = sent.and(closed) {
+                // Never leave a partial file under a content hash.
+                let _ = dbfs::delete(&s.transport, p, false).await;
+                return Err(e);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn add_blocks(s: &Session, handle: i64, source: Source) -> Result<()> {
+    match source {
+        Source::Bytes(b) => {
+            for chunk in b.chunks(dbfs::BLOCK) {
+                dbfs::add_block(&s.transport, handle, chunk).await?;
+            }
+            Ok(())
+        }
+        Source::File(path) => {
+            let mut f = tokio::fs::File::open(&path).await.map_err(|e| io_err(&path, e))?;
+            let mut buf = vec![0u8; dbfs::BLOCK];
+            loop {
+                let mut filled = 0;
+                while filled < buf.len() {
+                    let n = f.read(&mut buf[filled..]).await.map_err(|e| io_err(&path, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled > 0 {
+                    dbfs::add_block(&s.transport, handle, &buf[..filled]).await?;
+                }
+                if filled < buf.len() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn missing(loc: &Location) -> Error {
+    let mut e = Error::new(ErrorKind::Http, format!("no file exists at {}", loc.api_path()))
+        .hint("check the path; files under the staging `sessions/` directory are removed when their session closes");
+    e.status = Some(404);
+    e.error_code = Some("RESOURCE_DOES_NOT_EXIST".into());
+    e
+}
+
+/// Download a file into memory.
+pub async fn fetch(s: &Session, path: &str, ctl: &Control) -> Result<Vec<u8>> {
+    let loc = Location::parse(path)?;
+    ctl.set_progress(format!("Downloading {}", loc.api_path()));
+    match &loc {
+        Location::Volume(p) => Ok(ctl.run(files::download(&s.transport, p)).await?.to_vec()),
+        Location::Dbfs(p) => {
+            let size = ctl.run(dbfs::get_status(&s.transport, p)).await?.ok_or_else(|| missing(&loc))?.file_size;
+            let mut out = Vec::with_capacity(size as usize);
+            let mut blocks = dbfs_blocks(s, p, size);
+            while let Some(b) = ctl.run(async { Ok(blocks.next().await) }).await? {
+                out.extend_from_slice(&b?);
+            }
+            check_size(&loc, size, out.len() as u64)?;
+            Ok(out)
+        }
+    }
+}
+
+/// The blocks of a DBFS file, read in parallel, yielded in order.
+fn dbfs_blocks<'a>(
+    s: &'a Session,
+    path: &'a str,
+    size: u64,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>>> + Unpin + 'a {
+    let n = size.div_ceil(dbfs::BLOCK as u64);
+    Box::pin(
+        futures_util::stream::iter(0..n)
+            .map(move |i| dbfs::read(&s.transport, path, i * dbfs::BLOCK as u64, dbfs::BLOCK))
+            .buffered(READ_PARALLELISM),
+    )
+}
+
+fn check_size(loc: &Location, expected: u64, got: u64) -> Result<()> {
+    if expected != got {
+        return Err(Error::new(
+            ErrorKind::Http,
+            format!("download of {} returned {got} bytes, expected {expected}", loc.api_path()),
+        )
+        .hint("the file may have changed during the download; try again"));
+    }
+    Ok(())
+}
+
+/// Download a file to `dest`, atomically: a temporary file next to it, then
+/// a rename. Returns the size.
+pub async fn fetch_to_file(s: &Session, path: &str, dest: &Path, ctl: &Control) -> Result<u64> {
+    let loc = Location::parse(path)?;
+    let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = dest.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.dbrxr-{}.part", hex::encode(rand::random::<[u8; 6]>())));
+    let result = async {
+        let mut f = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| Error::io(format!("cannot write {}: {e}", tmp.display())))?;
+        let written = write_remote(s, &loc, &mut f, ctl).await?;
+        use tokio::io::AsyncWriteExt;
+        f.flush().await.map_err(|e| Error::io(format!("cannot write {}: {e}", tmp.display())))?;
+        drop(f);
+        tokio::fs::rename(&tmp, dest)
+            .await
+            .map_err(|e| Error::io(format!("cannot move the download to {}: {e}", dest.display())))?;
+        Ok(written)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+async fn write_remote(s: &Session, loc: &Location, f: &mut tokio::fs::File, ctl: &Control) -> Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let werr = |e: std::io::Error| Error::io(format!("cannot write the download: {e}"));
+    ctl.set_progress(format!("Downloading {}", loc.api_path()));
+    match loc {
+        Location::Volume(p) => {
+            let body = ctl.run(files::download(&s.transport, p)).await?;
+            f.write_all(&body).await.map_err(werr)?;
+            Ok(body.len() as u64)
+        }
+        Location::Dbfs(p) => {
+            let size = ctl.run(dbfs::get_status(&s.transport, p)).await?.ok_or_else(|| missing(loc))?.file_size;
+            let mut blocks = dbfs_blocks(s, p, size);
+            let mut written = 0u64;
+            while let Some(b) = ctl.run(async { Ok(blocks.next().await) }).await? {
+                let b = b?;
+                f.write_all(&b).await.map_err(werr)?;
+                written += b.len() as u64;
+            }
+            check_size(loc, size, written)?;
+            Ok(written)
+        }
+    }
+}
+
+/// Remove a file (missing is fine).
+pub async fn remove(s: &Session, path: &str) -> Result<()> {
+    match Location::parse(path)? {
+        Location::Volume(p) => files::delete(&s.transport, &p).await,
+        Location::Dbfs(p) => dbfs::delete(&s.transport, &p, false).await,
+    }
+}
+
+/// Remove `sessions/<id>/` if this session staged anything there.
+pub async fn remove_session_dir(s: &Session) -> Result<()> {
+    if !s.staging.session_used.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    match s.staging.root.join(&format!("sessions/{}", s.id)) {
+        Location::Dbfs(p) => dbfs::delete(&s.transport, &p, true).await,
+        Location::Volume(p) => remove_volume_tree(s, &p).await,
+    }
+}
+
+/// Files API directories are deleted only when empty: depth first.
+async fn remove_volume_tree(s: &Session, dir: &str) -> Result<()> {
+    let mut stack = vec![(dir.to_string(), false)];
+    while let Some((d, visited)) = stack.pop() {
+        if visited {
+            files::delete_dir(&s.transport, &d).await?;
+            continue;
+        }
+        stack.push((d.clone(), true));
+        for entry in files::list(&s.transport, &d).await? {
+            if entry.is_directory {
+                stack.push((entry.path, false));
+            } else {
+                files::delete(&s.transport, &entry.path).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        let d = Location::parse("dbfs:/tmp/dbrxr").unwrap();
+        assert_eq!(d, Location::Dbfs("/tmp/dbrxr".into()));
+        assert_eq!(Location::parse("/dbfs/tmp/dbrxr").unwrap(), d);
+        let f = d.join("cache/abc");
+        assert_eq!(f.api_path(), "dbfs:/tmp/dbrxr/cache/abc");
+        assert_eq!(f.cluster_path(), "/dbfs/tmp/dbrxr/cache/abc");
+        assert_eq!(f.parent().unwrap().api_path(), "dbfs:/tmp/dbrxr/cache");
+        let v = Location::parse("/Volumes/c/s/v/dbrxr").unwrap().join("sessions/1/h");
+        assert_eq!(v.api_path(), "/Volumes/c/s/v/dbrxr/sessions/1/h");
+        assert_eq!(v.cluster_path(), v.api_path());
+        assert!(Location::parse("relative/x").is_err());
+        assert!(Location::parse("dbfs:/tmp/../etc").is_err());
+        assert!(Location::parse("/Volumes/c/s").is_err());
+        assert!(StagingState::new(Some("nope")).unwrap_err().is(ErrorKind::Config));
+    }
+}

@@ -1,1 +1,9 @@
-//! Typed wrappers of the Databricks REST endpoints the client uses.
+//! Typed wrappers of the Databricks REST endpoints the client uses
+//! (reference §1–§3). One function per endpoint, no retries (the transport
+//! owns them) and no waiting (the session owns it).
+
+pub mod clusters;
+pub mod commands;
+pub mod contexts;
+pub mod dbfs;
+pub mod files;

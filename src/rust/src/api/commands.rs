@@ -1,0 +1,118 @@
+//! Command Execution API 1.2, commands (reference §1.6–§1.8).
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::Result;
+use crate::http::{Replay, Request, Transport};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandStatus {
+    Queued,
+    Running,
+    Cancelling,
+    Cancelled,
+    Finished,
+    Error,
+    #[serde(other)]
+    Unknown,
+}
+
+impl CommandStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, CommandStatus::Finished | CommandStatus::Error | CommandStatus::Cancelled)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandStatus::Queued => "Queued",
+            CommandStatus::Running => "Running",
+            CommandStatus::Cancelling => "Cancelling",
+            CommandStatus::Cancelled => "Cancelled",
+            CommandStatus::Finished => "Finished",
+            CommandStatus::Error => "Error",
+            CommandStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+/// `results` of a command status.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Results {
+    #[serde(default)]
+    pub result_type: Option<String>,
+    #[serde(default)]
+    pub data: serde_json::Value,
+    #[serde(default)]
+    pub schema: Option<serde_json::Value>,
+    #[serde(default)]
+    pub is_json_schema: Option<bool>,
+    #[serde(default)]
+    pub truncated: Option<bool>,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub cause: Option<String>,
+    #[serde(default)]
+    pub file_name: Option<String>,
+    #[serde(default)]
+    pub file_names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommandStatusResponse {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub status: CommandStatus,
+    #[serde(default)]
+    pub results: Option<Results>,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: String,
+}
+
+/// Submit a command. Never resent after an ambiguous failure: it may have run.
+pub async fn execute(t: &Transport, cluster_id: &str, context_id: &str, language: &str, command: &str) -> Result<String> {
+    let req = Request::post("/api/1.2/commands/execute")
+        .json(&json!({
+            "clusterId": cluster_id,
+            "contextId": context_id,
+            "language": language,
+            "command": command,
+        }))?
+        .replay(Replay::Never);
+    Ok(t.json::<Created>(req).await?.id)
+}
+
+pub async fn status(t: &Transport, cluster_id: &str, context_id: &str, command_id: &str) -> Result<CommandStatusResponse> {
+    let req = Request::get("/api/1.2/commands/status")
+        .query("clusterId", cluster_id)
+        .query("contextId", context_id)
+        .query("commandId", command_id);
+    t.json(req).await
+}
+
+pub async fn cancel(t: &Transport, cluster_id: &str, context_id: &str, command_id: &str) -> Result<()> {
+    let req = Request::post("/api/1.2/commands/cancel")
+        .json(&json!({ "clusterId": cluster_id, "contextId": context_id, "commandId": command_id }))?;
+    t.send(req).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_result_parses() {
+        let s: CommandStatusResponse = serde_json::from_str(
+            r#"{"id":"c","status":"Finished","results":{"resultType":"error","summary":"<b>x</b>","cause":"tb"}}"#,
+        )
+        .unwrap();
+        assert!(s.status.is_terminal());
+        let r = s.results.unwrap();
+        assert_eq!(r.result_type.as_deref(), Some("error"));
+        assert_eq!(r.cause.as_deref(), Some("tb"));
+    }
+}

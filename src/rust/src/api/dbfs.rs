@@ -1,0 +1,113 @@
+//! DBFS API 2.0 (reference §3.1). Paths are absolute DBFS paths (`/tmp/x`).
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{Request, Transport};
+
+/// The largest block `add-block` and `read` accept (decoded bytes).
+pub const BLOCK: usize = 1 << 20;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileInfo {
+    pub path: String,
+    #[serde(default)]
+    pub is_dir: bool,
+    #[serde(default)]
+    pub file_size: u64,
+}
+
+#[derive(Deserialize)]
+struct Handle {
+    handle: i64,
+}
+
+#[derive(Deserialize)]
+struct ReadResponse {
+    #[serde(default)]
+    bytes_read: u64,
+    #[serde(default)]
+    data: String,
+}
+
+#[derive(Deserialize)]
+struct ListResponse {
+    #[serde(default)]
+    files: Vec<FileInfo>,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+pub fn is_not_found(e: &Error) -> bool {
+    e.error_code.as_deref() == Some("RESOURCE_DOES_NOT_EXIST") || e.status == Some(404)
+}
+
+/// `None` when nothing is at `path`.
+pub async fn get_status(t: &Transport, path: &str) -> Result<Option<FileInfo>> {
+    match t.json(Request::get("/api/2.0/dbfs/get-status").query("path", path)).await {
+        Ok(info) => Ok(Some(info)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn create(t: &Transport, path: &str, overwrite: bool) -> Result<i64> {
+    let req = Request::post("/api/2.0/dbfs/create").json(&json!({ "path": path, "overwrite": overwrite }))?;
+    Ok(t.json::<Handle>(req).await?.handle)
+}
+
+/// Append one block (at most [`BLOCK`] bytes). Resending after an ambiguous
+/// failure could append twice, so the caller restarts the whole upload instead.
+pub async fn add_block(t: &Transport, handle: i64, data: &[u8]) -> Result<()> {
+    let req = Request::post("/api/2.0/dbfs/add-block")
+        .json(&json!({ "handle": handle, "data": b64().encode(data) }))?
+        .replay(crate::http::Replay::Never);
+    t.send(req).await.map(|_| ())
+}
+
+pub async fn close(t: &Transport, handle: i64) -> Result<()> {
+    let req = Request::post("/api/2.0/dbfs/close").json(&json!({ "handle": handle }))?;
+    t.send(req).await.map(|_| ())
+}
+
+/// Read up to `length` (≤ [`BLOCK`]) bytes at `offset`.
+pub async fn read(t: &Transport, path: &str, offset: u64, length: usize) -> Result<Vec<u8>> {
+    let req = Request::get("/api/2.0/dbfs/read")
+        .query("path", path)
+        .query("offset", offset.to_string())
+        .query("length", length.to_string());
+    let r: ReadResponse = t.json(req).await?;
+    let bytes = b64().decode(r.data.as_bytes()).map_err(|e| {
+        Error::new(ErrorKind::Http, format!("DBFS read of {path} returned invalid base64 ({e})"))
+    })?;
+    if bytes.len() as u64 != r.bytes_read {
+        return Err(Error::new(
+            ErrorKind::Http,
+            format!("DBFS read of {path} at {offset}: bytes_read {} but {} bytes of data", r.bytes_read, bytes.len()),
+        ));
+    }
+    Ok(bytes)
+}
+
+pub async fn mkdirs(t: &Transport, path: &str) -> Result<()> {
+    let req = Request::post("/api/2.0/dbfs/mkdirs").json(&json!({ "path": path }))?;
+    t.send(req).await.map(|_| ())
+}
+
+/// Delete a file or directory; a missing path is not an error.
+pub async fn delete(t: &Transport, path: &str, recursive: bool) -> Result<()> {
+    let req = Request::post("/api/2.0/dbfs/delete").json(&json!({ "path": path, "recursive": recursive }))?;
+    match t.send(req).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn list(t: &Transport, path: &str) -> Result<Vec<FileInfo>> {
+    Ok(t.json::<ListResponse>(Request::get("/api/2.0/dbfs/list").query("path", path)).await?.files)
+}

@@ -40,6 +40,7 @@ handle <- function(req_raw) {
   }
   switch(req$op,
     ping = list(status = "ok", value = dbrxr_info(), versions = versions),
+    put = op_put(req, versions),
     score = op_score(req, versions),
     eval = op_eval(req, versions),
     call = op_call(req, versions),
@@ -91,6 +92,12 @@ call_bound <- function(name, fun, args, env = new.env(parent = globalenv())) {
   nms <- names(args)
   if (!is.null(nms)) names(syms) <- nms
   eval(as.call(c(as.name(name), syms)), env)
+}
+
+op_put <- function(req, versions) {
+  load_packages(req$packages)
+  if (is.null(cached_object(req$hash, req$object))) return(need_object(req$hash, versions))
+  list(status = "ok", value = NULL, versions = versions)
 }
 
 op_score <- function(req, versions) {

@@ -7,15 +7,17 @@ file, the answer leaves inline (base64 on stdout) or as a file written to
 staging. Nothing here converts values; R unserializes and serializes them.
 
 Every answer is one line starting with MARKER so the client can find it among
-whatever else the runtime prints.
+whatever else the runtime prints: "DBRXR1:<KIND> <payload>", the payload being
+base64 (INLINE) or form-encoded fields. Paths arrive base64-encoded so no
+caller-supplied text is ever part of the command's source.
 """
 
 import base64
-import json
 import os
 import platform
 import sys
 import threading
+from urllib.parse import urlencode
 
 MARKER = "DBRXR1"
 
@@ -73,7 +75,7 @@ def setup(dispatcher_b64, install_rpy2=False):
     """Start R (once), load the dispatcher, report versions or why it cannot."""
     problem = _import_rpy2(install_rpy2)
     if problem is not None:
-        _say("NORPY2", json.dumps({
+        _say("NORPY2", urlencode({
             "python": sys.executable, "python_version": platform.python_version(),
             "problem": problem}))
         return
@@ -92,7 +94,7 @@ def setup(dispatcher_b64, install_rpy2=False):
         _state["ready"] = True
         info = env.find("dbrxr_info")()
         r_version = str(info[0][0])
-    _say("READY", json.dumps({
+    _say("READY", urlencode({
         "r_version": r_version, "rpy2_version": rpy2.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(), "pid": os.getpid()}))
@@ -113,20 +115,25 @@ def _raw_buffer(vec):
     return ffi.buffer(openrlib.rlib.RAW(cdata), openrlib.rlib.Rf_xlength(cdata))
 
 
-def call(req_b64, req_path, result_path, inline_max):
+def _text(b64):
+    return base64.b64decode(b64).decode("utf-8") if b64 else ""
+
+
+def call(req_b64, req_path_b64, result_path_b64, inline_max):
     """Run one request. `req_b64` (inline) or `req_path` (staged file) holds the
     serialized request; the serialized answer is printed inline when it has at
     most `inline_max` bytes, else written to `result_path`."""
     if not _state["ready"]:
         _say("NOBOOT")
         return
+    req_path, result_path = _text(req_path_b64), _text(result_path_b64)
     from rpy2.rinterface_lib import openrlib
     env = _state["r"]
     with _lock, openrlib.rlock:
         if req_path:
             local = map_path(req_path)
             if not os.path.exists(local):
-                _say("NOFILE", json.dumps({"path": req_path}))
+                _say("NOFILE", urlencode({"path": req_path}))
                 return
             res = env.find("dispatch_file")(local)
         else:
@@ -142,4 +149,4 @@ def call(req_b64, req_path, result_path, inline_max):
         with open(tmp, "wb") as f:
             f.write(buf)
         os.replace(tmp, local)
-    _say("FILE", json.dumps({"path": result_path, "size": n}))
+    _say("FILE", urlencode({"path": result_path, "size": n}))

@@ -1,0 +1,283 @@
+# remote_score(), remote_model() and predict() for remote models: models are
+# shipped once per content hash and kept unserialized on the cluster; newdata
+# travels on every call, split into chunks by size when it is large.
+
+#' Score a model on the cluster
+#'
+#' Runs `predict(model, newdata, type = type, ...)` in R on the cluster and
+#' returns its value, which is `identical()` to what `predict()` returns
+#' locally: values travel as R `serialize()` bytes, so factors, dates, names,
+#' attributes and `NA`s survive.
+#'
+#' The model is shipped once per connection and content (SHA-256 of its
+#' serialized bytes) and kept in the cluster's R session: scoring it again only
+#' sends `newdata`. If the execution context was lost (cluster restart, idle
+#' eviction), the model is shipped again without you noticing.
+#'
+#' Before scoring, the packages the model needs (the package of its `predict()`
+#' method and any namespace the object refers to) are loaded on the cluster and
+#' their versions compared with yours: a missing package is a
+#' `dbrxr_missing_package_error` (install it with [remote_install_packages()]),
+#' a different version a `dbrxr_version_warning`.
+#'
+#' Large `newdata` (data frames, matrices and vectors) is split into chunks of
+#' rows by size, scored in order and reassembled, so the result equals one
+#' `predict()` call. Remote output is printed here and remote warnings and
+#' messages are re-signalled; an error on the cluster is a `dbrxr_remote_error`.
+#'
+#' @param model A fitted model, the path of an `.rds` file holding one, or a
+#'   `dbx_remote_model` from [remote_model()].
+#' @param newdata The data to score (passed as the second argument of
+#'   `predict()`, so matrices for e.g. `glmnet` work too).
+#' @param ... Further arguments to `predict()`, e.g. `s = 0.01` or
+#'   `probability = TRUE`.
+#' @param type Passed to `predict()` as `type` when not `NULL`.
+#' @param conn A `dbx_connection`.
+#' @param progress Show a progress bar over chunks: `NULL` (the default) shows
+#'   one when interactive or when the connection's `progress` option is `TRUE`.
+#' @return What `predict()` returns.
+#' @seealso [remote_model()] to ship a model once and score it many times.
+#' @export
+#' @examples
+#' \donttest{
+#' conn <- local_cluster()
+#' fit <- lm(mpg ~ wt + hp, data = mtcars)
+#' pred <- remote_score(fit, mtcars, conn = conn)
+#' identical(pred, predict(fit, mtcars))
+#'
+#' fit2 <- glm(am ~ wt, data = mtcars, family = binomial)
+#' remote_score(fit2, head(mtcars), type = "response", conn = conn)
+#' dbx_disconnect(conn)
+#' }
+remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_connection(),
+                         progress = NULL) {
+  call <- rlang::current_env()
+  if (missing(model)) {
+    abort_dbrxr("`model` is missing.", "dbrxr_input_error", call = call)
+  }
+  if (missing(newdata)) {
+    abort_dbrxr("`newdata` is missing.", "dbrxr_input_error",
+                hints = "Pass the data to score as the second argument.", call = call)
+  }
+  check_string(type)
+  check_flag(progress)
+  rm <- as_remote_model(model, call = call)
+  args <- list(...)
+  if (!is.null(type)) args$type <- type
+  nd_info <- check_transportable(newdata, "newdata", call = call)
+  args_info <- check_transportable(args, "...", call = call)
+  check_connection(conn)
+  packages <- needed_packages(rm$packages, nd_info$namespaces, args_info$namespaces)
+  score_rows(conn, rm, newdata, args, packages, show_progress(progress, conn), call = call)
+}
+
+#' Ship a model to the cluster once
+#'
+#' Serializes `model`, ships it to the cluster's R session (unless it is there
+#' already) and returns a small handle: score it with `predict()` or
+#' [remote_score()], which then send only the new data. The handle records the
+#' model's content hash, size, class and the packages it needs.
+#'
+#' @param model A fitted model, or the path of an `.rds` file holding one.
+#' @param conn A `dbx_connection`.
+#' @return A `dbx_remote_model`.
+#' @export
+#' @examples
+#' \donttest{
+#' conn <- local_cluster()
+#' rm <- remote_model(lm(mpg ~ wt, data = mtcars), conn)
+#' rm
+#' predict(rm, head(mtcars))
+#' dbx_disconnect(conn)
+#' }
+remote_model <- function(model, conn = dbx_default_connection()) {
+  call <- rlang::current_env()
+  rm <- as_remote_model(model, call = call)
+  check_connection(conn)
+  rm$conn <- conn
+  ans <- remote_object_request(conn, list(op = "put", hash = rm$hash, packages = rm$packages),
+                               function() rm$store$bytes, call = call)
+  deliver_answer(ans, call = call)
+  rm
+}
+
+#' @rdname remote_model
+#' @param object A `dbx_remote_model`.
+#' @param newdata The data to score.
+#' @param ... Further arguments to `predict()` on the cluster (`type`, ...),
+#'   and `conn` to score on another connection than the model's.
+#' @export
+predict.dbx_remote_model <- function(object, newdata, ...) {
+  args <- list(...)
+  if (is.null(args$conn)) args$conn <- object$conn
+  do.call(remote_score, c(list(object, newdata), args))
+}
+
+#' @export
+print.dbx_remote_model <- function(x, ...) {
+  cat(sprintf("<dbx_remote_model> %s\n", paste(x$class, collapse = "/")))
+  cat(sprintf("  hash:     %s\n", x$hash))
+  cat(sprintf("  size:     %s\n", format_bytes(x$size)))
+  cat(sprintf("  packages: %s\n", if (length(x$packages)) paste(x$packages, collapse = ", ")
+                                    else "(none beyond base R)"))
+  invisible(x)
+}
+
+format_bytes <- function(n) {
+  units <- c("B", "KB", "MB", "GB")
+  i <- max(1L, min(length(units), floor(log(max(n, 1), 1024)) + 1L))
+  if (i == 1L) sprintf("%d B", as.integer(n)) else sprintf("%.1f %s", n / 1024^(i - 1L), units[i])
+}
+
+# A dbx_remote_model (not yet shipped) for a model object or .rds path. The
+# serialized bytes are kept to re-ship after a context loss.
+as_remote_model <- function(model, call = rlang::caller_env()) {
+  if (inherits(model, "dbx_remote_model")) return(model)
+  if (is.character(model)) {
+    check_string(model, "model", null_ok = FALSE, call = call)
+    if (!file.exists(model)) {
+      abort_dbrxr(sprintf("Model file '%s' does not exist.", model), "dbrxr_input_error",
+                  call = call)
+    }
+    model <- tryCatch(readRDS(model), error = function(e) {
+      abort_dbrxr(sprintf("Could not read a model from '%s'.", model), "dbrxr_input_error",
+                  problems = conditionMessage(e), hints = "It must be an .rds file (saveRDS()).",
+                  call = call)
+    })
+  }
+  info <- check_transportable(model, "model", call = call)
+  method_pkgs <- predict_method_packages(model)
+  if (!length(method_pkgs) && !isS4(model)) {
+    abort_dbrxr(sprintf("No predict() method for class %s is available here.",
+                        paste0("'", class(model), "'", collapse = "/")),
+                "dbrxr_input_error",
+                hints = "Load the package that fitted the model, or score with `remote_eval()`.",
+                call = call)
+  }
+  bytes <- serialize(model, NULL, xdr = FALSE)
+  store <- new.env(parent = emptyenv())
+  store$bytes <- bytes
+  structure(list(hash = unwrap(rust_sha256(bytes)), size = length(bytes), class = class(model),
+                 packages = needed_packages(method_pkgs, info$namespaces), conn = NULL,
+                 store = store),
+            class = "dbx_remote_model")
+}
+
+show_progress <- function(progress, conn) {
+  if (!is.null(progress)) return(progress)
+  if (isTRUE(conn$options$progress)) return(TRUE)
+  interactive()
+}
+
+# Rows of newdata (data frames, 2-d matrices/arrays, plain vectors) can be split.
+row_count <- function(x) {
+  if (is.data.frame(x) || length(dim(x)) == 2L) return(NROW(x))
+  if (is.null(dim(x)) && (is.atomic(x) || is.list(x)) && !is.object(x)) return(length(x))
+  NA_integer_
+}
+
+take_rows <- function(x, i) {
+  if (is.data.frame(x) || length(dim(x)) == 2L) x[i, , drop = FALSE] else x[i]
+}
+
+score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
+  n <- row_count(newdata)
+  k <- 1L
+  if (!is.na(n) && n > 1L) {
+    est <- as.numeric(utils::object.size(newdata))
+    k <- as.integer(min(n, ceiling(est / chunk_target_bytes())))
+  }
+  score_one <- function(nd, report_versions = TRUE) {
+    req <- list(op = "score", hash = rm$hash, newdata = nd, args = args, packages = packages)
+    ans <- remote_object_request(conn, req, function() rm$store$bytes, call = call)
+    if (!report_versions) ans$versions <- NULL
+    deliver_answer(ans, call = call)
+  }
+  if (k <= 1L) return(score_one(newdata))
+  bounds <- floor(seq(0, n, length.out = k + 1L))
+  parts <- vector("list", k)
+  if (progress) {
+    bar <- cli::cli_progress_bar("Scoring on the cluster", total = k, .envir = call)
+  }
+  for (j in seq_len(k)) {
+    idx <- (bounds[j] + 1L):bounds[j + 1L]
+    parts[[j]] <- score_one(take_rows(newdata, idx), report_versions = j == 1L)
+    if (j == 1L && !chunk_combinable(parts[[1]], length(idx))) {
+      # Not a per-row result we know how to join: score everything at once.
+      if (progress) cli::cli_progress_done(id = bar, .envir = call)
+      return(score_one(newdata, report_versions = FALSE))
+    }
+    if (progress) cli::cli_progress_update(id = bar, .envir = call)
+  }
+  if (progress) cli::cli_progress_done(id = bar, .envir = call)
+  combine_chunks(parts)
+}
+
+# Attributes that row-wise joins handle themselves.
+structural_attrs <- c("names", "class", "levels", "dim", "dimnames", "row.names")
+
+# Can results shaped like `x` (for `rows` rows) be joined by combine_chunks()?
+chunk_combinable <- function(x, rows) {
+  if (inherits(x, "ranger.prediction")) return(chunk_combinable(x$predictions, rows))
+  if (is.data.frame(x) || length(dim(x)) == 2L) return(NROW(x) == rows)
+  if (length(dim(x)) == 1L) return(length(x) == rows)
+  if (!is.atomic(x) || length(x) != rows) return(FALSE)
+  cls <- class(x)
+  known <- is.null(attr(x, "class")) || all(cls %in% c("factor", "ordered", "Date", "POSIXct",
+                                                        "POSIXt", "difftime"))
+  known
+}
+
+# Join per-chunk predict() results so the value equals one call on all rows.
+combine_chunks <- function(parts) {
+  first <- parts[[1]]
+  if (inherits(first, "ranger.prediction")) {
+    out <- first
+    out$predictions <- combine_chunks(lapply(parts, function(p) p$predictions))
+    out$num.samples <- Reduce(`+`, lapply(parts, function(p) p$num.samples))
+    return(out)
+  }
+  if (is.data.frame(first)) {
+    out <- do.call(rbind, parts)
+    if (is.integer(attr(first, "row.names")) &&
+        identical(attr(first, "row.names"), seq_len(nrow(first)))) {
+      attr(out, "row.names") <- .set_row_names(nrow(out))
+    }
+    return(out)
+  }
+  if (length(dim(first)) == 2L) {
+    out <- do.call(rbind, parts)
+    return(copy_extra_attrs(out, parts))
+  }
+  if (length(dim(first)) == 1L) {
+    vals <- unlist(lapply(parts, function(p) {
+      nm <- dimnames(p)[[1]]
+      p <- as.vector(p)
+      names(p) <- nm
+      p
+    }))
+    nm <- names(vals)
+    dn <- if (!is.null(nm)) stats::setNames(list(nm), names(dimnames(first)))
+    out <- array(unname(vals), dim = length(vals), dimnames = dn)
+    return(copy_extra_attrs(out, parts))
+  }
+  out <- do.call(c, parts)
+  copy_extra_attrs(out, parts)
+}
+
+# Per-row attributes (e.g. e1071's "probabilities" matrix) are joined by rows;
+# others are kept from the first chunk.
+copy_extra_attrs <- function(out, parts) {
+  first <- parts[[1]]
+  for (nm in setdiff(names(attributes(first)), structural_attrs)) {
+    vals <- lapply(parts, attr, which = nm, exact = TRUE)
+    lens <- vapply(parts, NROW, numeric(1))
+    if (all(vapply(vals, NROW, numeric(1)) == lens) && !is.null(vals[[1]])) {
+      v <- if (length(dim(vals[[1]])) == 2L) do.call(rbind, vals) else do.call(c, vals)
+    } else {
+      v <- vals[[1]]
+    }
+    attr(out, nm) <- v
+  }
+  out
+}

@@ -41,12 +41,15 @@ fn describe(cfg: &config::Config) -> Robj {
     .into()
 }
 
-/// Close a session: forget its handle. (Context cleanup is the session's job.)
+/// Close a session: destroy its execution context, remove its staged
+/// temporary files (bounded in time, errors ignored), forget the handle.
 /// @noRd
 #[extendr]
 fn rust_session_close(id: i32) -> Robj {
     guard(|| {
-        SESSIONS.remove(id);
+        if let Some(session) = SESSIONS.remove(id) {
+            crate::runtime::block_on(session.close())?;
+        }
         Ok(Robj::from(true))
     })
 }

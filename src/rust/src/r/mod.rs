@@ -8,9 +8,11 @@ pub mod bytes;
 pub mod connect;
 pub mod convert;
 pub mod handles;
+pub mod session;
 
 extendr_module! {
     mod dbrxr;
     use bytes;
     use connect;
+    use session;
 }

@@ -1,0 +1,161 @@
+# Running commands on the cluster, and the loop that waits on Rust jobs.
+# Every long Rust operation is a job: R waits on it in short slices, so Ctrl-C
+# stays with R; on interrupt the job is cancelled (the remote command with it)
+# before the interrupt is re-raised.
+
+# Whether to show progress: `progress` if TRUE/FALSE, else while interactive.
+want_progress <- function(progress) {
+  if (is.null(progress)) interactive() else isTRUE(progress)
+}
+
+# Wait for a Rust job and return its value. Progress (a cli status with what
+# the job is doing, e.g. the cluster's state message) appears after 0.5 s.
+run_job <- function(job, progress = NULL, call = rlang::caller_env()) {
+  done <- FALSE
+  status <- NULL
+  on.exit({
+    if (!done) rust_job_cancel(job)
+    if (!is.null(status)) cli::cli_status_clear(status)
+  }, add = TRUE)
+  show <- want_progress(progress)
+  shown <- ""
+  repeat {
+    st <- rust_job_wait(job, 150)
+    if (!isTRUE(st$ok)) done <- TRUE
+    st <- unwrap(st, call = call)
+    if (isTRUE(st$done)) {
+      done <- TRUE
+      return(st$value)
+    }
+    if (isTRUE(st$interrupted)) {
+      done <- TRUE
+      rust_job_cancel(job)
+      rlang::interrupt()
+    }
+    if (show && st$elapsed > 0.5 && nzchar(st$progress) && !identical(st$progress, shown)) {
+      shown <- st$progress
+      msg <- cli_escape(shown)
+      if (is.null(status)) status <- cli::cli_status(msg, .auto_close = FALSE)
+      else cli::cli_status_update(status, msg)
+    }
+  }
+}
+
+languages <- c("python", "sql", "scala", "r")
+
+#' Run a command on the cluster (internal)
+#'
+#' Submits `code` to the connection's execution context (created, and the
+#' cluster started, on first use), polls until it ends and returns the raw
+#' result. Python errors, timeouts and interrupts raise the same conditions as
+#' [dbx_exec()].
+#'
+#' @return A list: `status`, `resultType`, `data`, `summary`, `cause`,
+#'   `truncated`, `schema`, `fileName`, `fileNames`, `context_id`, `command_id`.
+#' @noRd
+exec_command <- function(conn, code, language = "python", timeout = NULL, progress = NULL,
+                         call = rlang::caller_env()) {
+  check_connection(conn, call = call)
+  check_string(code, null_ok = FALSE, call = call)
+  check_string(language, null_ok = FALSE, call = call)
+  check_number(timeout, min = 0, call = call)
+  check_flag(progress, call = call)
+  language <- tolower(language)
+  if (!language %in% languages) {
+    abort_dbrxr(sprintf("`language` must be one of %s.", paste0("\"", languages, "\"", collapse = ", ")),
+                "dbrxr_input_error", problems = sprintf("It is \"%s\".", language), call = call)
+  }
+  opts <- conn$options
+  job <- unwrap(rust_exec_start(conn$handle, code, language, timeout, opts$poll_max,
+                                opts$cluster_timeout), call = call)
+  res <- run_job(job, progress %||% opts$progress, call = call)
+  for (f in c("summary", "cause")) if (is.null(res[[f]])) res[f] <- list(NULL)
+  res
+}
+
+#' Run a raw command on the cluster
+#'
+#' Runs `code` in the connection's execution context, the same one every call
+#' of the connection reuses (created, and the cluster started, on first use),
+#' and returns the parsed result. This is the low-level verb; to run R code
+#' remotely use [remote_eval()] or [remote_score()].
+#'
+#' Waiting is adaptive: the first status check comes a few milliseconds after
+#' submitting and the interval grows to `poll_max` (see [dbx_connect()]), so
+#' short commands return fast. Pressing Ctrl-C (or Esc in RStudio) cancels the
+#' command on the cluster and keeps the context usable.
+#'
+#' @param code The command text.
+#' @param conn A `dbx_connection`.
+#' @param language `"python"` (default), `"sql"`, `"scala"` or `"r"`.
+#' @param timeout Seconds to wait before cancelling the command and raising
+#'   `dbrxr_timeout_error` (field `last_status`); `NULL` waits forever.
+#' @return For text output, a string (IPython's `Out[n]:` prefix removed);
+#'   for a table, a data.frame; for images, a `dbx_image` (the image file
+#'   names or data URLs). A Python exception raises `dbrxr_remote_python_error`
+#'   with fields `summary` and `cause` (HTML and ANSI codes removed).
+#' @seealso [dbx_upload()], [dbx_cluster_status()].
+#' @export
+#' @examples
+#' \donttest{
+#' conn <- local_cluster()
+#' dbx_exec("print(1 + 1)", conn)
+#' dbx_exec("import sys\nsys.version_info.major", conn)
+#' e <- tryCatch(dbx_exec("1/0", conn), dbrxr_remote_python_error = function(e) e)
+#' e$summary
+#' dbx_disconnect(conn)
+#' }
+dbx_exec <- function(code, conn = dbx_default_connection(), language = "python", timeout = NULL) {
+  res <- exec_command(conn, code, language = language, timeout = timeout)
+  if (isTRUE(res$truncated)) {
+    cli::cli_warn(c("The output of the command was truncated by the cluster.",
+                    "i" = "Write large results to a file and fetch it with {.fn dbx_download}."),
+                  class = c("dbrxr_truncated_warning", "dbrxr_warning"))
+  }
+  switch(res$resultType %||% "text",
+    text = if (is.null(res$data)) "" else as.character(res$data),
+    table = exec_table(res),
+    image = ,
+    images = structure(list(files = as.character(unlist(c(res$fileName, res$fileNames)))),
+                       class = "dbx_image"),
+    res$data)
+}
+
+#' @export
+print.dbx_image <- function(x, ...) {
+  cat(sprintf("<dbx_image> %d image%s\n", length(x$files), if (length(x$files) == 1) "" else "s"))
+  for (f in x$files) cat("  ", if (nchar(f) > 70) paste0(substr(f, 1, 67), "...") else f, "\n", sep = "")
+  invisible(x)
+}
+
+# A `table` result (rows of values plus a schema) as a data.frame.
+exec_table <- function(res) {
+  schema <- res$schema %||% list()
+  rows <- res$data %||% list()
+  nms <- vapply(schema, function(s) as.character(s$name %||% ""), "")
+  types <- vapply(schema, function(s) table_type(s$type), "")
+  cols <- lapply(seq_along(schema), function(j) {
+    table_column(lapply(rows, function(r) r[[j]]), types[[j]])
+  })
+  names(cols) <- make.unique(ifelse(nzchar(nms), nms, paste0("V", seq_along(nms))))
+  as.data.frame(cols, stringsAsFactors = FALSE, check.names = FALSE)
+}
+
+# Hive type names; with isJsonSchema the type is JSON text such as "\"string\"".
+table_type <- function(type) {
+  if (!is.character(type) || length(type) != 1L) return("string")
+  tolower(gsub('^"|"$', "", type))
+}
+
+table_column <- function(vals, type) {
+  na <- vapply(vals, function(v) is.null(v) || length(v) != 1L, TRUE)
+  vals[na] <- NA
+  flat <- unlist(vals, use.names = FALSE)
+  if (is.null(flat)) flat <- logical()
+  if (type %in% c("int", "integer", "smallint", "tinyint", "short", "byte")) return(as.integer(flat))
+  if (type %in% c("bigint", "long", "double", "float", "real") || startsWith(type, "decimal")) {
+    return(as.numeric(flat))
+  }
+  if (type %in% c("boolean", "bool")) return(as.logical(flat))
+  as.character(flat)
+}

@@ -15,13 +15,29 @@ rust_base64_decode <- function(text) .Call(wrap__rust_base64_decode, text)
 
 rust_base64_encode <- function(x) .Call(wrap__rust_base64_encode, x)
 
+rust_cluster_status_start <- function(id) .Call(wrap__rust_cluster_status_start, id)
+
 rust_connect <- function(explicit) .Call(wrap__rust_connect, explicit)
 
+rust_exec_start <- function(id, code, language, timeout, poll_max, cluster_timeout) .Call(wrap__rust_exec_start, id, code, language, timeout, poll_max, cluster_timeout)
+
+rust_fetch_start <- function(id, path, dest) .Call(wrap__rust_fetch_start, id, path, dest)
+
+rust_job_cancel <- function(job) .Call(wrap__rust_job_cancel, job)
+
+rust_job_wait <- function(job, budget_ms) .Call(wrap__rust_job_wait, job, budget_ms)
+
+rust_remove_start <- function(id, path) .Call(wrap__rust_remove_start, id, path)
+
 rust_session_close <- function(id) .Call(wrap__rust_session_close, id)
+
+rust_session_info <- function(id) .Call(wrap__rust_session_info, id)
 
 rust_sha256 <- function(x) .Call(wrap__rust_sha256, x)
 
 rust_sha256_file <- function(path) .Call(wrap__rust_sha256_file, path)
+
+rust_stage_start <- function(id, x, scope, path, overwrite) .Call(wrap__rust_stage_start, id, x, scope, path, overwrite)
 
 
 # nolint end

@@ -1,0 +1,493 @@
+//! Execution contexts: one Python process each, running `worker.py`.
+//!
+//! A context is `Pending` until its process says it is ready, then `Running`;
+//! it ends in `Error` when the process dies or is killed. Its commands queue
+//! (`Queued`) and run one at a time; a driver task per context feeds them to
+//! the process over stdin and reads replies from its stdout (JSON lines).
+//! Cancel sends SIGINT; a process that ignores it for the grace period is
+//! killed and its context marked `Error`. Processes are group leaders (so a
+//! kill takes their children too) and die with the server's process.
+
+use std::collections::{HashMap, VecDeque};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::state::Local;
+use super::stats::Stats;
+
+pub const WORKER_PY: &str = include_str!("worker.py");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtxStatus {
+    Pending,
+    Running,
+    Error,
+}
+
+impl CtxStatus {
+    pub fn wire(self) -> &'static str {
+        match self {
+            CtxStatus::Pending => "Pending",
+            CtxStatus::Running => "Running",
+            CtxStatus::Error => "Error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmdStatus {
+    Queued,
+    Running,
+    Cancelling,
+    Cancelled,
+    Finished,
+    Error,
+}
+
+impl CmdStatus {
+    pub fn wire(self) -> &'static str {
+        match self {
+            CmdStatus::Queued => "Queued",
+            CmdStatus::Running => "Running",
+            CmdStatus::Cancelling => "Cancelling",
+            CmdStatus::Cancelled => "Cancelled",
+            CmdStatus::Finished => "Finished",
+            CmdStatus::Error => "Error",
+        }
+    }
+    pub fn terminal(self) -> bool {
+        matches!(self, CmdStatus::Cancelled | CmdStatus::Finished | CmdStatus::Error)
+    }
+}
+
+struct Command {
+    status: CmdStatus,
+    code: String,
+    results: Option<Value>,
+}
+
+struct Inner {
+    status: CtxStatus,
+    error: Option<String>,
+    pid: Option<i32>,
+    commands: HashMap<String, Command>,
+    queue: VecDeque<String>,
+    running: Option<String>,
+    exec_count: u64,
+    last_used: Instant,
+    /// Removed from the table (destroyed, evicted, restart): the driver stops.
+    gone: bool,
+}
+
+impl Inner {
+    fn idle(&self) -> bool {
+        self.running.is_none() && self.queue.is_empty()
+    }
+
+    /// Move a command to a terminal status once, counting it.
+    fn finish(&mut self, id: &str, status: CmdStatus, results: Option<Value>, stats: &Stats) {
+        if let Some(c) = self.commands.get_mut(id) {
+            if c.status.terminal() {
+                return;
+            }
+            c.status = status;
+            c.results = results;
+            c.code = String::new();
+            stats.command_done(status.wire());
+        }
+        if self.running.as_deref() == Some(id) {
+            self.running = None;
+        }
+        self.last_used = Instant::now();
+    }
+
+    /// The process is gone: fail what is left and mark the context.
+    fn lost(&mut self, why: &str, stats: &Stats) {
+        let ids: Vec<String> = self.running.iter().cloned().chain(self.queue.drain(..)).collect();
+        for id in ids {
+            let cancelling =
+                self.commands.get(&id).map(|c| c.status == CmdStatus::Cancelling).unwrap_or(false);
+            if cancelling {
+                self.finish(&id, CmdStatus::Cancelled, Some(cancelled_results()), stats);
+            } else {
+                self.finish(&id, CmdStatus::Error, Some(infra_error(why)), stats);
+            }
+        }
+        self.pid = None;
+        if self.status != CtxStatus::Error {
+            self.status = CtxStatus::Error;
+            self.error = Some(why.to_string());
+        }
+    }
+}
+
+pub struct Context {
+    pub id: String,
+    inner: Mutex<Inner>,
+    wake: Notify,
+    stop: CancellationToken,
+}
+
+fn cancelled_results() -> Value {
+    json!({"resultType": "error", "summary": "Cancelled",
+           "cause": "The command was cancelled by a commands/cancel request."})
+}
+
+fn infra_error(why: &str) -> Value {
+    json!({"resultType": "error", "summary": why, "cause": why, "data": why})
+}
+
+impl Context {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn status(&self) -> (CtxStatus, Option<String>) {
+        let g = self.lock();
+        (g.status, g.error.clone())
+    }
+
+    /// Queue a command; its id. Err: why the context cannot take it.
+    pub fn submit(&self, code: String, stats: &Stats) -> Result<String, String> {
+        let mut g = self.lock();
+        if g.status == CtxStatus::Error {
+            return Err(format!(
+                "Execution context {} is in state Error and cannot run commands ({}). Destroy it and create a new context.",
+                self.id,
+                g.error.as_deref().unwrap_or("its process failed")
+            ));
+        }
+        let id = super::random_hex(16);
+        g.commands.insert(id.clone(), Command { status: CmdStatus::Queued, code, results: None });
+        g.queue.push_back(id.clone());
+        g.last_used = Instant::now();
+        stats.commands_executed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        drop(g);
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    pub fn command(&self, id: &str) -> Option<(CmdStatus, Option<Value>)> {
+        let g = self.lock();
+        g.commands.get(id).map(|c| (c.status, c.results.clone()))
+    }
+
+    /// Cancel: a queued command is dropped at once; a running one gets SIGINT
+    /// and, if it ignores it for `grace`, its process is killed. Err: unknown id.
+    pub fn cancel(self: &Arc<Self>, id: &str, local: &Arc<Local>) -> Result<(), ()> {
+        let mut g = self.lock();
+        let status = g.commands.get(id).map(|c| c.status).ok_or(())?;
+        match status {
+            CmdStatus::Queued => {
+                g.queue.retain(|q| q != id);
+                g.finish(id, CmdStatus::Cancelled, Some(cancelled_results()), &local.stats);
+            }
+            CmdStatus::Running => {
+                if let Some(c) = g.commands.get_mut(id) {
+                    c.status = CmdStatus::Cancelling;
+                }
+                if let Some(pid) = g.pid {
+                    // SAFETY: plain syscall on a pid we spawned.
+                    unsafe { libc::kill(pid, libc::SIGINT) };
+                }
+                let (ctx, local, id) = (self.clone(), local.clone(), id.to_string());
+                let grace = Duration::from_millis(local.opts.cancel_grace_ms);
+                tokio::spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    let mut g = ctx.lock();
+                    let still = g.commands.get(&id).map(|c| c.status == CmdStatus::Cancelling);
+                    if still == Some(true) && !g.gone {
+                        let why = format!(
+                            "The command ignored the interrupt for {} ms, so the context's Python process was killed",
+                            grace.as_millis()
+                        );
+                        g.finish(&id, CmdStatus::Cancelled, Some(cancelled_results()), &local.stats);
+                        kill_group(g.pid);
+                        g.lost(&why, &local.stats);
+                    }
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn kill(&self) {
+        let mut g = self.lock();
+        g.gone = true;
+        kill_group(g.pid.take());
+        drop(g);
+        self.stop.cancel();
+    }
+}
+
+fn kill_group(pid: Option<i32>) {
+    if let Some(pid) = pid {
+        // SAFETY: plain syscall; the worker is the leader of its own group.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+}
+
+/// The table of live contexts.
+#[derive(Default)]
+pub struct Contexts {
+    map: Mutex<HashMap<String, Arc<Context>>>,
+}
+
+impl Contexts {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Context>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn alive(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Context>> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Create a context and start its process. When the cap is reached the
+    /// least recently used idle context is evicted; Err when none is idle.
+    pub fn create(&self, local: &Arc<Local>) -> Result<String, String> {
+        let mut map = self.lock();
+        if map.len() >= local.opts.max_contexts {
+            let lru = map
+                .values()
+                .filter_map(|c| {
+                    let g = c.lock();
+                    g.idle().then(|| (g.last_used, c.id.clone()))
+                })
+                .min();
+            match lru {
+                Some((_, id)) => {
+                    if let Some(c) = map.remove(&id) {
+                        c.kill();
+                        local.stats.contexts_destroyed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    return Err(format!(
+                        "Too many execution contexts are running commands on this cluster (the limit is {}); none is idle, so none could be evicted. Destroy contexts you no longer need, or wait for running commands to finish.",
+                        local.opts.max_contexts
+                    ))
+                }
+            }
+        }
+        let id = loop {
+            let n: u64 = rand::random::<u64>() % 8_000_000_000_000_000_000 + 1_000_000_000_000_000_000;
+            let id = n.to_string();
+            if !map.contains_key(&id) {
+                break id;
+            }
+        };
+        let ctx = Arc::new(Context {
+            id: id.clone(),
+            inner: Mutex::new(Inner {
+                status: CtxStatus::Pending,
+                error: None,
+                pid: None,
+                commands: HashMap::new(),
+                queue: VecDeque::new(),
+                running: None,
+                exec_count: 0,
+                last_used: Instant::now(),
+                gone: false,
+            }),
+            wake: Notify::new(),
+            stop: local.shutdown.child_token(),
+        });
+        map.insert(id.clone(), ctx.clone());
+        local.stats.contexts_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::spawn(drive(ctx, local.clone()));
+        Ok(id)
+    }
+
+    /// Remove and kill one context. False when it does not exist.
+    pub fn destroy(&self, id: &str, stats: &Stats) -> bool {
+        let c = self.lock().remove(id);
+        match c {
+            Some(c) => {
+                c.kill();
+                stats.contexts_destroyed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Evict every idle context (as a busy cluster does); their ids.
+    pub fn evict_idle(&self, stats: &Stats) -> Vec<String> {
+        let ids: Vec<String> =
+            self.lock().values().filter(|c| c.lock().idle()).map(|c| c.id.clone()).collect();
+        ids.into_iter().filter(|id| self.destroy(id, stats)).collect()
+    }
+
+    /// Drop every context (restart, terminate, shutdown).
+    pub fn kill_all(&self, stats: &Stats) {
+        let all: Vec<Arc<Context>> = self.lock().drain().map(|(_, c)| c).collect();
+        for c in all {
+            c.kill();
+            stats.contexts_destroyed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Start the process, then feed it commands until the context goes away.
+async fn drive(ctx: Arc<Context>, local: Arc<Local>) {
+    let log = local.state_dir.join("logs").join(format!("context-{}.log", ctx.id));
+    let mut child = match spawn(&local, &ctx.id, &log) {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.lock().lost(&format!("could not start the context's Python process: {e}"), &local.stats);
+            return;
+        }
+    };
+    let pid = child.id().map(|p| p as i32);
+    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        ctx.lock().lost("the context's Python process has no pipes", &local.stats);
+        return;
+    };
+    {
+        let mut g = ctx.lock();
+        if g.gone {
+            kill_group(pid);
+            return;
+        }
+        g.pid = pid;
+    }
+    let mut lines = BufReader::new(stdout).lines();
+    let died = |ctx: &Context| {
+        let why = format!(
+            "The Python process of execution context {} exited unexpectedly; its log is {}",
+            ctx.id,
+            log.display()
+        );
+        ctx.lock().lost(&why, &local.stats);
+    };
+    // Ready line.
+    let ready = tokio::select! {
+        _ = ctx.stop.cancelled() => return,
+        l = lines.next_line() => l,
+    };
+    match ready.ok().flatten().and_then(|l| serde_json::from_str::<Value>(&l).ok()) {
+        Some(v) if v["ready"] == true => {
+            let mut g = ctx.lock();
+            if g.status == CtxStatus::Pending {
+                g.status = CtxStatus::Running;
+            }
+        }
+        _ => return died(&ctx),
+    }
+    loop {
+        let next = {
+            let mut g = ctx.lock();
+            if g.gone {
+                return;
+            }
+            let mut picked = None;
+            while let Some(id) = g.queue.pop_front() {
+                let queued = g.commands.get(&id).map(|c| c.status == CmdStatus::Queued);
+                if queued == Some(true) {
+                    picked = Some(id);
+                    break;
+                }
+            }
+            picked.map(|id| {
+                g.exec_count += 1;
+                let n = g.exec_count;
+                g.running = Some(id.clone());
+                let c = g.commands.get_mut(&id).map(|c| {
+                    c.status = CmdStatus::Running;
+                    std::mem::take(&mut c.code)
+                });
+                (id, n, c.unwrap_or_default())
+            })
+        };
+        let Some((id, n, code)) = next else {
+            tokio::select! {
+                _ = ctx.stop.cancelled() => return,
+                _ = ctx.wake.notified() => continue,
+            }
+        };
+        let mut line = json!({"id": id, "n": n, "code": code}).to_string();
+        line.push('\n');
+        if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+            return died(&ctx);
+        }
+        let reply = tokio::select! {
+            _ = ctx.stop.cancelled() => return,
+            l = lines.next_line() => l,
+        };
+        let Some(v) = reply.ok().flatten().and_then(|l| serde_json::from_str::<Value>(&l).ok()) else {
+            return died(&ctx);
+        };
+        let mut g = ctx.lock();
+        let cancelling = g.commands.get(&id).map(|c| c.status == CmdStatus::Cancelling) == Some(true);
+        let (status, results) = match v["status"].as_str() {
+            _ if cancelling => (CmdStatus::Cancelled, cancelled_results()),
+            Some("cancelled") => (CmdStatus::Cancelled, cancelled_results()),
+            Some("error") => (
+                CmdStatus::Finished,
+                json!({"resultType": "error",
+                       "summary": v["summary"].as_str().unwrap_or("error"),
+                       "cause": v["cause"].as_str().unwrap_or("")}),
+            ),
+            _ => (CmdStatus::Finished, text_result(v["data"].as_str().unwrap_or(""), local.opts.max_output_chars)),
+        };
+        g.finish(&id, status, Some(results), &local.stats);
+    }
+}
+
+/// A text result, cut at `max` characters.
+fn text_result(data: &str, max: usize) -> Value {
+    match data.char_indices().nth(max) {
+        Some((cut, _)) => json!({"resultType": "text", "data": &data[..cut], "truncated": true}),
+        None => json!({"resultType": "text", "data": data}),
+    }
+}
+
+fn spawn(local: &Local, id: &str, log: &std::path::Path) -> std::io::Result<tokio::process::Child> {
+    let log = std::fs::File::create(log)?;
+    let mut cmd = tokio::process::Command::new(&local.python.path);
+    cmd.arg("-u")
+        .arg(local.state_dir.join("worker.py"))
+        .current_dir(local.state_dir.join("driver"))
+        .env("DBRXR_LOCAL_FS_ROOT", local.fs_root())
+        .env("DBRXR_LOCAL_CONTEXT_ID", id)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_cut_at_max_chars() {
+        let v = text_result("héllo world", 5);
+        assert_eq!(v["data"], "héllo");
+        assert_eq!(v["truncated"], true);
+        let v = text_result("short", 5);
+        assert_eq!(v["data"], "short");
+        assert!(v.get("truncated").is_none());
+    }
+}

@@ -1,0 +1,131 @@
+//! Request parameters from wherever clients put them: the query string, and a
+//! JSON, form-urlencoded or multipart body (brickster sends multipart; old 1.2
+//! docs say urlencoded; SDKs send JSON; brickster even sends a JSON body on
+//! GET). Unknown fields are kept and ignored by the handlers.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header::CONTENT_TYPE;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+#[derive(Default, Debug)]
+pub struct Params {
+    fields: Map<String, Value>,
+    /// Multipart parts, raw (file parts such as DBFS `contents`).
+    parts: HashMap<String, Bytes>,
+}
+
+impl Params {
+    /// Parse query and body. `Err` is a message for the caller's error shape.
+    pub async fn parse(req: Request) -> Result<Params, String> {
+        let mut p = Params::default();
+        if let Some(q) = req.uri().query() {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q)
+                .map_err(|e| format!("malformed query string: {e}"))?;
+            for (k, v) in pairs {
+                p.fields.insert(k, Value::String(v));
+            }
+        }
+        let ctype = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ctype.starts_with("multipart/form-data") {
+            let mut mp = Multipart::from_request(req, &())
+                .await
+                .map_err(|e| format!("malformed multipart body: {}", e.body_text()))?;
+            while let Some(field) = mp
+                .next_field()
+                .await
+                .map_err(|e| format!("malformed multipart body: {}", e.body_text()))?
+            {
+                let name = field.name().unwrap_or("").to_string();
+                let is_file = field.file_name().is_some();
+                let data = field
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("malformed multipart body: {}", e.body_text()))?;
+                if !is_file {
+                    if let Ok(s) = std::str::from_utf8(&data) {
+                        p.fields.insert(name.clone(), Value::String(s.to_string()));
+                    }
+                }
+                p.parts.insert(name, data);
+            }
+            return Ok(p);
+        }
+        let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+            .await
+            .map_err(|e| format!("could not read the request body: {e}"))?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(p);
+        }
+        // `curl -d '{...}'` declares a form but sends JSON: trust the bytes.
+        let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if ctype.starts_with("application/x-www-form-urlencoded") && !looks_json {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+                .map_err(|e| format!("malformed form body: {e}"))?;
+            for (k, v) in pairs {
+                p.fields.insert(k, Value::String(v));
+            }
+            return Ok(p);
+        }
+        // JSON is the default, whatever the declared type (clients vary).
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(m)) => p.fields.extend(m),
+            Ok(_) => return Err("the request body must be a JSON object".to_string()),
+            Err(e) => return Err(format!("malformed JSON in the request body: {e}")),
+        }
+        Ok(p)
+    }
+
+    /// A string field; numbers are accepted as their text.
+    pub fn str(&self, name: &str) -> Option<String> {
+        match self.fields.get(name)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A non-empty string field.
+    pub fn nonempty(&self, name: &str) -> Option<String> {
+        self.str(name).filter(|s| !s.is_empty())
+    }
+
+    /// A boolean: JSON `true`/`false` or the strings `true`/`false`.
+    /// `Err` when present but not a boolean.
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, String> {
+        match self.fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(v) => Err(format!("{name} must be true or false, not {v}")),
+        }
+    }
+
+    /// An integer: a JSON number or a numeric string. `Err` when malformed.
+    pub fn int(&self, name: &str) -> Result<Option<i64>, String> {
+        match self.fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => {
+                n.as_i64().map(Some).ok_or_else(|| format!("{name} must be an integer, not {n}"))
+            }
+            Some(Value::String(s)) => {
+                s.trim().parse().map(Some).map_err(|_| format!("{name} must be an integer, not {s:?}"))
+            }
+            Some(v) => Err(format!("{name} must be an integer, not {v}")),
+        }
+    }
+
+    /// A raw multipart part.
+    pub fn part(&self, name: &str) -> Option<&Bytes> {
+        self.parts.get(name)
+    }
+}

@@ -35,8 +35,11 @@ remote_state <- function(conn) {
 # Python string literal of arbitrary text: base64 inside quotes, so nothing a
 # caller passes can change the meaning of the generated source.
 py_b64 <- function(x) {
-  if (is.null(x) || !nzchar(x)) return("\"\"")
-  if (is.character(x)) x <- charToRaw(enc2utf8(x))
+  if (is.null(x) || length(x) == 0L) return("\"\"")
+  if (is.character(x)) {
+    if (!nzchar(x)) return("\"\"")
+    x <- charToRaw(enc2utf8(x))
+  }
   paste0("\"", unwrap(rust_base64_encode(x)), "\"")
 }
 

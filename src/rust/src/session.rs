@@ -432,7 +432,7 @@ pub fn outcome(st: CommandStatusResponse, ctx: &str, cmd: &str) -> Result<Value>
         return Err(Error::new(ErrorKind::RemotePython, format!("Python failed on the cluster: {first}"))
             .field("summary", summary)
             .field("cause", cause)
-            .field("status", st.status.as_str())
+            .field("command_status", st.status.as_str())
             .field("command_id", cmd)
             .field("context_id", ctx));
     }
@@ -493,17 +493,11 @@ pub fn clean_markup(text: &str) -> String {
                     }
                 }
             }
-            '<' => {
-                // A tag only if it looks like one; `a < b` stays.
-                let rest: String = chars.clone().take(1).collect();
-                if rest.chars().next().is_some_and(|n| n.is_ascii_alphabetic() || n == '/' || n == '!') {
-                    for d in chars.by_ref() {
-                        if d == '>' {
-                            break;
-                        }
+            '<' if is_html_tag(chars.clone()) => {
+                for d in chars.by_ref() {
+                    if d == '>' {
+                        break;
                     }
-                } else {
-                    out.push(c);
                 }
             }
             _ => out.push(c),
@@ -516,6 +510,21 @@ pub fn clean_markup(text: &str) -> String {
         .replace("&#x27;", "'")
         .replace("&nbsp;", " ")
         .replace("&amp;", "&")
+}
+
+/// Whether the text after a `<` is an HTML tag (not `<module>` or `a < b`
+/// of a Python traceback).
+fn is_html_tag(rest: std::iter::Peekable<std::str::Chars<'_>>) -> bool {
+    const TAGS: &[&str] = &[
+        "a", "b", "i", "u", "p", "br", "hr", "em", "strong", "span", "div", "pre", "code", "font", "html", "head",
+        "body", "title", "table", "tr", "td", "th", "ul", "li", "h1", "h2", "h3", "style", "script",
+    ];
+    let name: String = rest
+        .skip_while(|c| *c == '/')
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    TAGS.contains(&name.as_str())
 }
 
 #[cfg(test)]
@@ -547,6 +556,8 @@ mod tests {
         assert_eq!(clean_markup(s), "ZeroDivisionError: division by zero");
         assert_eq!(clean_markup("\u{1b}[0;31mKeyError\u{1b}[0m: &#39;a&#39; &lt; b"), "KeyError: 'a' < b");
         assert_eq!(clean_markup("1 < 2"), "1 < 2");
+        assert_eq!(clean_markup("File <command-1>:1, in <module>"), "File <command-1>:1, in <module>");
+        assert_eq!(clean_markup("<b>x</b><br/>y"), "xy");
     }
 
     #[test]

@@ -225,14 +225,10 @@ impl Staged {
 pub async fn stage(s: &Session, source: Source, scope: Scope, ctl: &Control) -> Result<Staged> {
     ctl.set_progress("Hashing");
     let (hash, size) = (source.sha256().await?, source.len().await?);
-    let dir = match scope {
-        Scope::Cache => "cache".to_string(),
-        Scope::Session => {
-            s.staging.session_used.store(true, Ordering::SeqCst);
-            format!("sessions/{}", s.id)
-        }
+    let location = match scope {
+        Scope::Cache => s.staging.root.join(&format!("cache/{hash}")),
+        Scope::Session => session_dir(s).join(&hash),
     };
-    let location = s.staging.root.join(&format!("{dir}/{hash}"));
     if ctl.run(size_at(s, &location)).await? == Some(size) {
         return Ok(Staged { location, hash, size, uploaded: false });
     }
@@ -438,12 +434,19 @@ pub async fn remove(s: &Session, path: &str) -> Result<()> {
     }
 }
 
-/// Remove `sessions/<id>/` if this session staged anything there.
+/// The session's temporary directory, `<root>/sessions/<id>`; asking for it
+/// marks it for removal when the session closes.
+pub fn session_dir(s: &Session) -> Location {
+    s.staging.session_used.store(true, Ordering::SeqCst);
+    s.staging.root.join(&format!("sessions/{}", s.id))
+}
+
+/// Remove `sessions/<id>/` if this session may have put anything there.
 pub async fn remove_session_dir(s: &Session) -> Result<()> {
     if !s.staging.session_used.load(Ordering::SeqCst) {
         return Ok(());
     }
-    match s.staging.root.join(&format!("sessions/{}", s.id)) {
+    match session_dir(s) {
         Location::Dbfs(p) => dbfs::delete(&s.transport, &p, true).await,
         Location::Volume(p) => remove_volume_tree(s, &p).await,
     }

@@ -201,17 +201,22 @@ fn rust_job_cancel(job: i32) -> Robj {
 }
 
 /// Session facts R needs: the current context id (NULL before the first
-/// command) and the staging root and session id.
+/// command), the staging root, the session id and its staging directory
+/// (removed when the session closes).
 /// @noRd
 #[extendr]
 fn rust_session_info(id: i32) -> Robj {
     guard(|| {
         let s = SESSIONS.get(id)?;
         let ctx = s.context_id().map(Robj::from).unwrap_or_else(|| Robj::from(()));
+        // Whoever learns the session directory may have the cluster write there.
+        let dir = staging::session_dir(&s);
         Ok(List::from_pairs([
             ("context_id", ctx),
             ("session_id", Robj::from(s.id.as_str())),
             ("staging", Robj::from(s.staging.root.api_path())),
+            ("session_dir", Robj::from(dir.api_path())),
+            ("session_cluster_dir", Robj::from(dir.cluster_path())),
         ])
         .into())
     })

@@ -27,6 +27,12 @@ rust_job_cancel <- function(job) .Call(wrap__rust_job_cancel, job)
 
 rust_job_wait <- function(job, budget_ms) .Call(wrap__rust_job_wait, job, budget_ms)
 
+rust_local_control <- function(id, method, path, body) .Call(wrap__rust_local_control, id, method, path, body)
+
+rust_local_start <- function(opts) .Call(wrap__rust_local_start, opts)
+
+rust_local_stop <- function(id) .Call(wrap__rust_local_stop, id)
+
 rust_remove_start <- function(id, path) .Call(wrap__rust_remove_start, id, path)
 
 rust_session_close <- function(id) .Call(wrap__rust_session_close, id)

@@ -1,5 +1,6 @@
 //! OAuth M2M as a workspace serves it: discovery at
-//! `/oidc/.well-known/oauth-authorization-server` and the client-credentials
+//! `/oidc/.well-known/oauth-authorization-server` (after host metadata at
+//! `/.well-known/databricks-config`) and the client-credentials
 //! grant at `POST /oidc/v1/token` (client id and secret in HTTP Basic auth or
 //! in the form). Issued tokens expire after `token_ttl_s`.
 
@@ -57,6 +58,14 @@ pub async fn discovery(State(local): State<Arc<Local>>) -> Reply {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
     }))
 }
+
+/// Host metadata, probed by the newest SDKs before anything else.
+pub async fn host_metadata(State(local): State<Arc<Local>>) -> Reply {
+    reply::ok(json!({"oidc_endpoint": format!("{}/oidc", local.url()), "workspace_id": WORKSPACE_ID}))
+}
+
+/// The workspace id the local cluster reports.
+pub const WORKSPACE_ID: &str = "1000000000000001";
 
 /// `Authorization: Basic base64(id:secret)`, if present and well formed.
 fn basic_credentials(req: &Request) -> Option<(String, String)> {

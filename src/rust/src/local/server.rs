@@ -54,6 +54,7 @@ pub fn router(local: Arc<Local>) -> Router {
             "/api/2.0/fs/directories/{*path}",
             put(files::put_dir).get(files::get_dir).delete(files::delete_dir),
         )
+        .route("/.well-known/databricks-config", get(oauth::host_metadata))
         .route("/oidc/.well-known/oauth-authorization-server", get(oauth::discovery))
         .route("/oidc/v1/token", post(oauth::token))
         .route("/_local/stats", get(control::stats))

@@ -8,11 +8,13 @@ pub mod bytes;
 pub mod connect;
 pub mod convert;
 pub mod handles;
+pub mod local;
 pub mod session;
 
 extendr_module! {
     mod dbrxr;
     use bytes;
     use connect;
+    use local;
     use session;
 }

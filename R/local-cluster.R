@@ -1,0 +1,228 @@
+#' Start a local cluster
+#'
+#' Starts dbrxr's embedded, Databricks-compatible local cluster on background
+#' threads of this R process and returns a connection to it. Everything that
+#' works against a workspace works against it: the same client code talks to it
+#' over the same REST API (clusters, Command Execution 1.2, DBFS, Files API,
+#' OAuth M2M), and its execution contexts are real Python processes in which R
+#' runs through rpy2.
+#'
+#' @section Three ways to run it:
+#' * From R: `local_cluster()` (this function). [dbx_disconnect()] stops it, and
+#'   so do garbage collection of the connection and the end of the R session.
+#'   Several can run at once. Its threads never call into R: R work happens in
+#'   the context processes.
+#' * As a standalone server for CI pipelines and any Databricks client: the
+#'   binary `dbrxr-local` (built by `make`; flags `--port`, `--token`,
+#'   `--python`, `--state-dir`, `--cluster-id`, `--cluster-state`,
+#'   `--start-delay-ms`, `--client-id`, `--client-secret`, `--token-ttl-s`,
+#'   `--max-output-chars`, `--max-contexts`). Its first line on stdout is
+#'   `dbrxr-local listening on http://127.0.0.1:PORT`; point
+#'   `DATABRICKS_HOST`/`DATABRICKS_TOKEN` at it.
+#' * In tests: the package's own test suites run on it (Rust tests start it
+#'   in-process; the conformance suite runs the official Python
+#'   `databricks-sdk` against the binary).
+#'
+#' @section What it emulates:
+#' One all-purpose cluster with the state machine TERMINATED -> PENDING ->
+#' RUNNING (and RESTARTING); execution contexts with notebook semantics
+#' (common indentation removed, stdout and stderr captured, a trailing
+#' expression shown as `Out[n]: ...`, exceptions as `Finished` with
+#' `resultType: "error"`, cancel as an interrupt, commands queued per context,
+#' contexts in parallel, the 145-context limit with eviction of idle contexts,
+#' text output cut at `max_output_chars` with `truncated: true`); DBFS 2.0
+#' with its 1 MiB limits and streaming handles; the Files API for
+#' `/Volumes/...` paths; OAuth M2M tokens; the exact 401/403 bodies; control
+#' routes under `/_local/` for tests (counters, fault injection, restart,
+#' eviction). It binds 127.0.0.1 only.
+#'
+#' The cluster's processes see DBFS and Volumes under the directory in the
+#' environment variable `DBRXR_LOCAL_FS_ROOT`: DBFS `/x` is
+#' `$DBRXR_LOCAL_FS_ROOT/dbfs/x`, `/Volumes/c/s/v/p` is
+#' `$DBRXR_LOCAL_FS_ROOT/Volumes/c/s/v/p`.
+#'
+#' @section What it does not emulate:
+#' Spark, SQL, Scala and R *contexts* (contexts run Python only; R runs inside
+#' them through rpy2), cluster libraries, jobs, workspace files, Unity Catalog
+#' permissions (any `/Volumes/<catalog>/<schema>/<volume>` exists), multipart
+#' and presigned-URL uploads, and real cluster start times (set
+#' `start_delay_ms` to simulate them). Installed R packages are those of the
+#' local machine.
+#'
+#' @param python Python interpreter for the contexts. Default: the environment
+#'   variable `DBRXR_PYTHON`, else the first of `python3` on the `PATH` and
+#'   `/usr/bin/python3` that can import rpy2. Without rpy2, contexts still run
+#'   Python, and a warning says how to install it (`apt-get install
+#'   python3-rpy2` or `pip install rpy2`).
+#' @param port TCP port on 127.0.0.1; `0` picks a free one.
+#' @param token The bearer token clients must send; generated when `NULL`.
+#' @param ... Server options: `cluster_id` (default `"local-cluster"`),
+#'   `cluster_state` (`"RUNNING"`, the default, or `"TERMINATED"`),
+#'   `start_delay_ms` (how long PENDING and RESTARTING last, default 0),
+#'   `client_id` and `client_secret` (enable OAuth M2M; the connection then
+#'   authenticates with them), `token_ttl_s` (OAuth token lifetime, default
+#'   3600), `max_output_chars` (default 50000), `max_contexts` (default 145),
+#'   `state_dir` (where DBFS, Volumes and logs live; default a temporary
+#'   directory removed on stop). And the session options of [dbx_connect()]:
+#'   `poll_max`, `cluster_timeout`, `install_rpy2`, `progress`.
+#' @return A `dbx_connection` of class `dbx_local_connection`. Its field
+#'   `local_info` holds `url`, `cluster_id`, `state_dir`, `python` and `rpy2`
+#'   (whether that Python can import rpy2).
+#' @seealso [dbx_connect()] for a workspace, [dbx_disconnect()],
+#'   [dbx_default_connection()].
+#' @export
+#' @examples
+#' \donttest{
+#' conn <- local_cluster()
+#' conn
+#' conn$local_info$url
+#' dbx_disconnect(conn)
+#' }
+local_cluster <- function(python = NULL, port = 0L, token = NULL, ...) {
+  check_string(python)
+  check_string(token)
+  check_whole(port, "port", max = 65535)
+  dots <- list(...)
+  if (length(dots) && (is.null(names(dots)) || any(!nzchar(names(dots))))) {
+    abort_dbrxr("Options in `...` must be named.", "dbrxr_input_error",
+                hints = known_options_hint())
+  }
+  unknown <- setdiff(names(dots), c(local_server_options, names(session_option_defaults)))
+  if (length(unknown)) {
+    abort_dbrxr(sprintf("Unknown option%s: %s.", if (length(unknown) > 1) "s" else "",
+                        paste0("`", unknown, "`", collapse = ", ")),
+                "dbrxr_input_error", hints = known_options_hint())
+  }
+  server <- dots[intersect(names(dots), local_server_options)]
+  check_server_options(server)
+  session <- check_session_options(dots[intersect(names(dots), names(session_option_defaults))])
+
+  opts <- c(list(python = python, port = port, token = token), server)
+  started <- unwrap(rust_local_start(opts[!vapply(opts, is.null, logical(1))]))
+  info <- started$info
+  if (!isTRUE(info$rpy2)) {
+    cli::cli_warn(c("!" = cli_escape(info$warning %||% "rpy2 is not available."),
+                    "i" = "Python commands work; R code sent through rpy2 will fail."),
+                  class = "dbrxr_local_no_rpy2_warning")
+  }
+  creds <- if (!is.null(server$client_id)) {
+    c(client_id = server$client_id, client_secret = server$client_secret,
+      auth_type = "oauth-m2m")
+  } else {
+    c(token = info$token, auth_type = "pat")
+  }
+  res <- tryCatch(
+    unwrap(rust_connect(c(host = info$url, cluster_id = info$cluster_id, creds))),
+    error = function(e) {
+      local_cluster_stop(started$id)
+      stop(e)
+    }
+  )
+  conn <- new_connection(res$id, res$info, options = session, local = started$id,
+                         class = "dbx_local_connection")
+  conn$local_info <- list(url = info$url, cluster_id = info$cluster_id,
+                          state_dir = info$state_dir, python = info$python,
+                          rpy2 = isTRUE(info$rpy2))
+  conn
+}
+
+local_server_options <- c("cluster_id", "cluster_state", "start_delay_ms", "client_id",
+                          "client_secret", "token_ttl_s", "max_output_chars", "max_contexts",
+                          "state_dir")
+
+known_options_hint <- function() {
+  c(paste("Server options:", paste(local_server_options, collapse = ", ")),
+    paste("Session options:", paste(names(session_option_defaults), collapse = ", ")))
+}
+
+check_whole <- function(x, arg, min = 0, max = Inf, null_ok = FALSE, call = rlang::caller_env()) {
+  if (is.null(x) && null_ok) return(invisible(x))
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x != round(x) || x < min || x > max) {
+    abort_dbrxr(sprintf("`%s` must be a whole number between %s and %s.", arg,
+                        format(min), format(max, scientific = FALSE)),
+                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(x)), call = call)
+  }
+  invisible(x)
+}
+
+check_server_options <- function(o, call = rlang::caller_env()) {
+  for (s in c("cluster_id", "client_id", "client_secret", "state_dir")) {
+    check_string(o[[s]], s, call = call)
+  }
+  if (!is.null(o$cluster_state)) {
+    check_string(o$cluster_state, "cluster_state", call = call)
+    if (!toupper(o$cluster_state) %in% c("RUNNING", "TERMINATED")) {
+      abort_dbrxr("`cluster_state` must be \"RUNNING\" or \"TERMINATED\".", "dbrxr_input_error",
+                  problems = sprintf("It is \"%s\".", o$cluster_state), call = call)
+    }
+  }
+  check_whole(o$start_delay_ms, "start_delay_ms", null_ok = TRUE, call = call)
+  check_whole(o$token_ttl_s, "token_ttl_s", min = 1, null_ok = TRUE, call = call)
+  check_whole(o$max_output_chars, "max_output_chars", min = 1, null_ok = TRUE, call = call)
+  check_whole(o$max_contexts, "max_contexts", min = 1, null_ok = TRUE, call = call)
+  if (is.null(o$client_id) != is.null(o$client_secret)) {
+    abort_dbrxr("`client_id` and `client_secret` must be given together.", "dbrxr_input_error",
+                hints = "Both are needed to enable OAuth M2M on the local cluster.", call = call)
+  }
+  invisible(o)
+}
+
+# Stop a local cluster by handle id; idempotent (close_connection() calls it).
+local_cluster_stop <- function(id) {
+  if (is.null(id)) return(invisible(FALSE))
+  invisible(unwrap(rust_local_stop(as.integer(id))))
+}
+
+#' @export
+format.dbx_local_connection <- function(x, ...) {
+  lines <- NextMethod()
+  li <- x$local_info
+  if (is.null(li)) return(lines)
+  c(lines,
+    sprintf("  python:   %s%s", li$python, if (isTRUE(li$rpy2)) " (with rpy2)" else " (no rpy2: R work will fail)"),
+    sprintf("  state:    %s", li$state_dir))
+}
+
+# Control helpers for tests: each goes through the real /_local/ routes.
+check_local <- function(conn, call = rlang::caller_env()) {
+  check_connection(conn, call = call)
+  if (!inherits(conn, "dbx_local_connection") || is.null(conn$local)) {
+    abort_dbrxr("This needs a local cluster connection.", "dbrxr_input_error",
+                hints = "Create one with `local_cluster()`.", call = call)
+  }
+  as.integer(conn$local)
+}
+
+local_control <- function(conn, method, path, body = NULL, call = rlang::caller_env()) {
+  id <- check_local(conn, call = call)
+  unwrap(rust_local_control(id, method, path, body), call = call)
+}
+
+# Counters: requests and bytes per route, contexts and commands.
+local_stats <- function(conn) local_control(conn, "GET", "/_local/stats")
+
+# Inject faults on /api/ routes (all zero turns them off).
+local_faults <- function(conn, status_429_rate = 0, status_503_rate = 0, retry_after_s = 0,
+                         drop_rate = 0, latency_ms = 0, seed = 1) {
+  for (r in c("status_429_rate", "status_503_rate", "drop_rate")) {
+    v <- get(r)
+    check_number(v, r, null_ok = FALSE, min = 0)
+    if (v > 1) abort_dbrxr(sprintf("`%s` must be between 0 and 1.", r), "dbrxr_input_error")
+  }
+  check_whole(retry_after_s, "retry_after_s")
+  check_whole(latency_ms, "latency_ms")
+  check_whole(seed, "seed")
+  body <- sprintf(paste0('{"status_429_rate": %.17g, "status_503_rate": %.17g, ',
+                         '"retry_after_s": %.0f, "drop_rate": %.17g, "latency_ms": %.0f, "seed": %.0f}'),
+                  status_429_rate, status_503_rate, retry_after_s, drop_rate, latency_ms, seed)
+  invisible(local_control(conn, "POST", "/_local/faults", body))
+}
+
+# Restart the cluster: every context is lost (RESTARTING, then RUNNING).
+local_restart <- function(conn) invisible(local_control(conn, "POST", "/_local/cluster/restart"))
+
+# Terminate the cluster (clusters/start brings it back).
+local_terminate <- function(conn) invisible(local_control(conn, "POST", "/_local/cluster/terminate"))
+
+# Evict idle contexts, as a busy cluster does; the ids evicted.
+local_evict <- function(conn) unlist(local_control(conn, "POST", "/_local/contexts/evict")$evicted)

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Conformance: the official databricks-sdk for Python, unchanged, against dbrxr-local.
+
+Usage: test_sdk.py --binary PATH [--counts FILE]
+
+Starts the binary (TERMINATED, with a start delay), reads its URL from the first
+stdout line, and runs the checks below through `WorkspaceClient(auth_type="pat")`.
+Prints one line per check and writes "passed failed skipped" to FILE.
+"""
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+TOKEN = "dapi-conformance-token"
+CLUSTER = "local-cluster"
+
+results = {"passed": 0, "failed": 0, "skipped": 0}
+
+
+def check(name, fn, *, skip=None):
+    if skip:
+        results["skipped"] += 1
+        print(f"SKIP {name}: {skip}", flush=True)
+        return None
+    t0 = time.monotonic()
+    try:
+        out = fn()
+    except Exception:  # noqa: BLE001 - every failure is a failed check
+        results["failed"] += 1
+        print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
+        return None
+    results["passed"] += 1
+    print(f"ok   {name} ({time.monotonic() - t0:.2f}s)", flush=True)
+    return out
+
+
+def start(binary, state_dir):
+    proc = subprocess.Popen(
+        [binary, "--port", "0", "--token", TOKEN, "--cluster-id", CLUSTER,
+         "--cluster-state", "TERMINATED", "--start-delay-ms", "1500", "--state-dir", state_dir],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline().strip()
+    prefix = "dbrxr-local listening on "
+    if not first.startswith(prefix):
+        proc.kill()
+        raise RuntimeError(f"unexpected first line from {binary}: {first!r}; stderr: {proc.stderr.read()}")
+    return proc, first[len(prefix):]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--counts")
+    args = ap.parse_args()
+
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.compute import CommandStatus, Language, ResultType, State
+
+    rpy2 = subprocess.run(["/usr/bin/python3", "-c", "import rpy2.rinterface"],
+                          capture_output=True).returncode == 0
+    with tempfile.TemporaryDirectory() as state_dir:
+        proc, url = start(args.binary, state_dir)
+        try:
+            w = WorkspaceClient(host=url, token=TOKEN, auth_type="pat")
+            ce = w.command_execution
+
+            def terminated():
+                c = w.clusters.get(CLUSTER)
+                assert c.state == State.TERMINATED, c.state
+                assert c.cluster_id == CLUSTER
+            check("clusters.get of a TERMINATED cluster", terminated)
+
+            def unknown_cluster():
+                try:
+                    w.clusters.get("nope")
+                except Exception as e:  # the SDK maps this to NotFound
+                    assert "does not exist" in str(e), e
+                    assert type(e).__name__ in ("NotFound", "ResourceDoesNotExist"), type(e)
+                    return
+                raise AssertionError("no error for an unknown cluster")
+            check("clusters.get of an unknown cluster is NotFound", unknown_cluster)
+
+            def ensure():
+                w.clusters.ensure_cluster_is_running(CLUSTER)
+                assert w.clusters.get(CLUSTER).state == State.RUNNING
+            check("clusters.ensure_cluster_is_running from TERMINATED", ensure)
+
+            def bad_token():
+                bad = WorkspaceClient(host=url, token="wrong", auth_type="pat")
+                try:
+                    bad.clusters.get(CLUSTER)
+                except Exception as e:
+                    assert "Invalid access token" in str(e), e
+                    assert type(e).__name__ == "PermissionDenied", type(e)
+                    return
+                raise AssertionError("a wrong token was accepted")
+            check("a wrong token is PermissionDenied", bad_token)
+
+            ctx = check("command_execution.create_and_wait",
+                        lambda: ce.create_and_wait(cluster_id=CLUSTER, language=Language.PYTHON))
+            ctx_id = ctx.id if ctx else None
+            need_ctx = None if ctx_id else "no context"
+
+            def run(code):
+                return ce.execute_and_wait(cluster_id=CLUSTER, context_id=ctx_id,
+                                           language=Language.PYTHON, command=code)
+
+            def print1():
+                r = run("print(1)")
+                assert r.status == CommandStatus.FINISHED, r.status
+                assert r.results.result_type == ResultType.TEXT, r.results
+                assert r.results.data == "1", repr(r.results.data)
+            check("execute_and_wait print(1) gives data \"1\"", print1, skip=need_ctx)
+
+            def div0():
+                r = run("1/0")
+                assert r.status == CommandStatus.FINISHED, r.status
+                assert r.results.result_type == ResultType.ERROR, r.results
+                assert "ZeroDivisionError" in r.results.summary, r.results.summary
+                assert "division by zero" in r.results.cause, r.results.cause
+            check("execute_and_wait 1/0 gives an error result with summary and cause", div0,
+                  skip=need_ctx)
+
+            def r_roundtrip():
+                r = run("import rpy2.robjects as ro\nprint(ro.r('R.version.string')[0])")
+                assert r.results.result_type == ResultType.TEXT, r.results
+                assert r.results.data.startswith("R version"), r.results.data
+            check("R through rpy2 in a context", r_roundtrip,
+                  skip=need_ctx or (None if rpy2 else "/usr/bin/python3 has no rpy2"))
+
+            def cancel():
+                waiter = ce.execute(cluster_id=CLUSTER, context_id=ctx_id,
+                                    language=Language.PYTHON, command="import time\ntime.sleep(60)")
+                cmd_id = waiter.response.id
+                deadline = time.monotonic() + 10
+                while ce.command_status(cluster_id=CLUSTER, context_id=ctx_id,
+                                        command_id=cmd_id).status != CommandStatus.RUNNING:
+                    assert time.monotonic() < deadline, "never started"
+                    time.sleep(0.05)
+                t0 = time.monotonic()
+                r = ce.cancel_and_wait(cluster_id=CLUSTER, context_id=ctx_id, command_id=cmd_id)
+                assert r.status == CommandStatus.CANCELLED, r.status
+                assert time.monotonic() - t0 < 15
+                after = run("print('still alive')")
+                assert after.results.data == "still alive", after.results
+            check("execute of a long time.sleep, then cancel_and_wait", cancel, skip=need_ctx)
+
+            payload = os.urandom(5 * 1024 * 1024 + 123)
+
+            def dbfs_roundtrip():
+                w.dbfs.upload("/tmp/conformance/big.bin", io.BytesIO(payload), overwrite=True)
+                with w.dbfs.download("/tmp/conformance/big.bin") as f:
+                    back = f.read()
+                assert back == payload, (len(back), len(payload))
+                assert w.dbfs.get_status("/tmp/conformance/big.bin").file_size == len(payload)
+            check("dbfs.upload/download of 5 MiB (multi-block), byte-identical", dbfs_roundtrip)
+
+            def files_roundtrip():
+                path = "/Volumes/main/default/vol/conformance/x.bin"
+                w.files.upload(path, io.BytesIO(payload), overwrite=True)
+                back = w.files.download(path).contents.read()
+                assert back == payload, (len(back), len(payload))
+                names = [e.name for e in w.files.list_directory_contents("/Volumes/main/default/vol/conformance")]
+                assert names == ["x.bin"], names
+            check("files.upload/download of a /Volumes file, byte-identical", files_roundtrip)
+
+            def destroy():
+                ce.destroy(cluster_id=CLUSTER, context_id=ctx_id)
+                try:
+                    ce.context_status(cluster_id=CLUSTER, context_id=ctx_id)
+                except Exception as e:
+                    assert "does not exist" in str(e), e
+                    return
+                raise AssertionError("the context still exists")
+            check("command_execution.destroy", destroy, skip=need_ctx)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    line = f"{results['passed']} {results['failed']} {results['skipped']}"
+    print(f"conformance: {results['passed']} passed, {results['failed']} failed, "
+          f"{results['skipped']} skipped")
+    if args.counts:
+        with open(args.counts, "w") as f:
+            f.write(line + "\n")
+    return 1 if results["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -132,39 +132,73 @@ parse_fields <- function(text) {
 }
 
 # Send one request (a list) and return the dispatcher's answer (a list).
-# Handles a context recreated behind our back (re-bootstrap, retry once) and a
-# staged request file that vanished (re-stage, retry once).
 remote_request <- function(conn, req, call = rlang::caller_env()) {
-  st <- remote_state(conn)
+  if (is.null(remote_state(conn)$info)) remote_bootstrap(conn, call = call)
+  p <- request_begin(conn, req, call = call)
+  request_submit(conn, p)
+  request_finish(conn, p)
+}
+
+# A request in flight is an environment: its bytes, the upload of them when
+# they are too large to go inline (a Rust job, running while R does other
+# work), the staged path, and the command's job. Splitting begin / submit /
+# finish lets chunked scoring upload chunk j+1 while chunk j is scored.
+request_begin <- function(conn, req, call = rlang::caller_env()) {
   req$protocol <- protocol_version
-  bytes <- serialize(req, NULL, xdr = FALSE)
-  staged <- NULL
-  on.exit(if (!is.null(staged)) try(stage_remove_quiet(conn, staged), silent = TRUE), add = TRUE)
-  send <- function() {
-    if (length(bytes) <= inline_request_max()) {
-      call_code(unwrap(rust_base64_encode(bytes)), NULL, result_path(conn))
-    } else {
-      if (is.null(staged)) staged <<- stage_bytes(conn, bytes, call = call)$path
-      call_code("", staged, result_path(conn))
-    }
+  p <- new.env(parent = emptyenv())
+  p$bytes <- serialize(req, NULL, xdr = FALSE)
+  p$call <- call
+  if (length(p$bytes) > inline_request_max()) {
+    p$upload <- unwrap(rust_stage_start(conn$handle, p$bytes, "session", NULL, TRUE), call = call)
   }
-  if (is.null(st$info)) remote_bootstrap(conn, call = call)
-  m <- parse_marker(run_python(conn, send()), call = call)
+  p
+}
+
+request_code <- function(conn, p) {
+  if (length(p$bytes) <= inline_request_max()) {
+    return(call_code(unwrap(rust_base64_encode(p$bytes)), NULL, result_path(conn)))
+  }
+  if (!is.null(p$upload)) {
+    job <- p$upload
+    p$upload <- NULL
+    p$staged <- run_job(job, FALSE, call = p$call)$path
+  }
+  if (is.null(p$staged)) p$staged <- stage_bytes(conn, p$bytes, call = p$call)$path
+  call_code("", p$staged, result_path(conn))
+}
+
+request_submit <- function(conn, p) {
+  opts <- conn$options
+  p$job <- unwrap(rust_exec_start(conn$handle, request_code(conn, p), "python", NULL,
+                                  opts$poll_max, opts$cluster_timeout), call = p$call)
+  invisible(p)
+}
+
+# Wait for the command and return the answer. A context recreated behind our
+# back (NOBOOT) is bootstrapped again and the request re-sent once; a staged
+# request file that vanished (NOFILE) is staged again and re-sent once.
+request_finish <- function(conn, p) {
+  call <- p$call
+  st <- remote_state(conn)
+  on.exit(request_cleanup(conn, p), add = TRUE)
+  job <- p$job
+  p$job <- NULL
+  m <- parse_marker(exec_output(run_job(job, FALSE, call = call)), call = call)
   if (identical(m$kind, "NOBOOT")) {
     remote_bootstrap(conn, call = call)
-    m <- parse_marker(run_python(conn, send()), call = call)
+    m <- parse_marker(run_python(conn, request_code(conn, p), call = call), call = call)
   } else if (identical(m$kind, "NOFILE")) {
-    staged <- NULL
-    m <- parse_marker(run_python(conn, send()), call = call)
+    p$staged <- NULL
+    m <- parse_marker(run_python(conn, request_code(conn, p), call = call), call = call)
   }
   st$stats$requests <- st$stats$requests + 1
-  st$stats$bytes_sent <- st$stats$bytes_sent + length(bytes)
+  st$stats$bytes_sent <- st$stats$bytes_sent + length(p$bytes)
   answer <- switch(m$kind,
-    INLINE = unwrap(rust_base64_decode(m$payload)),
+    INLINE = unwrap(rust_base64_decode(m$payload), call = call),
     FILE = {
-      info <- parse_fields(m$payload)
-      on.exit(try(stage_remove_quiet(conn, info$path), silent = TRUE), add = TRUE)
-      stage_fetch(conn, info$path, call = call)
+      path <- parse_fields(m$payload)$path
+      on.exit(stage_remove_quiet(conn, path), add = TRUE)
+      stage_fetch(conn, path, progress = FALSE, call = call)
     },
     abort_dbrxr("The cluster gave an unexpected dbrxr answer.", "dbrxr_internal_error",
                 problems = paste0(m$kind, " ", substr(m$payload, 1, 300)), call = call))
@@ -172,10 +206,20 @@ remote_request <- function(conn, req, call = rlang::caller_env()) {
   unserialize(answer)
 }
 
+# Stop an upload or command still running (an error or interrupt got here
+# first) and remove the staged request.
+request_cleanup <- function(conn, p) {
+  if (!is.null(p$upload)) try(rust_job_cancel(p$upload), silent = TRUE)
+  if (!is.null(p$job)) try(rust_job_cancel(p$job), silent = TRUE)
+  if (!is.null(p$staged)) stage_remove_quiet(conn, p$staged)
+  p$upload <- p$job <- p$staged <- NULL
+}
+
+exec_output <- function(res) if (is.null(res$data)) "" else as.character(res$data)
+
 # Run Python in the connection's context; its text output.
 run_python <- function(conn, code, call = rlang::caller_env()) {
-  res <- exec_command(conn, code, call = call)
-  if (is.null(res$data)) "" else as.character(res$data)
+  exec_output(exec_command(conn, code, call = call))
 }
 
 # A fresh path in the session's staging directory for an answer the cluster
@@ -194,7 +238,8 @@ unique_id <- function() {
 }
 
 stage_remove_quiet <- function(conn, path) {
-  tryCatch(stage_remove(conn, path), error = function(e) invisible(FALSE))
+  tryCatch(stage_remove(conn, path), error = function(e) invisible(FALSE),
+           interrupt = function(e) invisible(FALSE))
 }
 
 # Replay what happened remotely, in order: output printed, messages and

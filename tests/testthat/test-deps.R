@@ -115,3 +115,19 @@ test_that("chunked predictions join to exactly one predict() call", {
   check(gn, x[1:90, ], s = 0.01)
   check(randomForest::randomForest(cls ~ x1 + x2 + g, d, ntree = 21), nd)
 })
+
+test_that("fast row chunks equal `[.data.frame`", {
+  d <- data.frame(a = 1:10, f = factor(letters[1:10]), day = as.Date("2025-01-01") + 0:9)
+  d$m <- matrix(1:20, 10)
+  expect_identical(dbrxr:::take_rows(d, 3:6), d[3:6, , drop = FALSE])
+  rownames(d) <- paste0("r", 1:10)
+  expect_identical(dbrxr:::take_rows(d, 3:6), d[3:6, , drop = FALSE])
+  expect_identical(dbrxr:::take_rows(mtcars, 2:5), mtcars[2:5, , drop = FALSE])
+})
+
+test_that("fast row chunks keep integer row names of a sampled data.frame", {
+  d <- mtcars
+  rownames(d) <- NULL
+  s <- d[c(5, 2, 9, 1), ]
+  expect_identical(dbrxr:::take_rows(s, 2:3), s[2:3, , drop = FALSE])
+})

@@ -170,7 +170,7 @@ request_code <- function(conn, p) {
 request_submit <- function(conn, p) {
   opts <- conn$options
   p$job <- unwrap(rust_exec_start(conn$handle, request_code(conn, p), "python", NULL,
-                                  opts$poll_max, opts$cluster_timeout), call = p$call)
+                                  opts$poll_max, opts$cluster_timeout, NULL), call = p$call)
   invisible(p)
 }
 

@@ -69,7 +69,8 @@ remote_function <- function(f, conn = dbx_default_connection(), packages = NULL)
   name <- if (is.name(substitute(f))) as.character(substitute(f)) else "f"
   if (!is.function(f) || is.primitive(f)) {
     abort_dbrxr("`f` must be an R function (not a primitive).", "dbrxr_input_error",
-                problems = sprintf("It is %s.", obj_type(f)), call = call)
+                problems = sprintf("It is %s.", if (is.function(f)) "a primitive" else obj_type(f)),
+                call = call)
   }
   if (!is.null(packages) && (!is.character(packages) || anyNA(packages))) {
     abort_dbrxr("`packages` must be a character vector or NULL.", "dbrxr_input_error",

@@ -1,0 +1,108 @@
+# remote_eval() and remote_function() on a real local cluster.
+file_env <- environment()
+
+test_that("globals and helper functions from the global environment are shipped", {
+  conn <- remote_test_conn(file_env)
+  # Helpers defined at top level, as users do: their environment is the
+  # global one, which the cluster does not share.
+  eval(quote({
+    dbrxr_t_helper <- function(x) x * 10
+    dbrxr_t_outer <- function(x) dbrxr_t_helper(x) + dbrxr_t_offset
+    dbrxr_t_offset <- 5
+  }), globalenv())
+  withr::defer(rm(list = c("dbrxr_t_helper", "dbrxr_t_outer", "dbrxr_t_offset"),
+                  envir = globalenv()))
+  n <- 4
+  expect_identical(remote_eval(dbrxr_t_outer(seq_len(n)), conn),
+                   c(15, 25, 35, 45))
+  expect_identical(remote_eval(dbrxr_t_outer(4), conn, envir = globalenv()), 45)
+  # Values travel as R values: factors, dates, attributes.
+  x <- factor(c("b", "a", NA), levels = c("b", "a"))
+  expect_identical(remote_eval(list(x, as.Date("2025-03-01") + 1:2), conn),
+                   list(x, as.Date("2025-03-01") + 1:2))
+  expect_equal(remote_eval(Sys.getpid(), conn), as.integer(dbrxr:::remote_state(conn)$info$pid))
+})
+
+test_that("packages of called functions are loaded remotely", {
+  conn <- remote_test_conn(file_env)
+  expect_true(remote_eval({ rpart::rpart.control(); "rpart" %in% loadedNamespaces() }, conn))
+})
+
+test_that("a remote stop() is a dbrxr_remote_error with message, call and traceback", {
+  conn <- remote_test_conn(file_env)
+  inner <- function(v) if (v > 1) stop("value too large: ", v) else v
+  outer <- function(v) inner(v + 1)
+  err <- expect_error(remote_eval(outer(3), conn), class = "dbrxr_remote_error")
+  expect_equal(err$remote_message, "value too large: 4")
+  expect_equal(err$remote_call, "inner(v + 1)")
+  expect_equal(err$remote_traceback, c("outer(3)", "inner(v + 1)", "stop(\"value too large: \", v)"))
+  expect_match(conditionMessage(err), "value too large")
+  expect_s3_class(err, "dbrxr_error")
+})
+
+test_that("remote warnings, messages and printed output come back", {
+  conn <- remote_test_conn(file_env)
+  w <- expect_warning(
+    expect_message(
+      expect_output(res <- remote_eval({ print("printed remotely"); message("hello from R");
+                                         warning("watch out"); 42 }, conn),
+                    "printed remotely"),
+      "hello from R", class = "dbrxr_remote_message"),
+    "watch out", class = "dbrxr_remote_warning")
+  expect_equal(w$remote_message, "watch out")
+  expect_equal(res, 42)
+})
+
+test_that("external pointers among the globals fail before anything is sent", {
+  conn <- remote_test_conn(file_env)
+  ptr <- new("externalptr")
+  n0 <- dbrxr:::local_stats(conn)$commands$executed
+  expect_error(remote_eval(identity(ptr), conn), class = "dbrxr_input_error")
+  expect_equal(dbrxr:::local_stats(conn)$commands$executed, n0)
+})
+
+test_that("remote_function: same arguments, defaults applied remotely, shipped once", {
+  conn <- remote_test_conn(file_env)
+  scale_sum <- function(x, times = 2, ...) sum(x, ...) * times + Sys.getpid() * 0
+  rf <- remote_function(scale_sum, conn)
+  expect_s3_class(rf, "dbx_remote_function")
+  expect_equal(names(formals(rf)), c("x", "times", "..."))
+  expect_output(print(rf), "scale_sum")
+  expect_equal(rf(1:10), 110)
+  expect_equal(rf(c(1, NA, 3), times = 3, na.rm = TRUE), 12)
+  y <- 1:4
+  expect_equal(rf(y, 1), 10)
+  # NULL arguments travel as NULL.
+  nul <- remote_function(function(a) is.null(a), conn)
+  expect_true(nul(NULL))
+  err <- expect_error(remote_function(function(x) stop("nope"), conn)(1),
+                      class = "dbrxr_remote_error")
+  expect_equal(err$remote_message, "nope")
+  expect_error(remote_function(sum, conn), class = "dbrxr_input_error")
+})
+
+test_that("remote_eval survives an evicted context", {
+  conn <- remote_test_conn(file_env)
+  expect_equal(remote_eval(1 + 1, conn), 2)
+  dbrxr:::local_evict(conn)
+  expect_equal(remote_eval(2 + 2, conn), 4)
+})
+
+test_that("large values go through staging both ways", {
+  conn <- remote_test_conn(file_env)
+  big <- runif(3e5)   # 2.4 MB: above the inline limits
+  expect_identical(remote_eval(rev(big), conn), rev(big))
+})
+
+test_that("without rpy2 the error says how to add it", {
+  py <- Sys.which("python3")
+  has_rpy2 <- nzchar(py) &&
+    identical(suppressWarnings(system2(py, c("-c", shQuote("import rpy2")),
+                                       stdout = FALSE, stderr = FALSE)), 0L)
+  if (!nzchar(py) || has_rpy2) skip("no Python without rpy2 on PATH")
+  conn <- suppressWarnings(local_cluster(python = unname(py)))
+  withr::defer(dbx_disconnect(conn))
+  err <- expect_error(remote_eval(1, conn), class = "dbrxr_context_error")
+  expect_match(conditionMessage(err), "rpy2")
+  expect_match(paste(conditionMessage(err), collapse = " "), "install_rpy2 = TRUE")
+})

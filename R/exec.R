@@ -50,11 +50,12 @@ languages <- c("python", "sql", "scala", "r")
 #' result. Python errors, timeouts and interrupts raise the same conditions as
 #' [dbx_exec()].
 #'
+#' @param poll_fixed Benchmarks only: poll every `poll_fixed` seconds (as peers do).
 #' @return A list: `status`, `resultType`, `data`, `summary`, `cause`,
 #'   `truncated`, `schema`, `fileName`, `fileNames`, `context_id`, `command_id`.
 #' @noRd
 exec_command <- function(conn, code, language = "python", timeout = NULL, progress = NULL,
-                         call = rlang::caller_env()) {
+                         call = rlang::caller_env(), poll_fixed = NULL) {
   check_connection(conn, call = call)
   check_string(code, null_ok = FALSE, call = call)
   check_string(language, null_ok = FALSE, call = call)
@@ -67,7 +68,7 @@ exec_command <- function(conn, code, language = "python", timeout = NULL, progre
   }
   opts <- conn$options
   job <- unwrap(rust_exec_start(conn$handle, code, language, timeout, opts$poll_max,
-                                opts$cluster_timeout), call = call)
+                                opts$cluster_timeout, poll_fixed), call = call)
   res <- run_job(job, progress %||% opts$progress, call = call)
   for (f in c("summary", "cause")) if (is.null(res[[f]])) res[f] <- list(NULL)
   res

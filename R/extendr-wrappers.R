@@ -19,7 +19,7 @@ rust_cluster_status_start <- function(id) .Call(wrap__rust_cluster_status_start,
 
 rust_connect <- function(explicit) .Call(wrap__rust_connect, explicit)
 
-rust_exec_start <- function(id, code, language, timeout, poll_max, cluster_timeout) .Call(wrap__rust_exec_start, id, code, language, timeout, poll_max, cluster_timeout)
+rust_exec_start <- function(id, code, language, timeout, poll_max, cluster_timeout, poll_fixed) .Call(wrap__rust_exec_start, id, code, language, timeout, poll_max, cluster_timeout, poll_fixed)
 
 rust_fetch_start <- function(id, path, dest) .Call(wrap__rust_fetch_start, id, path, dest)
 

@@ -56,25 +56,39 @@ impl Control {
     }
 }
 
-/// Polling intervals: `first`, then ×1.5 each time, capped at `cap`.
+/// Polling intervals: `first`, then ×`factor` each time, capped at `cap`.
 #[derive(Debug, Clone)]
 pub struct PollSchedule {
     next: Duration,
+    /// The delay after an immediate (zero) one.
+    first: Duration,
     cap: Duration,
+    factor: f64,
 }
 
 impl PollSchedule {
     pub fn new(first: Duration, cap: Duration) -> Self {
-        PollSchedule { next: std::cmp::min(first, cap), cap }
+        let first = std::cmp::min(first, cap);
+        PollSchedule { next: first, first, cap, factor: 1.5 }
+    }
+    /// An immediate check, then `first`, growing ×1.5 to `cap`.
+    pub fn immediate(first: Duration, cap: Duration) -> Self {
+        PollSchedule { next: Duration::ZERO, ..Self::new(first, cap) }
+    }
+    /// An immediate check, then every `every`: the strategy of peers
+    /// (brickster 0.5 s, the prototype 1 s), kept for benchmarks.
+    pub fn fixed(every: Duration) -> Self {
+        PollSchedule { next: Duration::ZERO, first: every, cap: every, factor: 1.0 }
     }
     pub fn next_delay(&mut self) -> Duration {
         let d = self.next;
-        self.next = std::cmp::min(self.cap, self.next.mul_f64(1.5));
+        self.next = if d.is_zero() { self.first } else { std::cmp::min(self.cap, d.mul_f64(self.factor)) };
         d
     }
 }
 
-/// First status check after submitting a command.
+/// Second status check after submitting a command (the first is immediate:
+/// short commands are often done by then).
 const FIRST_POLL: Duration = Duration::from_millis(3);
 /// How long a cancel may take to be confirmed before we stop watching.
 const CANCEL_CONFIRM: Duration = Duration::from_millis(1500);
@@ -89,6 +103,8 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     pub poll_max: Duration,
     pub cluster_timeout: Duration,
+    /// Poll at a fixed interval instead (benchmarks compare with peers).
+    pub poll_fixed: Option<Duration>,
 }
 
 impl Default for RunOptions {
@@ -98,6 +114,7 @@ impl Default for RunOptions {
             timeout: None,
             poll_max: Duration::from_secs(1),
             cluster_timeout: Duration::from_secs(1200),
+            poll_fixed: None,
         }
     }
 }
@@ -308,7 +325,10 @@ impl Session {
         let (ctx, cmd) = self.submit(code, opts, ctl).await?;
         let cluster = self.cluster_id();
         let started = Instant::now();
-        let mut sched = PollSchedule::new(FIRST_POLL, opts.poll_max);
+        let mut sched = match opts.poll_fixed {
+            Some(every) => PollSchedule::fixed(every),
+            None => PollSchedule::immediate(FIRST_POLL, opts.poll_max),
+        };
         let mut last = CommandStatus::Queued;
         ctl.set_progress("Running command");
         loop {
@@ -533,14 +553,20 @@ mod tests {
 
     #[test]
     fn schedule_starts_fast_and_grows_to_the_cap() {
-        let mut s = PollSchedule::new(Duration::from_millis(3), Duration::from_secs(1));
+        let mut s = PollSchedule::immediate(Duration::from_millis(3), Duration::from_secs(1));
         let ds: Vec<_> = (0..30).map(|_| s.next_delay()).collect();
-        assert_eq!(ds[0], Duration::from_millis(3));
+        assert_eq!(ds[0], Duration::ZERO);
+        assert_eq!(ds[1], Duration::from_millis(3));
+        assert_eq!(PollSchedule::new(Duration::from_millis(3), Duration::from_secs(1)).next_delay(), Duration::from_millis(3));
         assert!(ds.windows(2).all(|w| w[1] >= w[0]));
         assert_eq!(*ds.last().unwrap(), Duration::from_secs(1));
         // Ten checks happen within the first ~0.5 s: short commands return fast.
         let first_ten: Duration = ds[..10].iter().sum();
         assert!(first_ten < Duration::from_millis(500), "{first_ten:?}");
+        let mut f = PollSchedule::fixed(Duration::from_millis(500));
+        assert_eq!(f.next_delay(), Duration::ZERO);
+        assert_eq!(f.next_delay(), Duration::from_millis(500));
+        assert_eq!(f.next_delay(), Duration::from_millis(500));
     }
 
     #[test]

@@ -28,10 +28,18 @@ fn job_id(id: i32) -> Robj {
 }
 
 /// Start running `code` in the session's context. Options in seconds; NULL
-/// for defaults.
+/// for defaults. `poll_fixed` (benchmarks only) polls at a fixed interval.
 /// @noRd
 #[extendr]
-fn rust_exec_start(id: i32, code: &str, language: &str, timeout: Robj, poll_max: Robj, cluster_timeout: Robj) -> Robj {
+fn rust_exec_start(
+    id: i32,
+    code: &str,
+    language: &str,
+    timeout: Robj,
+    poll_max: Robj,
+    cluster_timeout: Robj,
+    poll_fixed: Robj,
+) -> Robj {
     guard(|| {
         let session = SESSIONS.get(id)?;
         let defaults = RunOptions::default();
@@ -40,6 +48,7 @@ fn rust_exec_start(id: i32, code: &str, language: &str, timeout: Robj, poll_max:
             timeout: secs(opt_f64(&timeout), "timeout")?,
             poll_max: secs(opt_f64(&poll_max), "poll_max")?.unwrap_or(defaults.poll_max),
             cluster_timeout: secs(opt_f64(&cluster_timeout), "cluster_timeout")?.unwrap_or(defaults.cluster_timeout),
+            poll_fixed: secs(opt_f64(&poll_fixed), "poll_fixed")?,
         };
         let code = code.to_string();
         let job = jobs::spawn(move |ctl| async move {

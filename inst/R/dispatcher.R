@@ -157,10 +157,16 @@ op_install <- function(req) {
   if (is.null(lib)) lib <- .libPaths()[1]
   dir.create(lib, recursive = TRUE, showWarnings = FALSE)
   if (!lib %in% .libPaths()) .libPaths(c(lib, .libPaths()))
-  args <- list(pkgs = req$pkgs, lib = lib, repos = req$repos)
+  # R CMD INSTALL runs as a child process whose output no sink() sees: keep
+  # it in files and print them, so the client shows it.
+  outdir <- tempfile("dbrxr-install-")
+  dir.create(outdir)
+  on.exit(unlink(outdir, recursive = TRUE), add = TRUE)
+  args <- list(pkgs = req$pkgs, lib = lib, repos = req$repos, keep_outputs = outdir)
   if (!is.null(req$type)) args$type <- req$type
   run_captured(function() {
-    do.call(utils::install.packages, args)
+    call_bound("install.packages", utils::install.packages, args)
+    for (f in list.files(outdir, full.names = TRUE)) cat(readLines(f), sep = "\n")
     vapply(req$pkgs, function(p) {
       tryCatch(as.character(utils::packageVersion(p, lib.loc = lib)),
                error = function(e) NA_character_)

@@ -40,7 +40,7 @@ install_tiny_package <- function(lib, version = "1.0.0", name = "dbrxrtinypkg", 
                        name, name),
                sprintf("predict.%s_model <- function(object, newdata, ...) rep(object$k, NROW(newdata))",
                        name)), file.path(src, "R", "model.R"))
-  dir.create(lib, recursive = TRUE, showWarnings = FALSE)
+  if (!is.null(lib)) dir.create(lib, recursive = TRUE, showWarnings = FALSE)
   if (!is.null(repo)) {
     contrib <- file.path(repo, "src", "contrib")
     dir.create(contrib, recursive = TRUE, showWarnings = FALSE)

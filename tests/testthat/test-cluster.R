@@ -42,3 +42,15 @@ test_that("dbx_cluster_status reports and prints the state", {
   expect_identical(st$state, "RUNNING")
   expect_output(print(st), "state:\\s+RUNNING")
 })
+
+test_that("progress = TRUE shows the cluster's state while it starts; FALSE shows nothing", {
+  conn <- local_test_cluster(cluster_state = "TERMINATED", start_delay_ms = 1500, progress = TRUE)
+  shown <- character()
+  withCallingHandlers(dbx_exec("pass", conn), message = function(m) {
+    shown <<- c(shown, conditionMessage(m))
+    invokeRestart("muffleMessage")
+  })
+  expect_true(any(grepl("is PENDING", shown)))
+  quiet <- local_test_cluster(cluster_state = "TERMINATED", start_delay_ms = 1500, progress = FALSE)
+  expect_silent(dbx_exec("pass", quiet))
+})

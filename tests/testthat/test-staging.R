@@ -72,3 +72,17 @@ test_that("bad staging arguments are input errors", {
   expect_error(dbx_download("dbfs:/x", dest = "/no/such/dir/f", conn = conn),
                class = "dbrxr_input_error")
 })
+
+test_that("a session's files on a Volume are removed when it closes; the cache stays", {
+  owner <- local_test_cluster(token = "volume-test-token-0123456789")
+  conn <- dbx_connect(host = owner$local_info$url, token = "volume-test-token-0123456789",
+                      cluster_id = owner$local_info$cluster_id,
+                      staging = "/Volumes/main/default/vol/dbrxr")
+  tmp <- stage_bytes(conn, as.raw(1:5), "session")
+  kept <- stage_bytes(conn, as.raw(6:9), "cache")
+  expect_match(tmp$path, "^/Volumes/main/default/vol/dbrxr/sessions/")
+  expect_identical(tmp$cluster_path, tmp$path)
+  dbx_disconnect(conn)
+  expect_error(stage_fetch(owner, tmp$path), class = "dbrxr_http_404")
+  expect_identical(stage_fetch(owner, kept$path), as.raw(6:9))
+})

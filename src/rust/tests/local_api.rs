@@ -36,7 +36,7 @@ async fn cluster_state_machine_terminated_pending_running_restarting() {
     assert_eq!(r.body["error_code"], "INVALID_STATE");
     assert_eq!(r.body["message"], format!("Cluster {CLUSTER} is in unexpected state Pending."));
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let r = api.get(&format!("/api/2.1/clusters/list")).await;
+    let r = api.get("/api/2.1/clusters/list").await;
     assert_eq!(r.body["clusters"][0]["state"], "RUNNING");
     let r = api.post("/api/2.1/clusters/start", json!({"cluster_id": CLUSTER})).await;
     assert_eq!(r.body["message"], format!("Cluster {CLUSTER} is in unexpected state Running."));

@@ -209,7 +209,7 @@ async fn workers_see_dbfs_and_volumes_under_the_fs_root() {
     assert_eq!(r["results"]["data"], "hello", "{r}");
     let r = api.get("/api/2.0/fs/files/Volumes/c/s/v/out.txt").await;
     assert_eq!(&r.raw[..], b"from the cluster");
-    assert_eq!(api.c.fs_root().join("dbfs/tmp/x.txt").exists(), true);
+    assert!(api.c.fs_root().join("dbfs/tmp/x.txt").exists());
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -22,7 +22,7 @@ fn segments(raw: &str) -> Result<Vec<&str>, String> {
         return Err("Path must not contain NUL characters".to_string());
     }
     let segs: Vec<&str> = raw.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
-    if segs.iter().any(|s| *s == "..") {
+    if segs.contains(&"..") {
         return Err(format!("Path must not contain '..' segments: {raw}"));
     }
     Ok(segs)

@@ -48,7 +48,7 @@ async fn cluster_state_machine_terminated_pending_running_restarting() {
     let r = api.get(&format!("/api/2.1/clusters/get?cluster_id={CLUSTER}")).await;
     assert_eq!(r.body["state"], "RESTARTING");
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let r = api.get(&format!("/api/1.2/contexts/status?clusterId={CLUSTER}&contextId={ctx}")).await;
+    let r = api.context_status(&ctx).await;
     assert_eq!(r.status, 400);
     let e = r.body["error"].as_str().unwrap();
     assert!(e.contains("context") && e.contains("does not exist"), "{e}");

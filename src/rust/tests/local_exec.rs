@@ -87,13 +87,10 @@ async fn cancel_interrupts_python_and_queued_commands() {
     let long = api.submit(&ctx, "import time\ntime.sleep(60)").await;
     let queued = api.submit(&ctx, "print('never')").await;
     api.wait_for(&ctx, &long, "Running").await;
-    let cancel = |cmd: String| {
-        api.post("/api/1.2/commands/cancel", json!({"clusterId": CLUSTER, "contextId": ctx, "commandId": cmd}))
-    };
-    assert_eq!(cancel(queued.clone()).await.status, 200);
+    assert_eq!(api.cancel(&ctx, &queued).await.status, 200);
     assert_eq!(api.status(&ctx, &queued).await["status"], "Cancelled");
     let t = Instant::now();
-    let r = cancel(long.clone()).await;
+    let r = api.cancel(&ctx, &long).await;
     assert_eq!((r.status, r.body), (200, json!({})));
     let s = api.status(&ctx, &long).await["status"].clone();
     assert!(s == "Cancelling" || s == "Cancelled", "{s}");
@@ -101,11 +98,11 @@ async fn cancel_interrupts_python_and_queued_commands() {
     assert_eq!(r["status"], "Cancelled");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     // Cancelling a finished command is a no-op; an unknown one is an error.
-    assert_eq!(cancel(long.clone()).await.status, 200);
-    assert_eq!(cancel("nope".into()).await.status, 400);
+    assert_eq!(api.cancel(&ctx, &long).await.status, 200);
+    assert_eq!(api.cancel(&ctx, "nope").await.status, 400);
     // The context is still usable, its state intact.
     assert_eq!(api.run(&ctx, "print('after')").await["results"]["data"], "after");
-    let st = api.get(&format!("/api/1.2/contexts/status?clusterId={CLUSTER}&contextId={ctx}")).await;
+    let st = api.context_status(&ctx).await;
     assert_eq!(st.body["status"], "Running");
     let s = api.get("/_local/stats").await.body;
     assert_eq!(s["commands"]["Cancelled"], 2);
@@ -125,7 +122,7 @@ async fn cancel_interrupts_r_code_run_through_rpy2() {
     api.wait_for(&ctx, &long, "Running").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t = Instant::now();
-    api.post("/api/1.2/commands/cancel", json!({"clusterId": CLUSTER, "contextId": ctx, "commandId": long})).await;
+    api.cancel(&ctx, &long).await;
     assert_eq!(api.wait(&ctx, &long).await["status"], "Cancelled");
     assert!(t.elapsed() < Duration::from_secs(2), "R ignored the interrupt for {:?}", t.elapsed());
     // R still works afterwards, in the same process.
@@ -145,12 +142,12 @@ async fn a_process_ignoring_the_interrupt_is_killed_and_its_context_errors() {
     api.wait_for(&ctx, &cmd, "Running").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let t = Instant::now();
-    api.post("/api/1.2/commands/cancel", json!({"clusterId": CLUSTER, "contextId": ctx, "commandId": cmd})).await;
+    api.cancel(&ctx, &cmd).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(api.status(&ctx, &cmd).await["status"], "Cancelling");
     assert_eq!(api.wait(&ctx, &cmd).await["status"], "Cancelled");
     assert!(t.elapsed() >= Duration::from_millis(500) && t.elapsed() < Duration::from_secs(3));
-    let st = api.get(&format!("/api/1.2/contexts/status?clusterId={CLUSTER}&contextId={ctx}")).await;
+    let st = api.context_status(&ctx).await;
     assert_eq!(st.body["status"], "Error");
     let r = api
         .post("/api/1.2/commands/execute", json!({"clusterId": CLUSTER, "contextId": ctx, "command": "1"}))
@@ -167,7 +164,7 @@ async fn a_dying_process_fails_its_command_and_context() {
     assert_eq!(r["status"], "Error");
     assert_eq!(r["results"]["resultType"], "error");
     assert!(r["results"]["summary"].as_str().unwrap().contains("exited unexpectedly"));
-    let st = api.get(&format!("/api/1.2/contexts/status?clusterId={CLUSTER}&contextId={ctx}")).await;
+    let st = api.context_status(&ctx).await;
     assert_eq!(st.body["status"], "Error");
     let s = api.get("/_local/stats").await.body;
     assert_eq!(s["commands"]["Error"], 1);
@@ -180,7 +177,7 @@ async fn the_context_cap_evicts_idle_contexts_lru_first_and_refuses_when_all_are
     let b = api.context().await;
     api.run(&a, "pass").await; // b is now the least recently used
     let c = api.context().await;
-    let gone = api.get(&format!("/api/1.2/contexts/status?clusterId={CLUSTER}&contextId={b}")).await;
+    let gone = api.context_status(&b).await;
     assert!(gone.body["error"].as_str().unwrap().contains("does not exist"));
     let busy_a = api.submit(&a, "import time\ntime.sleep(30)").await;
     let busy_c = api.submit(&c, "import time\ntime.sleep(30)").await;

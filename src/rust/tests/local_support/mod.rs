@@ -62,7 +62,7 @@ impl Api {
         let id = r.body["id"].as_str().unwrap().to_string();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let s = self.get(&format!("/api/1.2/contexts/status?clusterId={CLUSTER}&contextId={id}")).await;
+            let s = self.context_status(&id).await;
             match s.body["status"].as_str() {
                 Some("Running") => return id,
                 Some("Pending") => {}
@@ -86,6 +86,15 @@ impl Api {
         self.get(&format!("/api/1.2/commands/status?clusterId={CLUSTER}&contextId={ctx}&commandId={cmd}"))
             .await
             .body
+    }
+
+    pub async fn context_status(&self, ctx: &str) -> Resp {
+        self.get(&format!("/api/1.2/contexts/status?clusterId={CLUSTER}&contextId={ctx}")).await
+    }
+
+    pub async fn cancel(&self, ctx: &str, cmd: &str) -> Resp {
+        self.post("/api/1.2/commands/cancel", json!({"clusterId": CLUSTER, "contextId": ctx, "commandId": cmd}))
+            .await
     }
 
     /// Poll until the command is terminal.

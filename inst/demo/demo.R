@@ -22,8 +22,9 @@ models <- list(
   "lm"                      = list(fit = lm(y ~ x1 + x2 + grp + day, data = train), type = NULL),
   "glm (binomial)"          = list(fit = glm(cls ~ x1 + x2 + grp, data = train, family = binomial),
                                    type = "response"),
+  # An odd number of trees: predict.randomForest breaks tied votes at random.
   "randomForest (classes)"  = list(fit = randomForest::randomForest(cls ~ x1 + x2 + grp,
-                                        data = stats::na.omit(train), ntree = 50), type = "class")
+                                        data = stats::na.omit(train), ntree = 51), type = "class")
 )
 if (requireNamespace("ranger", quietly = TRUE)) {
   models[["ranger (classes)"]] <- list(

@@ -47,3 +47,20 @@ test_that("a garbage-collected connection leaves no context behind", {
   gc()
   expect_identical(local_stats(owner)$contexts$alive, 0)
 })
+
+test_that("an R session that ends without disconnecting leaves no context behind", {
+  skip_if_not_installed("callr")
+  owner <- local_test_cluster(token = "exit-test-token-0123456789abc")
+  callr::r(function(url, token, cluster_id) {
+    library(dbrxr)
+    conn <- dbx_connect(host = url, token = token, cluster_id = cluster_id)
+    dbx_exec("pass", conn)
+    stage_path <- dbrxr:::stage_bytes(conn, as.raw(1:3), "session")$path
+    invisible(stage_path)
+  }, args = list(owner$local_info$url, "exit-test-token-0123456789abc",
+                 owner$local_info$cluster_id),
+  env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep)))
+  s <- local_stats(owner)
+  expect_identical(s$contexts$created, 1)
+  expect_identical(s$contexts$alive, 0)
+})

@@ -35,6 +35,8 @@ struct Fake {
     first_status: Vec<Instant>,
     cancels: u32,
     lose_context_once: bool,
+    /// The first context created ends in `Error` (an overloaded driver).
+    fail_first_context: bool,
 }
 
 type S = Arc<Mutex<Fake>>;
@@ -73,7 +75,14 @@ fn app(s: S) -> Router {
             match f.contexts.get_mut(&id) {
                 Some(polls) => {
                     *polls += 1;
-                    let st = if *polls > 1 { "Running" } else { "Pending" };
+                    let polls = *polls;
+                    let st = if f.fail_first_context && id == "1001" && polls > 1 {
+                        "Error"
+                    } else if polls > 1 {
+                        "Running"
+                    } else {
+                        "Pending"
+                    };
                     Json(json!({"id": id, "status": st})).into_response()
                 }
                 None => legacy_error(format!("Context {id} does not exist")),
@@ -246,4 +255,15 @@ async fn cluster_timeout_is_a_timeout_error() {
     let e = session.run_command("1", &o, &Control::default()).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout);
     assert_eq!(e.get_field("last_status"), Some("RESTARTING"));
+}
+
+#[tokio::test]
+async fn a_context_that_ends_in_error_is_destroyed_and_created_again() {
+    let (session, s) = setup("RUNNING").await;
+    s.lock().unwrap().fail_first_context = true;
+    let r = session.run_command("1", &opts(), &Control::default()).await.unwrap();
+    assert_eq!(r["context_id"], "1002");
+    let f = s.lock().unwrap();
+    assert_eq!(f.created, 2);
+    assert_eq!(f.destroyed, 1, "the failed context was destroyed");
 }

@@ -158,10 +158,22 @@ needed_packages <- function(..., extra = character()) {
   setdiff(pkgs, "base")
 }
 
-# Local versions of `pkgs` (NA when not installed here).
+# Local versions of `pkgs` (NA when not installed here). Reading DESCRIPTION
+# files costs about a millisecond per package and call, so versions are
+# remembered per library path set (a package upgraded in place shows after
+# R restarts).
 local_versions <- function(pkgs) {
+  key <- paste(.libPaths(), collapse = "\n")
+  if (!identical(the$versions_key, key)) {
+    the$versions_key <- key
+    the$versions <- new.env(parent = emptyenv())
+  }
   v <- vapply(pkgs, function(p) {
-    tryCatch(as.character(utils::packageVersion(p)), error = function(e) NA_character_)
+    known <- the$versions[[p]]
+    if (!is.null(known)) return(known)
+    ver <- tryCatch(as.character(utils::packageVersion(p)), error = function(e) NA_character_)
+    if (!is.na(ver)) assign(p, ver, envir = the$versions)
+    ver
   }, character(1))
   stats::setNames(v, pkgs)
 }

@@ -109,7 +109,7 @@ remote_model <- function(model, conn = dbx_default_connection()) {
 #' @export
 predict.dbx_remote_model <- function(object, newdata, ...) {
   args <- list(...)
-  if (is.null(args$conn)) args$conn <- object$conn
+  if (is.null(args$conn) && !is.null(object$conn)) args$conn <- object$conn
   do.call(remote_score, c(list(object, newdata), args))
 }
 

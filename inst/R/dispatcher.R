@@ -58,10 +58,21 @@ answer_error <- function(message, call = NULL, traceback = character()) {
 }
 
 # Remote versions of `pkgs` as a named character vector, NA when not installed.
+# Remembered per library path set; op_install forgets them.
+version_cache <- new.env(parent = emptyenv())
 package_versions <- function(pkgs) {
   pkgs <- unique(as.character(pkgs))
+  key <- paste(.libPaths(), collapse = "\n")
+  if (!identical(version_cache$.key, key)) {
+    rm(list = ls(version_cache, all.names = TRUE), envir = version_cache)
+    version_cache$.key <- key
+  }
   v <- vapply(pkgs, function(p) {
-    tryCatch(as.character(utils::packageVersion(p)), error = function(e) NA_character_)
+    known <- version_cache[[p]]
+    if (!is.null(known)) return(known)
+    ver <- tryCatch(as.character(utils::packageVersion(p)), error = function(e) NA_character_)
+    if (!is.na(ver)) assign(p, ver, envir = version_cache)
+    ver
   }, character(1))
   stats::setNames(v, pkgs)
 }
@@ -153,6 +164,7 @@ prepare_function <- function(bundle) {
 }
 
 op_install <- function(req) {
+  rm(list = ls(version_cache, all.names = TRUE), envir = version_cache)
   lib <- req$lib
   if (is.null(lib)) lib <- .libPaths()[1]
   dir.create(lib, recursive = TRUE, showWarnings = FALSE)

@@ -121,6 +121,8 @@ pub struct Request {
     pub replay: Replay,
     /// Overrides the transport's default request timeout (big transfers).
     pub timeout: Option<Duration>,
+    /// Hand a successful body over unread, as [`Response::stream`].
+    pub stream: bool,
 }
 
 impl Request {
@@ -133,6 +135,7 @@ impl Request {
             body: Body::Empty,
             replay: Replay::Safe,
             timeout: None,
+            stream: false,
         }
     }
     pub fn get(path: impl Into<String>) -> Self {
@@ -167,14 +170,21 @@ impl Request {
         self.timeout = Some(t);
         self
     }
+    /// Stream the body of a success instead of reading it (downloads to disk).
+    pub fn streamed(mut self) -> Self {
+        self.stream = true;
+        self
+    }
 }
 
-/// A successful response, body read.
+/// A successful response, body read (or, for a streamed request, left in
+/// `stream` and `body` empty).
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub stream: Option<reqwest::Response>,
 }
 
 impl Response {
@@ -345,13 +355,16 @@ impl Transport {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        if req.stream && (200..300).contains(&status) {
+            return Attempt::Done(Response { status, headers, body: Bytes::new(), stream: Some(resp) });
+        }
         let body = match resp.bytes().await {
             Ok(b) => b,
             // The answer was cut: the request arrived, so only safe requests are resent.
             Err(e) => return self.network_failure(&what, req.replay, &e, &secrets),
         };
         if (200..300).contains(&status) {
-            return Attempt::Done(Response { status, headers, body });
+            return Attempt::Done(Response { status, headers, body, stream: None });
         }
 
         let mut err = parse_error(status, &headers, &body);

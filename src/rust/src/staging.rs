@@ -406,11 +406,7 @@ async fn write_remote(s: &Session, loc: &Location, f: &mut tokio::fs::File, ctl:
     let werr = |e: std::io::Error| Error::io(format!("cannot write the download: {e}"));
     ctl.set_progress(format!("Downloading {}", loc.api_path()));
     match loc {
-        Location::Volume(p) => {
-            let body = ctl.run(files::download(&s.transport, p)).await?;
-            f.write_all(&body).await.map_err(werr)?;
-            Ok(body.len() as u64)
-        }
+        Location::Volume(p) => ctl.run(files::download_to(&s.transport, p, f)).await,
         Location::Dbfs(p) => {
             let size = ctl.run(dbfs::get_status(&s.transport, p)).await?.ok_or_else(|| missing(loc))?.file_size;
             let mut blocks = dbfs_blocks(s, p, size);

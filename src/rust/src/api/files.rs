@@ -7,7 +7,7 @@ use bytes::Bytes;
 use reqwest::Method;
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::http::{encode_path, Body, Request, Transport};
 
 /// Big transfers get more time than the default request timeout.
@@ -56,6 +56,30 @@ pub async fn download(t: &Transport, path: &str) -> Result<Bytes> {
         .header("Accept", "application/octet-stream")
         .timeout(TRANSFER_TIMEOUT);
     Ok(t.send(req).await?.body)
+}
+
+/// Stream a file into `out` chunk by chunk (no full copy in memory);
+/// returns the number of bytes written.
+pub async fn download_to<W: tokio::io::AsyncWrite + Unpin>(t: &Transport, path: &str, out: &mut W) -> Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let req = Request::get(file_url(path))
+        .header("Accept", "application/octet-stream")
+        .timeout(TRANSFER_TIMEOUT)
+        .streamed();
+    let mut resp = t
+        .send(req)
+        .await?
+        .stream
+        .ok_or_else(|| Error::internal("a streamed download came back without its body"))?;
+    let mut written = 0u64;
+    loop {
+        let chunk = resp.chunk().await.map_err(|e| {
+            Error::new(ErrorKind::Network, format!("the download of {path} was cut: {e}")).hint("try again")
+        })?;
+        let Some(chunk) = chunk else { return Ok(written) };
+        out.write_all(&chunk).await.map_err(|e| Error::io(format!("cannot write the download of {path}: {e}")))?;
+        written += chunk.len() as u64;
+    }
 }
 
 /// The size of the file at `path`, `None` when there is none.

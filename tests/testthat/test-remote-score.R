@@ -155,3 +155,20 @@ test_that("bad arguments and external pointers fail before anything is sent", {
                class = "dbrxr_input_error")
   expect_equal(commands(), n0)
 })
+
+test_that("chunked scoring (forced small chunks) joins to the same value, with progress", {
+  conn <- remote_test_conn(file_env)
+  withr::local_options(dbrxr.chunk_bytes = 1500, dbrxr.inline_request_max = 4000,
+                       dbrxr.inline_answer_max = 500)
+  rp <- rpart::rpart(cls ~ x1 + x2 + grp + day, data = d)
+  expect_same_prediction(rp, nd, type = "class")
+  expect_same_prediction(rp, nd, type = "prob")
+  sv <- e1071::svm(cls ~ x1 + x2 + grp, data = d, probability = TRUE)
+  expect_same_prediction(sv, nd[cc, ], probability = TRUE)
+  rg <- ranger::ranger(cls ~ x1 + x2 + grp, data = d, num.trees = 20, seed = 1)
+  expect_same_prediction(rg, nd[cc, ])
+  fit <- lm(y ~ x1 + grp + day, data = d)
+  expect_identical(remote_score(fit, nd, conn = conn, progress = TRUE), predict(fit, nd))
+  # se.fit gives a list per call: not joinable, so it is scored in one piece.
+  expect_same_prediction(fit, nd, se.fit = TRUE)
+})

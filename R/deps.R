@@ -10,7 +10,8 @@ base_packages <- c("base", "compiler", "datasets", "graphics", "grDevices", "gri
 # Walk everything serialize() would write for `x`: list elements, attributes,
 # closures (formals, body, environment) and environments up to the global,
 # package and namespace environments, which serialize as references by name.
-# Returns the paths of external pointers and the namespaces referenced.
+# Returns the paths of external pointers, the namespaces referenced and how
+# many (mutable) environments travel with `x`.
 inspect_object <- function(x, label = "x") {
   seen <- list()
   ptrs <- character()
@@ -69,7 +70,8 @@ inspect_object <- function(x, label = "x") {
     walk_env(parent.env(env), sprintf("parent.env(%s)", path))
   }
   walk(x, label)
-  list(externalptrs = unique(ptrs), namespaces = unique(namespaces))
+  list(externalptrs = unique(ptrs), namespaces = unique(namespaces),
+       environments = length(seen))
 }
 
 # The empty symbol (a missing argument) cannot be bound to a variable.

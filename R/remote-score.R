@@ -96,7 +96,7 @@ remote_model <- function(model, conn = dbx_default_connection()) {
   check_connection(conn)
   rm$conn <- conn
   ans <- remote_object_request(conn, list(op = "put", hash = rm$hash, packages = rm$packages),
-                               function() rm$store$bytes, call = call)
+                               function() model_bytes(rm), call = call)
   deliver_answer(ans, call = call)
   rm
 }
@@ -145,6 +145,8 @@ as_remote_model <- function(model, call = rlang::caller_env()) {
                   call = call)
     })
   }
+  memo <- memo_get(model)
+  if (!is.null(memo)) return(memo)
   info <- check_transportable(model, "model", call = call)
   method_pkgs <- predict_method_packages(model)
   if (!length(method_pkgs) && !isS4(model)) {
@@ -157,10 +159,45 @@ as_remote_model <- function(model, call = rlang::caller_env()) {
   bytes <- serialize(model, NULL, xdr = FALSE)
   store <- new.env(parent = emptyenv())
   store$bytes <- bytes
-  structure(list(hash = unwrap(rust_sha256(bytes)), size = length(bytes), class = class(model),
-                 packages = needed_packages(method_pkgs, info$namespaces), conn = NULL,
-                 store = store),
-            class = "dbx_remote_model")
+  rm <- structure(list(hash = unwrap(rust_sha256(bytes)), size = length(bytes),
+                       class = class(model),
+                       packages = needed_packages(method_pkgs, info$namespaces), conn = NULL,
+                       store = store),
+                  class = "dbx_remote_model")
+  if (info$environments == 0L) memo_put(model, rm)
+  rm
+}
+
+# Scoring the same model object again skips serializing, hashing and walking
+# it (milliseconds for a forest). An entry holds a reference to the object, so
+# R copies rather than modifies it in place when the user changes it: the same
+# address then means the same content. Objects carrying environments (which
+# can change behind a reference) are never remembered.
+memo_size <- 4L
+
+memo_get <- function(model) {
+  addr <- rlang::obj_address(model)
+  for (e in the$model_memo) {
+    if (identical(e$address, addr) && identical(e$model, model)) {
+      rm <- e$rm
+      # The bytes are made again, from the same object, only if needed.
+      rm$store <- new.env(parent = emptyenv())
+      rm$store$model <- model
+      return(rm)
+    }
+  }
+  NULL
+}
+
+memo_put <- function(model, rm) {
+  rm$store <- NULL  # entries keep the model alive, not a second copy as bytes
+  entry <- list(address = rlang::obj_address(model), model = model, rm = rm)
+  the$model_memo <- utils::head(c(list(entry), the$model_memo), memo_size)
+}
+
+# The model's serialized bytes: kept from the hashing, or made again.
+model_bytes <- function(rm) {
+  rm$store$bytes %||% serialize(rm$store$model, NULL, xdr = FALSE)
 }
 
 show_progress <- function(progress, conn) {
@@ -199,12 +236,12 @@ score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
     est <- as.numeric(utils::object.size(newdata))
     k <- as.integer(min(n, ceiling(est / chunk_target_bytes())))
   }
-  model_bytes <- function() rm$store$bytes
+  bytes <- function() model_bytes(rm)
   score_req <- function(nd) {
     list(op = "score", hash = rm$hash, newdata = nd, args = args, packages = packages)
   }
   score_one <- function(nd, report_versions = TRUE) {
-    ans <- remote_object_request(conn, score_req(nd), model_bytes, call = call)
+    ans <- remote_object_request(conn, score_req(nd), bytes, call = call)
     if (!report_versions) ans$versions <- NULL
     deliver_answer(ans, call = call)
   }
@@ -224,7 +261,7 @@ score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
   if (is.null(st$info)) remote_bootstrap(conn, call = call)
   begin <- function(j) {
     req <- score_req(chunk(j))
-    if (j == 1L && !isTRUE(st$objects[[rm$hash]])) req$object <- model_bytes()
+    if (j == 1L && !isTRUE(st$objects[[rm$hash]])) req$object <- bytes()
     request_begin(conn, req, call = call)
   }
   pending <- begin(1L)
@@ -237,7 +274,7 @@ score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
     ans <- request_finish(conn, current)
     if (identical(ans$status, "need_object")) {
       # The context was lost on the way: ship the model again for this chunk.
-      ans <- remote_object_request(conn, score_req(chunk(j)), model_bytes, call = call)
+      ans <- remote_object_request(conn, score_req(chunk(j)), bytes, call = call)
     } else if (ans$status %in% c("ok", "error")) {
       assign(rm$hash, TRUE, envir = st$objects)
     }

@@ -131,3 +131,23 @@ test_that("fast row chunks keep integer row names of a sampled data.frame", {
   s <- d[c(5, 2, 9, 1), ]
   expect_identical(dbrxr:::take_rows(s, 2:3), s[2:3, , drop = FALSE])
 })
+
+test_that("a model object is walked and hashed once; a changed copy is new", {
+  fit <- lm(mpg ~ wt, data = mtcars)
+  environment(fit$terms) <- globalenv()
+  attr(fit$model, "terms") <- fit$terms
+  a <- dbrxr:::as_remote_model(fit)
+  b <- dbrxr:::as_remote_model(fit)
+  expect_null(b$store$bytes)   # remembered: not serialized again
+  expect_equal(b$hash, a$hash)
+  expect_identical(dbrxr:::model_bytes(b), dbrxr:::model_bytes(a))
+  fit$coefficients[1] <- 0     # copy-on-modify: a new object
+  c <- dbrxr:::as_remote_model(fit)
+  expect_false(identical(c$hash, a$hash))
+  expect_false(is.null(c$store$bytes))
+  # Objects with environments of their own are never remembered.
+  f <- local({ k <- 1; function(x) x + k })
+  m <- structure(list(f = f), class = "lm")
+  dbrxr:::as_remote_model(m)
+  expect_false(is.null(dbrxr:::as_remote_model(m)$store$bytes))
+})

@@ -333,20 +333,9 @@ fn missing(loc: &Location) -> Error {
 /// Download a file into memory.
 pub async fn fetch(s: &Session, path: &str, ctl: &Control) -> Result<Vec<u8>> {
     let loc = Location::parse(path)?;
-    ctl.set_progress(format!("Downloading {}", loc.api_path()));
-    match &loc {
-        Location::Volume(p) => Ok(ctl.run(files::download(&s.transport, p)).await?.to_vec()),
-        Location::Dbfs(p) => {
-            let size = ctl.run(dbfs::get_status(&s.transport, p)).await?.ok_or_else(|| missing(&loc))?.file_size;
-            let mut out = Vec::with_capacity(size as usize);
-            let mut blocks = dbfs_blocks(s, p, size);
-            while let Some(b) = ctl.run(async { Ok(blocks.next().await) }).await? {
-                out.extend_from_slice(&b?);
-            }
-            check_size(&loc, size, out.len() as u64)?;
-            Ok(out)
-        }
-    }
+    let mut out = Vec::new();
+    write_remote(s, &loc, &mut out, ctl).await?;
+    Ok(out)
 }
 
 /// The blocks of a DBFS file, read in parallel, yielded in order.
@@ -401,7 +390,8 @@ pub async fn fetch_to_file(s: &Session, path: &str, dest: &Path, ctl: &Control) 
     result
 }
 
-async fn write_remote(s: &Session, loc: &Location, f: &mut tokio::fs::File, ctl: &Control) -> Result<u64> {
+/// Copy a remote file into `f`: Files API streamed, DBFS in parallel ranges.
+async fn write_remote<W: tokio::io::AsyncWrite + Unpin>(s: &Session, loc: &Location, f: &mut W, ctl: &Control) -> Result<u64> {
     use tokio::io::AsyncWriteExt;
     let werr = |e: std::io::Error| Error::io(format!("cannot write the download: {e}"));
     ctl.set_progress(format!("Downloading {}", loc.api_path()));

@@ -108,6 +108,23 @@ async fn cancel_interrupts_python_and_queued_commands() {
     assert_eq!(s["commands"]["Cancelled"], 2);
 }
 
+/// Cancels that race the start of a command (or its first blocking call)
+/// must not be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_right_after_submit_is_never_lost() {
+    let api = start(|_| {});
+    let ctx = api.context().await;
+    for i in 0..25u64 {
+        let cmd = api.submit(&ctx, "import time\ntime.sleep(30)").await;
+        tokio::time::sleep(Duration::from_millis(i % 5)).await;
+        let t = Instant::now();
+        api.cancel(&ctx, &cmd).await;
+        assert_eq!(api.wait(&ctx, &cmd).await["status"], "Cancelled");
+        assert!(t.elapsed() < Duration::from_secs(1), "cancel {i} took {:?}", t.elapsed());
+    }
+    assert_eq!(api.run(&ctx, "print('alive')").await["results"]["data"], "alive");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_interrupts_r_code_run_through_rpy2() {
     let api = start(|_| {});
@@ -128,6 +145,13 @@ async fn cancel_interrupts_r_code_run_through_rpy2() {
     // R still works afterwards, in the same process.
     let r = api.run(&ctx, "print(ro.r('1 + 1')[0])").await;
     assert_eq!(r["results"]["data"], "2.0");
+    // Cancelling Python code leaves no interrupt pending for the next R call.
+    let py = api.submit(&ctx, "import time\ntime.sleep(60)").await;
+    api.wait_for(&ctx, &py, "Running").await;
+    api.cancel(&ctx, &py).await;
+    assert_eq!(api.wait(&ctx, &py).await["status"], "Cancelled");
+    let r = api.run(&ctx, "print(ro.r('2 + 2')[0])").await;
+    assert_eq!(r["results"]["data"], "4.0", "{r}");
     // R's console output is captured like Python's.
     let r = api.run(&ctx, "ro.r('print(\"from R\")')\nNone").await;
     assert_eq!(r["results"]["data"], "[1] \"from R\"");

@@ -4,8 +4,9 @@
 //! it ends in `Error` when the process dies or is killed. Its commands queue
 //! (`Queued`) and run one at a time; a driver task per context feeds them to
 //! the process over stdin and reads replies from its stdout (JSON lines).
-//! Cancel sends SIGINT; a process that ignores it for the grace period is
-//! killed and its context marked `Error`. Processes are group leaders (so a
+//! Cancel is a message naming the command (the worker interrupts it, or drops
+//! it if it has not started); a process that ignores it for the grace period
+//! is killed and its context marked `Error`. Processes are group leaders (so a
 //! kill takes their children too) and die with the server's process.
 
 use std::collections::{HashMap, VecDeque};
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::state::Local;
@@ -76,6 +77,8 @@ struct Inner {
     status: CtxStatus,
     error: Option<String>,
     pid: Option<i32>,
+    /// Lines for the worker's stdin (commands and cancels).
+    input: Option<mpsc::UnboundedSender<String>>,
     commands: HashMap<String, Command>,
     queue: VecDeque<String>,
     running: Option<String>,
@@ -120,6 +123,7 @@ impl Inner {
             }
         }
         self.pid = None;
+        self.input = None;
         if self.status != CtxStatus::Error {
             self.status = CtxStatus::Error;
             self.error = Some(why.to_string());
@@ -178,8 +182,9 @@ impl Context {
         g.commands.get(id).map(|c| (c.status, c.results.clone()))
     }
 
-    /// Cancel: a queued command is dropped at once; a running one gets SIGINT
-    /// and, if it ignores it for `grace`, its process is killed. Err: unknown id.
+    /// Cancel: a queued command is dropped at once; a running one is
+    /// interrupted and, if it ignores that for `grace`, its process is killed.
+    /// Err: unknown id.
     pub fn cancel(self: &Arc<Self>, id: &str, local: &Arc<Local>) -> Result<(), ()> {
         let mut g = self.lock();
         let status = g.commands.get(id).map(|c| c.status).ok_or(())?;
@@ -192,9 +197,8 @@ impl Context {
                 if let Some(c) = g.commands.get_mut(id) {
                     c.status = CmdStatus::Cancelling;
                 }
-                if let Some(pid) = g.pid {
-                    // SAFETY: plain syscall on a pid we spawned.
-                    unsafe { libc::kill(pid, libc::SIGINT) };
+                if let Some(input) = &g.input {
+                    let _ = input.send(format!("{}\n", json!({"cancel": id})));
                 }
                 let (ctx, local, id) = (self.clone(), local.clone(), id.to_string());
                 let grace = Duration::from_millis(local.opts.cancel_grace_ms);
@@ -293,6 +297,7 @@ impl Contexts {
                 status: CtxStatus::Pending,
                 error: None,
                 pid: None,
+                input: None,
                 commands: HashMap::new(),
                 queue: VecDeque::new(),
                 running: None,
@@ -354,6 +359,15 @@ async fn drive(ctx: Arc<Context>, local: Arc<Local>) {
         ctx.lock().lost("the context's Python process has no pipes", &local.stats);
         return;
     };
+    // One writer owns stdin, so cancels can be sent while a command runs.
+    let (input, mut lines_in) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Some(line) = lines_in.recv().await {
+            if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+                break;
+            }
+        }
+    });
     {
         let mut g = ctx.lock();
         if g.gone {
@@ -361,6 +375,7 @@ async fn drive(ctx: Arc<Context>, local: Arc<Local>) {
             return;
         }
         g.pid = pid;
+        g.input = Some(input.clone());
     }
     let mut lines = BufReader::new(stdout).lines();
     let died = |ctx: &Context| {
@@ -418,7 +433,7 @@ async fn drive(ctx: Arc<Context>, local: Arc<Local>) {
         };
         let mut line = json!({"id": id, "n": n, "code": code}).to_string();
         line.push('\n');
-        if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+        if input.send(line).is_err() {
             return died(&ctx);
         }
         let reply = tokio::select! {

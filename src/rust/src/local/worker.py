@@ -1,33 +1,44 @@
 # dbrxr local cluster: one execution context = one process running this file.
 #
-# Protocol (JSON lines): commands arrive on stdin as {"id", "n", "code"}; replies
-# go to a private copy of the original stdout as {"ready": true, ...} once at start,
-# then {"id", "status": "ok"|"error"|"cancelled", "data", "summary", "cause"}.
-# fd 1 is pointed at fd 2 so stray C-level output cannot corrupt the protocol.
+# Protocol (JSON lines): stdin carries commands {"id", "n", "code"} and cancels
+# {"cancel": id}; replies go to a private copy of the original stdout as
+# {"ready": true, ...} once at start, then {"id", "status": "ok"|"error"|"cancelled",
+# "data", "summary", "cause"}. fd 1 is pointed at fd 2 so stray C-level output
+# cannot corrupt the protocol.
 #
 # Notebook semantics: common indentation removed, stdout/stderr captured, the
 # value of a trailing expression shown as `Out[n]: repr`, exceptions reported
-# with a one-line summary and a traceback. SIGINT cancels the running command;
-# R code run through rpy2 is interrupted by setting R_interrupts_pending (R does
-# not see Python's signal handler).
+# with a one-line summary and a traceback.
+#
+# Cancel names the command, so it can never hit the wrong one: a reader thread
+# takes stdin; a cancel of a command not started yet drops it, a cancel of the
+# running one sends SIGINT to the main thread (KeyboardInterrupt in Python code),
+# repeatedly until the command ends, and sets R_interrupts_pending (R run through
+# rpy2 does not see Python's handler).
 import ast
 import ctypes
 import io
 import json
 import linecache
+import queue
 import os
 import signal
 import sys
 import textwrap
 import threading
+import time
 import traceback
 
 _proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
 os.dup2(2, 1)
 sys.stdout = sys.__stdout__ = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
 
-_state = {"executing": False, "cancel": False}
 _lock = threading.Lock()
+# current: id of the running command; cancel_id: the command asked to stop.
+# user: the user's code is on the stack (the only place an interrupt may land).
+_state = {"current": None, "cancel_id": None, "user": False}
+_dropped = set()  # ids cancelled before they started
+_queue = queue.Queue()
 _r_flag = None  # ctypes int bound to R_interrupts_pending once R is loaded
 
 
@@ -37,11 +48,10 @@ def _send(obj):
 
 
 def _on_sigint(signum, frame):
-    with _lock:
-        executing = _state["executing"]
-        if executing:
-            _state["cancel"] = True
-    if executing:
+    # No lock here: the handler may run while this thread holds it.
+    current = _state["current"]
+    hit = _state["user"] and current is not None and _state["cancel_id"] == current
+    if hit:
         raise KeyboardInterrupt()
 
 
@@ -71,23 +81,45 @@ def _route_r_console():
         cb._dbrxr_routed = True
 
 
-def _watch_signals(read_fd):
+def _cancel(cid):
+    with _lock:
+        running = _state["current"] == cid
+        if running:
+            _state["cancel_id"] = cid
+        else:
+            _dropped.add(cid)
+    if running:
+        threading.Thread(target=_interrupt, args=(cid,), daemon=True).start()
+
+
+def _interrupt(cid):
+    # Repeat until the command ends: a signal that lands just before a
+    # blocking call (time.sleep) starts is only handled after it returns.
+    main = threading.main_thread().ident
+    delay = 0.02
     while True:
+        with _lock:
+            if _state["current"] != cid:
+                return
+            _bind_r_flag()
+            if _r_flag is not None:
+                _r_flag.value = 1
+        signal.pthread_kill(main, signal.SIGINT)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def _read_stdin():
+    for line in sys.stdin.buffer:
         try:
-            data = os.read(read_fd, 64)
-        except InterruptedError:
+            msg = json.loads(line)
+        except ValueError:
             continue
-        if not data:
-            return
-        if signal.SIGINT in data:
-            with _lock:
-                executing = _state["executing"]
-                if executing:
-                    _state["cancel"] = True
-            if executing:
-                _bind_r_flag()
-                if _r_flag is not None:
-                    _r_flag.value = 1
+        if "cancel" in msg:
+            _cancel(msg["cancel"])
+        else:
+            _queue.put(msg)
+    _queue.put(None)
 
 
 def _strip_frames(tb, filename):
@@ -109,7 +141,7 @@ def _error_result(exc, filename):
     return summary, (header + "".join(frames) + "".join(only)).rstrip("\n")
 
 
-def _run(globals_, n, code):
+def _run(globals_, cid, n, code):
     filename = "<command-%d>" % n
     source = textwrap.dedent(code)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -119,35 +151,37 @@ def _run(globals_, n, code):
     result = {"status": "ok"}
     try:
         with _lock:
-            _state["executing"] = True
-            _state["cancel"] = False
+            _state["current"] = cid
+            if _r_flag is not None:
+                _r_flag.value = 0  # an interrupt meant for an earlier command
         tree = ast.parse(source, filename, "exec")
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body.pop().value)
-        exec(compile(tree, filename, "exec"), globals_)
+        code_obj = compile(tree, filename, "exec")
+        last_obj = compile(last, filename, "eval") if last is not None else None
+        _state["user"] = True
+        exec(code_obj, globals_)
+        value = eval(last_obj, globals_) if last_obj is not None else None
+        _state["user"] = False
         _route_r_console()
-        if last is not None:
-            value = eval(compile(last, filename, "eval"), globals_)
-            if value is not None:
-                globals_["_"] = value
-                out.write("Out[%d]: %r\n" % (n, value))
+        if value is not None:
+            globals_["_"] = value
+            out.write("Out[%d]: %r\n" % (n, value))
     except BaseException as exc:  # noqa: B902 - the user's code may raise anything
-        with _lock:
-            cancelled = _state["cancel"]
-        if cancelled or isinstance(exc, KeyboardInterrupt):
-            result = {"status": "cancelled"}
-        elif isinstance(exc, SystemExit):
+        _state["user"] = False
+        if isinstance(exc, SystemExit):
             result = {"status": "error", "summary": "SystemExit: %s" % (exc.code,),
                       "cause": "The command called exit(); the context keeps running."}
         else:
             summary, cause = _error_result(exc, filename)
             result = {"status": "error", "summary": summary, "cause": cause}
     finally:
+        _state["user"] = False
         with _lock:
-            _state["executing"] = False
-            if _state["cancel"]:
+            if _state["cancel_id"] == cid:
                 result = {"status": "cancelled"}
+            _state["current"] = None
         sys.stdout, sys.stderr = saved
         _route_r_console()
         _bind_r_flag()
@@ -158,44 +192,49 @@ def _run(globals_, n, code):
     return result
 
 
+def _reply(result):
+    while True:
+        try:
+            _send(result)
+            return
+        except KeyboardInterrupt:
+            continue  # a late interrupt for the command that just ended
+
+
 def main():
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    signal.signal(signal.SIGINT, _on_sigint)
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    threading.Thread(target=_watch_signals, args=(read_fd,), daemon=True).start()
     globals_ = {"__name__": "__main__", "__builtins__": __builtins__}
     try:
         import importlib.util
         rpy2 = importlib.util.find_spec("rpy2") is not None
     except Exception:
         rpy2 = False
+    signal.signal(signal.SIGINT, _on_sigint)
+    threading.Thread(target=_read_stdin, daemon=True).start()
     _send({"ready": True, "pid": os.getpid(), "python": sys.version.split()[0], "rpy2": rpy2})
-    stdin = sys.stdin.buffer
     while True:
         try:
-            line = stdin.readline()
+            msg = _queue.get()
         except KeyboardInterrupt:
-            continue  # an interrupt that arrived between commands
-        if not line:
+            continue
+        if msg is None:
             return
-        try:
-            msg = json.loads(line)
-        except ValueError:
+        cid = msg.get("id")
+        with _lock:
+            dropped = cid in _dropped
+            _dropped.discard(cid)
+        if dropped:
+            _reply({"id": cid, "status": "cancelled", "data": ""})
             continue
         # rpy2 may install its own SIGINT handler when R starts: take it back.
         signal.signal(signal.SIGINT, _on_sigint)
         try:
-            result = _run(globals_, int(msg.get("n", 0)), msg.get("code", ""))
-        except KeyboardInterrupt:
+            result = _run(globals_, cid, int(msg.get("n", 0)), msg.get("code", ""))
+        except KeyboardInterrupt:  # landed after the user's code, before cleanup
+            with _lock:
+                _state["current"] = None
             result = {"status": "cancelled", "data": ""}
-        result["id"] = msg.get("id")
-        while True:
-            try:
-                _send(result)
-                break
-            except KeyboardInterrupt:
-                continue
+        result["id"] = cid
+        _reply(result)
 
 
 if __name__ == "__main__":

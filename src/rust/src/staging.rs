@@ -17,7 +17,6 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 use crate::api::{dbfs, files};
 use crate::error::{Error, ErrorKind, Result};
@@ -291,31 +290,55 @@ async fn upload(s: &Session, loc: &Location, source: Source, overwrite: bool, ct
     }
 }
 
+/// Send the blocks of `source` in order; the next block is read and encoded
+/// on a blocking thread while the current one is in flight.
 async fn add_blocks(s: &Session, handle: i64, source: Source) -> Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
+    let producer = tokio::task::spawn_blocking(move || encode_blocks(handle, source, tx));
+    while let Some(body) = rx.recv().await {
+        dbfs::add_block_encoded(&s.transport, body?).await?;
+    }
+    producer.await.map_err(|e| Error::internal(format!("the block encoder failed: {e}")))
+}
+
+/// Produce add-block bodies until the source ends or the receiver is gone.
+fn encode_blocks(handle: i64, source: Source, tx: tokio::sync::mpsc::Sender<Result<Bytes>>) {
+    use std::io::Read;
+    let send = |r: Result<Bytes>| tx.blocking_send(r).is_ok();
     match source {
         Source::Bytes(b) => {
             for chunk in b.chunks(dbfs::BLOCK) {
-                dbfs::add_block(&s.transport, handle, chunk).await?;
+                if !send(Ok(dbfs::add_block_body(handle, chunk))) {
+                    return;
+                }
             }
-            Ok(())
         }
         Source::File(path) => {
-            let mut f = tokio::fs::File::open(&path).await.map_err(|e| io_err(&path, e))?;
+            let mut f = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    send(Err(io_err(&path, e)));
+                    return;
+                }
+            };
             let mut buf = vec![0u8; dbfs::BLOCK];
             loop {
                 let mut filled = 0;
                 while filled < buf.len() {
-                    let n = f.read(&mut buf[filled..]).await.map_err(|e| io_err(&path, e))?;
-                    if n == 0 {
-                        break;
+                    match f.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) => {
+                            send(Err(io_err(&path, e)));
+                            return;
+                        }
                     }
-                    filled += n;
                 }
-                if filled > 0 {
-                    dbfs::add_block(&s.transport, handle, &buf[..filled]).await?;
+                if filled > 0 && !send(Ok(dbfs::add_block_body(handle, &buf[..filled]))) {
+                    return;
                 }
                 if filled < buf.len() {
-                    return Ok(());
+                    return;
                 }
             }
         }

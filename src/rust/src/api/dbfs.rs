@@ -1,6 +1,7 @@
 //! DBFS API 2.0 (reference §3.1). Paths are absolute DBFS paths (`/tmp/x`).
 
 use base64::Engine;
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -63,8 +64,25 @@ pub async fn create(t: &Transport, path: &str, overwrite: bool) -> Result<i64> {
 /// Append one block (at most [`BLOCK`] bytes). Resending after an ambiguous
 /// failure could append twice, so the caller restarts the whole upload instead.
 pub async fn add_block(t: &Transport, handle: i64, data: &[u8]) -> Result<()> {
+    add_block_encoded(t, add_block_body(handle, data)).await
+}
+
+/// The JSON body of an add-block request, written directly (base64 needs no
+/// escaping), so uploaders can encode the next block while one is in flight.
+pub fn add_block_body(handle: i64, data: &[u8]) -> Bytes {
+    let mut s = String::with_capacity(data.len().div_ceil(3) * 4 + 48);
+    s.push_str("{\"handle\":");
+    s.push_str(&handle.to_string());
+    s.push_str(",\"data\":\"");
+    b64().encode_string(data, &mut s);
+    s.push_str("\"}");
+    Bytes::from(s)
+}
+
+/// Send a body made by [`add_block_body`].
+pub async fn add_block_encoded(t: &Transport, body: Bytes) -> Result<()> {
     let req = Request::post("/api/2.0/dbfs/add-block")
-        .json(&json!({ "handle": handle, "data": b64().encode(data) }))?
+        .body(crate::http::Body::Json(body))
         .replay(crate::http::Replay::Never);
     t.send(req).await.map(|_| ())
 }
@@ -110,4 +128,16 @@ pub async fn delete(t: &Transport, path: &str, recursive: bool) -> Result<()> {
 
 pub async fn list(t: &Transport, path: &str) -> Result<Vec<FileInfo>> {
     Ok(t.json::<ListResponse>(Request::get("/api/2.0/dbfs/list").query("path", path)).await?.files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_block_body_is_the_json_the_api_expects() {
+        let body = add_block_body(7, b"hello world");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, json!({"handle": 7, "data": "aGVsbG8gd29ybGQ="}));
+    }
 }

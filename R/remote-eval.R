@@ -9,6 +9,10 @@
 #' the functions it calls (and those named as `pkg::fun`) are loaded on the
 #' cluster after their versions were compared with yours.
 #'
+#' The expression runs from this session's random number state (`.Random.seed`)
+#' and the state it leaves comes back: `set.seed(1); remote_eval(runif(2))`
+#' equals `set.seed(1); runif(2)`.
+#'
 #' Printed output appears here, remote messages and warnings are re-signalled
 #' here (classes `dbrxr_remote_message`, `dbrxr_remote_warning`), and an error
 #' becomes a `dbrxr_remote_error` with fields `remote_message`, `remote_call`
@@ -39,7 +43,7 @@ remote_eval <- function(expr, conn = dbx_default_connection(), envir = parent.fr
   gl <- find_globals(expr, envir, call = call)
   info <- check_transportable(gl$globals, "the globals of `expr`", call = call)
   packages <- needed_packages(gl$packages, info$namespaces)
-  req <- list(op = "eval", expr = expr, globals = gl$globals, packages = packages)
+  req <- with_seed(list(op = "eval", expr = expr, globals = gl$globals, packages = packages))
   deliver_answer(remote_request(conn, req, call = call), call = call)
 }
 
@@ -120,7 +124,7 @@ remote_function_call <- function(state, frame) {
   }
   info <- check_transportable(args, "the arguments", call = err_call)
   packages <- needed_packages(state$packages, info$namespaces)
-  req <- list(op = "call", hash = state$hash, args = args, packages = packages)
+  req <- with_seed(list(op = "call", hash = state$hash, args = args, packages = packages))
   ans <- remote_object_request(state$conn, req, function() state$bytes, call = err_call)
   deliver_answer(ans, call = err_call)
 }

@@ -242,9 +242,18 @@ stage_remove_quiet <- function(conn, path) {
            interrupt = function(e) invisible(FALSE))
 }
 
+# Requests running user code carry this session's random number state; the
+# state the code leaves comes back (see with_client_seed() in the dispatcher).
+with_seed <- function(req, sync = TRUE) {
+  req$sync_seed <- sync
+  if (isTRUE(sync)) req$seed <- get0(".Random.seed", envir = globalenv(), inherits = FALSE)
+  req
+}
+
 # Replay what happened remotely, in order: output printed, messages and
 # warnings re-signalled here. Then the value, or the remote error raised.
 deliver_answer <- function(ans, call = rlang::caller_env()) {
+  if (!is.null(ans$seed)) assign(".Random.seed", ans$seed, envir = globalenv())
   if (identical(ans$status, "missing_packages")) {
     report_versions(ans$versions, call = call)
   }

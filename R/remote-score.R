@@ -20,6 +20,11 @@
 #' `dbrxr_missing_package_error` (install it with [remote_install_packages()]),
 #' a different version a `dbrxr_version_warning`.
 #'
+#' `predict()` runs from this session's random number state and the state it
+#' leaves comes back, so methods that break ties at random (e.g.
+#' `randomForest` with an even number of trees) give the same result after the
+#' same `set.seed()`.
+#'
 #' Large `newdata` (data frames, matrices and vectors) is split into chunks of
 #' rows by size, scored in order and reassembled, so the result equals one
 #' `predict()` call. Remote output is printed here and remote warnings and
@@ -195,6 +200,14 @@ memo_put <- function(model, rm) {
   the$model_memo <- utils::head(c(list(entry), the$model_memo), memo_size)
 }
 
+restore_seed <- function(seed) {
+  if (!is.null(seed)) {
+    assign(".Random.seed", seed, envir = globalenv())
+  } else if (exists(".Random.seed", envir = globalenv(), inherits = FALSE)) {
+    rm(".Random.seed", envir = globalenv())
+  }
+}
+
 # The model's serialized bytes: kept from the hashing, or made again.
 model_bytes <- function(rm) {
   rm$store$bytes %||% serialize(rm$store$model, NULL, xdr = FALSE)
@@ -237,8 +250,9 @@ score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
     k <- as.integer(min(n, ceiling(est / chunk_target_bytes())))
   }
   bytes <- function() model_bytes(rm)
-  score_req <- function(nd) {
-    list(op = "score", hash = rm$hash, newdata = nd, args = args, packages = packages)
+  score_req <- function(nd, sync = TRUE) {
+    with_seed(list(op = "score", hash = rm$hash, newdata = nd, args = args,
+                   packages = packages), sync)
   }
   score_one <- function(nd, report_versions = TRUE) {
     ans <- remote_object_request(conn, score_req(nd), bytes, call = call)
@@ -259,8 +273,9 @@ score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
   # the cluster may not have it); commands of a context run in order.
   st <- remote_state(conn)
   if (is.null(st$info)) remote_bootstrap(conn, call = call)
+  seed0 <- get0(".Random.seed", envir = globalenv(), inherits = FALSE)
   begin <- function(j) {
-    req <- score_req(chunk(j))
+    req <- score_req(chunk(j), if (j == 1L) TRUE else "keep")
     if (j == 1L && !isTRUE(st$objects[[rm$hash]])) req$object <- bytes()
     request_begin(conn, req, call = call)
   }
@@ -274,7 +289,8 @@ score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
     ans <- request_finish(conn, current)
     if (identical(ans$status, "need_object")) {
       # The context was lost on the way: ship the model again for this chunk.
-      ans <- remote_object_request(conn, score_req(chunk(j)), bytes, call = call)
+      ans <- remote_object_request(conn, score_req(chunk(j), if (j == 1L) TRUE else "keep"),
+                                   bytes, call = call)
     } else if (ans$status %in% c("ok", "error")) {
       assign(rm$hash, TRUE, envir = st$objects)
     }
@@ -284,6 +300,7 @@ score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
       # Not a per-row result we know how to join: score everything at once.
       request_cleanup(conn, pending)
       pending <- NULL
+      restore_seed(seed0)
       return(score_one(newdata, report_versions = FALSE))
     }
     if (progress) cli::cli_progress_update(id = bar, .envir = call)

@@ -41,14 +41,40 @@ handle <- function(req_raw) {
   switch(req$op,
     ping = list(status = "ok", value = dbrxr_info(), versions = versions),
     put = op_put(req, versions),
-    score = op_score(req, versions),
-    eval = op_eval(req, versions),
-    call = op_call(req, versions),
+    score = with_client_seed(req, op_score(req, versions)),
+    eval = with_client_seed(req, op_eval(req, versions)),
+    call = with_client_seed(req, op_call(req, versions)),
     forget = { rm(list = intersect(req$hashes, ls(cache)), envir = cache)
                list(status = "ok", value = ls(cache)) },
     packages = list(status = "ok", value = installed_table()),
     install = op_install(req),
     answer_error(sprintf("Unknown dbrxr operation '%s'.", format(req$op)), "dispatch"))
+}
+
+# User code runs from the client's random number state (none: a fresh one, as
+# in a new session), and the state it leaves goes back to the client, so
+# set.seed(1); remote_eval(runif(1)) equals set.seed(1); runif(1), and ties
+# broken at random in predict() (ranger, randomForest) are broken the same way.
+# sync_seed: TRUE = start from req$seed; "keep" = continue from the state the
+# previous request left (later chunks of one remote_score()).
+with_client_seed <- function(req, answer) {
+  if (is.null(req$sync_seed) || !answer$status %in% c("ok", "error")) return(answer)
+  answer$seed <- get0(".Random.seed", envir = globalenv(), inherits = FALSE)
+  answer
+}
+
+set_client_seed <- function(req) {
+  if (!isTRUE(req$sync_seed)) return()
+  if (is.null(req$seed)) {
+    if (exists(".Random.seed", envir = globalenv(), inherits = FALSE)) {
+      rm(".Random.seed", envir = globalenv())
+    }
+  } else {
+    assign(".Random.seed", req$seed, envir = globalenv())
+  }
+  # Load it into R's generator now: C code may draw without reading it first.
+  RNGkind()
+  invisible()
 }
 
 answer_error <- function(message, call = NULL, traceback = character()) {
@@ -124,20 +150,20 @@ op_score <- function(req, versions) {
     names(call) <- c("", "", "", names(req$args) %||% rep("", length(req$args)))
     for (i in seq_along(req$args)) assign(paste0(".arg", i), req$args[[i]], envir = env)
   }
-  run_captured(function() eval(call, env), versions)
+  run_captured(function() eval(call, env), versions, req)
 }
 
 op_eval <- function(req, versions) {
   load_packages(req$packages)
   env <- globals_env(req$globals)
-  run_captured(function() eval(req$expr, env), versions)
+  run_captured(function() eval(req$expr, env), versions, req)
 }
 
 op_call <- function(req, versions) {
   load_packages(req$packages)
   fn <- cached_object(req$hash, req$object, prepare_function)
   if (is.null(fn)) return(need_object(req$hash, versions))
-  run_captured(function() call_bound(fn$name, fn$f, req$args), versions)
+  run_captured(function() call_bound(fn$name, fn$f, req$args), versions, req)
 }
 
 # An environment holding shipped globals. Closures that lived in the client's
@@ -194,7 +220,8 @@ installed_table <- function() {
 
 # Run `thunk`, capturing printed output, messages and warnings in order, and
 # the error with its call and the calls leading to it.
-run_captured <- function(thunk, versions) {
+run_captured <- function(thunk, versions, req = NULL) {
+  set_client_seed(req)
   events <- list()
   con <- textConnection(NULL, "w")
   sink(con)

@@ -106,3 +106,18 @@ test_that("without rpy2 the error says how to add it", {
   expect_match(conditionMessage(err), "rpy2")
   expect_match(paste(conditionMessage(err), collapse = " "), "install_rpy2 = TRUE")
 })
+
+test_that("remote code draws from this session's random numbers", {
+  conn <- remote_test_conn(file_env)
+  set.seed(11)
+  a <- remote_eval(runif(3), conn)
+  b <- runif(1)
+  set.seed(11)
+  expect_identical(a, runif(3))
+  expect_identical(b, runif(1))
+  draw <- remote_function(function(n) rnorm(n), conn)
+  set.seed(5)
+  x <- draw(2)
+  set.seed(5)
+  expect_identical(x, rnorm(2))
+})

@@ -37,6 +37,23 @@ test_that("randomForest and ranger classification", {
   expect_same_prediction(rg, nd[cc, ])
 })
 
+test_that("ties broken at random in predict() are broken the same way", {
+  conn <- remote_test_conn(file_env)
+  # An even number of trees: randomForest breaks tied votes with R's random
+  # numbers (here 9 of 400 rows change between two seeds).
+  rf <- randomForest::randomForest(cls ~ x1 + x2, data = d, ntree = 4)
+  set.seed(4)
+  other <- predict(rf, d)
+  set.seed(3)
+  remote <- remote_score(rf, d, conn = conn)
+  after_remote <- runif(1)
+  set.seed(3)
+  local <- predict(rf, d)
+  expect_false(identical(other, local))
+  expect_identical(remote, local)
+  expect_identical(after_remote, runif(1))
+})
+
 test_that("glmnet with s = and a matrix", {
   x <- model.matrix(~ x1 + x2 + grp, d)[, -1]
   fit <- glmnet::glmnet(x, d$y)

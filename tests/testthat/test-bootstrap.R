@@ -2,12 +2,8 @@
 # exactly as a context runs them: the generated commands, one after another.
 
 python_with_rpy2 <- function() {
-  py <- "/usr/bin/python3"
-  ok <- file.exists(py) &&
-    identical(suppressWarnings(system2(py, c("-c", shQuote("import rpy2")),
-                                       stdout = FALSE, stderr = FALSE)), 0L)
-  if (!ok) skip("no Python with rpy2 at /usr/bin/python3")
-  py
+  skip_if_no_rpy2()
+  local_python()
 }
 
 # Run the commands (Python source) in one fresh Python process; its stdout.

@@ -342,3 +342,20 @@ fn start_validates_options_and_binds_loopback_only() {
     assert!(!dir.exists(), "a temporary state dir is removed on stop");
     let _ = base64::engine::general_purpose::STANDARD.encode(b"");
 }
+
+#[test]
+fn state_dirs_left_by_dead_processes_are_cleaned_up() {
+    use dbrxr::local::{LocalCluster, LocalOptions};
+    // A pid that cannot exist (above pid_max) stands for a killed owner.
+    let stale = std::env::temp_dir().join("dbrxr-local-2147483600-deadbeef0000");
+    std::fs::create_dir_all(stale.join("fs")).unwrap();
+    std::fs::write(stale.join("worker.py"), "").unwrap();
+    let mine = std::env::temp_dir().join(format!("dbrxr-local-{}-0000live0000", std::process::id()));
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("worker.py"), "").unwrap();
+    let c = LocalCluster::start(LocalOptions::default()).unwrap();
+    assert!(!stale.exists(), "the dead owner's dir is removed");
+    assert!(mine.exists(), "a live owner's dir is kept");
+    drop(c);
+    std::fs::remove_dir_all(mine).unwrap();
+}

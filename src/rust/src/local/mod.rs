@@ -199,10 +199,28 @@ pub(crate) fn local_error(msg: impl Into<String>) -> Error {
 }
 
 fn temp_state_dir() -> Result<PathBuf> {
+    remove_stale_state_dirs(&std::env::temp_dir());
     let dir = std::env::temp_dir().join(format!("dbrxr-local-{}-{}", std::process::id(), random_hex(6)));
     std::fs::create_dir_all(&dir)
         .map_err(|e| local_error(format!("could not create {}: {e}", dir.display())))?;
     Ok(dir)
+}
+
+/// Temporary state dirs of processes that died without stopping (killed, or
+/// crashed) would pile up: remove those whose owner pid is gone.
+fn remove_stale_state_dirs(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("dbrxr-local-")) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive && e.path().join("worker.py").exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 pub(crate) fn random_hex(bytes: usize) -> String {

@@ -1,6 +1,6 @@
 # The client side of the remote R protocol. One request is one Python command
 # calling the bootstrap module installed in the context (inst/python), which
-# hands R serialize() bytes to the dispatcher (inst/R/dispatcher.R) and hands
+# hands R serialize() bytes to the dispatcher (inst/remote/dispatcher.R) and hands
 # its serialized answer back. Small requests travel inline as base64, larger
 # ones are staged; small answers come back inline, larger ones are staged by
 # the cluster and fetched. Values never appear in generated source.
@@ -54,7 +54,7 @@ read_source <- function(dir, file) {
 
 bootstrap_code <- function(install_rpy2) {
   module <- read_source("python", "dbrxr_bootstrap.py")
-  dispatcher <- read_source("R", "dispatcher.R")
+  dispatcher <- read_source("remote", "dispatcher.R")
   paste0(
     "import sys, types, base64\n",
     "_dbrxr_m = types.ModuleType(\"dbrxr_bootstrap\")\n",

@@ -75,7 +75,10 @@ raise_rust_error <- function(err, call = rlang::caller_env()) {
   problems <- character()
   if (!is.null(err$status)) {
     detail <- paste0("HTTP ", err$status)
-    if (!is.null(err$error_code)) detail <- paste0(detail, " ", err$error_code)
+    # Auth errors carry the status again as a numeric error_code: say it once.
+    if (!is.null(err$error_code) && !identical(as.character(err$error_code), as.character(err$status))) {
+      detail <- paste0(detail, " ", err$error_code)
+    }
     if (!is.null(err$request_id)) detail <- paste0(detail, " (request id ", err$request_id, ")")
     if (!is.null(err$attempts) && err$attempts > 1) {
       detail <- paste0(detail, " after ", err$attempts, " attempts")

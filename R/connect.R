@@ -37,7 +37,8 @@
 #' @param ... Options of the session: `poll_max` (longest interval between two
 #'   status checks, seconds, default 1), `cluster_timeout` (seconds to wait for
 #'   the cluster, default 1200), `install_rpy2` (pip-install rpy2 in the
-#'   context when missing, default `FALSE`).
+#'   context when missing, default `FALSE`), `progress` (show progress while
+#'   waiting: `TRUE`, `FALSE`, or `NULL` for "when interactive").
 #' @return A `dbx_connection`.
 #' @seealso [local_cluster()] for the embedded local cluster,
 #'   [dbx_default_connection()], [dbx_disconnect()].

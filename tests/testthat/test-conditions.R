@@ -29,3 +29,13 @@ test_that("the Rust core turns bad input into errors, not crashes", {
   expect_error(dbrxr:::unwrap(dbrxr:::rust_sha256("not raw")), class = "dbrxr_input_error")
   expect_error(dbrxr:::unwrap(dbrxr:::rust_sha256_file(tempfile())), class = "dbrxr_io_error")
 })
+
+test_that("a numeric error_code equal to the status is said once", {
+  err <- expect_error(
+    dbrxr:::raise_rust_error(list(class = "dbrxr_auth_error", message = "Invalid access token.",
+                                  status = 403L, error_code = "403", fields = list())),
+    class = "dbrxr_http_403")
+  expect_s3_class(err, "dbrxr_auth_error")
+  expect_match(conditionMessage(err), "HTTP 403$|HTTP 403\n")
+  expect_false(grepl("403 403", conditionMessage(err)))
+})

@@ -15,8 +15,11 @@ bench_client <- function(rounds = 30L) {
   }
   # `pass` is done on the local cluster before the first check of any
   # strategy; a 50 ms command is closer to what a real driver takes for it.
-  strategies <- list(adaptive = NULL, fixed05 = 0.5, fixed1 = 1)
-  reps <- c(adaptive = rounds, fixed05 = 10L, fixed1 = 6L)
+  # Negative: the first check also comes after one interval (a loop that starts
+  # from an assumed "Running", as the prototype's does).
+  strategies <- list(adaptive = NULL, fixed05 = 0.5, fixed1 = 1, fixed05_sleep = -0.5,
+                     fixed1_sleep = -1)
+  reps <- c(adaptive = rounds, fixed05 = 10L, fixed1 = 6L, fixed05_sleep = 6L, fixed1_sleep = 4L)
   cmds <- c("pass", "import time; time.sleep(0.05)")
   med <- sapply(cmds, function(cmd) vapply(names(strategies), function(s) {
     stats::median(time_it(function() exec(conn, cmd, poll_fixed = strategies[[s]]), reps[[s]]))
@@ -25,7 +28,10 @@ bench_client <- function(rounds = 30L) {
   ratio <- function(x) sprintf("%.0fx", x / x[[1]])
   rt <- data.frame(
     strategy = c("dbrxr (adaptive: immediate, 3 ms, x1.5 to 1 s)",
-                 "fixed 0.5 s poller (brickster)", "fixed 1 s poller (prototype)"),
+                 "fixed 0.5 s, immediate first check (brickster's loop)",
+                 "fixed 1 s, immediate first check",
+                 "fixed 0.5 s, first check after 0.5 s",
+                 "fixed 1 s, first check after 1 s (prototype's loop)"),
     `dbx_exec("pass")` = ms(med[, 1]), `vs dbrxr` = ratio(med[, 1]),
     `50 ms command` = ms(med[, 2]), `vs dbrxr ` = ratio(med[, 2]),
     check.names = FALSE)

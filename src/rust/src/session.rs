@@ -80,6 +80,10 @@ impl PollSchedule {
     pub fn fixed(every: Duration) -> Self {
         PollSchedule { next: Duration::ZERO, first: every, cap: every, factor: 1.0 }
     }
+    /// Every `every`, the first check included (no immediate check).
+    pub fn fixed_sleep_first(every: Duration) -> Self {
+        PollSchedule { next: every, first: every, cap: every, factor: 1.0 }
+    }
     pub fn next_delay(&mut self) -> Duration {
         let d = self.next;
         self.next = if d.is_zero() { self.first } else { std::cmp::min(self.cap, d.mul_f64(self.factor)) };
@@ -105,6 +109,9 @@ pub struct RunOptions {
     pub cluster_timeout: Duration,
     /// Poll at a fixed interval instead (benchmarks compare with peers).
     pub poll_fixed: Option<Duration>,
+    /// With `poll_fixed`: sleep before the first check too, as loops that
+    /// start from an assumed "Running" do (the prototype's).
+    pub poll_fixed_sleep_first: bool,
 }
 
 impl Default for RunOptions {
@@ -115,6 +122,7 @@ impl Default for RunOptions {
             poll_max: Duration::from_secs(1),
             cluster_timeout: Duration::from_secs(1200),
             poll_fixed: None,
+            poll_fixed_sleep_first: false,
         }
     }
 }
@@ -326,6 +334,7 @@ impl Session {
         let cluster = self.cluster_id();
         let started = Instant::now();
         let mut sched = match opts.poll_fixed {
+            Some(every) if opts.poll_fixed_sleep_first => PollSchedule::fixed_sleep_first(every),
             Some(every) => PollSchedule::fixed(every),
             None => PollSchedule::immediate(FIRST_POLL, opts.poll_max),
         };
@@ -567,6 +576,9 @@ mod tests {
         assert_eq!(f.next_delay(), Duration::ZERO);
         assert_eq!(f.next_delay(), Duration::from_millis(500));
         assert_eq!(f.next_delay(), Duration::from_millis(500));
+        let mut g = PollSchedule::fixed_sleep_first(Duration::from_millis(500));
+        assert_eq!(g.next_delay(), Duration::from_millis(500));
+        assert_eq!(g.next_delay(), Duration::from_millis(500));
     }
 
     #[test]

@@ -28,7 +28,8 @@ fn job_id(id: i32) -> Robj {
 }
 
 /// Start running `code` in the session's context. Options in seconds; NULL
-/// for defaults. `poll_fixed` (benchmarks only) polls at a fixed interval.
+/// for defaults. `poll_fixed` (benchmarks only) polls at a fixed interval,
+/// checking at once first; a negative value sleeps before the first check too.
 /// @noRd
 #[extendr]
 fn rust_exec_start(
@@ -43,12 +44,14 @@ fn rust_exec_start(
     guard(|| {
         let session = SESSIONS.get(id)?;
         let defaults = RunOptions::default();
+        let fixed = opt_f64(&poll_fixed);
         let opts = RunOptions {
             language: language.to_string(),
             timeout: secs(opt_f64(&timeout), "timeout")?,
             poll_max: secs(opt_f64(&poll_max), "poll_max")?.unwrap_or(defaults.poll_max),
             cluster_timeout: secs(opt_f64(&cluster_timeout), "cluster_timeout")?.unwrap_or(defaults.cluster_timeout),
-            poll_fixed: secs(opt_f64(&poll_fixed), "poll_fixed")?,
+            poll_fixed: secs(fixed.map(f64::abs), "poll_fixed")?,
+            poll_fixed_sleep_first: fixed.is_some_and(|x| x < 0.0),
         };
         let code = code.to_string();
         let job = jobs::spawn(move |ctl| async move {

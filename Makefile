@@ -48,11 +48,11 @@ test: build venv
 	bash tools/run-tests.sh
 
 demo: build
-	Rscript inst/demo/demo.R
+	Rscript inst/scripts/demo.R
 
 check: build
 	rm -rf build/check && mkdir -p build/check
-	cd build/check && R CMD build --no-build-vignettes $(CURDIR) && \
+	cd build/check && R CMD build $(CURDIR) && \
 	  _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual dbrxr_$(VERSION).tar.gz
 
 bench: build

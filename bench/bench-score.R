@@ -41,7 +41,7 @@ bench_score <- function() {
     remote_eval(assign(paste0(".proto_", name), fit, envir = globalenv()), conn)
     for (n in rows) {
       nd <- data[seq_len(n), -1, drop = FALSE]
-      reps <- if (n <= 1e3) 7L else if (n <= 1e5) 3L else 1L
+      reps <- if (n <= 1e3) 15L else if (n <= 1e5) 5L else 2L
       local <- time_med(function() stats::predict(fit, nd), reps)
       # Cold: a copy with a new content hash, so the model is shipped again.
       cold <- time_med(function() {

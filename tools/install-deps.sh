@@ -7,7 +7,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
   r-base-dev python3-rpy2 python3-venv pandoc
-  r-cran-cli r-cran-rlang r-cran-globals r-cran-codetools
+  r-cran-cli r-cran-rlang r-cran-globals
   r-cran-testthat r-cran-withr r-cran-processx r-cran-callr
   r-cran-knitr r-cran-rmarkdown r-cran-roxygen2
   r-cran-ranger r-cran-randomforest r-cran-glmnet r-cran-rpart r-cran-e1071 r-cran-mgcv

@@ -28,7 +28,7 @@ models <- list(
 )
 if (requireNamespace("ranger", quietly = TRUE)) {
   models[["ranger (classes)"]] <- list(
-    fit = ranger::ranger(cls ~ x1 + x2 + grp, data = train, num.trees = 50, seed = 1),
+    fit = ranger::ranger(cls ~ x1 + x2 + grp, data = train, num.trees = 51, seed = 1),
     type = NULL)
 }
 

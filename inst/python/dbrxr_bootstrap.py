@@ -42,10 +42,27 @@ def map_path(path):
     return path
 
 
+def _rpy2_requirement():
+    """rpy2 >= 3.6 calls R_getVar, which R only has from 4.5: older R (DBR 16.4
+    LTS and below ship 4.2-4.4) needs rpy2 3.5.x."""
+    import subprocess
+    r_home = os.environ.get("R_HOME")
+    r_bin = os.path.join(r_home, "bin", "R") if r_home else "R"
+    try:
+        out = subprocess.run([r_bin, "--vanilla", "--slave", "-e",
+                              "cat(R.version$major, R.version$minor)"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             timeout=60).stdout.decode().split()
+        major, minor = int(out[0]), int(out[1].split(".")[0])
+    except Exception:
+        return "rpy2"
+    return "rpy2" if (major, minor) >= (4, 5) else "rpy2>=3.5,<3.6"
+
+
 def _pip_install_rpy2():
     import subprocess
     cmd = [sys.executable, "-m", "pip", "install", "--quiet",
-           "--disable-pip-version-check", "rpy2"]
+           "--disable-pip-version-check", _rpy2_requirement()]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         tail = proc.stdout.decode("utf-8", "replace")[-2000:]

@@ -66,12 +66,19 @@ exec_command <- function(conn, code, language = "python", timeout = NULL, progre
     abort_dbrxr(sprintf("`language` must be one of %s.", paste0("\"", languages, "\"", collapse = ", ")),
                 "dbrxr_input_error", problems = sprintf("It is \"%s\".", language), call = call)
   }
-  opts <- conn$options
-  job <- unwrap(rust_exec_start(conn$handle, code, language, timeout, opts$poll_max,
-                                opts$cluster_timeout, poll_fixed), call = call)
-  res <- run_job(job, progress %||% opts$progress, call = call)
+  job <- exec_start(conn, code, language, timeout, poll_fixed, call = call)
+  res <- run_job(job, progress %||% conn$options$progress, call = call)
   for (f in c("summary", "cause")) if (is.null(res[[f]])) res[f] <- list(NULL)
   res
+}
+
+# Start a command as a Rust job (wait with run_job()); callers that overlap
+# work with the command (chunked scoring) use this directly.
+exec_start <- function(conn, code, language = "python", timeout = NULL, poll_fixed = NULL,
+                       call = rlang::caller_env()) {
+  opts <- conn$options
+  unwrap(rust_exec_start(conn$handle, code, language, timeout, opts$poll_max,
+                         opts$cluster_timeout, poll_fixed), call = call)
 }
 
 #' Run a raw command on the cluster

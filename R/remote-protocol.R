@@ -149,7 +149,7 @@ request_begin <- function(conn, req, call = rlang::caller_env()) {
   p$bytes <- serialize(req, NULL, xdr = FALSE)
   p$call <- call
   if (length(p$bytes) > inline_request_max()) {
-    p$upload <- unwrap(rust_stage_start(conn$handle, p$bytes, "session", NULL, TRUE), call = call)
+    p$upload <- stage_start(conn, p$bytes, "session", call = call)
   }
   p
 }
@@ -168,9 +168,7 @@ request_code <- function(conn, p) {
 }
 
 request_submit <- function(conn, p) {
-  opts <- conn$options
-  p$job <- unwrap(rust_exec_start(conn$handle, request_code(conn, p), "python", NULL,
-                                  opts$poll_max, opts$cluster_timeout, NULL), call = p$call)
+  p$job <- exec_start(conn, request_code(conn, p), call = p$call)
   invisible(p)
 }
 

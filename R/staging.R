@@ -18,8 +18,14 @@ stage_bytes <- function(conn, x, scope = c("session", "cache"), progress = NULL,
   scope <- match.arg(scope)
   check_connection(conn, call = call)
   x <- check_payload(x, call = call)
-  run_job(unwrap(rust_stage_start(conn$handle, x, scope, NULL, TRUE), call = call),
-          progress %||% conn$options$progress, call = call)
+  run_job(stage_start(conn, x, scope, call = call), progress %||% conn$options$progress,
+          call = call)
+}
+
+# Start an upload as a Rust job (wait with run_job()).
+stage_start <- function(conn, x, scope, path = NULL, overwrite = TRUE,
+                        call = rlang::caller_env()) {
+  unwrap(rust_stage_start(conn$handle, x, scope, path, overwrite), call = call)
 }
 
 #' Download a staged file into memory (internal)
@@ -85,8 +91,7 @@ dbx_upload <- function(x, path = NULL, conn = dbx_default_connection(), overwrit
   check_string(path)
   check_flag(overwrite, null_ok = FALSE)
   scope <- "cache"
-  res <- run_job(unwrap(rust_stage_start(conn$handle, x, scope, path, overwrite)),
-                 conn$options$progress)
+  res <- run_job(stage_start(conn, x, scope, path, overwrite), conn$options$progress)
   res$path
 }
 

@@ -43,28 +43,19 @@ impl ClusterState {
 
 /// The part of `ClusterDetails` we use.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+// Every field is optional on the wire: missing ones take their default.
+#[serde(default)]
 pub struct ClusterDetails {
-    #[serde(default)]
     pub cluster_id: String,
-    #[serde(default)]
     pub cluster_name: Option<String>,
-    #[serde(default)]
     pub spark_version: Option<String>,
-    #[serde(default)]
     pub state: ClusterState,
-    #[serde(default)]
     pub state_message: Option<String>,
-    #[serde(default)]
     pub data_security_mode: Option<String>,
-    #[serde(default)]
     pub num_workers: Option<i64>,
-    #[serde(default)]
     pub node_type_id: Option<String>,
-    #[serde(default)]
     pub start_time: Option<i64>,
-    #[serde(default)]
     pub last_restarted_time: Option<i64>,
-    #[serde(default)]
     pub termination_reason: Option<serde_json::Value>,
 }
 

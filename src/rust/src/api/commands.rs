@@ -38,24 +38,17 @@ impl CommandStatus {
 /// `results` of a command status.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+// Every field is optional on the wire: missing ones take their default.
+#[serde(default)]
 pub struct Results {
-    #[serde(default)]
     pub result_type: Option<String>,
-    #[serde(default)]
     pub data: serde_json::Value,
-    #[serde(default)]
     pub schema: Option<serde_json::Value>,
-    #[serde(default)]
     pub is_json_schema: Option<bool>,
-    #[serde(default)]
     pub truncated: Option<bool>,
-    #[serde(default)]
     pub summary: Option<String>,
-    #[serde(default)]
     pub cause: Option<String>,
-    #[serde(default)]
     pub file_name: Option<String>,
-    #[serde(default)]
     pub file_names: Option<Vec<String>>,
 }
 

@@ -130,6 +130,20 @@ check_flag <- function(x, arg = rlang::caller_arg(x), null_ok = TRUE,
   invisible(x)
 }
 
+# Options passed in `...` must be named and known.
+check_option_names <- function(opts, known, hints, call = rlang::caller_env()) {
+  if (length(opts) && (is.null(names(opts)) || any(!nzchar(names(opts))))) {
+    abort_dbrxr("Options in `...` must be named.", "dbrxr_input_error", hints = hints, call = call)
+  }
+  unknown <- setdiff(names(opts), known)
+  if (length(unknown)) {
+    abort_dbrxr(sprintf("Unknown option%s: %s.", if (length(unknown) > 1) "s" else "",
+                        paste0("`", unknown, "`", collapse = ", ")),
+                "dbrxr_input_error", hints = hints, call = call)
+  }
+  invisible(opts)
+}
+
 obj_type <- function(x) {
   if (is.null(x)) return("NULL")
   if (length(x) != 1L) return(sprintf("a %s vector of length %d", class(x)[1], length(x)))

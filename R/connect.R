@@ -79,19 +79,9 @@ session_option_defaults <- list(poll_max = 1, cluster_timeout = 1200, install_rp
                                 progress = NULL)
 
 check_session_options <- function(opts, call = rlang::caller_env()) {
-  unknown <- setdiff(names(opts), names(session_option_defaults))
-  if (length(opts) && (is.null(names(opts)) || any(!nzchar(names(opts))))) {
-    abort_dbrxr("Options in `...` must be named.", "dbrxr_input_error",
-                hints = paste("Known options:", paste(names(session_option_defaults), collapse = ", ")),
-                call = call)
-  }
-  if (length(unknown)) {
-    abort_dbrxr(sprintf("Unknown option%s: %s.", if (length(unknown) > 1) "s" else "",
-                        paste0("`", unknown, "`", collapse = ", ")),
-                "dbrxr_input_error",
-                hints = paste("Known options:", paste(names(session_option_defaults), collapse = ", ")),
-                call = call)
-  }
+  check_option_names(opts, names(session_option_defaults),
+                     paste("Known options:", paste(names(session_option_defaults), collapse = ", ")),
+                     call = call)
   check_number(opts$poll_max, "poll_max", min = 0.001, call = call)
   check_number(opts$cluster_timeout, "cluster_timeout", min = 0, call = call)
   check_flag(opts$install_rpy2, "install_rpy2", call = call)

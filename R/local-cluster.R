@@ -83,16 +83,8 @@ local_cluster <- function(python = NULL, port = 0L, token = NULL, ...) {
   check_string(token)
   check_whole(port, "port", max = 65535)
   dots <- list(...)
-  if (length(dots) && (is.null(names(dots)) || any(!nzchar(names(dots))))) {
-    abort_dbrxr("Options in `...` must be named.", "dbrxr_input_error",
-                hints = known_options_hint())
-  }
-  unknown <- setdiff(names(dots), c(local_server_options, names(session_option_defaults)))
-  if (length(unknown)) {
-    abort_dbrxr(sprintf("Unknown option%s: %s.", if (length(unknown) > 1) "s" else "",
-                        paste0("`", unknown, "`", collapse = ", ")),
-                "dbrxr_input_error", hints = known_options_hint())
-  }
+  check_option_names(dots, c(local_server_options, names(session_option_defaults)),
+                     known_options_hint())
   server <- dots[intersect(names(dots), local_server_options)]
   check_server_options(server)
   session <- check_session_options(dots[intersect(names(dots), names(session_option_defaults))])

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   r-cran-testthat r-cran-withr r-cran-processx r-cran-callr
   r-cran-knitr r-cran-rmarkdown r-cran-roxygen2
   r-cran-ranger r-cran-randomforest r-cran-glmnet r-cran-rpart r-cran-e1071 r-cran-mgcv
+  r-cran-jsonlite r-cran-future r-cran-future.apply r-cran-furrr r-cran-promises
 )
 
 missing=()

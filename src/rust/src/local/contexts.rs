@@ -160,6 +160,14 @@ impl Context {
     /// Queue a command; its id. Err: why the context cannot take it.
     pub fn submit(&self, code: String, stats: &Stats) -> Result<String, String> {
         let mut g = self.lock();
+        // The driver notices a dead idle process from its closed stdout, but a
+        // command may arrive first (kill, then call at once): check now, so the
+        // command is refused (and the client makes a new context) instead of
+        // being accepted and then failing.
+        if g.status == CtxStatus::Running && g.pid.is_some_and(process_gone) {
+            let why = format!("The Python process of execution context {} died while idle", self.id);
+            g.lost(&why, stats);
+        }
         if g.status == CtxStatus::Error {
             return Err(format!(
                 "Execution context {} is in state Error and cannot run commands ({}). Destroy it and create a new context.",
@@ -229,6 +237,24 @@ impl Context {
         drop(g);
         self.stop.cancel();
     }
+}
+
+/// Whether `pid` has exited or is about to: reaped, a zombie, exiting, or
+/// with SIGKILL pending (Linux `/proc`; elsewhere only "reaped" is seen).
+fn process_gone(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        // SAFETY: signal 0 only checks that the process exists.
+        return unsafe { libc::kill(pid, 0) } != 0;
+    };
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or("")
+    };
+    let sigkill_pending = |mask: &str| {
+        u64::from_str_radix(mask, 16).map(|m| m & (1 << (libc::SIGKILL - 1)) != 0).unwrap_or(false)
+    };
+    field("State:").starts_with(['Z', 'X'])
+        || sigkill_pending(field("SigPnd:"))
+        || sigkill_pending(field("ShdPnd:"))
 }
 
 fn kill_group(pid: Option<i32>) {
@@ -426,9 +452,15 @@ async fn drive(ctx: Arc<Context>, local: Arc<Local>) {
             })
         };
         let Some((id, n, code)) = next else {
+            // Idle: a closed stdout means the process died (killed, OOM), and
+            // the context turns `Error` at once, as on a workspace.
             tokio::select! {
                 _ = ctx.stop.cancelled() => return,
                 _ = ctx.wake.notified() => continue,
+                l = lines.next_line() => match l {
+                    Ok(Some(_)) => continue, // stray output between commands
+                    _ => return died(&ctx),
+                },
             }
         };
         let mut line = json!({"id": id, "n": n, "code": code}).to_string();
@@ -484,6 +516,8 @@ fn spawn(local: &Local, id: &str, log: &std::path::Path) -> std::io::Result<toki
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
+            // The mask is inherited: give the worker the usual SIGPIPE.
+            crate::runtime::unblock_sigpipe();
             libc::setsid();
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ pub const MAX_BLOCK: usize = 1 << 20;
 
 struct Handle {
     target: Located,
-    tmp: std::path::PathBuf,
+    tmp: store::TempUpload,
     overwrite: bool,
     last: Instant,
 }
@@ -49,11 +48,7 @@ impl Handles {
     /// Forget handles idle longer than `ttl` (their partial data goes too).
     fn expire(&self, ttl: Duration) {
         self.lock().retain(|_, h| {
-            let keep = h.last.elapsed() < ttl;
-            if !keep {
-                let _ = std::fs::remove_file(&h.tmp);
-            }
-            keep
+            h.last.elapsed() < ttl // a dropped handle removes its partial data
         });
     }
 }
@@ -71,7 +66,23 @@ fn exists(api_path: &str) -> Response {
 }
 
 fn io_error(what: &str, e: std::io::Error) -> Response {
-    api(500, "IO_ERROR", format!("{what}: {e}"))
+    reply::io("IO_ERROR", what, &e)
+}
+
+/// Largest body of `put` (inline) and `add-block`: a 1 MiB block in base64
+/// plus room for the other fields. Larger bodies are refused while arriving.
+pub const INLINE_BODY_MAX: usize = MAX_BLOCK / 3 * 4 + 64 * 1024;
+
+/// Largest multipart `put` (brickster documents 2 GB), streamed to disk.
+pub const MULTIPART_MAX: u64 = 2 << 30;
+
+pub fn block_too_large(declared: Option<u64>) -> Response {
+    let size = declared.map(|n| format!(" of {n} bytes")).unwrap_or_default();
+    api(
+        400,
+        "MAX_BLOCK_SIZE_EXCEEDED",
+        format!("The request body{size} exceeds the maximum of {INLINE_BODY_MAX} bytes: a block holds at most {MAX_BLOCK} bytes, base64-encoded."),
+    )
 }
 
 async fn params(req: Request) -> Result<Params, Response> {
@@ -111,11 +122,14 @@ fn check_target(t: &Located, overwrite: bool) -> Result<(), Response> {
 }
 
 /// Move a finished upload into place, creating parents.
-fn commit(tmp: &Path, t: &Located) -> Result<(), Response> {
+fn commit(tmp: store::TempUpload, t: &Located) -> Result<(), Response> {
     if let Some(parent) = t.file.parent() {
-        std::fs::create_dir_all(parent).map_err(|_| exists(&t.api))?;
+        std::fs::create_dir_all(parent).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => exists(&t.api),
+            _ => io_error("could not create the parent directory", e),
+        })?;
     }
-    std::fs::rename(tmp, &t.file).map_err(|e| io_error("could not store the file", e))
+    tmp.commit(&t.file).map_err(|e| io_error("could not store the file", e))
 }
 
 fn file_info(api_path: &str, meta: &std::fs::Metadata) -> Value {
@@ -128,18 +142,78 @@ fn file_info(api_path: &str, meta: &std::fs::Metadata) -> Value {
 }
 
 pub async fn put(State(local): State<Arc<Local>>, req: Request) -> Reply {
+    if is_multipart(&req) {
+        return put_multipart(local, req).await;
+    }
     let p = params(req).await?;
     let t = path(&local, &p, "path")?;
     let overwrite = flag(&p, "overwrite")?;
-    // Multipart file parts may be large; inline base64 is limited to 1 MiB.
-    let data = match p.part("contents") {
-        Some(part) if p.str("contents").is_none() => part.to_vec(),
-        _ => decode(&p, "contents")?,
-    };
+    let data = decode(&p, "contents")?;
     check_target(&t, overwrite)?;
-    let tmp = store::temp_file(&local.state_dir);
-    std::fs::write(&tmp, &data).map_err(|e| io_error("could not write the upload", e))?;
-    commit(&tmp, &t)?;
+    let tmp = store::TempUpload::new(&local.state_dir);
+    std::fs::write(&tmp.path, &data).map_err(|e| io_error("could not write the upload", e))?;
+    commit(tmp, &t)?;
+    reply::empty()
+}
+
+pub fn is_multipart(req: &Request) -> bool {
+    req.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// Multipart `put` (brickster): a `contents` file part is streamed to a
+/// temporary file (up to [`MULTIPART_MAX`]), never held in memory; a text
+/// `contents` is base64 as in JSON; other fields are short strings.
+async fn put_multipart(local: Arc<Local>, req: Request) -> Reply {
+    use axum::extract::{FromRequest, Multipart};
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        api(400, "MALFORMED_REQUEST", format!("malformed multipart body: {}", e.body_text()))
+    };
+    let mut mp = Multipart::from_request(req, &()).await.map_err(|e| {
+        api(400, "MALFORMED_REQUEST", format!("malformed multipart body: {}", e.body_text()))
+    })?;
+    let tmp = store::TempUpload::new(&local.state_dir);
+    let mut fields: serde_json::Map<String, Value> = serde_json::Map::new();
+    let mut have_file = false;
+    while let Some(mut field) = mp.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "contents" && field.file_name().is_some() {
+            let mut f = std::fs::File::create(&tmp.path).map_err(|e| io_error("could not write the upload", e))?;
+            let mut size: u64 = 0;
+            while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                size += chunk.len() as u64;
+                if size > MULTIPART_MAX {
+                    return Err(api(
+                        400,
+                        "MAX_BLOCK_SIZE_EXCEEDED",
+                        format!("The uploaded file exceeds the maximum of {MULTIPART_MAX} bytes for dbfs/put; use dbfs/create, add-block and close."),
+                    ));
+                }
+                f.write_all(&chunk).map_err(|e| io_error("could not write the upload", e))?;
+            }
+            have_file = true;
+            continue;
+        }
+        let mut text = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            text.extend_from_slice(&chunk);
+            if text.len() > INLINE_BODY_MAX {
+                return Err(block_too_large(None));
+            }
+        }
+        fields.insert(name, Value::String(String::from_utf8_lossy(&text).into_owned()));
+    }
+    let p = Params::from_fields(fields);
+    let t = path(&local, &p, "path")?;
+    let overwrite = flag(&p, "overwrite")?;
+    if !have_file {
+        let data = decode(&p, "contents")?;
+        std::fs::write(&tmp.path, &data).map_err(|e| io_error("could not write the upload", e))?;
+    }
+    check_target(&t, overwrite)?;
+    commit(tmp, &t)?;
     reply::empty()
 }
 
@@ -150,8 +224,8 @@ pub async fn create(State(local): State<Arc<Local>>, req: Request) -> Reply {
     check_target(&t, overwrite)?;
     let ttl = Duration::from_secs(local.opts.dbfs_handle_ttl_s);
     local.dbfs.expire(ttl);
-    let tmp = store::temp_file(&local.state_dir);
-    std::fs::File::create(&tmp).map_err(|e| io_error("could not open the upload", e))?;
+    let tmp = store::TempUpload::new(&local.state_dir);
+    std::fs::File::create(&tmp.path).map_err(|e| io_error("could not open the upload", e))?;
     let id = local.dbfs.next.fetch_add(1, Ordering::Relaxed);
     local.dbfs.lock().insert(id, Handle { target: t, tmp, overwrite, last: Instant::now() });
     reply::ok(json!({"handle": id}))
@@ -176,7 +250,7 @@ pub async fn add_block(State(local): State<Arc<Local>>, req: Request) -> Reply {
         let mut map = local.dbfs.lock();
         let h = map.get_mut(&id).ok_or_else(|| no_handle(id))?;
         h.last = Instant::now();
-        h.tmp.clone()
+        h.tmp.path.clone()
     };
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -191,11 +265,8 @@ pub async fn close(State(local): State<Arc<Local>>, req: Request) -> Reply {
     let id = handle_id(&p)?;
     local.dbfs.expire(Duration::from_secs(local.opts.dbfs_handle_ttl_s));
     let h = local.dbfs.lock().remove(&id).ok_or_else(|| no_handle(id))?;
-    if let Err(e) = check_target(&h.target, h.overwrite) {
-        let _ = std::fs::remove_file(&h.tmp);
-        return Err(e);
-    }
-    commit(&h.tmp, &h.target)?;
+    check_target(&h.target, h.overwrite)?;
+    commit(h.tmp, &h.target)?;
     reply::empty()
 }
 
@@ -218,9 +289,14 @@ pub async fn read(State(local): State<Arc<Local>>, req: Request) -> Reply {
     if meta.is_dir() {
         return Err(invalid(format!("Cannot read dbfs:{}: it is a directory.", t.api)));
     }
+    // At or past the end there is nothing to read (and no seek to fail).
+    if offset as u64 >= meta.len() {
+        return reply::ok(json!({"bytes_read": 0, "data": ""}));
+    }
     let mut f = std::fs::File::open(&t.file).map_err(|_| not_found(&t.api))?;
     use std::io::{Read, Seek, SeekFrom};
-    f.seek(SeekFrom::Start(offset as u64)).map_err(|e| io_error("could not seek", e))?;
+    f.seek(SeekFrom::Start(offset as u64))
+        .map_err(|e| invalid(format!("Cannot read dbfs:{} at offset {offset}: {e}", t.api)))?;
     let mut buf = Vec::with_capacity(length as usize);
     f.take(length as u64).read_to_end(&mut buf).map_err(|e| io_error("could not read", e))?;
     let data = base64::engine::general_purpose::STANDARD.encode(&buf);
@@ -243,7 +319,11 @@ pub async fn list(State(local): State<Arc<Local>>, req: Request) -> Reply {
     }
     let mut files = Vec::new();
     let entries = std::fs::read_dir(&t.file).map_err(|e| io_error("could not list", e))?;
+    let root = local.fs_root();
     for entry in entries.flatten() {
+        if !store::inside(&root, &entry.path()) {
+            continue; // a link out of the store
+        }
         if let (Ok(m), Some(name)) = (entry.metadata(), entry.file_name().to_str()) {
             let child = if t.api == "/" { format!("/{name}") } else { format!("{}/{name}", t.api) };
             files.push(file_info(&child, &m));
@@ -259,7 +339,10 @@ pub async fn list(State(local): State<Arc<Local>>, req: Request) -> Reply {
 pub async fn mkdirs(State(local): State<Arc<Local>>, req: Request) -> Reply {
     let p = params(req).await?;
     let t = path(&local, &p, "path")?;
-    std::fs::create_dir_all(&t.file).map_err(|_| exists(&t.api))?;
+    std::fs::create_dir_all(&t.file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => exists(&t.api),
+        _ => io_error("could not create the directory", e),
+    })?;
     reply::empty()
 }
 

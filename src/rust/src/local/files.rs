@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::extract::{FromRequestParts, Path as UrlPath, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -18,6 +19,33 @@ use super::reply::{api, invalid, Reply};
 use super::state::Local;
 use super::store::{self, Located};
 
+/// The `{*path}` of a route. A malformed one (bad percent-encoding, invalid
+/// UTF-8) gets the service's 400 body, not the router's plain text.
+pub struct VolPath(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for VolPath {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        UrlPath::<String>::from_request_parts(parts, state)
+            .await
+            .map(|UrlPath(p)| VolPath(p))
+            .map_err(|e| invalid(format!("The path is not valid: {}", e.body_text())))
+    }
+}
+
+/// The query string, with the same treatment of malformed values.
+pub struct Q<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| Q(q))
+            .map_err(|e| invalid(format!("The query string is not valid: {}", e.body_text())))
+    }
+}
+
 fn file_not_found() -> Response {
     api(404, "NOT_FOUND", "The file being accessed is not found.")
 }
@@ -27,7 +55,14 @@ fn dir_not_found() -> Response {
 }
 
 fn io_error(what: &str, e: std::io::Error) -> Response {
-    api(500, "INTERNAL_ERROR", format!("{what}: {e}"))
+    super::reply::io("INTERNAL_ERROR", what, &e)
+}
+
+/// Largest file the Files API takes (5 GiB), enforced while streaming.
+pub const FILE_MAX: u64 = 5 << 30;
+
+fn file_too_large() -> Response {
+    invalid(format!("The file exceeds the maximum size of {FILE_MAX} bytes for the Files API."))
 }
 
 fn no_content() -> Reply {
@@ -45,11 +80,19 @@ pub struct PutQuery {
 
 pub async fn put_file(
     State(local): State<Arc<Local>>,
-    UrlPath(path): UrlPath<String>,
-    Query(q): Query<PutQuery>,
+    VolPath(path): VolPath,
+    Q(q): Q<PutQuery>,
     req: Request,
 ) -> Reply {
     let t = locate(&local, &path, 4)?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > FILE_MAX) {
+        return Err(file_too_large());
+    }
     let overwrite = match q.overwrite.as_deref() {
         None => true,
         Some(v) if v.eq_ignore_ascii_case("true") => true,
@@ -62,26 +105,30 @@ pub async fn put_file(
         }
     }
     if let Some(parent) = t.file.parent() {
-        std::fs::create_dir_all(parent).map_err(|_| {
-            invalid(format!("Cannot create the parent directory of {}: a file is in the way.", t.api))
+        std::fs::create_dir_all(parent).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
+                invalid(format!("Cannot create the parent directory of {}: a file is in the way.", t.api))
+            }
+            _ => io_error("could not create the parent directory", e),
         })?;
     }
-    let tmp = store::temp_file(&local.state_dir);
-    let mut f = tokio::fs::File::create(&tmp).await.map_err(|e| io_error("could not store the upload", e))?;
+    // Written aside and renamed: the target never holds a partial file, and
+    // the guard removes the temporary file on any failure.
+    let tmp = store::TempUpload::new(&local.state_dir);
+    let mut f = tokio::fs::File::create(&tmp.path).await.map_err(|e| io_error("could not store the upload", e))?;
     let mut body = req.into_body().into_data_stream();
+    let mut size: u64 = 0;
     while let Some(chunk) = body.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(api(400, "BAD_REQUEST", format!("the upload was interrupted: {e}")));
-            }
-        };
+        let chunk = chunk.map_err(|e| api(400, "BAD_REQUEST", format!("the upload was interrupted: {e}")))?;
+        size += chunk.len() as u64;
+        if size > FILE_MAX {
+            return Err(file_too_large());
+        }
         f.write_all(&chunk).await.map_err(|e| io_error("could not store the upload", e))?;
     }
     f.flush().await.map_err(|e| io_error("could not store the upload", e))?;
     drop(f);
-    tokio::fs::rename(&tmp, &t.file).await.map_err(|e| io_error("could not store the upload", e))?;
+    tmp.commit(&t.file).map_err(|e| io_error("could not store the upload", e))?;
     no_content()
 }
 
@@ -112,7 +159,7 @@ fn parse_range(h: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
 
 pub async fn get_file(
     State(local): State<Arc<Local>>,
-    UrlPath(path): UrlPath<String>,
+    VolPath(path): VolPath,
     method: Method,
     headers: HeaderMap,
 ) -> Reply {
@@ -168,7 +215,7 @@ pub async fn get_file(
     r.body(body).map_err(|e| api(500, "INTERNAL_ERROR", e.to_string()))
 }
 
-pub async fn delete_file(State(local): State<Arc<Local>>, UrlPath(path): UrlPath<String>) -> Reply {
+pub async fn delete_file(State(local): State<Arc<Local>>, VolPath(path): VolPath) -> Reply {
     let t = locate(&local, &path, 4)?;
     match std::fs::metadata(&t.file) {
         Ok(m) if m.is_file() => {
@@ -179,10 +226,13 @@ pub async fn delete_file(State(local): State<Arc<Local>>, UrlPath(path): UrlPath
     }
 }
 
-pub async fn put_dir(State(local): State<Arc<Local>>, UrlPath(path): UrlPath<String>) -> Reply {
+pub async fn put_dir(State(local): State<Arc<Local>>, VolPath(path): VolPath) -> Reply {
     let t = locate(&local, &path, 3)?;
-    std::fs::create_dir_all(&t.file).map_err(|_| {
-        api(409, "ALREADY_EXISTS", format!("A file already exists at {} or one of its parents.", t.api))
+    std::fs::create_dir_all(&t.file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
+            api(409, "ALREADY_EXISTS", format!("A file already exists at {} or one of its parents.", t.api))
+        }
+        _ => io_error("could not create the directory", e),
     })?;
     no_content()
 }
@@ -195,9 +245,9 @@ pub struct ListQuery {
 
 pub async fn get_dir(
     State(local): State<Arc<Local>>,
-    UrlPath(path): UrlPath<String>,
+    VolPath(path): VolPath,
     method: Method,
-    Query(q): Query<ListQuery>,
+    Q(q): Q<ListQuery>,
 ) -> Reply {
     let t = locate(&local, &path, 3)?;
     let meta = std::fs::metadata(&t.file).map_err(|_| dir_not_found())?;
@@ -215,6 +265,7 @@ pub async fn get_dir(
     let mut entries: Vec<(String, std::fs::Metadata)> = std::fs::read_dir(&t.file)
         .map_err(|e| io_error("could not list", e))?
         .flatten()
+        .filter(|e| store::inside(&local.fs_root(), &e.path())) // no links out of the store
         .filter_map(|e| Some((e.file_name().to_str()?.to_string(), e.metadata().ok()?)))
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -242,7 +293,7 @@ pub async fn get_dir(
     Ok(axum::Json(v).into_response())
 }
 
-pub async fn delete_dir(State(local): State<Arc<Local>>, UrlPath(path): UrlPath<String>) -> Reply {
+pub async fn delete_dir(State(local): State<Arc<Local>>, VolPath(path): VolPath) -> Reply {
     let t = locate(&local, &path, 3)?;
     let meta = std::fs::metadata(&t.file).map_err(|_| dir_not_found())?;
     if !meta.is_dir() {

@@ -214,13 +214,17 @@ fn remove_stale_state_dirs(tmp: &Path) {
         let name = e.file_name();
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("dbrxr-local-")) else { continue };
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
-        // SAFETY: signal 0 only checks that the process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if !alive && e.path().join("worker.py").exists() {
+        if !pid_alive(pid) && e.path().join("worker.py").exists() {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
+}
+
+/// Whether a process with this pid exists (possibly someone else's).
+pub(crate) fn pid_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 pub(crate) fn random_hex(bytes: usize) -> String {

@@ -3,18 +3,13 @@
 //! docs say urlencoded; SDKs send JSON; brickster even sends a JSON body on
 //! GET). Unknown fields are kept and ignored by the handlers.
 
-use std::collections::HashMap;
-
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
-use bytes::Bytes;
 use serde_json::{Map, Value};
 
 #[derive(Default, Debug)]
 pub struct Params {
     fields: Map<String, Value>,
-    /// Multipart parts, raw (file parts such as DBFS `contents`).
-    parts: HashMap<String, Bytes>,
 }
 
 impl Params {
@@ -51,10 +46,9 @@ impl Params {
                     .map_err(|e| format!("malformed multipart body: {}", e.body_text()))?;
                 if !is_file {
                     if let Ok(s) = std::str::from_utf8(&data) {
-                        p.fields.insert(name.clone(), Value::String(s.to_string()));
+                        p.fields.insert(name, Value::String(s.to_string()));
                     }
                 }
-                p.parts.insert(name, data);
             }
             return Ok(p);
         }
@@ -81,6 +75,11 @@ impl Params {
             Err(e) => return Err(format!("malformed JSON in the request body: {e}")),
         }
         Ok(p)
+    }
+
+    /// Params from fields already parsed (a streamed multipart body).
+    pub fn from_fields(fields: Map<String, Value>) -> Params {
+        Params { fields }
     }
 
     /// A string field; numbers are accepted as their text.
@@ -122,10 +121,5 @@ impl Params {
             }
             Some(v) => Err(format!("{name} must be an integer, not {v}")),
         }
-    }
-
-    /// A raw multipart part.
-    pub fn part(&self, name: &str) -> Option<&Bytes> {
-        self.parts.get(name)
     }
 }

@@ -58,3 +58,24 @@ pub fn invalid_token() -> Response {
         .insert("x-databricks-reason-phrase", HeaderValue::from_static("Invalid access token."));
     r
 }
+
+/// A failed file operation in the store, as the service would put it: a name
+/// the filesystem refuses is the caller's error (400); a full or read-only
+/// state directory is the server's (500 with `code`), said plainly so that
+/// the user knows what to fix.
+pub fn io(code: &str, what: &str, e: &std::io::Error) -> Response {
+    match e.raw_os_error() {
+        Some(libc::ENAMETOOLONG) => invalid(format!("{what}: the file name is too long.")),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => api(
+            500,
+            code,
+            format!("{what}: no space left on device (the local cluster's state directory is full; free space there and retry)."),
+        ),
+        Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) => api(
+            500,
+            code,
+            format!("{what}: the local cluster's state directory is not writable ({e})."),
+        ),
+        _ => api(500, code, format!("{what}: {e}")),
+    }
+}

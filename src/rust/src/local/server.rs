@@ -63,11 +63,76 @@ pub fn router(local: Arc<Local>) -> Router {
         .route("/_local/cluster/terminate", post(control::terminate))
         .route("/_local/contexts/evict", post(control::evict))
         .fallback(not_found)
+        .layer(middleware::from_fn(limit_body))
         .layer(middleware::from_fn_with_state(local.clone(), inject_faults))
         .layer(middleware::from_fn_with_state(local.clone(), authenticate))
         .layer(middleware::from_fn_with_state(local.clone(), count))
-        .layer(DefaultBodyLimit::max(256 << 20))
+        // `limit_body` bounds every body, per route, while it arrives.
+        .layer(DefaultBodyLimit::disable())
         .with_state(local)
+}
+
+/// Longest request target (path and query) served.
+pub const MAX_URL: usize = 16 * 1024;
+/// Command Execution bodies carry the command text (notebook cells take 6 MB).
+const COMMAND_BODY_MAX: usize = 8 << 20;
+/// Every other JSON or form body is small.
+const SMALL_BODY_MAX: usize = 1 << 20;
+
+/// Bound every request: the URL, then the body, read under its route's limit
+/// (refused as soon as the declared or received size exceeds it, so nothing
+/// large is ever buffered). Files API uploads and multipart `dbfs/put` are
+/// streamed to disk by their handlers, which enforce their own limits.
+async fn limit_body(req: Request, next: Next) -> Response {
+    let target = req.uri().path_and_query().map(|p| p.as_str().len()).unwrap_or(0);
+    if target > MAX_URL {
+        return reply::api(
+            414,
+            "INVALID_PARAMETER_VALUE",
+            format!("The request URL is {target} bytes long; at most {MAX_URL} are allowed."),
+        );
+    }
+    let path = req.uri().path().to_string();
+    let streamed = (path.starts_with("/api/2.0/fs/files/") && req.method() == axum::http::Method::PUT)
+        || (path == "/api/2.0/dbfs/put" && dbfs::is_multipart(&req));
+    if streamed {
+        return next.run(req).await;
+    }
+    let (limit, too_large): (usize, fn(&str, Option<u64>, usize) -> Response) = match path.as_str() {
+        "/api/2.0/dbfs/put" | "/api/2.0/dbfs/add-block" => (dbfs::INLINE_BODY_MAX, |_, n, _| dbfs::block_too_large(n)),
+        p if p.starts_with("/api/1.2/") => (COMMAND_BODY_MAX, |_, n, max| {
+            reply::legacy(format!("The request body{} exceeds the maximum of {max} bytes.", size_note(n)))
+        }),
+        _ => (SMALL_BODY_MAX, |p, n, max| {
+            reply::invalid(format!("The request body{} exceeds the maximum of {max} bytes for {p}.", size_note(n)))
+        }),
+    };
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(&path, declared, limit);
+    }
+    let (parts, body) = req.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    use futures_util::StreamExt;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return reply::api(400, "BAD_REQUEST", "The request body was cut off before its end.");
+        };
+        if buf.len() + chunk.len() > limit {
+            return too_large(&path, None, limit);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    next.run(Request::from_parts(parts, Body::from(buf.freeze()))).await
+}
+
+fn size_note(declared: Option<u64>) -> String {
+    declared.map(|n| format!(" of {n} bytes")).unwrap_or_default()
 }
 
 async fn not_found(req: Request) -> Response {

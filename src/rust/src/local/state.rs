@@ -48,6 +48,8 @@ impl Local {
             std::fs::create_dir_all(state_dir.join(d))
                 .map_err(|e| local_error(format!("could not create {d} in {}: {e}", state_dir.display())))?;
         }
+        // A server killed mid-upload left its temporary files here.
+        super::store::remove_stale_uploads(&state_dir);
         let cluster = Cluster::new(&opts.cluster_state);
         Ok(Arc::new(Local {
             cluster: Mutex::new(cluster),

@@ -25,7 +25,50 @@ fn segments(raw: &str) -> Result<Vec<&str>, String> {
     if segs.contains(&"..") {
         return Err(format!("Path must not contain '..' segments: {raw}"));
     }
+    if let Some(long) = segs.iter().find(|s| s.len() > MAX_NAME) {
+        return Err(format!(
+            "Path component is too long: {} bytes, at most {MAX_NAME} are allowed ({}...).",
+            long.len(),
+            long.chars().take(32).collect::<String>()
+        ));
+    }
+    if raw.len() > MAX_PATH {
+        return Err(format!("Path is too long: {} bytes, at most {MAX_PATH} are allowed.", raw.len()));
+    }
     Ok(segs)
+}
+
+/// Longest file name and path the store accepts (those of Linux filesystems).
+const MAX_NAME: usize = 255;
+const MAX_PATH: usize = 4096;
+
+/// Refuse a path that resolves, through symbolic links placed in the store,
+/// to a place outside `root`. The deepest existing ancestor is resolved (a
+/// dangling link is refused); what is below it does not exist yet, so it will
+/// be created as plain directories and files.
+fn confine(root: &Path, file: &Path, api: &str) -> Result<(), String> {
+    let Ok(real_root) = root.canonicalize() else { return Ok(()) }; // nothing exists: nothing to follow
+    let outside = || format!("Path {api} resolves outside the store through a symbolic link; links out of the local cluster's state directory are not followed.");
+    let mut p = file;
+    loop {
+        if std::fs::symlink_metadata(p).is_ok() {
+            let real = p.canonicalize().map_err(|_| outside())?;
+            return if real.starts_with(&real_root) { Ok(()) } else { Err(outside()) };
+        }
+        match p.parent() {
+            Some(parent) if p != root => p = parent,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Whether a directory entry found while listing stays inside `root` (links
+/// out of the store are left out of listings).
+pub fn inside(root: &Path, entry: &Path) -> bool {
+    match (root.canonicalize(), entry.canonicalize()) {
+        (Ok(r), Ok(e)) => e.starts_with(r),
+        _ => false,
+    }
 }
 
 /// A DBFS path (`/x`, `dbfs:/x`).
@@ -36,7 +79,9 @@ pub fn dbfs(root: &Path, raw: &str) -> Result<Located, String> {
     for s in &segs {
         file.push(s);
     }
-    Ok(Located { api: format!("/{}", segs.join("/")), file })
+    let api = format!("/{}", segs.join("/"));
+    confine(root, &file, &format!("dbfs:{api}"))?;
+    Ok(Located { api, file })
 }
 
 /// A Unity Catalog volume path. `min_depth` is the number of segments after
@@ -52,7 +97,9 @@ pub fn volume(root: &Path, raw: &str, min_depth: usize) -> Result<Located, Strin
     for s in &segs {
         file.push(s);
     }
-    Ok(Located { api: format!("/{}", segs.join("/")), file })
+    let api = format!("/{}", segs.join("/"));
+    confine(root, &file, &api)?;
+    Ok(Located { api, file })
 }
 
 pub fn mtime_ms(meta: &std::fs::Metadata) -> u64 {
@@ -63,9 +110,56 @@ pub fn mtime_ms(meta: &std::fs::Metadata) -> u64 {
         .unwrap_or(0)
 }
 
-/// A fresh temporary file next to the store, for writes that appear atomically.
+/// A fresh temporary file next to the store, for writes that appear
+/// atomically. Its name carries our pid, so a server started later on the
+/// same state directory knows it is stale (see [`remove_stale_uploads`]).
 pub fn temp_file(state_dir: &Path) -> PathBuf {
-    state_dir.join("tmp").join(format!("upload-{}", super::random_hex(8)))
+    state_dir.join("tmp").join(format!("upload-{}-{}", std::process::id(), super::random_hex(8)))
+}
+
+/// A temporary upload that is removed unless it was moved into place: an
+/// upload that fails half way (client gone, disk full) leaves nothing.
+pub struct TempUpload {
+    pub path: PathBuf,
+    kept: bool,
+}
+
+impl TempUpload {
+    pub fn new(state_dir: &Path) -> TempUpload {
+        TempUpload { path: temp_file(state_dir), kept: false }
+    }
+    /// Rename into `target` (same filesystem, so the file appears whole).
+    pub fn commit(mut self, target: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, target)?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempUpload {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Remove temporary uploads left by servers that died mid-upload (their pid
+/// is gone). Called at start-up; returns how many were removed.
+pub fn remove_stale_uploads(state_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(state_dir.join("tmp")) else { return 0 };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("upload-")) else { continue };
+        let owner = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
+        // Names without a pid come from older versions: always stale.
+        let stale = owner.map_or(true, |pid| pid != std::process::id() as i32 && !super::pid_alive(pid));
+        if stale && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 #[cfg(test)]
@@ -91,5 +185,24 @@ mod tests {
         assert!(volume(root, "/Volumes/c/s/v", 3).is_ok());
         assert!(volume(root, "/tmp/x", 3).is_err());
         assert!(volume(root, "/Volumes/c/s/v/../../../../x", 3).is_err());
+        let long = format!("/Volumes/c/s/v/{}", "n".repeat(300));
+        assert!(volume(root, &long, 4).unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn links_out_of_the_store_are_refused() {
+        let dir = std::env::temp_dir().join(format!("dbrxr-store-test-{}", super::super::random_hex(4)));
+        let root = dir.join("fs");
+        std::fs::create_dir_all(root.join("dbfs/in")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("dbfs/out")).unwrap();
+        std::os::unix::fs::symlink(root.join("dbfs/in"), root.join("dbfs/alias")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/x", root.join("dbfs/dangling")).unwrap();
+        assert!(dbfs(&root, "/out/passwd").unwrap_err().contains("symbolic link"));
+        assert!(dbfs(&root, "/out/new/deeper").is_err());
+        assert!(dbfs(&root, "/out").is_err());
+        assert!(dbfs(&root, "/dangling").is_err());
+        assert!(dbfs(&root, "/alias/file").is_ok());
+        assert!(dbfs(&root, "/in/not/yet/there").is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

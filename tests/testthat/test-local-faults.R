@@ -8,24 +8,29 @@ run_child <- function(f, ...) {
 
 test_that("a worker killed with SIGKILL while idle neither crashes R nor fails the next call", {
   skip_if_no_rpy2()
-  res <- run_child(function(python) {
-    library(dbrxr)
-    conn <- local_cluster(python = python)
-    on.exit(dbx_disconnect(conn))
-    first <- remote_eval(1 + 0, conn = conn)
-    # R runs inside the context's Python process (rpy2): its pid is the worker's.
-    pid <- remote_eval(Sys.getpid(), conn = conn)
-    tools::pskill(pid, tools::SIGKILL)
-    second <- tryCatch(remote_eval(2 + 0, conn = conn),
-                       dbrxr_error = function(e) paste("dbrxr error:", conditionMessage(e)))
-    new_pid <- remote_eval(Sys.getpid(), conn = conn)
-    list(first = first, second = second, moved = new_pid != pid)
-  }, python = local_python())
-  # The child R ended normally (callr raises otherwise), and the call after the
-  # kill got its value: the dead context was noticed, so a new one ran it.
-  expect_identical(res$first, 1)
-  expect_identical(res$second, 2)
-  expect_true(res$moved)
+  # Called at once, and once the process is surely gone (before the fix, the
+  # second wrote to the dead pipe on a server thread and R crashed on SIGPIPE).
+  for (pause in c(0, 0.5)) {
+    res <- run_child(function(python, pause) {
+      library(dbrxr)
+      conn <- local_cluster(python = python)
+      on.exit(dbx_disconnect(conn))
+      first <- remote_eval(1 + 0, conn = conn)
+      # R runs inside the context's Python process (rpy2): its pid is the worker's.
+      pid <- remote_eval(Sys.getpid(), conn = conn)
+      tools::pskill(pid, tools::SIGKILL)
+      Sys.sleep(pause)
+      second <- tryCatch(remote_eval(2 + 0, conn = conn),
+                         dbrxr_error = function(e) paste("dbrxr error:", conditionMessage(e)))
+      new_pid <- remote_eval(Sys.getpid(), conn = conn)
+      list(first = first, second = second, moved = new_pid != pid)
+    }, python = local_python(), pause = pause)
+    # The child R ended normally (callr raises otherwise), and the call after
+    # the kill got its value: the dead context was noticed, a new one ran it.
+    expect_identical(res$first, 1)
+    expect_identical(res$second, 2)
+    expect_true(res$moved)
+  }
 })
 
 test_that("a worker killed while busy gives a classed error, and the next call works", {

@@ -268,3 +268,44 @@ fn a_read_only_state_dir_gives_the_service_error_and_the_server_goes_on() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+static SIGPIPE_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn record_sigpipe(_: libc::c_int) {
+    SIGPIPE_SEEN.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Inside R, SIGPIPE runs R's handler, which crashes the session when the
+/// signal lands on a thread that is not R's. The runtime's threads (the
+/// server's and the client's) must never get it: a write to a pipe whose
+/// reader is gone fails with EPIPE instead. A handler like R's records any
+/// delivery here.
+#[test]
+fn a_write_to_a_dead_pipe_on_runtime_threads_raises_no_sigpipe() {
+    // SAFETY: installs a handler that only stores to an atomic.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = record_sigpipe as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGPIPE, &sa, std::ptr::null_mut()), 0);
+    }
+    let rt = dbrxr::runtime::runtime().unwrap();
+    let write_to_dead_pipe = || {
+        let mut fds = [0; 2];
+        // SAFETY: plain syscalls on fds we own.
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            libc::close(fds[0]);
+            let n = libc::write(fds[1], b"x".as_ptr().cast(), 1);
+            let err = std::io::Error::last_os_error().raw_os_error();
+            libc::close(fds[1]);
+            (n, err)
+        }
+    };
+    let on_worker = rt.block_on(async move { tokio::spawn(async move { write_to_dead_pipe() }).await.unwrap() });
+    let on_blocking = rt.block_on(async move { tokio::task::spawn_blocking(write_to_dead_pipe).await.unwrap() });
+    assert_eq!(on_worker, (-1, Some(libc::EPIPE)));
+    assert_eq!(on_blocking, (-1, Some(libc::EPIPE)));
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!SIGPIPE_SEEN.load(std::sync::atomic::Ordering::SeqCst), "SIGPIPE reached a handler");
+}

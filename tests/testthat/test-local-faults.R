@@ -94,3 +94,40 @@ test_that("two R processes sharing one standalone server get 100 results, none m
   expect_false(ra[[1]]$pid == rb[[1]]$pid)
   expect_true(server$is_alive())
 })
+
+# A standalone server whose state directory is a tmpfs of `size` in a private
+# mount namespace; skips where such a mount is not allowed.
+standalone_on_tmpfs <- function(size, .env = parent.frame()) {
+  bin <- standalone_binary()
+  if (!nzchar(Sys.which("unshare"))) testthat::skip("no unshare(1) to mount a tmpfs")
+  dir <- withr::local_tempdir(.local_envir = .env)
+  script <- sprintf(
+    "mount -t tmpfs -o size=%s tmpfs %s && mkdir -p %s/state && exec %s --port 0 --token dapi-disk --python %s --state-dir %s/state",
+    size, dir, dir, bin, local_python(), dir)
+  server <- processx::process$new("unshare", c("-rm", "sh", "-c", script), stdout = "|", stderr = "|")
+  withr::defer(server$kill(), envir = .env)
+  server$poll_io(10000)
+  line <- server$read_output_lines(1)
+  if (!length(line) || !grepl("^dbrxr-local listening on ", line)) {
+    testthat::skip(paste("cannot mount a tmpfs here (unshare -rm):", server$read_all_error()))
+  }
+  sub("^dbrxr-local listening on ", "", line)
+}
+
+test_that("a full state directory gives a classed error, and calls work again once space is back", {
+  skip_if_no_rpy2()
+  url <- standalone_on_tmpfs("6m")
+  conn <- dbx_connect(host = url, token = "dapi-disk", cluster_id = "local-cluster")
+  withr::defer(dbx_disconnect(conn))
+  expect_identical(remote_eval(1 + 1, conn = conn), 2)
+  # 12 MB of random bytes must be staged (uploaded), and do not fit.
+  big <- as.raw(sample.int(256L, 12e6, replace = TRUE) - 1L)
+  err <- tryCatch(remote_eval(length(big), conn = conn), error = function(e) e)
+  expect_s3_class(err, "dbrxr_http_error")
+  expect_s3_class(err, "dbrxr_http_500")
+  expect_match(conditionMessage(err), "no space left on device", fixed = TRUE)
+  # The failed upload removed its partial file, so space is back.
+  expect_identical(remote_eval(3 + 4, conn = conn), 7)
+  small <- as.raw(1:200)
+  expect_identical(remote_eval(sum(as.integer(small)), conn = conn), sum(1:200))
+})

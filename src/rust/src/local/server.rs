@@ -3,6 +3,7 @@
 //! (hyper directly) so an injected "dropped connection" can close the socket
 //! without any response, as a failing gateway does.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -232,6 +233,8 @@ pub fn serve(local: Arc<Local>) -> Result<String> {
     let _ = local.url.set(url.clone());
     let app = router(local.clone());
     let shutdown = local.shutdown.clone();
+    let sockets = local.sockets.clone();
+    sockets.open(listener.as_raw_fd());
     rt.spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -246,6 +249,9 @@ pub fn serve(local: Arc<Local>) -> Result<String> {
             let _ = stream.set_nodelay(true);
             let app = app.clone();
             let shutdown = shutdown.clone();
+            let sockets = sockets.clone();
+            let fd = stream.as_raw_fd();
+            sockets.open(fd);
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let mut app = app.clone();
@@ -259,14 +265,47 @@ pub fn serve(local: Arc<Local>) -> Result<String> {
                         Ok(resp)
                     }
                 });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc);
+                let mut conn = Box::pin(
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc),
+                );
                 tokio::select! {
-                    _ = conn => {}
+                    _ = conn.as_mut() => {}
                     _ = shutdown.cancelled() => {}
                 }
+                sockets.close(fd, conn);
             });
         }
+        sockets.close(listener.as_raw_fd(), listener);
     });
     Ok(url)
+}
+
+/// The server's open sockets (listener and connections), so that stopping
+/// closes the port and every keep-alive connection at once, not whenever the
+/// tasks that own them next run. A socket leaves the set under the lock, just
+/// before it is closed, so a number is never shut down after reuse.
+#[derive(Default)]
+pub struct Sockets(std::sync::Mutex<std::collections::HashSet<RawFd>>);
+
+impl Sockets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<RawFd>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn open(&self, fd: RawFd) {
+        self.lock().insert(fd);
+    }
+    /// Forget `fd` and drop `owner` (which closes it) under the lock.
+    fn close<T>(&self, fd: RawFd, owner: T) {
+        let mut g = self.lock();
+        g.remove(&fd);
+        drop(owner);
+        drop(g);
+    }
+    /// Shut every socket down: new connections are refused, open ones end.
+    pub fn shutdown_all(&self) {
+        for fd in self.lock().iter() {
+            // SAFETY: the fd is open (it leaves the set before it is closed).
+            unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+        }
+    }
 }

@@ -30,6 +30,8 @@ pub struct Local {
     pub stats: Stats,
     /// Cancelled on stop: ends the accept loop, connections and workers.
     pub shutdown: CancellationToken,
+    /// Shut down synchronously on stop (see `server::Sockets`).
+    pub sockets: Arc<super::server::Sockets>,
     stopped: Mutex<bool>,
 }
 
@@ -59,6 +61,7 @@ impl Local {
             faults: Faults::default(),
             stats: Stats::default(),
             shutdown: CancellationToken::new(),
+            sockets: Arc::default(),
             stopped: Mutex::new(false),
             url: OnceLock::new(),
             opts,
@@ -89,6 +92,7 @@ impl Local {
         }
         *stopped = true;
         self.shutdown.cancel();
+        self.sockets.shutdown_all();
         self.contexts.kill_all(&self.stats);
         if self.owned_dir {
             let _ = std::fs::remove_dir_all(&self.state_dir);

@@ -53,8 +53,10 @@
 #' @return A `dbx_library` (invisibly when nothing had to be installed):
 #'   `hash`, `path` (the cluster's path of the library), `packages` (a data
 #'   frame: `package`, `version`, `source`), `built` (when it was built),
-#'   `installed` (what this call installed), `r_version`, `platform` and
-#'   `seconds` (how long the call took). A package that cannot be installed
+#'   `installed` (what this call installed), `won` (`TRUE` when this call's
+#'   build was moved into place, `FALSE` when another session's build of the
+#'   same hash got there first and is used, `NA` when nothing was built),
+#'   `r_version`, `platform` and `seconds` (how long the call took). A package that cannot be installed
 #'   is a `dbrxr_remote_error` (field `package`, and `log`, its installation
 #'   output); no library is left behind, so the next call builds again.
 #'   Packages whose version here differs from the library's give one
@@ -404,7 +406,8 @@ library_failure <- function(f, call = rlang::caller_env()) {
 warn_library_versions <- function(lib) {
   p <- lib$packages
   here <- local_versions(p$package)
-  differ <- !is.na(here) & here != p$version & !p$package %in% base_packages
+  differ <- !is.na(here) & !p$package %in% base_packages &
+    mapply(function(a, b) is.na(a) || utils::compareVersion(a, b) != 0, here, p$version)
   if (!any(differ)) return(invisible())
   d <- p[differ, ]
   rlang::warn(

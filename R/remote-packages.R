@@ -48,13 +48,18 @@ remote_packages <- function(conn = dbx_default_connection()) {
   there <- c(remote$version, rep(NA_character_, length(missing)))
   status <- ifelse(is.na(there), "missing remote",
                    ifelse(is.na(here), "only remote",
-                          ifelse(here == there, "same", "different")))
+                          ifelse(same_version(here, there), "same", "different")))
   out <- data.frame(package = pkgs, local_version = unname(here), remote_version = there,
                     where = c(where, rep(NA_character_, length(missing))), status = status,
                     stringsAsFactors = FALSE)
   out <- out[order(tolower(out$package)), ]
   rownames(out) <- NULL
   out
+}
+
+same_version <- function(a, b) {
+  mapply(function(x, y) !is.na(x) && !is.na(y) && utils::compareVersion(x, y) == 0, a, b,
+         USE.NAMES = FALSE)
 }
 
 # Versions installed here (the first of each name in .libPaths()), NA when not.

@@ -89,3 +89,15 @@ write_test_lockfile <- function(path, pins, repo = library_test_repo()) {
 local_library_dir <- function(conn, lib) {
   file.path(conn$local_info$state_dir, "fs", sub("^/+", "", lib$path))
 }
+
+# dbrxr's own tests define their functions and models in testthat's test
+# environment, whose parent is dbrxr's namespace, so what they ship needs dbrxr
+# on the cluster, as a user's tests need their package under test there. The
+# local cluster's contexts never see this session's libraries: link the
+# installed dbrxr into the cluster's own site library.
+provide_dbrxr_on_cluster <- function(conn) {
+  site <- file.path(conn$local_info$state_dir, "r-site-library")
+  link <- file.path(site, "dbrxr")
+  if (dir.exists(site) && !file.exists(link)) file.symlink(find.package("dbrxr"), link)
+  invisible(conn)
+}

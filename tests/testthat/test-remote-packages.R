@@ -15,10 +15,15 @@ test_that("remote_packages lists the cluster's packages next to this session's",
   expect_equal(stats_row$local_version, as.character(packageVersion("stats")))
   expect_equal(stats_row$where, "system")
   expect_equal(stats_row$status, "same")
-  # dbrxr is loaded here but not on the cluster (contexts never see this
+  # A package loaded here but not on the cluster (contexts never see this
   # session's libraries).
-  expect_equal(pk$status[pk$package == "dbrxr"], "missing remote")
-  expect_true(is.na(pk$remote_version[pk$package == "dbrxr"]))
+  local_test_packages("dbxC")
+  loadNamespace("dbxC")
+  pk <- remote_packages(conn)
+  expect_equal(pk$status[pk$package == "dbxC"], "missing remote")
+  expect_equal(pk$local_version[pk$package == "dbxC"], "1.0.0")
+  expect_true(is.na(pk$remote_version[pk$package == "dbxC"]))
+  expect_true(is.na(pk$where[pk$package == "dbxC"]))
 })
 
 test_that("a package missing on the cluster, then installed with remote_install_packages()", {

@@ -203,9 +203,7 @@ report_versions <- function(remote, call = rlang::caller_env()) {
     abort_dbrxr(sprintf("Package%s not installed on the cluster: %s.",
                         if (length(pkgs) > 1) "s" else "", paste(pkgs, collapse = ", ")),
                 "dbrxr_missing_package_error",
-                hints = sprintf("Install %s with `remote_install_packages(c(%s))`, or as a cluster library.",
-                                if (length(pkgs) > 1) "them" else "it",
-                                paste0("\"", pkgs, "\"", collapse = ", ")),
+                hints = missing_package_hint(pkgs),
                 package = pkgs, call = call)
   }
   d <- cmp$different

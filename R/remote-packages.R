@@ -1,74 +1,96 @@
-# The cluster's R packages: list them, install more.
+# The cluster's R packages: list them next to this session's, add more to the
+# connection's library.
 
-#' List and install R packages on the cluster
+#' Compare the cluster's R packages with this session's, and add packages
 #'
-#' `remote_packages()` lists the R packages installed on the cluster (in the
-#' library paths of the cluster's R session). `remote_install_packages()` runs
-#' `install.packages()` there; the installation output is shown here.
+#' `remote_packages()` lists the R packages the cluster's R session loads (the
+#' connection's [remote_library()] first, then the runtime's own libraries)
+#' next to the versions installed here, plus the packages loaded here that the
+#' cluster lacks.
 #'
-#' On Databricks, packages installed this way live in the library of the
-#' execution context and are gone when it is recreated; for packages every
-#' session needs, add them as cluster libraries (`{"cran": {"package": ...}}`)
-#' or install them into a library on a Volume (`lib`).
+#' `remote_install_packages()` adds packages to the connection's library: it
+#' is [remote_library()] with the current manifest extended by `pkgs`, so what
+#' it installs persists (under its hash, across cluster restarts) and reaches
+#' the executors.
 #'
-#' @param pkgs Names of the packages to install.
 #' @param conn A `dbx_connection`.
-#' @param repos Repositories to install from (as for `install.packages()`);
-#'   `"@CRAN@"` entries become `https://cloud.r-project.org`. A local
-#'   repository (`file://...`) must be a path the cluster can read.
-#' @param lib The cluster's library directory to install into (created when
-#'   missing and put first in the cluster's `.libPaths()`); default the first
-#'   library path there.
-#' @param type Package type (e.g. `"source"`); `NULL` lets R choose.
-#' @return `remote_packages()`: a data.frame with columns `package`, `version`
-#'   and `libpath`. `remote_install_packages()`: the installed versions as a
-#'   data.frame with columns `package` and `version`, invisibly; a package that
-#'   could not be installed is a `dbrxr_remote_error`.
+#' @param pkgs Names of packages to install from `repos`, or paths of package
+#'   source tarballs (`.tar.gz`).
+#' @param repos Repositories the cluster installs from, as in
+#'   [remote_library()].
+#' @param progress,timeout As in [remote_library()].
+#' @return `remote_packages()`: a data frame with one row per package and the
+#'   columns `package`, `local_version` (`NA`: not installed here),
+#'   `remote_version` (`NA`: not on the cluster), `where` (the hash of the
+#'   connection's library, or `"system"` for the runtime's libraries, `NA`
+#'   when missing) and `status` (`"same"`, `"different"`, `"only remote"` or
+#'   `"missing remote"`, for a package loaded here that the cluster lacks).
+#'   `remote_install_packages()`: the new `dbx_library`, invisibly.
 #' @export
 #' @examples
 #' \donttest{
 #' conn <- local_cluster()
 #' pk <- remote_packages(conn)
 #' head(pk)
-#' "stats" %in% pk$package
+#' pk[pk$package == "stats", ]
 #' dbx_disconnect(conn)
 #' }
 remote_packages <- function(conn = dbx_default_connection()) {
   call <- rlang::current_env()
   check_connection(conn)
   ans <- remote_request(conn, list(op = "packages", packages = character()), call = call)
-  deliver_answer(ans, call = call)
+  remote <- deliver_answer(ans, call = call)
+  lib <- connection_library(conn)
+  where <- ifelse(remote$in_library %in% TRUE, lib$hash %||% "library", "system")
+  missing <- setdiff(loadedNamespaces(), remote$package)
+  pkgs <- c(remote$package, missing)
+  here <- installed_versions(pkgs)
+  there <- c(remote$version, rep(NA_character_, length(missing)))
+  status <- ifelse(is.na(there), "missing remote",
+                   ifelse(is.na(here), "only remote",
+                          ifelse(same_version(here, there), "same", "different")))
+  out <- data.frame(package = pkgs, local_version = unname(here), remote_version = there,
+                    where = c(where, rep(NA_character_, length(missing))), status = status,
+                    stringsAsFactors = FALSE)
+  out <- out[order(tolower(out$package)), ]
+  rownames(out) <- NULL
+  out
+}
+
+same_version <- function(a, b) {
+  mapply(function(x, y) !is.na(x) && !is.na(y) && utils::compareVersion(x, y) == 0, a, b,
+         USE.NAMES = FALSE)
+}
+
+# Versions installed here (the first of each name in .libPaths()), NA when not.
+installed_versions <- function(pkgs) {
+  ip <- utils::installed.packages(fields = character())
+  ip <- ip[!duplicated(ip[, "Package"]), , drop = FALSE]
+  stats::setNames(unname(ip[, "Version"][match(pkgs, ip[, "Package"])]), pkgs)
 }
 
 #' @rdname remote_packages
 #' @export
 remote_install_packages <- function(pkgs, conn = dbx_default_connection(),
-                                    repos = getOption("repos"), lib = NULL, type = NULL) {
+                                    repos = getOption("repos"), progress = NULL, timeout = NULL) {
   call <- rlang::current_env()
   if (!is.character(pkgs) || !length(pkgs) || anyNA(pkgs) || !all(nzchar(pkgs))) {
-    abort_dbrxr("`pkgs` must be a character vector of package names.", "dbrxr_input_error",
-                problems = sprintf("It is %s.", obj_type(pkgs)), call = call)
+    abort_dbrxr("`pkgs` must be a character vector of package names or tarball paths.",
+                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(pkgs)), call = call)
   }
-  if (!is.character(repos) || !length(repos) || anyNA(repos)) {
-    abort_dbrxr("`repos` must be a character vector of repository URLs.", "dbrxr_input_error",
-                problems = sprintf("It is %s.", obj_type(repos)), call = call)
+  tarball <- grepl("\\.tar\\.gz$", pkgs)
+  spec <- library_spec(pkgs[!tarball], NULL, pkgs[tarball], repos, call = call)
+  check_flag(progress, call = call)
+  check_number(timeout, min = 0, call = call)
+  check_connection(conn, call = call)
+  current <- connection_library(conn)$spec
+  if (!is.null(current)) {
+    # What is named now replaces what the manifest had for that package.
+    new <- c(spec$packages, names(spec$local))
+    spec$packages <- unique(c(current$packages, spec$packages))
+    spec$pins <- current$pins[!names(current$pins) %in% new]
+    spec$local <- c(current$local[!names(current$local) %in% new], spec$local)
+    spec$repos <- unique(c(spec$repos, current$repos))
   }
-  repos[repos == "@CRAN@"] <- "https://cloud.r-project.org"
-  check_string(lib)
-  check_string(type)
-  check_connection(conn)
-  req <- list(op = "install", pkgs = pkgs, repos = repos, lib = lib, type = type,
-              packages = character())
-  versions <- deliver_answer(remote_request(conn, req, call = call), call = call)
-  failed <- names(versions)[is.na(versions)]
-  if (length(failed)) {
-    abort_dbrxr(sprintf("Could not install %s on the cluster.", paste(failed, collapse = ", ")),
-                "dbrxr_remote_error",
-                hints = c("See the installation output above for the reason.",
-                          "Check `repos` (the cluster must reach it) and the package's system requirements."),
-                package = failed, remote_message = "install.packages() did not install the package",
-                call = call)
-  }
-  invisible(data.frame(package = names(versions), version = unname(versions),
-                       stringsAsFactors = FALSE))
+  invisible(library_ensure(conn, spec, progress = progress, timeout = timeout, call = call))
 }

@@ -145,6 +145,7 @@ remote_request <- function(conn, req, call = rlang::caller_env()) {
 # finish lets chunked scoring upload chunk j+1 while chunk j is scored.
 request_begin <- function(conn, req, call = rlang::caller_env()) {
   req$protocol <- protocol_version
+  req$libpaths <- remote_state(conn)$library$path  # the connection's remote_library(), first
   p <- new.env(parent = emptyenv())
   p$bytes <- serialize(req, NULL, xdr = FALSE)
   p$call <- call

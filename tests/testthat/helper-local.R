@@ -28,6 +28,7 @@ skip_if_no_rpy2 <- function() {
 local_test_cluster <- function(..., .env = parent.frame()) {
   skip_if_no_rpy2()
   conn <- local_cluster(python = local_python(), ...)
+  provide_dbrxr_on_cluster(conn)
   withr::defer(dbx_disconnect(conn), envir = .env)
   conn
 }

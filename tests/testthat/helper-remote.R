@@ -6,6 +6,7 @@ remote_test_conn <- function(file_env) {
   conn <- file_env$.remote_conn
   if (is.null(conn) || isTRUE(conn$closed)) {
     conn <- local_cluster(python = local_python())
+    provide_dbrxr_on_cluster(conn)
     file_env$.remote_conn <- conn
     withr::defer(dbx_disconnect(conn), envir = file_env)
   }

@@ -509,6 +509,13 @@ fn spawn(local: &Local, id: &str, log: &std::path::Path) -> std::io::Result<toki
         .env("DBRXR_LOCAL_FS_ROOT", local.fs_root())
         .env("DBRXR_LOCAL_CONTEXT_ID", id)
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        // R in the context sees what a cluster's R sees: the machine's system
+        // libraries plus a site library of its own (in the state directory),
+        // never the user's R_LIBS or user library, so "missing on the cluster"
+        // is real. R_LIBS_SITE is dropped so R's Renviron sets the system default.
+        .env("R_LIBS", local.state_dir.join("r-site-library"))
+        .env("R_LIBS_USER", local.state_dir.join("r-site-library"))
+        .env_remove("R_LIBS_SITE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))

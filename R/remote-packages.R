@@ -20,6 +20,9 @@
 #'   missing and put first in the cluster's `.libPaths()`); default the first
 #'   library path there.
 #' @param type Package type (e.g. `"source"`); `NULL` lets R choose.
+#' @param timeout Seconds the installation may take (`NULL`: the connection's
+#'   `timeout` option, else no limit); then it is cancelled on the cluster and
+#'   a `dbrxr_timeout_error` raised.
 #' @return `remote_packages()`: a data.frame with columns `package`, `version`
 #'   and `libpath`. `remote_install_packages()`: the installed versions as a
 #'   data.frame with columns `package` and `version`, invisibly; a package that
@@ -43,7 +46,8 @@ remote_packages <- function(conn = dbx_default_connection()) {
 #' @rdname remote_packages
 #' @export
 remote_install_packages <- function(pkgs, conn = dbx_default_connection(),
-                                    repos = getOption("repos"), lib = NULL, type = NULL) {
+                                    repos = getOption("repos"), lib = NULL, type = NULL,
+                                    timeout = NULL) {
   call <- rlang::current_env()
   if (!is.character(pkgs) || !length(pkgs) || anyNA(pkgs) || !all(nzchar(pkgs))) {
     abort_dbrxr("`pkgs` must be a character vector of package names.", "dbrxr_input_error",
@@ -56,10 +60,11 @@ remote_install_packages <- function(pkgs, conn = dbx_default_connection(),
   repos[repos == "@CRAN@"] <- "https://cloud.r-project.org"
   check_string(lib)
   check_string(type)
+  check_number(timeout, min = 0)
   check_connection(conn)
   req <- list(op = "install", pkgs = pkgs, repos = repos, lib = lib, type = type,
               packages = character())
-  versions <- deliver_answer(remote_request(conn, req, call = call), call = call)
+  versions <- deliver_answer(remote_request(conn, req, timeout = timeout, call = call), call = call)
   failed <- names(versions)[is.na(versions)]
   if (length(failed)) {
     abort_dbrxr(sprintf("Could not install %s on the cluster.", paste(failed, collapse = ", ")),

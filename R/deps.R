@@ -349,6 +349,9 @@ check_max_bytes <- function(parts, size = NULL, call = rlang::caller_env()) {
   sizes <- part_sizes(parts)
   total <- size %||% sum(sizes)
   if (total <= limit) return(invisible(total))
+  # What object.size() does not see: environments that serialize() writes.
+  hidden <- total - sum(sizes)
+  if (hidden > 0.1 * total) sizes[["environments the model captured"]] <- hidden
   top <- utils::head(sizes[order(-sizes)], 3)
   abort_dbrxr(sprintf("The payload is %s, more than the %s allowed by `dbrxr.max_bytes`.",
                       format_bytes(total), format_bytes(limit)),

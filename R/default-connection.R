@@ -81,8 +81,7 @@ claim_default <- function(conn) {
   if (!isTRUE(the$default_announced)) {
     the$default_announced <- TRUE
     what <- if (inherits(conn, "dbx_local_connection")) "this local cluster" else "this connection"
-    cli::cli_inform(c("i" = paste0("Default connection: ", what,
-                                   " (verbs without {.arg conn} use it; see {.fn dbx_default_connection}).")),
+    cli::cli_inform(c("i" = paste0("Default connection: ", what, " (verbs without {.arg conn} use it).")),
                     class = "dbrxr_default_connection_message")
   }
   conn

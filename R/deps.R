@@ -87,7 +87,10 @@ check_transportable <- function(x, label, info = inspect_object(x, label),
                 "dbrxr_input_error",
                 problems = paste0("External pointer at `", where, "`."),
                 hints = c("External pointers refer to memory of this R session (e.g. a model handle of a C/C++ library or a database connection); they do not survive serialize().",
-                          "Use the package's own save/serialize function (e.g. `xgboost::xgb.save.raw()`), or fit the model on the cluster with `remote_eval()`."),
+                          if (identical(label, "model"))
+                            "Use the package's own save/serialize function (e.g. `xgboost::xgb.save.raw()`), or fit the model on the cluster with `remote_eval()`."
+                          else
+                            "Create it on the cluster instead: inside the expression or function (e.g. open the connection there)."),
                 path = info$externalptrs, call = call)
   }
   invisible(info)
@@ -390,9 +393,10 @@ captured_env_bytes <- function(x, total) {
 }
 
 warn_captured_environments <- function(model, rm, call = rlang::caller_env()) {
+  # Small models, or ones warned about, are not serialized a second time.
+  if (rm$size < 1024^2 || isTRUE(the$size_warned[[rm$hash]])) return(invisible(FALSE))
   env_bytes <- captured_env_bytes(model, rm$size)
   if (env_bytes < 1024^2 || env_bytes < rm$size / 2) return(invisible(FALSE))
-  if (isTRUE(the$size_warned[[rm$hash]])) return(invisible(FALSE))
   if (is.null(the$size_warned)) the$size_warned <- new.env(parent = emptyenv())
   assign(rm$hash, TRUE, envir = the$size_warned)
   cli::cli_warn(c(

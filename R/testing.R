@@ -48,11 +48,10 @@ NULL
 local_test_cluster <- function(..., .env = parent.frame()) {
   python <- skip_if_no_local_cluster()
   dots <- list(...)
-  if (is.null(dots$python)) dots$python <- python
-  conn <- do.call(start_local_cluster,
-                  list(dots$python, dots$port %||% 0L, dots$token,
-                       dots[setdiff(names(dots), c("python", "port", "token"))],
-                       call = rlang::current_env()))
+  arg <- function(nm) dots[[nm, exact = TRUE]]  # `$` would match token_ttl_s for token
+  conn <- start_local_cluster(arg("python") %||% python, arg("port") %||% 0L, arg("token"),
+                              dots[setdiff(names(dots), c("python", "port", "token"))],
+                              call = rlang::current_env())
   old <- getOption("dbrxr.connection")
   options(dbrxr.connection = conn)
   defer_in(function() {

@@ -155,12 +155,6 @@ test_that("the default connection, truncated output and package versions", {
   expect_snapshot(x <- dbx_exec("print('x' * 500)", small))
 
   conn <- snap_conn()
-  local_lib <- withr::local_tempdir()
-  remote_lib <- withr::local_tempdir()
-  install_tiny_package(local_lib, "1.0.0", name = "dbrxrtinysnap")
-  install_tiny_package(remote_lib, "2.0.0", name = "dbrxrtinysnap")
-  withr::local_libpaths(local_lib, action = "prefix")
-  remote_eval(invisible(.libPaths(c(remote_lib, .libPaths()))), conn)
-  model <- dbrxrtinysnap::dbrxrtinysnap_model(3)
+  model <- local_version_mismatch(conn, "dbrxrtinysnap")
   expect_snapshot(remote_score(model, 1:2, conn = conn))
 })

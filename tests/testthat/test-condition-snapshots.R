@@ -81,6 +81,7 @@ test_that("HTTP, cluster and network errors", {
   nocluster <- dbx_connect(host = lc$local_info$url, token = "snap-token",
                            cluster_id = "no-such-cluster")
   withr::defer(dbx_disconnect(nocluster))
+  expect_error(dbx_exec("pass", nocluster), class = "dbrxr_cluster_error")
   url <- local({
     gone <- local_test_cluster()
     gone$local_info$url
@@ -157,4 +158,18 @@ test_that("the default connection, truncated output and package versions", {
   conn <- snap_conn()
   model <- local_version_mismatch(conn, "dbrxrtinysnap")
   expect_snapshot(remote_score(model, 1:2, conn = conn))
+})
+
+test_that("a cluster that does not start in time (a timeout); the implicit local default", {
+  local_clean_config()
+  withr::local_options(dbrxr.connection = NULL)
+  slow <- local_test_cluster(cluster_state = "TERMINATED", start_delay_ms = 5000,
+                             cluster_timeout = 0.2)
+  expect_snapshot(error = TRUE, transform = scrub, dbx_exec("pass", slow))
+  # No connection and no workspace configured: a local cluster, said once.
+  withr::local_options(dbrxr.connection = NULL)
+  expect_snapshot(conn <- dbx_default_connection())
+  withr::defer(dbx_disconnect(conn))
+  expect_s3_class(conn, "dbx_local_connection")
+  expect_identical(dbx_default_connection(), conn)
 })

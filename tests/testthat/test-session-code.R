@@ -84,3 +84,13 @@ test_that("without any predict() method the error says so, and spots swapped arg
   e <- expect_error(remote_score(mtcars, fit, conn = NULL), class = "dbrxr_input_error")
   expect_match(conditionMessage(e), "The model comes first")
 })
+
+test_that("a remote_function() using a model with a session method ships the method", {
+  conn <- remote_test_conn(file_env)
+  local_global_defs(list(predict.dbrxr_t_fn = function(object, newdata, ...) object$k * newdata))
+  m <- structure(list(k = 3), class = "dbrxr_t_fn")
+  f <- function(x) predict(m, x)
+  rf <- remote_function(f, conn)
+  expect_identical(rf(1:3), f(1:3))
+  expect_output(print(rf), "session:  predict.dbrxr_t_fn")
+})

@@ -179,3 +179,21 @@ obj_type <- function(x) {
   if (is.na(x)) return("NA")
   sprintf("a %s", class(x)[1])
 }
+
+# Run `expr`, a call bounded by `timeout` seconds (else the connection's
+# `timeout` option). The Rust core reports a timeout with the time that was
+# left for its command; re-raise it naming the limit the user set.
+within_limit <- function(expr, conn, timeout, call = rlang::caller_env()) {
+  limit <- timeout %||% (if (inherits(conn, "dbx_connection")) conn$options$timeout)
+  if (is.null(limit)) return(expr)
+  tryCatch(expr, dbrxr_timeout_error = function(e) {
+    if (is.null(e$final_status)) stop(e)  # not a command's timeout (a cluster start): as it is
+    abort_dbrxr(sprintf("The call did not finish within its timeout of %s s.", format(limit)),
+                "dbrxr_timeout_error",
+                problems = sprintf("The command was cancelled on the cluster (final status: %s).",
+                                   e$final_status),
+                hints = "Raise `timeout` (or the connection's `timeout` option), or make the code faster.",
+                timeout = limit, last_status = e$last_status, final_status = e$final_status,
+                command_id = e$command_id, context_id = e$context_id, call = call)
+  })
+}

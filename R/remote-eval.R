@@ -82,7 +82,8 @@ remote_eval <- function(expr, conn = dbx_default_connection(), envir = parent.fr
   packages <- needed_packages(gl$packages, info$namespaces, sc$packages)
   req <- with_seed(list(op = "eval", expr = expr, globals = gl$globals, session = sc$values,
                         packages = packages))
-  deliver_answer(remote_request(conn, req, timeout = timeout, call = call), call = call)
+  within_limit(deliver_answer(remote_request(conn, req, timeout = timeout, call = call), call = call),
+               conn, timeout, call = call)
 }
 
 # Every global can travel: checked one by one so a problem names the variable.
@@ -212,8 +213,9 @@ remote_function_call <- function(state, frame) {
   check_max_bytes(args, call = err_call)
   packages <- needed_packages(state$packages, info$namespaces)
   req <- with_seed(list(op = "call", hash = state$hash, args = args, packages = packages))
-  ans <- remote_object_request(state$conn, req, function() state$bytes, timeout = timeout,
-                               call = err_call)
+  ans <- within_limit(remote_object_request(state$conn, req, function() state$bytes,
+                                            timeout = timeout, call = err_call),
+                      state$conn, timeout, call = err_call)
   deliver_answer(ans, call = err_call)
 }
 

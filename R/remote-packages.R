@@ -64,7 +64,8 @@ remote_install_packages <- function(pkgs, conn = dbx_default_connection(),
   check_connection(conn)
   req <- list(op = "install", pkgs = pkgs, repos = repos, lib = lib, type = type,
               packages = character())
-  versions <- deliver_answer(remote_request(conn, req, timeout = timeout, call = call), call = call)
+  versions <- within_limit(deliver_answer(remote_request(conn, req, timeout = timeout, call = call),
+                                          call = call), conn, timeout, call = call)
   failed <- names(versions)[is.na(versions)]
   if (length(failed)) {
     abort_dbrxr(sprintf("Could not install %s on the cluster.", paste(failed, collapse = ", ")),

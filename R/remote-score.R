@@ -78,8 +78,9 @@ remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_co
   check_connection(conn)
   packages <- needed_packages(rm$packages, nd_info$namespaces, args_info$namespaces)
   check_max_bytes(list(newdata = newdata, ... = args), call = call)
-  score_rows(conn, rm, newdata, args, packages, show_progress(progress, conn),
-             deadline = request_deadline(conn, timeout), call = call)
+  within_limit(score_rows(conn, rm, newdata, args, packages, show_progress(progress, conn),
+                          deadline = request_deadline(conn, timeout), call = call),
+               conn, timeout, call = call)
 }
 
 #' Ship a model to the cluster once
@@ -123,8 +124,9 @@ remote_model <- function(model, conn = dbx_default_connection(), timeout = NULL)
   rm <- as_remote_model(model, envir = parent.frame(), call = call)
   check_connection(conn)
   rm$conn <- conn
-  ans <- remote_object_request(conn, list(op = "put", hash = rm$hash, packages = rm$packages),
-                               function() model_bytes(rm), timeout = timeout, call = call)
+  ans <- within_limit(remote_object_request(conn, list(op = "put", hash = rm$hash, packages = rm$packages),
+                                            function() model_bytes(rm), timeout = timeout, call = call),
+                      conn, timeout, call = call)
   deliver_answer(ans, call = call)
   rm
 }

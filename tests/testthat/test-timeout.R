@@ -10,6 +10,7 @@ expect_timeout <- function(expr, conn) {
   before <- cancelled(conn)
   t0 <- Sys.time()
   e <- expect_error(expr, class = "dbrxr_timeout_error")
+  expect_match(conditionMessage(e), "did not finish within its timeout of 1 s", fixed = TRUE)
   elapsed <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
   expect_lt(elapsed, 2)
   expect_identical(e$final_status, "Cancelled")
@@ -48,7 +49,7 @@ test_that("a remote_function() wrapper with timeout = 1", {
 
 test_that("the connection's timeout option is the default of every verb", {
   conn <- local_test_cluster(timeout = 1)
-  remote_eval(NULL, conn)
+  remote_eval(NULL, conn, timeout = 60)  # the context starts outside the timed call
   expect_timeout(remote_eval(Sys.sleep(30), conn), conn)
   # An explicit timeout wins over the connection's.
   expect_identical(remote_eval({ Sys.sleep(1.5); 3 }, conn, timeout = 10), 3)
@@ -63,4 +64,12 @@ test_that("timeout must be a non-negative number", {
   expect_error(remote_eval(1, timeout = "1"), class = "dbrxr_input_error")
   expect_error(remote_score(lm(mpg ~ wt, mtcars), mtcars, timeout = -1),
                class = "dbrxr_input_error")
+})
+
+test_that("dbx_exec() follows the connection's timeout option too", {
+  conn <- local_test_cluster(timeout = 1)
+  before <- cancelled(conn)
+  e <- expect_error(dbx_exec("import time; time.sleep(30)", conn), class = "dbrxr_timeout_error")
+  expect_identical(e$final_status, "Cancelled")
+  expect_gt(cancelled(conn), before)
 })

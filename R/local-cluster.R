@@ -13,7 +13,8 @@
 #'   Several can run at once. Its threads never call into R: R work happens in
 #'   the context processes.
 #' * As a standalone server for CI pipelines and any Databricks client: the
-#'   binary `dbrxr-local` (built by `make`; flags `--port`, `--token`,
+#'   binary `dbrxr-local`, installed with the package (its path:
+#'   [dbrxr_local_path()]; flags `--port`, `--token`,
 #'   `--python`, `--state-dir`, `--cluster-id`, `--cluster-state`,
 #'   `--start-delay-ms`, `--client-id`, `--client-secret`, `--token-ttl-s`,
 #'   `--max-output-chars`, `--max-contexts`). Its first line on stdout is

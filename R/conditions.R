@@ -130,18 +130,47 @@ check_flag <- function(x, arg = rlang::caller_arg(x), null_ok = TRUE,
   invisible(x)
 }
 
-# Options passed in `...` must be named and known.
-check_option_names <- function(opts, known, hints, call = rlang::caller_env()) {
+# Options passed in `...` must be named and known. A misspelt option (or a
+# misspelt argument of the function, listed in `args`) gets "did you mean".
+check_option_names <- function(opts, known, hints, call = rlang::caller_env(),
+                               args = character()) {
   if (length(opts) && (is.null(names(opts)) || any(!nzchar(names(opts))))) {
     abort_dbrxr("Options in `...` must be named.", "dbrxr_input_error", hints = hints, call = call)
   }
   unknown <- setdiff(names(opts), known)
   if (length(unknown)) {
+    guesses <- did_you_mean(unknown, c(args, known))
     abort_dbrxr(sprintf("Unknown option%s: %s.", if (length(unknown) > 1) "s" else "",
                         paste0("`", unknown, "`", collapse = ", ")),
-                "dbrxr_input_error", hints = hints, call = call)
+                "dbrxr_input_error", hints = c(guesses, hints), call = call)
   }
   invisible(opts)
+}
+
+# "Did you mean `host`?" for names close to a known one (at most 2 edits).
+did_you_mean <- function(names, candidates) {
+  candidates <- setdiff(unique(candidates), "...")
+  out <- character()
+  for (nm in names) {
+    if (!length(candidates)) break
+    d <- utils::adist(nm, candidates, ignore.case = TRUE)[1, ]
+    if (min(d) <= min(2, max(1, nchar(nm) %/% 2))) {
+      out <- c(out, sprintf("`%s`: did you mean `%s`?", nm, candidates[which.min(d)]))
+    }
+  }
+  out
+}
+
+# An argument given as "" (often `Sys.getenv()` of an unset variable) is named
+# as empty, instead of counting as not given.
+check_not_empty <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (is.character(x) && length(x) == 1L && !is.na(x) && !nzchar(trimws(x))) {
+    abort_dbrxr(sprintf("`%s` is empty.", arg), "dbrxr_input_error",
+                hints = c(sprintf("Pass the %s itself, or leave `%s` out to use the environment variables or a profile.", arg, arg),
+                          "An empty value often comes from `Sys.getenv()` of a variable that is not set."),
+                call = call)
+  }
+  invisible(x)
 }
 
 obj_type <- function(x) {
@@ -149,4 +178,22 @@ obj_type <- function(x) {
   if (length(x) != 1L) return(sprintf("a %s vector of length %d", class(x)[1], length(x)))
   if (is.na(x)) return("NA")
   sprintf("a %s", class(x)[1])
+}
+
+# Run `expr`, a call bounded by `timeout` seconds (else the connection's
+# `timeout` option). The Rust core reports a timeout with the time that was
+# left for its command; re-raise it naming the limit the user set.
+within_limit <- function(expr, conn, timeout, call = rlang::caller_env()) {
+  limit <- timeout %||% (if (inherits(conn, "dbx_connection")) conn$options$timeout)
+  if (is.null(limit)) return(expr)
+  tryCatch(expr, dbrxr_timeout_error = function(e) {
+    if (is.null(e$final_status)) stop(e)  # not a command's timeout (a cluster start): as it is
+    abort_dbrxr(sprintf("The call did not finish within its timeout of %s s.", format(limit)),
+                "dbrxr_timeout_error",
+                problems = sprintf("The command was cancelled on the cluster (final status: %s).",
+                                   e$final_status),
+                hints = "Raise `timeout` (or the connection's `timeout` option), or make the code faster.",
+                timeout = limit, last_status = e$last_status, final_status = e$final_status,
+                command_id = e$command_id, context_id = e$context_id, call = call)
+  })
 }

@@ -38,7 +38,9 @@
 #'   status checks, seconds, default 1), `cluster_timeout` (seconds to wait for
 #'   the cluster, default 1200), `install_rpy2` (pip-install rpy2 in the
 #'   context when missing, default `FALSE`), `progress` (show progress while
-#'   waiting: `TRUE`, `FALSE`, or `NULL` for "when interactive").
+#'   waiting: `TRUE`, `FALSE`, or `NULL` for "when interactive"), `timeout`
+#'   (default limit in seconds for every verb that runs remote code, see
+#'   [remote_eval()]; `NULL`, the default, waits as long as it takes).
 #' @return A `dbx_connection`.
 #' @seealso [local_cluster()] for the embedded local cluster,
 #'   [dbx_default_connection()], [dbx_disconnect()].
@@ -65,6 +67,9 @@ dbx_connect <- function(host = NULL, token = NULL, cluster_id = NULL, profile = 
   check_string(client_secret)
   check_string(config_file)
   check_string(staging)
+  for (a in c("host", "token", "client_id", "client_secret")) {
+    check_not_empty(get(a), a)
+  }
   options <- check_session_options(list(...))
   explicit <- c(host = host, token = token, cluster_id = cluster_id, profile = profile,
                 auth_type = auth_type, client_id = client_id,
@@ -72,20 +77,21 @@ dbx_connect <- function(host = NULL, token = NULL, cluster_id = NULL, profile = 
                 staging = staging)
   if (is.null(explicit)) explicit <- character()
   res <- unwrap(rust_connect(explicit))
-  new_connection(res$id, res$info, options = options)
+  claim_default(new_connection(res$id, res$info, options = options))
 }
 
 session_option_defaults <- list(poll_max = 1, cluster_timeout = 1200, install_rpy2 = FALSE,
-                                progress = NULL)
+                                progress = NULL, timeout = NULL)
 
 check_session_options <- function(opts, call = rlang::caller_env()) {
   check_option_names(opts, names(session_option_defaults),
                      paste("Known options:", paste(names(session_option_defaults), collapse = ", ")),
-                     call = call)
+                     call = call, args = names(formals(dbx_connect)))
   check_number(opts$poll_max, "poll_max", min = 0.001, call = call)
   check_number(opts$cluster_timeout, "cluster_timeout", min = 0, call = call)
   check_flag(opts$install_rpy2, "install_rpy2", call = call)
   check_flag(opts$progress, "progress", call = call)
+  check_number(opts$timeout, "timeout", min = 0, call = call)
   utils::modifyList(session_option_defaults, opts)
 }
 
@@ -124,17 +130,21 @@ close_connection <- function(conn) {
 #' its Python processes. Connections are also closed when garbage collected and
 #' when R exits.
 #'
-#' @param conn A `dbx_connection`.
+#' @param conn A `dbx_connection`; `NULL` (the default) closes the default
+#'   connection if one is open, and does nothing otherwise.
 #' @return `conn`, invisibly.
 #' @export
 #' @examples
 #' conn <- dbx_connect(host = "h.example.com", token = "t", cluster_id = "c")
 #' dbx_disconnect(conn)
-dbx_disconnect <- function(conn = dbx_default_connection()) {
+dbx_disconnect <- function(conn = NULL) {
+  if (is.null(conn)) {
+    conn <- current_default()
+    if (is.null(conn)) return(invisible(NULL))
+  }
   check_connection(conn)
   close_connection(conn)
-  if (identical(getOption("dbrxr.connection"), conn)) options(dbrxr.connection = NULL)
-  if (identical(the$default_local, conn)) the$default_local <- NULL
+  forget_default(conn)
   invisible(conn)
 }
 

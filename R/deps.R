@@ -87,25 +87,29 @@ check_transportable <- function(x, label, info = inspect_object(x, label),
                 "dbrxr_input_error",
                 problems = paste0("External pointer at `", where, "`."),
                 hints = c("External pointers refer to memory of this R session (e.g. a model handle of a C/C++ library or a database connection); they do not survive serialize().",
-                          "Use the package's own save/serialize function (e.g. `xgboost::xgb.save.raw()`), or fit the model on the cluster with `remote_eval()`."),
+                          if (identical(label, "model"))
+                            "Use the package's own save/serialize function (e.g. `xgboost::xgb.save.raw()`), or fit the model on the cluster with `remote_eval()`."
+                          else
+                            "Create it on the cluster instead: inside the expression or function (e.g. open the connection there)."),
                 path = info$externalptrs, call = call)
   }
   invisible(info)
 }
 
-# Packages providing the predict() method for `model`'s classes.
-predict_method_packages <- function(model) {
+# Packages providing predict() methods for `model`'s classes (every class, so
+# a session-defined method for a subclass of `lm` still needs stats), with
+# whether any method was found at all (in a package or the session).
+predict_method_packages <- function(model, envir = globalenv()) {
   pkgs <- character()
+  found <- FALSE
   for (cls in class(model)) {
-    m <- utils::getS3method("predict", cls, optional = TRUE)
+    m <- utils::getS3method("predict", cls, optional = TRUE, envir = envir)
     if (is.null(m)) next
-    env <- environment(m)
-    if (is.null(env)) next
-    name <- if (isNamespace(env)) getNamespaceName(env) else environmentName(env)
-    if (nzchar(name) && !identical(name, "R_GlobalEnv")) pkgs <- c(pkgs, name)
-    break
+    found <- TRUE
+    env <- environment(m) %||% baseenv()
+    if (isNamespace(env)) pkgs <- c(pkgs, getNamespaceName(env))
   }
-  unname(pkgs)
+  structure(unique(unname(pkgs)), found = found)
 }
 
 # Packages named as pkg::fun or pkg:::fun in code (expressions, function bodies).
@@ -214,4 +218,192 @@ report_versions <- function(remote, call = rlang::caller_env()) {
                 local_version = d$local[i], remote_version = d$remote[i])
   }
   invisible(cmp)
+}
+
+# Session code: functions defined outside packages that objects need on the
+# cluster (S3 methods for their classes, the functions their formulas call),
+# with the globals those functions use. They are defined in the cluster's
+# global environment before the object is used, where S3 dispatch and
+# model.frame() (which evaluates in the formula's environment) look for them.
+# Returns list(values, packages): `values` named, ready to ship.
+session_code <- function(objects, skip = character(), envir = globalenv(),
+                         call = rlang::caller_env()) {
+  fns <- list()
+  for (obj in objects) {
+    if (!is.object(obj) || is.function(obj) || is.environment(obj)) next
+    fns <- c(fns, session_methods(class(obj), envir), formula_functions(obj))
+  }
+  fns <- fns[!duplicated(names(fns)) & !names(fns) %in% skip]
+  if (!length(fns)) return(list(values = list(), packages = character()))
+  values <- fns
+  pkgs <- character()
+  for (nm in names(fns)) {
+    f <- fns[[nm]]
+    gl <- find_globals(f, environment(f) %||% globalenv(), call = call)
+    pkgs <- c(pkgs, gl$packages)
+    more <- gl$globals[!names(gl$globals) %in% c(names(values), skip)]
+    # Package functions travel as package requirements, not as values.
+    more <- more[!vapply(more, is_package_function, logical(1))]
+    values <- c(values, more)
+  }
+  list(values = values, packages = unique(pkgs))
+}
+
+# A package's own function: its environment is the namespace (or a
+# primitive). Closures made elsewhere (the session, a test, a function's
+# frame) are shipped, even when their environments lead to a namespace.
+is_package_function <- function(f) {
+  is.function(f) && (is.primitive(f) || isNamespace(environment(f)))
+}
+
+is_session_function <- function(f) is.function(f) && !is_package_function(f)
+
+# Environments where a user's own definitions live: those from `envir` (the
+# caller's: a function, a test, a script sourced into an environment) up to
+# the first namespace or the global environment, the global environment, and
+# attached environments that are not packages (attach(), sys.source()).
+session_envs <- function(envir = globalenv()) {
+  chain <- list()
+  env <- envir
+  while (!identical(env, globalenv()) && !identical(env, emptyenv()) && !isNamespace(env) &&
+         !identical(env, baseenv()) && length(chain) < 50L) {
+    chain[[length(chain) + 1L]] <- env
+    env <- parent.env(env)
+  }
+  nms <- search()
+  keep <- nms == ".GlobalEnv" | !(startsWith(nms, "package:") | nms %in% c("Autoloads", "tools:rstudio"))
+  c(chain, lapply(which(keep), as.environment))
+}
+
+# Session-defined S3 methods (`generic.class`) for `classes`, found by name in
+# the session environments, plus registered predict() methods defined outside
+# packages.
+session_methods <- function(classes, envir = globalenv()) {
+  out <- list()
+  suffixes <- paste0(".", classes)
+  for (env in session_envs(envir)) {
+    for (nm in ls(env, all.names = TRUE)) {
+      if (!any(endsWith(nm, suffixes) & nchar(nm) > nchar(suffixes))) next
+      f <- get0(nm, envir = env, inherits = FALSE)
+      if (is_session_function(f) && is.null(out[[nm]])) out[[nm]] <- f
+    }
+  }
+  for (cls in classes) {
+    nm <- paste0("predict.", cls)
+    m <- utils::getS3method("predict", cls, optional = TRUE, envir = envir)
+    if (is_session_function(m) && is.null(out[[nm]])) out[[nm]] <- m
+  }
+  out
+}
+
+# Session functions called by a model's formula, terms or fitting call
+# (formulas only: `lm(y ~ sq(x))`, `nls(y ~ f(x, a, b))`, `loess(y ~ sq(x))`).
+formula_functions <- function(model) {
+  out <- list()
+  for (f in model_formulas(model)) {
+    env <- if (inherits(f, "formula")) environment(f) else NULL
+    env <- env %||% globalenv()
+    for (nm in call_heads(f)) {
+      fn <- get0(nm, envir = env, mode = "function")
+      if (is_session_function(fn) && is.null(out[[nm]])) out[[nm]] <- fn
+    }
+  }
+  out
+}
+
+model_formulas <- function(model) {
+  if (!is.list(model)) return(list(attr(model, "terms")))
+  found <- list(model$terms, model$formula, model$pred.formula, attr(model$model, "terms"),
+                attr(model, "terms"))
+  if (is.call(model$call)) {
+    found <- c(found, Filter(function(a) is.call(a) && identical(a[[1]], as.name("~")),
+                             as.list(model$call)[-1]))
+  }
+  if (inherits(model, "nls") && is.function(model$m$formula)) {
+    found <- c(found, list(tryCatch(model$m$formula(), error = function(e) NULL)))
+  }
+  Filter(function(x) is.language(x) || inherits(x, "formula"), found)
+}
+
+# Names of the functions called in an expression.
+call_heads <- function(e) {
+  heads <- character()
+  visit <- function(e) {
+    if (!is.call(e)) return()
+    if (is.name(e[[1]])) heads <<- c(heads, as.character(e[[1]])) else visit(e[[1]])
+    for (i in seq_along(e)[-1]) if (!is_empty_arg(e, i)) visit(e[[i]])
+  }
+  visit(e)
+  setdiff(unique(heads), c("~", "+", "-", "*", "/", ":", "^", "(", "%in%", "|"))
+}
+
+# Size hygiene ---------------------------------------------------------------
+
+max_bytes <- function() getOption("dbrxr.max_bytes", 1024^3)
+
+# Refuse a payload larger than getOption("dbrxr.max_bytes") before anything is
+# uploaded. `parts` is a named list of what travels; `size` the serialized
+# size when known, else R's estimate (object.size(), which needs no copy, so
+# a 2 GB payload is refused without serializing it).
+check_max_bytes <- function(parts, size = NULL, call = rlang::caller_env()) {
+  limit <- max_bytes()
+  sizes <- part_sizes(parts)
+  total <- size %||% sum(sizes)
+  if (total <= limit) return(invisible(total))
+  # What object.size() does not see: environments that serialize() writes.
+  hidden <- total - sum(sizes)
+  if (hidden > 0.1 * total) sizes[["environments the model captured"]] <- hidden
+  top <- utils::head(sizes[order(-sizes)], 3)
+  abort_dbrxr(sprintf("The payload is %s, more than the %s allowed by `dbrxr.max_bytes`.",
+                      format_bytes(total), format_bytes(limit)),
+              "dbrxr_input_error",
+              problems = sprintf("Largest part%s: %s.", if (length(top) > 1) "s" else "",
+                                 paste0("`", names(top), "` (", vapply(top, format_bytes, ""), ")",
+                                        collapse = ", ")),
+              hints = c("Send less: drop what the cluster does not need, or read the data there (e.g. from a table).",
+                        "Or raise the limit: `options(dbrxr.max_bytes = 4e9)`."),
+              size = total, limit = limit, call = call)
+}
+
+# Estimated sizes of a payload's parts: elements of lists one level down
+# (`model$qr`), so the message points at what to drop.
+part_sizes <- function(parts) {
+  out <- numeric()
+  for (nm in names(parts)) {
+    x <- parts[[nm]]
+    if (is.list(x) && length(x) && !is.null(names(x)) && !is.data.frame(x)) {
+      sub <- vapply(x, function(el) as.numeric(utils::object.size(el)), numeric(1))
+      names(sub) <- paste0(nm, "$", names(x))
+      out <- c(out, sub)
+    } else {
+      out[[nm]] <- as.numeric(utils::object.size(x))
+    }
+  }
+  out
+}
+
+# Bytes of `x` that are environments it captured (a model fitted inside a
+# function carries that function's frame, often with its data): serialize()
+# with environments replaced by a name shows the size without them.
+captured_env_bytes <- function(x, total) {
+  bare <- serialize(x, NULL, xdr = FALSE, refhook = function(e) "env")
+  total - length(bare)
+}
+
+warn_captured_environments <- function(model, rm, call = rlang::caller_env()) {
+  # Small models, or ones warned about, are not serialized a second time.
+  if (rm$size < 1024^2 || isTRUE(the$size_warned[[rm$hash]])) return(invisible(FALSE))
+  env_bytes <- captured_env_bytes(model, rm$size)
+  if (env_bytes < 1024^2 || env_bytes < rm$size / 2) return(invisible(FALSE))
+  if (is.null(the$size_warned)) the$size_warned <- new.env(parent = emptyenv())
+  assign(rm$hash, TRUE, envir = the$size_warned)
+  cli::cli_warn(c(
+    cli_escape(sprintf("%s of this model's %s are environments it captured.",
+                       format_bytes(env_bytes), format_bytes(rm$size))),
+    "i" = "A model fitted inside a function keeps that function's variables (often its data) in its formula's environment, and they travel with it.",
+    "i" = cli_escape("Fit it outside the function, or before fitting give the formula a small environment: `environment(formula) <- new.env(parent = globalenv())` (put there only what the formula needs)."),
+    "i" = "This warning is shown once per model."),
+    class = c("dbrxr_size_warning", "dbrxr_warning"), env_bytes = env_bytes, size = rm$size,
+    call = call)
+  invisible(TRUE)
 }

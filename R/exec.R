@@ -97,7 +97,8 @@ exec_start <- function(conn, code, language = "python", timeout = NULL, poll_fix
 #' @param conn A `dbx_connection`.
 #' @param language `"python"` (default), `"sql"`, `"scala"` or `"r"`.
 #' @param timeout Seconds to wait before cancelling the command and raising
-#'   `dbrxr_timeout_error` (field `last_status`); `NULL` waits forever.
+#'   `dbrxr_timeout_error` (field `last_status`); `NULL` uses the connection's
+#'   `timeout` option, and without one waits forever.
 #' @return For text output, a string (IPython's `Out[n]:` prefix removed);
 #'   for a table, a data.frame; for images, a `dbx_image` (the image file
 #'   names or data URLs). A Python exception raises `dbrxr_remote_python_error`
@@ -114,6 +115,7 @@ exec_start <- function(conn, code, language = "python", timeout = NULL, poll_fix
 #' dbx_disconnect(conn)
 #' }
 dbx_exec <- function(code, conn = dbx_default_connection(), language = "python", timeout = NULL) {
+  if (is.null(timeout) && inherits(conn, "dbx_connection")) timeout <- conn$options$timeout
   res <- exec_command(conn, code, language = language, timeout = timeout)
   if (isTRUE(res$truncated)) {
     cli::cli_warn(c("The output of the command was truncated by the cluster.",

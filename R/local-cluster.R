@@ -13,7 +13,8 @@
 #'   Several can run at once. Its threads never call into R: R work happens in
 #'   the context processes.
 #' * As a standalone server for CI pipelines and any Databricks client: the
-#'   binary `dbrxr-local` (built by `make`; flags `--port`, `--token`,
+#'   binary `dbrxr-local`, installed with the package (its path:
+#'   [dbrxr_local_path()]; flags `--port`, `--token`,
 #'   `--python`, `--state-dir`, `--cluster-id`, `--cluster-state`,
 #'   `--start-delay-ms`, `--client-id`, `--client-secret`, `--token-ttl-s`,
 #'   `--max-output-chars`, `--max-contexts`). Its first line on stdout is
@@ -67,9 +68,12 @@
 #'   `poll_max`, `cluster_timeout`, `install_rpy2`, `progress`.
 #' @return A `dbx_connection` of class `dbx_local_connection`. Its field
 #'   `local_info` holds `url`, `cluster_id`, `state_dir`, `python` and `rpy2`
-#'   (whether that Python can import rpy2).
+#'   (whether that Python can import rpy2). When no default connection is
+#'   open, it becomes the default (see [dbx_default_connection()]). It runs
+#'   until [dbx_disconnect()], garbage collection or the end of the session;
+#'   in tests, [local_test_cluster()] stops it when the test ends.
 #' @seealso [dbx_connect()] for a workspace, [dbx_disconnect()],
-#'   [dbx_default_connection()].
+#'   [dbx_default_connection()], [local_test_cluster()].
 #' @export
 #' @examples
 #' \donttest{
@@ -79,23 +83,28 @@
 #' dbx_disconnect(conn)
 #' }
 local_cluster <- function(python = NULL, port = 0L, token = NULL, ...) {
-  check_string(python)
-  check_string(token)
-  check_whole(port, "port", max = 65535)
-  dots <- list(...)
+  claim_default(start_local_cluster(python, port, token, list(...), call = rlang::current_env()))
+}
+
+# local_cluster() without making it the default (local_test_cluster() scopes that).
+start_local_cluster <- function(python, port, token, dots, call = rlang::caller_env()) {
+  check_string(python, call = call)
+  check_string(token, call = call)
+  check_whole(port, "port", max = 65535, call = call)
   check_option_names(dots, c(local_server_options, names(session_option_defaults)),
-                     known_options_hint())
+                     known_options_hint(), call = call, args = names(formals(local_cluster)))
   server <- dots[intersect(names(dots), local_server_options)]
-  check_server_options(server)
-  session <- check_session_options(dots[intersect(names(dots), names(session_option_defaults))])
+  check_server_options(server, call = call)
+  session <- check_session_options(dots[intersect(names(dots), names(session_option_defaults))],
+                                   call = call)
 
   opts <- c(list(python = python, port = port, token = token), server)
-  started <- unwrap(rust_local_start(opts[!vapply(opts, is.null, logical(1))]))
+  started <- unwrap(rust_local_start(opts[!vapply(opts, is.null, logical(1))]), call = call)
   info <- started$info
   if (!isTRUE(info$rpy2)) {
     cli::cli_warn(c("!" = cli_escape(info$warning %||% "rpy2 is not available."),
                     "i" = "Python commands work; R code sent through rpy2 will fail."),
-                  class = "dbrxr_local_no_rpy2_warning")
+                  class = "dbrxr_local_no_rpy2_warning", call = call)
   }
   creds <- if (!is.null(server$client_id)) {
     c(client_id = server$client_id, client_secret = server$client_secret,
@@ -104,7 +113,7 @@ local_cluster <- function(python = NULL, port = 0L, token = NULL, ...) {
     c(token = info$token, auth_type = "pat")
   }
   res <- tryCatch(
-    unwrap(rust_connect(c(host = info$url, cluster_id = info$cluster_id, creds))),
+    unwrap(rust_connect(c(host = info$url, cluster_id = info$cluster_id, creds)), call = call),
     error = function(e) {
       local_cluster_stop(started$id)
       stop(e)
@@ -167,7 +176,8 @@ local_cluster_stop <- function(id) {
 
 #' @export
 format.dbx_local_connection <- function(x, ...) {
-  lines <- NextMethod()
+  # Its settings come from local_cluster(), not from the user's configuration.
+  lines <- sub("  \\((argument|default)\\)$", "", NextMethod())
   li <- x$local_info
   if (is.null(li)) return(lines)
   c(lines,

@@ -96,9 +96,9 @@ parse_marker <- function(text, call = rlang::caller_env()) {
 }
 
 # Install the bootstrap module in the connection's context.
-remote_bootstrap <- function(conn, call = rlang::caller_env()) {
+remote_bootstrap <- function(conn, timeout = NULL, call = rlang::caller_env()) {
   st <- remote_state(conn)
-  out <- run_python(conn, bootstrap_code(conn$options$install_rpy2))
+  out <- run_python(conn, bootstrap_code(conn$options$install_rpy2), timeout = timeout, call = call)
   m <- parse_marker(out, call = call)
   if (identical(m$kind, "NORPY2")) {
     info <- parse_fields(m$payload)
@@ -132,9 +132,15 @@ parse_fields <- function(text) {
 }
 
 # Send one request (a list) and return the dispatcher's answer (a list).
-remote_request <- function(conn, req, call = rlang::caller_env()) {
-  if (is.null(remote_state(conn)$info)) remote_bootstrap(conn, call = call)
-  p <- request_begin(conn, req, call = call)
+# `timeout` (seconds, NULL = the connection's `timeout` option) bounds the
+# whole call: the command still running then is cancelled on the cluster and
+# a dbrxr_timeout_error raised.
+remote_request <- function(conn, req, timeout = NULL, call = rlang::caller_env()) {
+  deadline <- request_deadline(conn, timeout)
+  if (is.null(remote_state(conn)$info)) {
+    remote_bootstrap(conn, timeout = time_left(deadline), call = call)
+  }
+  p <- request_begin(conn, req, deadline = deadline, call = call)
   request_submit(conn, p)
   request_finish(conn, p)
 }
@@ -143,10 +149,11 @@ remote_request <- function(conn, req, call = rlang::caller_env()) {
 # they are too large to go inline (a Rust job, running while R does other
 # work), the staged path, and the command's job. Splitting begin / submit /
 # finish lets chunked scoring upload chunk j+1 while chunk j is scored.
-request_begin <- function(conn, req, call = rlang::caller_env()) {
+request_begin <- function(conn, req, deadline = NULL, call = rlang::caller_env()) {
   req$protocol <- protocol_version
   req$libpaths <- remote_state(conn)$library$path  # the connection's remote_library(), first
   p <- new.env(parent = emptyenv())
+  p$deadline <- deadline
   p$bytes <- serialize(req, NULL, xdr = FALSE)
   p$call <- call
   if (length(p$bytes) > inline_request_max()) {
@@ -169,7 +176,7 @@ request_code <- function(conn, p) {
 }
 
 request_submit <- function(conn, p) {
-  p$job <- exec_start(conn, request_code(conn, p), call = p$call)
+  p$job <- exec_start(conn, request_code(conn, p), timeout = time_left(p$deadline), call = p$call)
   invisible(p)
 }
 
@@ -184,11 +191,13 @@ request_finish <- function(conn, p) {
   p$job <- NULL
   m <- parse_marker(exec_output(run_job(job, FALSE, call = call)), call = call)
   if (identical(m$kind, "NOBOOT")) {
-    remote_bootstrap(conn, call = call)
-    m <- parse_marker(run_python(conn, request_code(conn, p), call = call), call = call)
+    remote_bootstrap(conn, timeout = time_left(p$deadline), call = call)
+    m <- parse_marker(run_python(conn, request_code(conn, p), timeout = time_left(p$deadline),
+                                 call = call), call = call)
   } else if (identical(m$kind, "NOFILE")) {
     p$staged <- NULL
-    m <- parse_marker(run_python(conn, request_code(conn, p), call = call), call = call)
+    m <- parse_marker(run_python(conn, request_code(conn, p), timeout = time_left(p$deadline),
+                                 call = call), call = call)
   }
   st$stats$requests <- st$stats$requests + 1
   st$stats$bytes_sent <- st$stats$bytes_sent + length(p$bytes)
@@ -217,8 +226,22 @@ request_cleanup <- function(conn, p) {
 exec_output <- function(res) if (is.null(res$data)) "" else as.character(res$data)
 
 # Run Python in the connection's context; its text output.
-run_python <- function(conn, code, call = rlang::caller_env()) {
-  exec_output(exec_command(conn, code, call = call))
+run_python <- function(conn, code, timeout = NULL, call = rlang::caller_env()) {
+  exec_output(exec_command(conn, code, timeout = timeout, call = call))
+}
+
+# When a call with `timeout` seconds (else the connection's `timeout` option)
+# must end; NULL for no limit.
+request_deadline <- function(conn, timeout = NULL) {
+  timeout <- timeout %||% conn$options$timeout
+  if (is.null(timeout)) NULL else Sys.time() + timeout
+}
+
+# Seconds left before `deadline` (at least a millisecond, so an expired
+# deadline still cancels the command it submits); NULL for no deadline.
+time_left <- function(deadline) {
+  if (is.null(deadline)) return(NULL)
+  max(0.001, as.numeric(difftime(deadline, Sys.time(), units = "secs")))
 }
 
 # A fresh path in the session's staging directory for an answer the cluster
@@ -290,14 +313,16 @@ replay_events <- function(events) {
 
 # Send a request about a cached object (`hash`); the object's bytes go along
 # only when the cluster does not have it yet (first use, or a lost context).
-remote_object_request <- function(conn, req, object_bytes, call = rlang::caller_env()) {
+remote_object_request <- function(conn, req, object_bytes, timeout = NULL,
+                                  call = rlang::caller_env()) {
   st <- remote_state(conn)
+  deadline <- request_deadline(conn, timeout)
   known <- isTRUE(st$objects[[req$hash]])
   if (!known) req$object <- object_bytes()
-  ans <- remote_request(conn, req, call = call)
+  ans <- remote_request(conn, req, timeout = time_left(deadline), call = call)
   if (identical(ans$status, "need_object")) {
     req$object <- object_bytes()
-    ans <- remote_request(conn, req, call = call)
+    ans <- remote_request(conn, req, timeout = time_left(deadline), call = call)
   }
   if (identical(ans$status, "ok") || identical(ans$status, "error")) {
     assign(req$hash, TRUE, envir = st$objects)

@@ -40,6 +40,9 @@
 #' @param conn A `dbx_connection`.
 #' @param progress Show a progress bar over chunks: `NULL` (the default) shows
 #'   one when interactive or when the connection's `progress` option is `TRUE`.
+#' @param timeout Seconds the whole call may take (`NULL`: the connection's
+#'   `timeout` option, else no limit). When it runs out, the command is
+#'   cancelled on the cluster and a `dbrxr_timeout_error` is raised.
 #' @return What `predict()` returns.
 #' @seealso [remote_model()] to ship a model once and score it many times.
 #' @export
@@ -55,7 +58,7 @@
 #' dbx_disconnect(conn)
 #' }
 remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_connection(),
-                         progress = NULL) {
+                         progress = NULL, timeout = NULL) {
   call <- rlang::current_env()
   if (missing(model)) {
     abort_dbrxr("`model` is missing.", "dbrxr_input_error", call = call)
@@ -66,14 +69,18 @@ remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_co
   }
   check_string(type)
   check_flag(progress)
-  rm <- as_remote_model(model, call = call)
+  check_number(timeout, min = 0)
+  rm <- as_remote_model(model, envir = parent.frame(), call = call)
   args <- list(...)
   if (!is.null(type)) args$type <- type
   nd_info <- check_transportable(newdata, "newdata", call = call)
   args_info <- check_transportable(args, "...", call = call)
   check_connection(conn)
   packages <- needed_packages(rm$packages, nd_info$namespaces, args_info$namespaces)
-  score_rows(conn, rm, newdata, args, packages, show_progress(progress, conn), call = call)
+  check_max_bytes(list(newdata = newdata, ... = args), call = call)
+  within_limit(score_rows(conn, rm, newdata, args, packages, show_progress(progress, conn),
+                          deadline = request_deadline(conn, timeout), call = call),
+               conn, timeout, call = call)
 }
 
 #' Ship a model to the cluster once
@@ -83,8 +90,24 @@ remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_co
 #' [remote_score()], which then send only the new data. The handle records the
 #' model's content hash, size, class and the packages it needs.
 #'
+#' Functions the model needs that are defined in this session rather than in
+#' a package travel with it: S3 methods for its classes (e.g. a
+#' `predict.mymodel()` of your own, or for a subclass of `lm`), the functions
+#' its formula calls (`lm(y ~ sq(x))`, `nls(y ~ f(x, a, b))`), and the globals
+#' those functions use. They are defined in the cluster's global environment
+#' before the model is used; `print()` lists them. Functions from packages
+#' travel as package requirements instead.
+#'
+#' The handle's `size` is the number of bytes that travel. Payloads larger
+#' than `getOption("dbrxr.max_bytes")` (default 1 GB) are refused before
+#' anything is uploaded, with a `dbrxr_input_error` naming the largest parts.
+#' When most of a model's bytes are environments it captured (a model fitted
+#' inside a function keeps that function's variables), a
+#' `dbrxr_size_warning` says so, once per model, with the fix.
+#'
 #' @param model A fitted model, or the path of an `.rds` file holding one.
 #' @param conn A `dbx_connection`.
+#' @param timeout Seconds shipping may take; see [remote_score()].
 #' @return A `dbx_remote_model`.
 #' @export
 #' @examples
@@ -95,13 +118,15 @@ remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_co
 #' predict(rm, head(mtcars))
 #' dbx_disconnect(conn)
 #' }
-remote_model <- function(model, conn = dbx_default_connection()) {
+remote_model <- function(model, conn = dbx_default_connection(), timeout = NULL) {
   call <- rlang::current_env()
-  rm <- as_remote_model(model, call = call)
+  check_number(timeout, min = 0)
+  rm <- as_remote_model(model, envir = parent.frame(), call = call)
   check_connection(conn)
   rm$conn <- conn
-  ans <- remote_object_request(conn, list(op = "put", hash = rm$hash, packages = rm$packages),
-                               function() model_bytes(rm), call = call)
+  ans <- within_limit(remote_object_request(conn, list(op = "put", hash = rm$hash, packages = rm$packages),
+                                            function() model_bytes(rm), timeout = timeout, call = call),
+                      conn, timeout, call = call)
   deliver_answer(ans, call = call)
   rm
 }
@@ -110,7 +135,8 @@ remote_model <- function(model, conn = dbx_default_connection()) {
 #' @param object A `dbx_remote_model`.
 #' @param newdata The data to score.
 #' @param ... Further arguments to `predict()` on the cluster (`type`, ...),
-#'   and `conn` to score on another connection than the model's.
+#'   `conn` to score on another connection than the model's, and `timeout`
+#'   (see [remote_score()]).
 #' @export
 predict.dbx_remote_model <- function(object, newdata, ...) {
   args <- list(...)
@@ -122,9 +148,13 @@ predict.dbx_remote_model <- function(object, newdata, ...) {
 print.dbx_remote_model <- function(x, ...) {
   cat(sprintf("<dbx_remote_model> %s\n", paste(x$class, collapse = "/")))
   cat(sprintf("  hash:     %s\n", x$hash))
-  cat(sprintf("  size:     %s\n", format_bytes(x$size)))
+  cat(sprintf("  size:     %s (the bytes that travel)\n", format_bytes(x$size)))
   cat(sprintf("  packages: %s\n", if (length(x$packages)) paste(x$packages, collapse = ", ")
                                     else "(none beyond base R)"))
+  if (length(x$session)) {
+    cat(sprintf("  session:  %s (defined in this session; shipped with the model)\n",
+                paste(x$session, collapse = ", ")))
+  }
   invisible(x)
 }
 
@@ -136,7 +166,8 @@ format_bytes <- function(n) {
 
 # A dbx_remote_model (not yet shipped) for a model object or .rds path. The
 # serialized bytes are kept to re-ship after a context loss.
-as_remote_model <- function(model, call = rlang::caller_env()) {
+# `envir`: where the caller's own functions are (see session_code()).
+as_remote_model <- function(model, envir = globalenv(), call = rlang::caller_env()) {
   if (inherits(model, "dbx_remote_model")) return(model)
   if (is.character(model)) {
     check_string(model, "model", null_ok = FALSE, call = call)
@@ -153,23 +184,35 @@ as_remote_model <- function(model, call = rlang::caller_env()) {
   memo <- memo_get(model)
   if (!is.null(memo)) return(memo)
   info <- check_transportable(model, "model", call = call)
-  method_pkgs <- predict_method_packages(model)
-  if (!length(method_pkgs) && !isS4(model)) {
+  method_pkgs <- predict_method_packages(model, envir)
+  if (!isTRUE(attr(method_pkgs, "found")) && !isS4(model)) {
     abort_dbrxr(sprintf("No predict() method for class %s is available here.",
                         paste0("'", class(model), "'", collapse = "/")),
                 "dbrxr_input_error",
-                hints = "Load the package that fitted the model, or score with `remote_eval()`.",
+                hints = c(if (is.data.frame(model) || is.matrix(model))
+                            "Is this the data? The model comes first: `remote_score(model, newdata)`.",
+                          "Load the package that fitted the model, or define its predict() method in this session."),
                 call = call)
   }
-  bytes <- serialize(model, NULL, xdr = FALSE)
+  check_max_bytes(list(model = model), call = call)
+  sc <- session_code(list(model), envir = envir, call = call)
+  shipped <- if (length(sc$values)) {
+    structure(list(model = model, session = sc$values), class = "dbrxr_model_bundle")
+  } else {
+    model
+  }
+  bytes <- serialize(shipped, NULL, xdr = FALSE)
+  check_max_bytes(list(model = model, session = sc$values), size = length(bytes), call = call)
   store <- new.env(parent = emptyenv())
   store$bytes <- bytes
   rm <- structure(list(hash = unwrap(rust_sha256(bytes)), size = length(bytes),
                        class = class(model),
-                       packages = needed_packages(method_pkgs, info$namespaces), conn = NULL,
-                       store = store),
+                       packages = needed_packages(method_pkgs, info$namespaces, sc$packages),
+                       session = names(sc$values), conn = NULL, store = store),
                   class = "dbx_remote_model")
-  if (info$environments == 0L) memo_put(model, rm)
+  if (info$environments > 0L) warn_captured_environments(model, rm, call = call)
+  # Session code can be redefined behind the same model object: never remembered.
+  if (info$environments == 0L && !length(sc$values)) memo_put(model, rm)
   rm
 }
 
@@ -242,7 +285,7 @@ df_rows <- function(x, i) {
   out
 }
 
-score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
+score_rows <- function(conn, rm, newdata, args, packages, progress, deadline = NULL, call) {
   n <- row_count(newdata)
   k <- 1L
   if (!is.na(n) && n > 1L) {
@@ -255,7 +298,8 @@ score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
                    packages = packages), sync)
   }
   score_one <- function(nd, report_versions = TRUE) {
-    ans <- remote_object_request(conn, score_req(nd), bytes, call = call)
+    ans <- remote_object_request(conn, score_req(nd), bytes, timeout = time_left(deadline),
+                                 call = call)
     if (!report_versions) ans$versions <- NULL
     deliver_answer(ans, call = call)
   }
@@ -272,12 +316,12 @@ score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
   # j is scored on the cluster. Only the first chunk carries the model (when
   # the cluster may not have it); commands of a context run in order.
   st <- remote_state(conn)
-  if (is.null(st$info)) remote_bootstrap(conn, call = call)
+  if (is.null(st$info)) remote_bootstrap(conn, timeout = time_left(deadline), call = call)
   seed0 <- get0(".Random.seed", envir = globalenv(), inherits = FALSE)
   begin <- function(j) {
     req <- score_req(chunk(j), if (j == 1L) TRUE else "keep")
     if (j == 1L && !isTRUE(st$objects[[rm$hash]])) req$object <- bytes()
-    request_begin(conn, req, call = call)
+    request_begin(conn, req, deadline = deadline, call = call)
   }
   pending <- begin(1L)
   on.exit(if (!is.null(pending)) request_cleanup(conn, pending), add = TRUE)
@@ -290,7 +334,7 @@ score_rows <- function(conn, rm, newdata, args, packages, progress, call) {
     if (identical(ans$status, "need_object")) {
       # The context was lost on the way: ship the model again for this chunk.
       ans <- remote_object_request(conn, score_req(chunk(j), if (j == 1L) TRUE else "keep"),
-                                   bytes, call = call)
+                                   bytes, timeout = time_left(deadline), call = call)
     } else if (ans$status %in% c("ok", "error")) {
       assign(rm$hash, TRUE, envir = st$objects)
     }

@@ -146,6 +146,10 @@ op_score <- function(req, versions) {
   load_packages(req$packages)
   model <- cached_object(req$hash, req$object)
   if (is.null(model)) return(need_object(req$hash, versions))
+  if (inherits(model, "dbrxr_model_bundle")) {
+    define_session(model$session)
+    model <- model$model
+  }
   env <- new.env(parent = globalenv())
   env$model <- model
   env$newdata <- req$newdata
@@ -160,6 +164,7 @@ op_score <- function(req, versions) {
 
 op_eval <- function(req, versions) {
   load_packages(req$packages)
+  define_session(req$session)
   env <- globals_env(req$globals)
   run_captured(function() eval(req$expr, env), versions, req)
 }
@@ -168,7 +173,18 @@ op_call <- function(req, versions) {
   load_packages(req$packages)
   fn <- cached_object(req$hash, req$object, prepare_function)
   if (is.null(fn)) return(need_object(req$hash, versions))
+  define_session(fn$session)
   run_captured(function() call_bound(fn$name, fn$f, req$args), versions, req)
+}
+
+# Session code shipped with a model, expression or function (the client's own
+# S3 methods and the functions its formulas call, with their globals): defined
+# in the global environment, where S3 dispatch and model.frame() (evaluating
+# in a formula's environment, the client's global one) find them. Defined
+# again before every use, so two models whose session code shares a name each
+# run with their own.
+define_session <- function(values) {
+  for (nm in names(values)) assign(nm, values[[nm]], envir = globalenv())
 }
 
 # An environment holding shipped globals. Closures that lived in the client's
@@ -191,7 +207,7 @@ prepare_function <- function(bundle) {
   env <- globals_env(bundle$globals)
   f <- bundle$f
   if (identical(environment(f), globalenv())) environment(f) <- env
-  list(f = f, name = bundle$name %||% "f")
+  list(f = f, name = bundle$name %||% "f", session = bundle$session)
 }
 
 # Installed packages, the first of each name in .libPaths() order (the one
@@ -684,10 +700,17 @@ run_captured <- function(thunk, versions, req = NULL) {
   list(status = "ok", value = result$value, events = events, versions = versions)
 }
 
+# A condition's call as text; NULL for the dispatcher's own calls (a warning
+# or error raised at the top level of the user's expression has the
+# dispatcher's eval() as its call, which means nothing to the user).
 deparse_call <- function(call) {
   if (is.null(call)) return(NULL)
-  paste(deparse(call, nlines = 3L), collapse = "\n")
+  text <- paste(deparse(call, nlines = 3L), collapse = "\n")
+  if (grepl(internal_call_pattern, text)) return(NULL)
+  text
 }
+
+internal_call_pattern <- "^(eval\\((call|req\\$expr|as\\.call)|call_bound\\(|thunk\\(|run_captured\\(|withCallingHandlers\\(|tryCatch)"
 
 # The calls of the user's code: drop the dispatcher's own frames around it.
 user_calls <- function(calls) {
@@ -696,7 +719,7 @@ user_calls <- function(calls) {
   start <- max(c(0L, grep("^thunk\\(\\)$", text)))
   text <- text[seq_along(text) > start]
   # The dispatcher's own eval()s on top, the condition machinery at the bottom.
-  while (length(text) && grepl("^(eval\\((call|req\\$expr|as\\.call)|call_bound\\()", text[1])) {
+  while (length(text) && grepl(internal_call_pattern, text[1])) {
     text <- text[-1]
   }
   text[!grepl("^(\\.handleSimpleError|h\\(simpleError)", text)]

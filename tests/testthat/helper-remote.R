@@ -58,3 +58,15 @@ install_tiny_package <- function(lib, version = "1.0.0", name = "dbrxrtinypkg", 
   stopifnot(rc == 0)
   invisible(lib)
 }
+
+# A tiny package `name` installed here at 1.0.0 and, in a library put first
+# in the cluster's .libPaths(), at 2.0.0; returns a model of its class.
+local_version_mismatch <- function(conn, name, .env = parent.frame()) {
+  local_lib <- withr::local_tempdir(.local_envir = .env)
+  remote_lib <- withr::local_tempdir(.local_envir = .env)
+  install_tiny_package(local_lib, "1.0.0", name = name)
+  install_tiny_package(remote_lib, "2.0.0", name = name)
+  withr::local_libpaths(local_lib, action = "prefix", .local_envir = .env)
+  remote_eval(invisible(.libPaths(c(remote_lib, .libPaths()))), conn)
+  getExportedValue(name, paste0(name, "_model"))(3)
+}

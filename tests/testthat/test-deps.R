@@ -1,13 +1,15 @@
 # Dependency discovery, transportability and version comparison (no cluster).
 
 test_that("the package of the predict() method is found through the class chain", {
-  expect_equal(dbrxr:::predict_method_packages(lm(mpg ~ wt, mtcars)), "stats")
+  pkgs <- function(m) as.vector(dbrxr:::predict_method_packages(m))
+  expect_equal(pkgs(lm(mpg ~ wt, mtcars)), "stats")
   gam <- mgcv::gam(mpg ~ s(wt), data = mtcars)
-  expect_equal(dbrxr:::predict_method_packages(gam), "mgcv")
+  expect_equal(pkgs(gam), c("mgcv", "stats"))  # gam, glm and lm methods
   rf <- ranger::ranger(Species ~ ., iris, num.trees = 3)
-  expect_equal(dbrxr:::predict_method_packages(rf), "ranger")
-  expect_equal(dbrxr:::predict_method_packages(structure(list(), class = "no_such_cls")),
-               character())
+  expect_equal(pkgs(rf), "ranger")
+  none <- dbrxr:::predict_method_packages(structure(list(), class = "no_such_cls"))
+  expect_equal(as.vector(none), character())
+  expect_false(attr(none, "found"))
 })
 
 test_that("a model without any predict() method is an input error", {

@@ -58,6 +58,7 @@ test_that("garbage collection stops an unreferenced local cluster", {
   skip_if_no_rpy2()
   url <- local({
     conn <- local_cluster(python = local_python())
+    dbx_default_connection(NULL)  # the default connection is referenced by an option
     conn$local_info$url
   })
   expect_true(server_up(url))

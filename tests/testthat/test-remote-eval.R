@@ -121,3 +121,17 @@ test_that("remote code draws from this session's random numbers", {
   set.seed(5)
   expect_identical(x, rnorm(2))
 })
+
+test_that("programmatic use: substitute = FALSE, expression(), and rlang's !!", {
+  conn <- remote_test_conn(file_env)
+  expect_identical(remote_eval(quote(sum(1:10)), conn, substitute = FALSE), 55L)
+  f <- function(e) remote_eval(e, conn, substitute = FALSE)
+  expect_identical(f(quote(sum(1:10))), 55L)
+  n <- 4L
+  expect_identical(f(call("seq_len", quote(n))), 1:4)  # globals of the built call are found
+  expect_identical(remote_eval(expression(a <- 2, a * 21), conn, substitute = FALSE), 42)
+  e <- quote(sum(1:10))
+  expect_identical(remote_eval(!!e, conn), 55L)
+  expect_error(remote_eval(list(1), conn, substitute = FALSE), class = "dbrxr_input_error")
+  expect_identical(remote_eval(7L, conn, substitute = FALSE), 7L)
+})

@@ -56,13 +56,7 @@ test_that("a package missing on the cluster, then installed with remote_install_
 
 test_that("a different version on the cluster is a warning naming both versions", {
   conn <- remote_test_conn(file_env)
-  local_lib <- withr::local_tempdir()
-  remote_lib <- withr::local_tempdir()
-  install_tiny_package(local_lib, "1.0.0", name = "dbrxrtinyver")
-  install_tiny_package(remote_lib, "2.0.0", name = "dbrxrtinyver")
-  withr::local_libpaths(local_lib, action = "prefix")
-  remote_eval(invisible(.libPaths(c(remote_lib, .libPaths()))), conn)
-  model <- dbrxrtinyver::dbrxrtinyver_model(3)
+  model <- local_version_mismatch(conn, "dbrxrtinyver")
   w <- expect_warning(res <- remote_score(model, 1:2, conn = conn),
                       class = "dbrxr_version_warning")
   expect_equal(res, c(3, 3))

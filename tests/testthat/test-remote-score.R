@@ -86,7 +86,8 @@ test_that("1e6 rows x 10 columns score through staging in one call", {
   conn <- remote_test_conn(file_env)
   set.seed(2)
   big <- as.data.frame(matrix(runif(1e7), ncol = 10))
-  fit <- lm(V1 ~ ., data = big[1:2000, ])
+  # Fitted where its formula does not capture `big` (this test's environment).
+  fit <- eval(quote(lm(V1 ~ ., data = d)), list(d = big[1:2000, ]), globalenv())
   before <- dbrxr:::local_stats(conn)
   pred <- remote_score(fit, big, conn = conn, progress = FALSE)
   after <- dbrxr:::local_stats(conn)

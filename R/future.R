@@ -17,7 +17,9 @@
 # A fresh context is bootstrapped first, as a command of its own, so that
 # starting a future on a new worker does not wait for the context either.
 
-fw_start <- function(conn, req, timeout = NULL, call = rlang::caller_env()) {
+# `call` is kept on the handle: NULL (no frame), so that futures, which
+# closures may capture, never hold a frame of dbrxr.
+fw_start <- function(conn, req, timeout = NULL, call = NULL) {
   h <- new.env(parent = emptyenv())
   h$conn <- conn
   h$req <- req

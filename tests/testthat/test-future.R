@@ -1,0 +1,175 @@
+# The future backend: plan(databricks) on a real local cluster, whose contexts
+# are Python processes running R through rpy2.
+
+skip_if_not_installed("future")
+
+# One local cluster for this file; its workers are closed before it stops.
+future_cluster <- local({
+  conn <- NULL
+  function() {
+    if (is.null(conn) || isTRUE(conn$closed)) {
+      conn <<- local_test_cluster(.env = testthat::teardown_env())
+      cl <- conn
+      withr::defer(fw_pool_close(cl), envir = testthat::teardown_env())
+    }
+    conn
+  }
+})
+
+# Use plan(databricks, ...) for one test, and plan(sequential) after it.
+local_databricks_plan <- function(..., .env = parent.frame()) {
+  conn <- future_cluster()
+  old <- future::plan(databricks, conn = conn, ...)
+  withr::defer(future::plan(old), envir = .env)
+  conn
+}
+
+elapsed <- function(expr) {
+  t <- proc.time()[["elapsed"]]
+  force(expr)
+  proc.time()[["elapsed"]] - t
+}
+
+test_that("bad arguments are input errors before anything runs", {
+  skip_if_no_rpy2()
+  expect_error(databricks(1, conn = "nope"), class = "dbrxr_input_error")
+  conn <- future_cluster()
+  expect_error(databricks(1, conn = conn, workers = 0), class = "dbrxr_input_error")
+  expect_error(databricks(1, conn = conn, timeout = -1), class = "dbrxr_input_error")
+})
+
+test_that("future_lapply runs on 4 workers in parallel once they are started", {
+  local_databricks_plan(workers = 4)
+  expect_equal(future::nbrOfWorkers(), 4)
+  # Warm-up: starts and bootstraps the 4 contexts.
+  pids <- future.apply::future_lapply(1:4, function(i) Sys.getpid())
+  expect_length(unique(unlist(pids)), 4)
+  expect_false(Sys.getpid() %in% unlist(pids))
+  expect_equal(future::nbrOfFreeWorkers(), 4)
+  res <- NULL
+  t <- elapsed(res <- future.apply::future_lapply(1:8, function(i) {
+    Sys.sleep(1)
+    i^2
+  }))
+  expect_identical(res, as.list((1:8)^2))
+  expect_lt(t, 3)
+})
+
+test_that("resolved() never waits, value() does; globals and large globals travel", {
+  local_databricks_plan(workers = 2)
+  f <- future::future({
+    Sys.sleep(1.5)
+    "done"
+  })
+  t <- elapsed(r <- future::resolved(f))
+  expect_false(r)
+  expect_lt(t, 0.05)
+  expect_identical(future::value(f), "done")
+  expect_true(future::resolved(f))
+
+  square <- function(x) x^2
+  n <- 10L
+  expect_identical(future::value(future::future(sum(square(seq_len(n))))), 385)
+  big <- stats::runif(3e5)  # 2.4 MB: staged, not inline
+  expect_identical(future::value(future::future(sum(big))), sum(big))
+  df <- data.frame(x = factor(c("a", "b")), d = as.Date("2024-01-01") + 0:1)
+  expect_identical(future::value(future::future(df)), df)
+})
+
+test_that("errors are re-raised with the remote message; warnings and messages relayed", {
+  local_databricks_plan(workers = 2)
+  f <- future::future(stop("boom on the cluster"))
+  expect_error(future::value(f), "boom on the cluster", class = "simpleError")
+  expect_warning(v <- future::value(future::future({
+    warning("careful there")
+    3
+  })), "careful there")
+  expect_identical(v, 3)
+  expect_message(future::value(future::future(message("hello from the cluster"))),
+                 "hello from the cluster")
+  expect_output(future::value(future::future(cat("printed remotely\n"))), "printed remotely")
+})
+
+test_that("future(seed = TRUE) gives the random numbers of plan(sequential)", {
+  old <- future::plan(future::sequential)
+  on.exit(future::plan(old), add = TRUE)
+  set.seed(42)
+  local_one <- future::value(future::future(stats::runif(3), seed = TRUE))
+  set.seed(42)
+  local_many <- future.apply::future_lapply(1:4, function(i) stats::rnorm(2), future.seed = TRUE)
+  local_databricks_plan(workers = 2)
+  set.seed(42)
+  expect_identical(future::value(future::future(stats::runif(3), seed = TRUE)), local_one)
+  set.seed(42)
+  expect_identical(future.apply::future_lapply(1:4, function(i) stats::rnorm(2),
+                                               future.seed = TRUE), local_many)
+})
+
+test_that("furrr::future_map works", {
+  skip_if_not_installed("furrr")
+  local_databricks_plan(workers = 2)
+  expect_identical(furrr::future_map(1:4, ~ .x * 2L), list(2L, 4L, 6L, 8L))
+  pids <- furrr::future_map_int(1:2, ~ Sys.getpid())
+  expect_false(any(pids == Sys.getpid()))
+})
+
+test_that("a promises::then() chain on a dbrxr future resolves", {
+  skip_if_not_installed("promises")
+  skip_if_not_installed("later")
+  local_databricks_plan(workers = 2)
+  out <- NULL
+  p <- promises::then(future::future(21 * 2), function(v) v + 1)
+  promises::then(p, function(v) out <<- v)
+  deadline <- Sys.time() + 20
+  while (is.null(out) && Sys.time() < deadline) later::run_now(0.05)
+  expect_identical(out, 43)
+})
+
+test_that("a context killed under its future fails that future only; its worker gets a new context", {
+  local_databricks_plan(workers = 2)
+  # An idle, warm pool gives the next future to its first worker.
+  pid <- future::value(future::future(Sys.getpid()))
+  victim <- future::future({
+    Sys.sleep(30)
+    "not reached"
+  })
+  other <- future::future({
+    Sys.sleep(2)
+    Sys.getpid()
+  })
+  Sys.sleep(1)  # the command is running
+  expect_true(tools::pskill(pid, tools::SIGKILL))
+  err <- tryCatch(future::value(victim), error = function(e) e)
+  expect_s3_class(err, "FutureError")
+  expect_s3_class(err, "dbrxr_error")
+  other_pid <- future::value(other)
+  expect_true(is.numeric(other_pid) && other_pid != pid)
+  # Both workers busy at once: one of them is the replaced worker.
+  pids <- future.apply::future_lapply(1:2, function(i) {
+    Sys.sleep(0.5)
+    Sys.getpid()
+  })
+  pids <- unlist(pids)
+  expect_length(unique(pids), 2)
+  expect_false(pid %in% pids)
+  expect_true(other_pid %in% pids)
+})
+
+test_that("timeout bounds each future with dbrxr_timeout_error; the next future runs", {
+  local_databricks_plan(workers = 1, timeout = 1)
+  f <- future::future(Sys.sleep(20))
+  t <- elapsed(err <- tryCatch(future::value(f), error = function(e) e))
+  expect_s3_class(err, "dbrxr_timeout_error")
+  expect_s3_class(err, "FutureError")
+  expect_lt(t, 10)
+  expect_identical(future::value(future::future(1 + 1)), 2)
+})
+
+test_that("globals holding versions or function frames with `...` can be inspected", {
+  # A FutureResult holds R.version's numeric_version, whose `[[` never ends;
+  # a closure made inside f(...) keeps a frame whose `...` cannot be got.
+  make <- function(...) function(x) x
+  g <- make()
+  info <- check_transportable(list(v = packageVersion("stats"), r = R.version, g = g), "x")
+  expect_length(info$externalptrs, 0)
+})

@@ -165,6 +165,41 @@ test_that("timeout bounds each future with dbrxr_timeout_error; the next future 
   expect_identical(future::value(future::future(1 + 1)), 2)
 })
 
+test_that("Ctrl-C in value() cancels the command on the cluster; the next future runs", {
+  skip_if_not_installed("callr")
+  token <- "future-interrupt-token-0123456789"
+  conn <- local_test_cluster(token = token)
+  child <- callr::r_bg(function(url, token, cluster_id) {
+    library(dbrxr)
+    conn <- dbx_connect(host = url, token = token, cluster_id = cluster_id)
+    future::plan(databricks, conn = conn, workers = 1)
+    future::value(future::future(1))
+    f <- future::future(Sys.sleep(60))
+    r <- tryCatch(future::value(f), interrupt = function(e) "interrupted")
+    again <- tryCatch(future::value(f), error = function(e) class(e))
+    list(r = r, state = f$state, again = again, after = future::value(future::future(1 + 1)))
+  }, args = list(conn$local_info$url, token, conn$local_info$cluster_id),
+  env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep)))
+  on.exit(child$kill(), add = TRUE)
+  # Bootstrap, the first future, then the long one: 3 commands.
+  running <- function() isTRUE(local_stats(conn)$commands$executed >= 3)
+  deadline <- Sys.time() + 60
+  while (!running() && Sys.time() < deadline && child$is_alive()) Sys.sleep(0.05)
+  expect_true(running())
+  Sys.sleep(0.5)
+  t0 <- Sys.time()
+  child$interrupt()
+  while (!isTRUE(local_stats(conn)$commands$Cancelled >= 1) &&
+         as.numeric(Sys.time() - t0, units = "secs") < 5) Sys.sleep(0.02)
+  expect_lt(as.numeric(Sys.time() - t0, units = "secs"), 2)
+  child$wait(30000)
+  res <- child$get_result()
+  expect_identical(res$r, "interrupted")
+  expect_identical(res$state, "interrupted")
+  expect_true("FutureError" %in% res$again)
+  expect_identical(res$after, 2)
+})
+
 test_that("globals holding versions or function frames with `...` can be inspected", {
   # A FutureResult holds R.version's numeric_version, whose `[[` never ends;
   # a closure made inside f(...) keeps a frame whose `...` cannot be got.

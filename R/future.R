@@ -179,7 +179,7 @@ run.DatabricksFuture <- function(future, ...) {
 
 # The eval request of a future: its full expression (future's wrapper does
 # output capture, conditions, seed and options), globals as a plain list, and
-# the packages whose versions the dispatcher checks before running it.
+# the packages the dispatcher checks (versions) and loads before running it.
 fw_request <- function(future) {
   # immediateConditions = TRUE: conditions are recorded and muffled there, as
   # in other out-of-process backends, so they reach value() exactly once.
@@ -187,7 +187,11 @@ fw_request <- function(future) {
   globals <- as.list(unclass(future$globals))
   attr(globals, "where") <- NULL
   info <- check_transportable(globals, "the globals of the future")
-  packages <- needed_packages("future", future$packages, info$namespaces)
+  # Models among the globals: the packages of their predict() methods, which
+  # future does not see (S3 dispatch finds them only once loaded).
+  models <- Filter(is.object, globals)
+  packages <- needed_packages("future", future$packages, info$namespaces,
+                              unlist(lapply(models, predict_method_packages)))
   list(op = "eval", expr = expr, globals = globals, packages = packages)
 }
 

@@ -76,10 +76,24 @@ test_that("resolved() never waits, value() does; globals and large globals trave
   expect_identical(future::value(future::future(df)), df)
 })
 
+test_that("a model global finds its predict() method's package on the cluster", {
+  skip_if_not_installed("ranger")
+  local_databricks_plan(workers = 2)
+  fit <- ranger::ranger(mpg ~ ., mtcars, num.trees = 20, seed = 1, num.threads = 1)
+  p <- future::value(future::future(predict(fit, mtcars[1:3, ])$predictions, seed = TRUE))
+  expect_identical(p, predict(fit, mtcars[1:3, ])$predictions)
+})
+
 test_that("errors are re-raised with the remote message; warnings and messages relayed", {
   local_databricks_plan(workers = 2)
   f <- future::future(stop("boom on the cluster"))
   expect_error(future::value(f), "boom on the cluster", class = "simpleError")
+  # The remote calls are kept, as future keeps them.
+  inner <- function() stop("deep down")
+  g <- future::future(inner())
+  expect_error(future::value(g), "deep down")
+  calls <- vapply(future::backtrace(g), function(cl) deparse(cl)[1], "")
+  expect_true("inner()" %in% calls)
   expect_warning(v <- future::value(future::future({
     warning("careful there")
     3

@@ -357,7 +357,8 @@ fw_retire <- function(slot) {
   invisible()
 }
 
-# Close the workers of `conn` (all of them when NULL), cancelling what they run.
+# Close the workers of `conn` (all of them when NULL), cancelling what they
+# run. Closing `conn` (dbx_disconnect(), its finalizer) calls this.
 fw_pool_close <- function(conn = NULL) {
   if (is.null(the$fw_pools)) return(invisible())
   keys <- if (is.null(conn)) ls(the$fw_pools) else intersect(as.character(conn$handle), ls(the$fw_pools))

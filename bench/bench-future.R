@@ -7,7 +7,6 @@ bench_future <- function(tasks = 100L, workers = 8L) {
   conn <- local_cluster()
   on.exit({
     future::plan(future::sequential)
-    dbrxr:::fw_pool_close(conn)
     dbx_disconnect(conn)
   }, add = TRUE)
   future::plan(databricks, conn = conn, workers = workers)

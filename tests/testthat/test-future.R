@@ -3,14 +3,12 @@
 
 skip_if_not_installed("future")
 
-# One local cluster for this file; its workers are closed before it stops.
+# One local cluster for this file (dbx_disconnect() closes its workers too).
 future_cluster <- local({
   conn <- NULL
   function() {
     if (is.null(conn) || isTRUE(conn$closed)) {
       conn <<- local_test_cluster(.env = testthat::teardown_env())
-      cl <- conn
-      withr::defer(fw_pool_close(cl), envir = testthat::teardown_env())
     }
     conn
   }
@@ -212,6 +210,24 @@ test_that("Ctrl-C in value() cancels the command on the cluster; the next future
   expect_identical(res$state, "interrupted")
   expect_true("FutureError" %in% res$again)
   expect_identical(res$after, 2)
+})
+
+test_that("dbx_disconnect() destroys the contexts of the connection's workers", {
+  token <- "future-disconnect-token-0123456789"
+  server <- local_test_cluster(token = token)
+  conn <- dbx_connect(host = server$local_info$url, token = token,
+                      cluster_id = server$local_info$cluster_id)
+  old <- future::plan(databricks, conn = conn, workers = 2)
+  on.exit(future::plan(old), add = TRUE)
+  pids <- future.apply::future_lapply(1:2, function(i) {
+    Sys.sleep(0.3)
+    Sys.getpid()
+  })
+  expect_length(unique(unlist(pids)), 2)
+  expect_equal(local_stats(server)$contexts$alive, 2)
+  dbx_disconnect(conn)
+  expect_equal(local_stats(server)$contexts$alive, 0)
+  expect_error(future::future(1), class = "dbrxr_input_error")
 })
 
 test_that("globals holding versions or function frames with `...` can be inspected", {

@@ -90,8 +90,10 @@ fw_boot_finish <- function(h) {
 #'
 #' Each worker is one execution context of the cluster of `conn`, opened as a
 #' session of its own (same host, credentials and cluster), created on first
-#' use and bootstrapped once; it stays for later futures. A future started
-#' while all workers are busy waits for one to free, as with other backends.
+#' use and bootstrapped once; it stays for later futures until `conn` is
+#' closed ([dbx_disconnect()] destroys the workers' contexts too). A future
+#' started while all workers are busy waits for one to free, as with other
+#' backends.
 #'
 #' The globals and packages of a future are those `future` finds; they travel
 #' as R serialize() bytes through dbrxr's remote protocol (staged when

@@ -237,6 +237,7 @@ fw_collect <- function(future) {
     future$result <- future_error(
       "The future was interrupted; its command on the cluster was cancelled.", future)
     future$state <- "interrupted"
+    fw_forget(future)
   })
   ans <- tryCatch(fw_finish(future$handle), error = function(e) e)
   failed <- inherits(ans, "error")
@@ -255,7 +256,15 @@ fw_collect <- function(future) {
   finished <- TRUE
   # A command that failed outside R may have left its context dead or odd.
   fw_release(slot, future, retire = failed)
+  fw_forget(future)
   invisible(future)
+}
+
+# A collected future keeps only its result: not the request (globals), nor
+# its worker.
+fw_forget <- function(future) {
+  future$handle <- NULL
+  future$slot <- NULL
 }
 
 future_error <- function(message, future) {

@@ -119,6 +119,7 @@ close_connection <- function(conn) {
   if (isTRUE(conn$closed)) return(invisible(FALSE))
   conn$closed <- TRUE
   on.exit(if (!is.null(conn$local)) local_cluster_stop(conn$local), add = TRUE)
+  fw_pool_close(conn)  # the future backend's workers on this connection
   unwrap(rust_session_close(conn$handle))
   invisible(TRUE)
 }

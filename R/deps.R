@@ -43,7 +43,7 @@ inspect_object <- function(x, label = "x") {
         nms <- names(x)
         for (i in seq_along(x)) {
           if (is_empty_arg(x, i)) next
-          el <- x[[i]]
+          el <- .subset2(x, i)  # no `[[` method: numeric_version recurses forever
           if (is.null(el) || (is.atomic(el) && is.null(attributes(el)))) next
           sub <- if (!is.null(nms) && nzchar(nms[i])) sprintf("%s$%s", path, nms[i])
                  else sprintf("%s[[%d]]", path, i)
@@ -64,7 +64,8 @@ inspect_object <- function(x, label = "x") {
     for (s in seen) if (identical(s, env)) return()
     seen[[length(seen) + 1L]] <<- env
     for (nm in ls(env, all.names = TRUE, sorted = FALSE)) {
-      if (bindingIsActive(nm, env)) next
+      # `...` of a function frame cannot be got (and may be missing).
+      if (identical(nm, "...") || bindingIsActive(nm, env)) next
       walk(get(nm, envir = env, inherits = FALSE), sprintf("%s$%s", path, nm))
     }
     walk_env(parent.env(env), sprintf("parent.env(%s)", path))

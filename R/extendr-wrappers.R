@@ -19,11 +19,15 @@ rust_cluster_status_start <- function(id) .Call(wrap__rust_cluster_status_start,
 
 rust_connect <- function(explicit) .Call(wrap__rust_connect, explicit)
 
+rust_connect_clone <- function(id) .Call(wrap__rust_connect_clone, id)
+
 rust_exec_start <- function(id, code, language, timeout, poll_max, cluster_timeout, poll_fixed) .Call(wrap__rust_exec_start, id, code, language, timeout, poll_max, cluster_timeout, poll_fixed)
 
 rust_fetch_start <- function(id, path, dest) .Call(wrap__rust_fetch_start, id, path, dest)
 
 rust_job_cancel <- function(job) .Call(wrap__rust_job_cancel, job)
+
+rust_job_done <- function(job) .Call(wrap__rust_job_done, job)
 
 rust_job_wait <- function(job, budget_ms) .Call(wrap__rust_job_wait, job, budget_ms)
 

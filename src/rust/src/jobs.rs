@@ -97,6 +97,15 @@ pub fn wait(id: i32, budget: Duration) -> Result<Poll> {
     }
 }
 
+/// Whether job `id` has finished, without waiting and without taking its
+/// result (a later [`wait`] returns it). Unknown ids count as finished: their
+/// result was already taken, and [`wait`] says so.
+pub fn finished(id: i32) -> bool {
+    let Some(job) = get(id) else { return true };
+    // Locked only briefly by wait/cancel; busy means someone is waiting on it.
+    job.handle.try_lock().map(|h| h.is_finished()).unwrap_or(false)
+}
+
 /// Ask job `id` to stop and wait up to `grace` for it to clean up (cancel its
 /// remote command); past that it is dropped. Unknown ids are fine (the job
 /// may have just finished). Returns the job's final result if it ended.
@@ -148,6 +157,27 @@ mod tests {
             assert!(n < 20);
         }
         assert!(wait(id, Duration::from_millis(1)).is_err());
+    }
+
+    #[test]
+    fn finished_never_waits_nor_takes_the_result() {
+        let id = spawn(|_| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(Output::Json(serde_json::json!(7)))
+        })
+        .unwrap();
+        let t = Instant::now();
+        assert!(!finished(id));
+        assert!(t.elapsed() < Duration::from_millis(50));
+        let mut n = 0;
+        while !finished(id) {
+            n += 1;
+            assert!(n < 200);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The result is still there for wait().
+        assert!(matches!(wait(id, Duration::ZERO).unwrap(), Poll::Done(Ok(Output::Json(v))) if v == 7));
+        assert!(finished(id));
     }
 
     #[test]

@@ -25,6 +25,20 @@ fn rust_connect(explicit: Robj) -> Robj {
     })
 }
 
+/// Open another lazy session with the configuration of session `id` (same
+/// host, credentials, cluster and staging): its own execution context, e.g.
+/// one per worker of the future backend. Secrets stay in Rust.
+/// @noRd
+#[extendr]
+fn rust_connect_clone(id: i32) -> Robj {
+    guard(|| {
+        let cfg = SESSIONS.get(id)?.config.clone();
+        let info = describe(&cfg);
+        let id = SESSIONS.insert(Session::new(cfg)?);
+        Ok(List::from_pairs([("id", Robj::from(id)), ("info", info)]).into())
+    })
+}
+
 fn describe(cfg: &config::Config) -> Robj {
     let opt = |o: &Option<String>| o.as_deref().map(Robj::from).unwrap_or_else(|| Robj::from(()));
     let sources: Vec<(&str, Robj)> =
@@ -57,5 +71,6 @@ fn rust_session_close(id: i32) -> Robj {
 extendr_module! {
     mod connect;
     fn rust_connect;
+    fn rust_connect_clone;
     fn rust_session_close;
 }

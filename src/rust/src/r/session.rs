@@ -201,6 +201,14 @@ fn rust_job_wait(job: i32, budget_ms: f64) -> Robj {
     })
 }
 
+/// Whether a job has finished: never waits, never takes its result (for
+/// non-blocking checks such as `future::resolved()`).
+/// @noRd
+#[extendr]
+fn rust_job_done(job: i32) -> Robj {
+    guard(|| Ok(Robj::from(jobs::finished(job))))
+}
+
 /// Cancel a job (it cancels its remote command) and wait for it up to ~2 s.
 /// Unknown (finished) jobs are fine.
 /// @noRd
@@ -242,6 +250,7 @@ extendr_module! {
     fn rust_fetch_start;
     fn rust_remove_start;
     fn rust_job_wait;
+    fn rust_job_done;
     fn rust_job_cancel;
     fn rust_session_info;
 }

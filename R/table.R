@@ -140,7 +140,8 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
 #' @param postprocess A function applied to each batch's `predict()` value.
 #' @param mode `"error"`, `"overwrite"` or `"append"` (see [dbx_write_table()]).
 #' @param conn A `dbx_connection`.
-#' @param progress Reserved: a progress display of Spark tasks (not shown yet).
+#' @param progress Show a progress bar of the Spark tasks done: `TRUE`,
+#'   `FALSE`, or `NULL` (the connection's option, else while interactive).
 #' @param timeout Seconds before the job is cancelled (`NULL`: none).
 #' @return A `dbx_table` (invisibly): `name`, `rows`, `columns`, `seconds`.
 #' @export
@@ -185,6 +186,9 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
   spec$hash <- bundle$hash
   spec$libpaths <- remote_state(conn)$library$path
   spec$group <- paste0("dbrxr-", unique_id())
+  if (want_progress(progress %||% conn$options$progress)) {
+    spec$progress <- sub("result-", "progress-", result_path(conn), fixed = TRUE)
+  }
   res <- spark_run(conn, spec, timeout = timeout, call = call)
   invisible(new_dbx_table(output, res))
 }
@@ -306,8 +310,9 @@ spark_run <- function(conn, spec, timeout = NULL, call = rlang::caller_env()) {
   if (is.null(remote_state(conn)$info)) remote_bootstrap(conn, call = call)
   result <- if (identical(spec$op, "read")) result_path(conn)
   for (attempt in 1:3) {
-    res <- exec_command(conn, spark_call_code(spec, result), timeout = timeout,
-                        progress = FALSE, call = call)
+    job <- exec_start(conn, spark_call_code(spec, result), timeout = timeout, call = call)
+    res <- if (is.null(spec$progress)) run_job(job, FALSE, call = call)
+           else spark_wait(conn, job, spec$progress, call = call)
     m <- parse_marker(exec_output(res), call = call)
     if (identical(m$kind, "NOBOOT")) {
       remote_bootstrap(conn, call = call)
@@ -327,6 +332,37 @@ spark_run <- function(conn, spec, timeout = NULL, call = rlang::caller_env()) {
     },
     abort_dbrxr("The cluster gave an unexpected answer to a table operation.",
                 "dbrxr_internal_error", problems = substr(m$payload, 1, 300), call = call))
+}
+
+# Wait for a scoring command, showing a bar of the Spark tasks done, which the
+# cluster writes to the staged file `path` every half second.
+spark_wait <- function(conn, job, path, call) {
+  bar <- NULL
+  last <- Sys.time()
+  on.exit({
+    if (!is.null(bar)) cli::cli_progress_done(id = bar)
+    stage_remove_quiet(conn, path)
+  }, add = TRUE)
+  tick <- function() {
+    if (as.numeric(Sys.time() - last, units = "secs") < 0.5) return()
+    last <<- Sys.time()
+    tasks <- spark_tasks(conn, path)
+    if (length(tasks) == 2L && tasks[2] > 0) {
+      if (is.null(bar)) {
+        bar <<- cli::cli_progress_bar("Spark tasks", total = tasks[2], .auto_close = FALSE)
+      }
+      cli::cli_progress_update(id = bar, set = tasks[1], total = tasks[2])
+    }
+  }
+  run_job(job, FALSE, call = call, tick = tick)
+}
+
+# c(done, total) from the progress file, or NULL while there is none.
+spark_tasks <- function(conn, path) {
+  raw <- tryCatch(stage_fetch(conn, path, progress = FALSE), error = function(e) NULL)
+  if (is.null(raw)) return(NULL)
+  n <- suppressWarnings(as.numeric(strsplit(rawToChar(raw), " ", fixed = TRUE)[[1]]))
+  if (anyNA(n)) NULL else n
 }
 
 # Form fields where `columns` may repeat.

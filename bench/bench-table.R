@@ -13,8 +13,6 @@ bench_table <- function() {
   dbx_exec(paste0(
     "spark.sql('CREATE SCHEMA IF NOT EXISTS main.bench')\n",
     "spark.sql('DROP TABLE IF EXISTS main.bench.t')\n",
-    "import shutil, os\n",
-    "shutil.rmtree(os.path.join(_spark_warehouse(), 'main__bench.db', 't'), ignore_errors=True)\n",
     "spark.sql('CREATE TABLE main.bench.t USING parquet AS SELECT id, ", gen,
     " FROM range(", format(n, scientific = FALSE), ")')"), conn)
   set.seed(42)

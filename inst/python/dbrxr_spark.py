@@ -560,6 +560,12 @@ def _score(spec):
     sc = s.sparkContext
     sc.setJobGroup(group, "dbrxr remote_score_table -> %s" % spec["output"], interruptOnCancel=True)
     t0 = time.time()
+    stop = None
+    if spec.get("progress"):
+        import threading
+        stop = threading.Event()
+        threading.Thread(target=_report_progress, daemon=True,
+                         args=(sc, group, _boot().map_path(spec["progress"]), stop)).start()
     try:
         write_df(s, scored, spec["output"], spec["mode"])
     except KeyboardInterrupt:
@@ -571,9 +577,32 @@ def _score(spec):
             raise _Fail(**{k: v[0] for k, v in parse_qs(m.group(1)).items()})
         raise
     finally:
+        if stop is not None:
+            stop.set()
         sc.setLocalProperty("spark.jobGroup.id", None)
     rows = s.table(spark_name(spec["output"])).count() if spec["mode"] != "append" else -1
     return {"rows": rows, "seconds": time.time() - t0, "columns": list(out_schema.names)}
+
+
+def _report_progress(sc, group, path, stop):
+    """Write "<tasks done> <tasks>" of the job group to `path` twice a second."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    while not stop.wait(0.5):
+        try:
+            tracker = sc.statusTracker()
+            done = total = 0
+            for job in tracker.getJobIdsForGroup(group):
+                info = tracker.getJobInfo(job)
+                for stage in (info.stageIds if info else []):
+                    si = tracker.getStageInfo(stage)
+                    if si:
+                        done += si.numCompletedTasks
+                        total += si.numTasks
+            with open(path + ".part", "w") as f:
+                f.write("%d %d" % (done, total))
+            os.replace(path + ".part", path)
+        except Exception:
+            return
 
 
 def _empty_batch(table):

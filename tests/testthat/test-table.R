@@ -16,12 +16,14 @@ skip_if_no_spark <- function() {
   }
 }
 
+spark_token <- "table-test-token-0123456789"
+
 spark_conn <- local({
   conn <- NULL
   function() {
     skip_if_no_spark()
     if (is.null(conn)) {
-      conn <<- local_cluster(python = spark_python())
+      conn <<- local_cluster(python = spark_python(), token = spark_token)
       withr::defer(dbx_disconnect(conn), envir = testthat::teardown_env())
       dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS main.tt')", conn)
     }
@@ -111,7 +113,7 @@ test_that("seven model types score a 100,000-row table identical() to local pred
 
   fit_glm <- glm(cls ~ x1 + x2 + f, data = train, family = binomial())
   remote_score_table(fit_glm, src, "main.tt.glm", type = "response", keep = "id",
-                     mode = "overwrite", conn = conn)
+                     mode = "overwrite", progress = TRUE, conn = conn)
   check("main.tt.glm", list(unname(predict(fit_glm, ref, type = "response"))))
 
   skip_if_not_installed("ranger")
@@ -209,6 +211,47 @@ test_that("timeout cancels the Spark job group; the previous output stays intact
   # Nothing of the cancelled job is still running: no active Spark job.
   active <- dbx_exec("len(spark.sparkContext.statusTracker().getActiveJobsIds())", conn)
   expect_match(active, "0$")
+})
+
+test_that("Ctrl-C (an interrupt from outside) cancels the Spark job within 2 s; overwrite keeps the old table", {
+  skip_if_not_installed("callr")
+  conn <- spark_conn()
+  before <- dbx_read_table("main.tt.err_out", conn = conn)
+  started <- tempfile("dbrxr-started-")
+  child <- callr::r_bg(function(url, token, cluster_id, started) {
+    library(dbrxr)
+    conn <- dbx_connect(host = url, token = token, cluster_id = cluster_id)
+    fit <- lm(y ~ x2, data = data.frame(x2 = c(1, 2, 3, 5), y = c(2, 3, 5, 4)))
+    slow <- function(p) {
+      if (length(p) > 500) { file.create(started); Sys.sleep(120) }
+      p
+    }
+    r <- tryCatch(remote_score_table(fit, "main.tt.err", "main.tt.err_out", mode = "overwrite",
+                                     keep = "id", postprocess = slow, conn = conn),
+                  interrupt = function(e) "interrupted")
+    t0 <- Sys.time()
+    repeat {
+      active <- dbx_exec("len(spark.sparkContext.statusTracker().getActiveJobsIds())", conn)
+      if (grepl("0$", active) || Sys.time() - t0 > 30) break
+      Sys.sleep(0.05)
+    }
+    list(r = r, active = active, done_at = Sys.time())
+  }, args = list(conn$local_info$url, spark_token, conn$local_info$cluster_id, started),
+  env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep)))
+  on.exit(child$kill(), add = TRUE)
+  deadline <- Sys.time() + 240
+  while (!file.exists(started) && child$is_alive() && Sys.time() < deadline) Sys.sleep(0.1)
+  expect_true(file.exists(started))
+  Sys.sleep(0.5)
+  t0 <- Sys.time()
+  child$interrupt()
+  child$wait(60000)
+  res <- child$get_result()
+  expect_identical(res$r, "interrupted")
+  expect_match(res$active, "0$")
+  # From the interrupt to the child seeing no active Spark job (its check included).
+  expect_lt(as.numeric(res$done_at - t0, units = "secs"), 2)
+  expect_identical(dbx_read_table("main.tt.err_out", conn = conn), before)
 })
 
 test_that("without PySpark the table verbs raise dbrxr_unsupported_error", {

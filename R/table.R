@@ -186,6 +186,7 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
   spec$hash <- bundle$hash
   spec$libpaths <- remote_state(conn)$library$path
   spec$group <- paste0("dbrxr-", unique_id())
+  spec$convert <- getOption("dbrxr.table_convert")  # "pandas2ri": benchmarks only
   if (want_progress(progress %||% conn$options$progress)) {
     spec$progress <- sub("result-", "progress-", result_path(conn), fixed = TRUE)
   }

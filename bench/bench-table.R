@@ -37,15 +37,25 @@ bench_table <- function() {
     before <- rss("VmRSS")
     # Reset the peak (VmHWM) to the current RSS: Linux's clear_refs "5".
     writeLines("5", sprintf("/proc/%d/clear_refs", pid))
+    post <- if (name == "ranger") function(p) p$predictions
     remote <- system.time(remote_score_table(fit, "main.bench.t", paste0("main.bench.out_", name),
-                                             keep = "id", mode = "overwrite", conn = conn))[["elapsed"]]
+                                             keep = "id", mode = "overwrite", postprocess = post,
+                                             conn = conn))[["elapsed"]]
     peak <- rss("VmHWM")
     local <- system.time(predict(fit, data))[["elapsed"]]
+    # The same job converting batches with pandas + rpy2's pandas2ri instead.
+    old <- options(dbrxr.table_convert = "pandas2ri")
+    slow <- system.time(remote_score_table(fit, "main.bench.t", paste0("main.bench.p2ri_", name),
+                                           keep = "id", mode = "overwrite", postprocess = post,
+                                           conn = conn))[["elapsed"]]
+    options(old)
     out[[name]] <- data.frame(model = name, rows = format(n, big.mark = ",", scientific = FALSE),
                               remote_s = round(remote, 1),
                               rows_per_s = format(round(n / remote), big.mark = ","),
                               local_predict_s = round(local, 1),
                               ratio = round(remote / local, 1),
+                              pandas2ri_s = round(slow, 1),
+                              speedup_vs_pandas2ri = round(slow / remote, 1),
                               driver_rss_growth_mb = round(peak - before))
   }
   list(remote_score_table_on_local_2 = do.call(rbind, out))

@@ -79,16 +79,19 @@ shape_prediction <- function(value, prediction, n, what) {
   } else if (is.factor(value) || (is.atomic(value) && length(dim(value)) <= 1L)) {
     stats::setNames(list(value), prediction)
   } else {
-    stop(sprintf("%s returned a %s; it must return an atomic vector, a factor, a matrix or a data frame.",
-                 what, class(value)[1]), call. = FALSE)
+    shape_error(sprintf("%s returned a %s; it must return an atomic vector, a factor, a matrix or a data frame (turn it into one with `postprocess`).",
+                        what, class(value)[1]))
   }
   cols <- lapply(cols, function(x) { if (is.factor(x)) x <- as.character(x); attributes(x)[c("names", "dim", "dimnames")] <- NULL; x })
   lens <- lengths(cols)
   if (any(lens != n)) {
-    stop(sprintf("%s returned %d values for %d rows (rows with NA dropped? use na.action = na.exclude or na.pass).",
-                 what, lens[lens != n][1], n), call. = FALSE)
+    shape_error(sprintf("%s returned %d values for %d rows (rows with NA dropped? use na.action = na.exclude or na.pass).",
+                 what, lens[lens != n][1], n))
   }
   lapply(cols, to_arrow)
+}
+shape_error <- function(msg) {
+  stop(structure(class = c("dbrxr_shape", "error", "condition"), list(message = msg, call = NULL)))
 }
 load_bundle <- function(path, libpaths) {
   if (length(libpaths)) .libPaths(unique(c(libpaths, .libPaths())))
@@ -120,7 +123,8 @@ score_batch <- function(b, cols, names, n) {
   }, error = function(e) {
     list(ok = FALSE, message = conditionMessage(e),
          call = if (!is.null(conditionCall(e))) paste(deparse(conditionCall(e), nlines = 1L), collapse = ""),
-         package = if (inherits(e, "dbrxr_missing_package")) e$package)
+         package = if (inherits(e, "dbrxr_missing_package")) e$package,
+         shape = inherits(e, "dbrxr_shape"))
   })
 }
 '''
@@ -554,7 +558,8 @@ def _score(spec):
     out_schema = pa.schema(fields)
     task = functools.partial(score_partitions, {
         "bundle_local": spec["bundle_local"], "hash": spec["hash"], "keep": keep,
-        "libpaths": spec.get("libpaths", []), "schema": out_schema})
+        "libpaths": spec.get("libpaths", []), "schema": out_schema,
+        "convert": spec.get("convert")})
     scored = df.mapInArrow(task, from_arrow_schema(out_schema))
     group = spec.get("group") or uuid.uuid4().hex
     sc = s.sparkContext
@@ -633,16 +638,32 @@ def _score_arrow(spec, batch, offset, probe=False):
             _batch_fail(probe, {"class": "missing_package" if pkg else "remote",
                                 "package": pkg.group(1) if pkg else "",
                                 "message": str(e).strip(), "rows": "%d-%d" % (offset + 1, offset + n)})
-        cols, names = arrow_to_r_columns(batch)
+        if spec.get("convert") == "pandas2ri":
+            cols, names = _pandas2ri_columns(batch)
+        else:
+            cols, names = arrow_to_r_columns(batch)
         res = _r_call("score_batch", b, cols, names, _ints([n]))
         if not bool(_field(res, "ok")[0]):
-            fields = {"class": "remote", "message": str(_field(res, "message")[0]),
+            shape = bool(_field(res, "shape")[0])
+            fields = {"class": "input" if shape else "remote",
+                      "message": str(_field(res, "message")[0]),
                       "rows": "%d-%d" % (offset + 1, offset + n)}
             call = _field(res, "call")
             if not isinstance(call, ri.NULLType) and len(call):
                 fields["call"] = str(call[0])
             _batch_fail(probe, fields)
         return r_columns_to_arrow(_field(res, "cols"))
+
+
+def _pandas2ri_columns(batch):
+    """The slow path users measure (pandas, then rpy2's pandas2ri), kept only
+    so that `make bench` can compare against it."""
+    import rpy2.robjects as ro
+    from rpy2.robjects import pandas2ri
+    from rpy2.robjects.conversion import localconverter
+    with localconverter(ro.default_converter + pandas2ri.converter):
+        rdf = ro.conversion.get_conversion().py2rpy(batch.to_pandas())
+    return rdf, _strs(list(batch.schema.names))
 
 
 def _batch_fail(probe, fields):

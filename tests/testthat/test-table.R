@@ -174,7 +174,12 @@ test_that("a missing table and an existing output are classed errors before any 
                class = "dbrxr_input_error")
   expect_error(remote_score_table(fit, "main.tt.small", "main.tt.x", mode = "overwrite",
                                   postprocess = function(p) list(p), conn = conn),
-               "postprocess", class = "dbrxr_remote_error")
+               "postprocess", class = "dbrxr_input_error")
+  # A package the cluster lacks: a classed error naming it, before the Spark job.
+  err <- expect_error(remote_score_table(function(d) dbrxrNoSuchPkg::score(d), "main.tt.small",
+                                         "main.tt.x", mode = "overwrite", conn = conn),
+                      class = "dbrxr_missing_package_error")
+  expect_identical(err$package, "dbrxrNoSuchPkg")
 })
 
 test_that("an R error in a batch is a dbrxr_remote_error with its rows; overwrite keeps the old table", {

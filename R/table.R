@@ -182,6 +182,7 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
   staged <- stage_bytes(conn, bundle$bytes, "cache", progress = FALSE, call = call)
   spec$op <- "score"
   spec$keep <- keep
+  spec$level_cols <- bundle$level_cols
   spec$bundle <- staged$path
   spec$hash <- bundle$hash
   spec$libpaths <- remote_state(conn)$library$path
@@ -227,11 +228,24 @@ score_bundle <- function(model, args, postprocess, prediction, call) {
     pinfo <- check_transportable(postprocess, "postprocess", call = call)
     packages <- needed_packages(packages, pinfo$namespaces, namespace_refs(postprocess))
   }
+  levels <- model_levels(model)
   b <- list(model = model, args = args, postprocess = postprocess,
-            levels = model_levels(model), packages = setdiff(packages, base_packages),
+            levels = levels, packages = setdiff(packages, base_packages),
             prediction = prediction)
   bytes <- serialize(b, NULL, xdr = FALSE)
-  list(bytes = bytes, hash = unwrap(rust_sha256(bytes)))
+  list(bytes = bytes, hash = unwrap(rust_sha256(bytes)),
+       level_cols = setdiff(model_inputs(model), names(levels)))
+}
+
+# The input columns of a model, where it says (ranger keeps no factor levels
+# by default: its string inputs get the table's distinct values as levels).
+model_inputs <- function(model) {
+  if (is.function(model)) return(character())
+  if (is.list(model$forest) && is.character(model$forest$independent.variable.names)) {
+    return(model$forest$independent.variable.names)
+  }
+  tt <- tryCatch(stats::terms(model), error = function(e) NULL)
+  if (is.null(tt)) character() else all.vars(stats::delete.response(tt))
 }
 
 # The factor levels a model recorded when it was fitted, by column.

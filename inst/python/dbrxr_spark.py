@@ -105,11 +105,12 @@ load_bundle <- function(path, libpaths) {
   }
   b
 }
-score_batch <- function(b, cols, names, n) {
+score_batch <- function(b, cols, names, n, table_levels = NULL) {
   tryCatch({
     df <- as_df(cols, names, n)
-    for (v in intersect(names(b$levels), names(df))) {
-      if (!is.factor(df[[v]])) df[[v]] <- factor(df[[v]], levels = b$levels[[v]])
+    levels <- c(b$levels, table_levels[setdiff(names(table_levels), names(b$levels))])
+    for (v in intersect(names(levels), names(df))) {
+      if (!is.factor(df[[v]])) df[[v]] <- factor(df[[v]], levels = levels[[v]])
     }
     model <- b$model
     value <- if (is.function(model)) do.call(model, c(list(df), b$args))
@@ -393,7 +394,7 @@ def source_df(s, spec):
 def _spec(spec_b64):
     import base64
     q = parse_qs(base64.b64decode(spec_b64).decode("utf-8"), keep_blank_values=True)
-    return {k: (v if k in ("keep", "libpaths") else v[0]) for k, v in q.items()}
+    return {k: (v if k in ("keep", "libpaths", "level_cols") else v[0]) for k, v in q.items()}
 
 
 def _boot():
@@ -544,6 +545,7 @@ def _score(spec):
         raise _Fail(**{"class": "input", "message": "`keep` names columns the table does not have: %s."
                        % ", ".join(missing)})
     spec["bundle_local"] = _boot().map_path(spec["bundle"])
+    spec["table_levels"] = _table_levels(df, spec.get("level_cols", []))
     # Probe: score the first rows here, for the output schema and early errors.
     probe = _collect_arrow(df.limit(int(spec.get("probe_rows", 100))))
     pred_names, pred_arrays = _score_arrow(spec, probe.combine_chunks().to_batches()[0]
@@ -559,7 +561,7 @@ def _score(spec):
     task = functools.partial(score_partitions, {
         "bundle_local": spec["bundle_local"], "hash": spec["hash"], "keep": keep,
         "libpaths": spec.get("libpaths", []), "schema": out_schema,
-        "convert": spec.get("convert")})
+        "convert": spec.get("convert"), "table_levels": spec["table_levels"]})
     scored = df.mapInArrow(task, from_arrow_schema(out_schema))
     group = spec.get("group") or uuid.uuid4().hex
     sc = s.sparkContext
@@ -642,7 +644,8 @@ def _score_arrow(spec, batch, offset, probe=False):
             cols, names = _pandas2ri_columns(batch)
         else:
             cols, names = arrow_to_r_columns(batch)
-        res = _r_call("score_batch", b, cols, names, _ints([n]))
+        res = _r_call("score_batch", b, cols, names, _ints([n]),
+                      _levels_list(spec.get("table_levels") or {}))
         if not bool(_field(res, "ok")[0]):
             shape = bool(_field(res, "shape")[0])
             fields = {"class": "input" if shape else "remote",
@@ -653,6 +656,33 @@ def _score_arrow(spec, batch, offset, probe=False):
                 fields["call"] = str(call[0])
             _batch_fail(probe, fields)
         return r_columns_to_arrow(_field(res, "cols"))
+
+
+def _levels_list(levels):
+    import rpy2.rinterface as ri
+    if not levels:
+        return ri.NULL
+    out = ri.ListSexpVector([_strs(v) for v in levels.values()])
+    out.names = _strs(list(levels.keys()))
+    return out
+
+
+def _table_levels(df, columns):
+    """Levels for string inputs the model recorded none for: the table's
+    distinct values, sorted as R's factor() sorts them."""
+    from pyspark.sql.types import StringType
+    from rpy2.rinterface_lib import openrlib
+    import rpy2.rinterface as ri
+    types = {f.name: f.dataType for f in df.schema.fields}
+    out = {}
+    for c in columns:
+        if not isinstance(types.get(c), StringType):
+            continue
+        vals = [r[0] for r in df.select(c).where(df[c].isNotNull()).distinct().collect()]
+        _r_env()
+        with openrlib.rlock:
+            out[c] = list(ri.baseenv["sort"](_strs(vals)))
+    return out
 
 
 def _pandas2ri_columns(batch):

@@ -19,11 +19,14 @@ build/.deps: tools/install-deps.sh
 	bash tools/install-deps.sh
 	@touch $@
 
-# The venv holds test-only Python tools (the official databricks-sdk).
+# The venv is the local cluster's Python: Debian's rpy2 through system site
+# packages, PySpark + PyArrow for the `spark` session and table scoring, and the
+# official databricks-sdk for the conformance suite.
+VENV_PYTHON := $(CURDIR)/.venv/bin/python
 venv: .venv/.ok
-.venv/.ok: conformance/requirements.txt | deps
-	/usr/bin/python3 -m venv .venv
-	.venv/bin/pip install -q --disable-pip-version-check -r conformance/requirements.txt
+.venv/.ok: conformance/requirements.txt tools/requirements-spark.txt | deps
+	/usr/bin/python3 -m venv --system-site-packages .venv
+	.venv/bin/pip install -q --disable-pip-version-check -r conformance/requirements.txt -r tools/requirements-spark.txt
 	@touch $@
 
 wrappers:
@@ -33,7 +36,7 @@ docs: install
 	Rscript -e 'roxygen2::roxygenise(load_code = roxygen2::load_installed)'
 
 install: build/.installed
-build/.installed: $(R_SOURCES) | deps
+build/.installed: $(R_SOURCES) | deps venv
 	Rscript tools/gen-wrappers.R --check
 	@mkdir -p $(R_LIB)
 	flock build/.install.lock R CMD INSTALL --library=$(R_LIB) . 2>&1 | grep -vE '^\s+(Compiling|Checking|Downloaded|Downloading)' ; test $${PIPESTATUS[0]} -eq 0
@@ -44,18 +47,21 @@ local-bin: | deps
 
 build: install local-bin
 
+# The local cluster runs the venv's Python by default in these targets.
+test demo bench check: export DBRXR_PYTHON := $(VENV_PYTHON)
+
 test: build venv
 	bash tools/run-tests.sh
 
-demo: build
+demo: build venv
 	Rscript inst/scripts/demo.R
 
-check: build
+check: build venv
 	rm -rf build/check && mkdir -p build/check
 	cd build/check && R CMD build $(CURDIR) && \
 	  _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual dbrxr_$(VERSION).tar.gz
 
-bench: build
+bench: build venv
 	Rscript bench/bench.R
 
 clean:

@@ -10,7 +10,8 @@ want_progress <- function(progress) {
 
 # Wait for a Rust job and return its value. Progress (a cli status with what
 # the job is doing, e.g. the cluster's state message) appears after 0.5 s.
-run_job <- function(job, progress = NULL, call = rlang::caller_env()) {
+# `tick`, if given, is called between waits (table scoring's task bar).
+run_job <- function(job, progress = NULL, call = rlang::caller_env(), tick = NULL) {
   done <- FALSE
   status <- NULL
   on.exit({
@@ -32,6 +33,7 @@ run_job <- function(job, progress = NULL, call = rlang::caller_env()) {
       rust_job_cancel(job)
       rlang::interrupt()
     }
+    if (!is.null(tick)) tick()
     if (show && st$elapsed > 0.5 && nzchar(st$progress) && !identical(st$progress, shown)) {
       shown <- st$progress
       msg <- cli_escape(shown)

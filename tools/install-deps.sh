@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what dbrxr needs on a Debian/Ubuntu machine, only what is missing:
 # R and the R packages it and its tests use (Debian r-cran-* packages), Python
-# with rpy2 for the local cluster, and pandoc for the vignette.
+# with rpy2 for the local cluster, pandoc for the vignette, and Java 17 for
+# the local cluster's Spark (PySpark itself goes into the project's venv).
 # Idempotent: when everything is there it only runs dpkg queries.
 set -euo pipefail
 
@@ -13,6 +14,15 @@ APT_PACKAGES=(
   r-cran-ranger r-cran-randomforest r-cran-glmnet r-cran-rpart r-cran-e1071 r-cran-mgcv
   r-cran-jsonlite r-cran-future r-cran-future.apply r-cran-furrr r-cran-promises
 )
+
+# PySpark 3.5 needs Java 17 (or newer): add Debian's headless JRE when no such java runs.
+java_major() {
+  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1
+}
+java_v="$(command -v java >/dev/null 2>&1 && java_major || true)"
+if [ "${java_v:-0}" -lt 17 ]; then
+  APT_PACKAGES+=(openjdk-17-jre-headless)
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -192,6 +192,140 @@ def _run(globals_, cid, n, code):
     return result
 
 
+# ---- the notebook's `spark` global -------------------------------------------
+# As in a Databricks notebook, `spark` is a SparkSession: PySpark in local mode,
+# started on first use (it takes seconds, so only commands that touch it pay).
+# Tables are parquet directories under the state directory, so they survive
+# context restarts; the session's catalog is in memory (no Derby lock shared by
+# contexts) and is re-synced from those directories before each use. Unity
+# Catalog names map to local databases: main.s.t -> main__s.t,
+# hive_metastore.s.t -> s.t (see _local_name()).
+_spark = {"session": None}
+_spark_lock = threading.Lock()
+_CATALOG_SEP = "__"
+_CATALOG_RE = None
+
+
+def _spark_dir():
+    root = os.environ.get("DBRXR_LOCAL_FS_ROOT") or os.path.join(os.getcwd(), "dbrxr-state")
+    return os.path.join(root, "spark")
+
+
+def _spark_warehouse():
+    return os.path.join(_spark_dir(), "warehouse")
+
+
+def _spark_session():
+    """The context's SparkSession (created on first call)."""
+    with _spark_lock:
+        if _spark["session"] is None:
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+            from pyspark.sql import SparkSession
+            tmp = os.path.join(_spark_dir(), "tmp")
+            os.makedirs(_spark_warehouse(), exist_ok=True)
+            os.makedirs(tmp, exist_ok=True)
+            builder = (SparkSession.builder
+                       .master(os.environ.get("DBRXR_SPARK_MASTER", "local[2]"))
+                       .appName("dbrxr-local")
+                       .config("spark.ui.enabled", "false")
+                       .config("spark.ui.showConsoleProgress", "false")
+                       .config("spark.sql.shuffle.partitions", "2")
+                       .config("spark.sql.session.timeZone", "UTC")
+                       .config("spark.sql.warehouse.dir", _spark_warehouse())
+                       .config("spark.sql.catalogImplementation", "in-memory")
+                       .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                       .config("spark.local.dir", tmp)
+                       .config("spark.driver.extraJavaOptions", "-Djava.io.tmpdir=" + tmp))
+            session = builder.getOrCreate()
+            session.sparkContext.setLogLevel("ERROR")
+            _spark["session"] = session
+        _spark_sync(_spark["session"])
+        return _spark["session"]
+
+
+def _local_name(name):
+    """Local Spark name of a Unity Catalog name (one, two or three parts)."""
+    parts = name.split(".")
+    if len(parts) == 3:
+        catalog, schema, table = parts
+        if catalog.lower() == "hive_metastore":
+            return schema + "." + table
+        return catalog + _CATALOG_SEP + schema + "." + table
+    return name
+
+
+def _local_schema(name):
+    parts = name.split(".")
+    if len(parts) == 2:
+        if parts[0].lower() == "hive_metastore":
+            return parts[1]
+        return parts[0] + _CATALOG_SEP + parts[1]
+    return name
+
+
+def _local_sql(query):
+    # Three-level names of the catalogs main and hive_metastore, and
+    # catalog.schema after CREATE/DROP/USE SCHEMA, become local names.
+    import re
+    global _CATALOG_RE
+    if _CATALOG_RE is None:
+        ident = r"[A-Za-z_][A-Za-z0-9_]*"
+        _CATALOG_RE = (
+            re.compile(r"(?<![\w.`])((?:main|hive_metastore)\.%s\.%s)(?![\w`])" % (ident, ident),
+                       re.IGNORECASE),
+            re.compile(r"(\b(?:SCHEMA|DATABASE)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?)"
+                       r"((?:main|hive_metastore)\.%s)(?![\w.`])" % ident, re.IGNORECASE))
+    tables, schemas = _CATALOG_RE
+    query = schemas.sub(lambda m: m.group(1) + _local_schema(m.group(2)), query)
+    return tables.sub(lambda m: _local_name(m.group(1)), query)
+
+
+def _spark_sync(session):
+    # Register the table directories other contexts (or earlier processes) wrote.
+    wh = _spark_warehouse()
+    known = {}
+    for db in session.catalog.listDatabases():
+        known[db.name] = {t.name for t in session.catalog.listTables(db.name)}
+    for entry in sorted(os.listdir(wh)):
+        full = os.path.join(wh, entry)
+        if entry.startswith((".", "_")) or not os.path.isdir(full):
+            continue
+        if entry.endswith(".db"):
+            db, tables = entry[:-3], os.listdir(full)
+            base = full
+        else:
+            db, tables, base = "default", [entry], wh
+        if db not in known:
+            session.sql("CREATE DATABASE IF NOT EXISTS `%s`" % db)
+            known[db] = set()
+        for t in tables:
+            path = os.path.join(base, t)
+            if t.startswith((".", "_")) or t in known[db] or not os.path.isdir(path) \
+                    or not os.path.exists(os.path.join(path, "_SUCCESS")):
+                continue
+            session.catalog.createTable("%s.%s" % (db, t), path=path, source="parquet")
+            known[db].add(t)
+
+
+class _LazySpark:
+    """The `spark` global: a SparkSession started on first attribute access;
+    sql() and table() accept Unity Catalog names (main.schema.table)."""
+
+    def __getattr__(self, attr):
+        return getattr(_spark_session(), attr)
+
+    def sql(self, query, *args, **kwargs):
+        return _spark_session().sql(_local_sql(query), *args, **kwargs)
+
+    def table(self, name):
+        return _spark_session().table(_local_name(name))
+
+    def __repr__(self):
+        return "<dbrxr local SparkSession (%s)>" % (
+            "started" if _spark["session"] is not None else "starts on first use")
+
+
 def _reply(result):
     while True:
         try:
@@ -202,7 +336,7 @@ def _reply(result):
 
 
 def main():
-    globals_ = {"__name__": "__main__", "__builtins__": __builtins__}
+    globals_ = {"__name__": "__main__", "__builtins__": __builtins__, "spark": _LazySpark()}
     try:
         import importlib.util
         rpy2 = importlib.util.find_spec("rpy2") is not None

@@ -1,0 +1,725 @@
+"""dbrxr's Spark side: tables to and from R, and R models scored over tables.
+
+Installed once per execution context by R/table.R (after the bootstrap module,
+whose R session and staging helpers it reuses), and shipped to executors with
+SparkContext.addPyFile so `score_partitions` runs there under the same name.
+
+Data never goes through pandas or generated source. Arrow columns become R
+vectors from their buffers (numbers by memmove, strings through a dictionary
+of distinct values), R vectors become Arrow arrays the same way; R helpers in
+_R_SOURCE do the vectorised part on the R side.
+
+Every answer is one marker line, as the bootstrap's: "DBRXR1:SPARKOK <fields>",
+"DBRXR1:SPARKERR <fields>" (form-encoded) or INLINE/FILE with R serialize()
+bytes of a data frame (dbx_read_table()).
+"""
+
+import os
+import re
+import sys
+import time
+import uuid
+from urllib.parse import parse_qs, urlencode
+
+MARKER = "DBRXR1"
+BATCH_ERROR = "DBRXR_BATCH_ERROR"
+
+# Column kinds shared by both directions; Spark/Arrow type of each.
+_R_SOURCE = r'''
+from_arrow <- function(kind, data, na, dict) {
+  x <- switch(kind,
+    double = data, integer = data,
+    logical = as.logical(data),
+    date = structure(as.double(data), class = "Date"),
+    timestamp = structure(data, class = c("POSIXct", "POSIXt"), tzone = "UTC"),
+    string = if (length(dict)) dict[data] else rep(NA_character_, length(data)))
+  if (length(na)) x[na] <- NA
+  x
+}
+as_df <- function(cols, names, n) {
+  names(cols) <- names
+  structure(cols, class = "data.frame", row.names = .set_row_names(as.integer(n)))
+}
+# One column as list(kind, data, na, dict): na = 0-based positions of NA.
+to_arrow <- function(x) {
+  na <- if (is.double(x)) which(is.na(x) & !is.nan(x)) - 1L else which(is.na(x)) - 1L
+  if (is.factor(x)) {
+    return(list(kind = "string", data = as.integer(x) - 1L, na = na,
+                dict = enc2utf8(levels(x))))
+  }
+  if (is.character(x)) {
+    dict <- unique(x[!is.na(x)])
+    return(list(kind = "string", data = match(x, dict) - 1L, na = na, dict = enc2utf8(dict)))
+  }
+  if (inherits(x, "Date")) return(list(kind = "date", data = as.double(unclass(x)), na = na))
+  if (inherits(x, "POSIXct")) return(list(kind = "timestamp", data = as.double(unclass(x)), na = na))
+  if (is.logical(x)) return(list(kind = "logical", data = as.integer(x), na = na))
+  if (is.integer(x)) return(list(kind = "integer", data = unclass(x), na = na))
+  if (is.double(x)) return(list(kind = "double", data = as.double(unclass(x)), na = na))
+  NULL
+}
+df_to_arrow <- function(df) {
+  out <- lapply(df, to_arrow)
+  bad <- vapply(out, is.null, logical(1))
+  if (any(bad)) {
+    stop(sprintf("Column '%s' is a %s; tables take logical, integer, double, character, factor, Date and POSIXct columns.",
+                 names(df)[bad][1], class(df[[which(bad)[1]]])[1]), call. = FALSE)
+  }
+  out
+}
+# predict()'s value (after postprocess) as named columns for a table.
+shape_prediction <- function(value, prediction, n, what) {
+  cols <- if (is.data.frame(value)) {
+    stats::setNames(as.list(value), paste0(prediction, "_", names(value)))
+  } else if (is.matrix(value)) {
+    cn <- colnames(value)
+    if (is.null(cn)) cn <- paste0("V", seq_len(ncol(value)))
+    stats::setNames(lapply(seq_len(ncol(value)), function(j) value[, j]),
+                    paste0(prediction, "_", cn))
+  } else if (is.factor(value) || (is.atomic(value) && length(dim(value)) <= 1L)) {
+    stats::setNames(list(value), prediction)
+  } else {
+    shape_error(sprintf("%s returned a %s; it must return an atomic vector, a factor, a matrix or a data frame (turn it into one with `postprocess`).",
+                        what, class(value)[1]))
+  }
+  cols <- lapply(cols, function(x) { if (is.factor(x)) x <- as.character(x); attributes(x)[c("names", "dim", "dimnames")] <- NULL; x })
+  lens <- lengths(cols)
+  if (any(lens != n)) {
+    shape_error(sprintf("%s returned %d values for %d rows (rows with NA dropped? use na.action = na.exclude or na.pass).",
+                 what, lens[lens != n][1], n))
+  }
+  lapply(cols, to_arrow)
+}
+shape_error <- function(msg) {
+  stop(structure(class = c("dbrxr_shape", "error", "condition"), list(message = msg, call = NULL)))
+}
+load_bundle <- function(path, libpaths) {
+  if (length(libpaths)) .libPaths(unique(c(libpaths, .libPaths())))
+  b <- unserialize(readBin(path, "raw", file.size(path)))
+  for (p in b$packages) {
+    if (!requireNamespace(p, quietly = TRUE)) {
+      stop(structure(class = c("dbrxr_missing_package", "error", "condition"),
+        list(message = sprintf("Package '%s' is not installed on the executor.", p),
+             call = NULL, package = p)))
+    }
+  }
+  b
+}
+score_batch <- function(b, cols, names, n, table_levels = NULL) {
+  tryCatch({
+    df <- as_df(cols, names, n)
+    levels <- c(b$levels, table_levels[setdiff(names(table_levels), names(b$levels))])
+    for (v in intersect(names(levels), names(df))) {
+      if (!is.factor(df[[v]])) df[[v]] <- factor(df[[v]], levels = levels[[v]])
+    }
+    model <- b$model
+    value <- if (is.function(model)) do.call(model, c(list(df), b$args))
+             else do.call(function(...) stats::predict(model, df, ...), b$args)
+    what <- "predict()"
+    if (!is.null(b$postprocess)) {
+      value <- b$postprocess(value)
+      what <- "`postprocess`"
+    }
+    list(ok = TRUE, cols = shape_prediction(value, b$prediction, n, what))
+  }, error = function(e) {
+    list(ok = FALSE, message = conditionMessage(e),
+         call = if (!is.null(conditionCall(e))) paste(deparse(conditionCall(e), nlines = 1L), collapse = ""),
+         package = if (inherits(e, "dbrxr_missing_package")) e$package,
+         shape = inherits(e, "dbrxr_shape"))
+  })
+}
+'''
+
+
+def _say(kind, payload=""):
+    sys.stdout.write("%s:%s %s\n" % (MARKER, kind, payload))
+    sys.stdout.flush()
+
+
+# ---- embedded R -------------------------------------------------------------
+
+_R = {"env": None, "bundles": {}}
+
+
+def _r_env():
+    """dbrxr's R helpers in a private environment (R started if needed)."""
+    import rpy2.rinterface as ri
+    from rpy2.rinterface_lib import openrlib
+    if _R["env"] is None:
+        with openrlib.rlock:
+            if not ri.embedded.isready():
+                ri.initr_simple()
+            env = ri.baseenv["new.env"](parent=ri.globalenv)
+            ri.baseenv["eval"](ri.parse(_R_SOURCE), env)
+            _R["env"] = env
+    return _R["env"]
+
+
+def _r_call(name, *args):
+    return _r_env().find(name)(*args)
+
+
+def _ints(values):
+    import numpy as np
+    import rpy2.rinterface as ri
+    a = np.ascontiguousarray(values, dtype=np.int32)
+    return ri.IntSexpVector.from_memoryview(memoryview(a))
+
+
+def _doubles(values):
+    import numpy as np
+    import rpy2.rinterface as ri
+    a = np.ascontiguousarray(values, dtype=np.float64)
+    return ri.FloatSexpVector.from_memoryview(memoryview(a))
+
+
+def _strs(values):
+    import rpy2.rinterface as ri
+    return ri.StrSexpVector(values)
+
+
+def arrow_column_to_r(arr):
+    """One Arrow array (or chunked array) as an R vector, by buffers."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import rpy2.rinterface as ri
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], arr.type)
+    t = arr.type
+    na = np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False)) + 1 \
+        if arr.null_count else np.zeros(0, np.int32)
+    dict_ = ri.NULL
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        enc = pc.dictionary_encode(arr)
+        idx = pc.fill_null(enc.indices, 0).to_numpy(zero_copy_only=False).astype(np.int32) + 1
+        data, kind = _ints(idx), "string"
+        dict_ = _strs(enc.dictionary.to_pylist())
+    elif pa.types.is_boolean(t):
+        data, kind = _ints(pc.fill_null(arr, False).cast(pa.int32()).to_numpy(zero_copy_only=False)), "logical"
+    elif pa.types.is_date(t):
+        data, kind = _doubles(pc.fill_null(arr.cast(pa.date32()).cast(pa.int32()), 0).to_numpy(zero_copy_only=False)), "date"
+    elif pa.types.is_timestamp(t):
+        us = pc.fill_null(arr.cast(pa.timestamp("us", t.tz)).cast(pa.int64()), 0)
+        data, kind = _doubles(us.to_numpy(zero_copy_only=False) / 1e6), "timestamp"
+    elif pa.types.is_integer(t) and t.bit_width <= 32 and t != pa.uint32():
+        data, kind = _ints(pc.fill_null(arr.cast(pa.int32()), 0).to_numpy(zero_copy_only=False)), "integer"
+    elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        data, kind = _doubles(pc.fill_null(arr.cast(pa.float64()), 0).to_numpy(zero_copy_only=False)), "double"
+    elif pa.types.is_null(t):
+        data, kind = _ints(np.zeros(len(arr), np.int32)), "logical"
+        na = np.arange(1, len(arr) + 1)
+    else:
+        raise TypeError("Column type %s has no R counterpart in dbrxr (supported: boolean, "
+                        "integer types, float, double, decimal, string, date, timestamp)." % t)
+    return _r_call("from_arrow", _strs([kind]), data, _ints(na), dict_)
+
+
+def arrow_to_r_columns(batch):
+    import rpy2.rinterface as ri
+    cols = [arrow_column_to_r(batch.column(i)) for i in range(batch.num_columns)]
+    return ri.ListSexpVector(cols), _strs(list(batch.schema.names))
+
+
+_ARROW_TYPES = {}
+
+
+def _arrow_type(kind):
+    import pyarrow as pa
+    if not _ARROW_TYPES:
+        _ARROW_TYPES.update(double=pa.float64(), integer=pa.int32(), logical=pa.bool_(),
+                            string=pa.string(), date=pa.date32(),
+                            timestamp=pa.timestamp("us", "UTC"))
+    return _ARROW_TYPES[kind]
+
+
+def _numpy(vec, dtype):
+    import numpy as np
+    return np.frombuffer(vec.memoryview(), dtype=dtype).copy() if len(vec) else np.zeros(0, dtype)
+
+
+def r_column_to_arrow(col):
+    """An R to_arrow() column record as an Arrow array, by buffers."""
+    import numpy as np
+    import pyarrow as pa
+    kind = str(_field(col, "kind")[0])
+    data = _field(col, "data")
+    na_pos = _numpy(_field(col, "na"), np.int32)
+    n = len(data)
+    mask = None
+    if len(na_pos):
+        mask = np.zeros(n, dtype=bool)
+        mask[na_pos] = True
+    if kind == "string":
+        idx = _numpy(data, np.int32)
+        if mask is not None:
+            idx[mask] = 0
+        dict_ = pa.array(list(_field(col, "dict")), pa.string())
+        if len(dict_) == 0:
+            return pa.nulls(n, pa.string())
+        return dict_.take(pa.array(idx, mask=mask))
+    if kind in ("integer", "logical"):
+        vals = _numpy(data, np.int32)
+        if kind == "logical":
+            vals = vals != 0
+        return pa.array(vals, type=_arrow_type(kind), mask=mask)
+    vals = _numpy(data, np.float64)
+    if kind == "date":
+        return pa.array(np.floor(vals).astype(np.int32) if mask is None else
+                        np.where(mask, 0, np.floor(np.nan_to_num(vals))).astype(np.int32),
+                        type=pa.date32(), mask=mask)
+    if kind == "timestamp":
+        us = np.round(np.nan_to_num(vals) * 1e6).astype(np.int64)
+        return pa.array(us, type=pa.timestamp("us", "UTC"), mask=mask)
+    return pa.array(vals, type=pa.float64(), mask=mask)
+
+
+def _field(lst, name):
+    names = list(lst.names)
+    return lst[names.index(name)]
+
+
+def r_columns_to_arrow(cols):
+    """A named R list of to_arrow() records as (names, arrays)."""
+    return list(cols.names), [r_column_to_arrow(c) for c in cols]
+
+
+# ---- the Spark session and table names ----------------------------------------
+
+def _local():
+    """worker.py of the local cluster (None on Databricks)."""
+    main = sys.modules.get("__main__")
+    return main if hasattr(main, "_spark_session") else None
+
+
+def session():
+    local = _local()
+    if local is not None:
+        s = local._spark_session()
+    else:
+        from pyspark.sql import SparkSession
+        s = SparkSession.builder.getOrCreate()
+    _ship_module(s)
+    return s
+
+
+_SHIPPED = {"path": None}
+
+
+def _ship_module(s):
+    path = sys.modules[__name__].__file__
+    if _SHIPPED["path"] != path:
+        s.sparkContext.addPyFile(path)
+        _SHIPPED["path"] = path
+
+
+def spark_name(name):
+    local = _local()
+    return local._local_name(name) if local is not None else name
+
+
+def spark_sql(query):
+    local = _local()
+    return local._local_sql(query) if local is not None else query
+
+
+def table_exists(s, name):
+    return s.catalog.tableExists(spark_name(name))
+
+
+def schema_exists(s, name):
+    parts = name.split(".")
+    if len(parts) < 2:
+        return True
+    schema = ".".join(parts[:-1])
+    local = _local()
+    if local is not None:
+        return s.catalog.databaseExists(local._local_schema(schema) if "." in schema else schema)
+    return s.catalog.databaseExists(schema)
+
+
+def _local_path(s, name):
+    """Directory of a local table: the database's location + the table name."""
+    local_name = spark_name(name)
+    db, _, table = local_name.rpartition(".")
+    loc = s.catalog.getDatabase(db or "default").locationUri
+    loc = re.sub(r"^file:(//)?", "", loc)
+    return os.path.join(loc, table), local_name
+
+
+def write_df(s, df, name, mode):
+    """Write a Spark DataFrame to table `name`. Locally, "error"/"overwrite"
+    write a hidden directory and swap it in at the end, so a cancelled or
+    failed job leaves the previous table as it was; on Databricks, Delta's
+    own atomic overwrite does that."""
+    local = _local()
+    if local is None:
+        df.write.mode("errorifexists" if mode == "error" else mode).saveAsTable(name)
+        return
+    path, local_name = _local_path(s, name)
+    if mode == "append" and os.path.exists(path):
+        df.write.mode("append").parquet(path)
+        s.catalog.refreshTable(local_name)
+        return
+    parent, base = os.path.split(path)
+    tmp = os.path.join(parent, "_dbrxr_tmp_%s_%s" % (base, uuid.uuid4().hex[:12]))
+    try:
+        df.write.parquet(tmp)
+        old = None
+        if os.path.exists(path):
+            old = os.path.join(parent, "_dbrxr_old_%s_%s" % (base, uuid.uuid4().hex[:12]))
+            os.rename(path, old)
+        os.rename(tmp, path)
+        tmp = None
+        if old is not None:
+            import shutil
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+    if s.catalog.tableExists(local_name):
+        s.sql("DROP TABLE %s" % local_name)
+    s.catalog.createTable(local_name, path=path, source="parquet")
+
+
+def source_df(s, spec):
+    if spec.get("query"):
+        return s.sql(spark_sql(spec["query"]))
+    return s.table(spark_name(spec["table"]))
+
+
+# ---- commands from R ------------------------------------------------------------
+
+def _spec(spec_b64):
+    import base64
+    q = parse_qs(base64.b64decode(spec_b64).decode("utf-8"), keep_blank_values=True)
+    return {k: (v if k in ("keep", "libpaths", "level_cols") else v[0]) for k, v in q.items()}
+
+
+def _boot():
+    return sys.modules["dbrxr_bootstrap"]
+
+
+def run(spec_b64, result_path_b64=""):
+    """One table operation; prints one marker line."""
+    spec = _spec(spec_b64)
+    try:
+        import pyspark  # noqa: F401
+        import pyarrow  # noqa: F401
+    except Exception as e:
+        _say("SPARKERR", urlencode({"class": "unsupported", "message": "%s: %s" % (type(e).__name__, e),
+                                    "python": sys.executable}))
+        return
+    op = spec["op"]
+    try:
+        if op == "read":
+            _answer_r(_read(spec), _boot()._text(result_path_b64), int(spec.get("inline_max", 30000)))
+            return
+        fields = {"write": _write, "score": _score, "check": _check}[op](spec)
+        _say("SPARKOK", urlencode(fields, doseq=True))
+    except _Fail as f:
+        _say("SPARKERR", urlencode(f.fields))
+
+
+class _Fail(Exception):
+    def __init__(self, **fields):
+        super().__init__(fields.get("message", ""))
+        self.fields = fields
+
+
+def _check_source(s, spec):
+    if spec.get("table") and not table_exists(s, spec["table"]):
+        raise _Fail(**{"class": "not_found", "message": "Table %s does not exist." % spec["table"]})
+
+
+def _check_output(s, spec):
+    out, mode = spec["output"], spec["mode"]
+    if not schema_exists(s, out):
+        raise _Fail(**{"class": "no_schema",
+                       "message": "The schema of %s does not exist." % out})
+    if mode == "error" and table_exists(s, out):
+        raise _Fail(**{"class": "exists", "message": "Table %s already exists." % out})
+
+
+def _check(spec):
+    s = session()
+    _check_source(s, spec)
+    if spec.get("output"):
+        _check_output(s, spec)
+    return {"ok": "1"}
+
+
+def _arrow_schema(df):
+    from pyspark.sql.pandas.types import to_arrow_schema
+    return to_arrow_schema(df.schema)
+
+
+def _collect_arrow(df):
+    import pyarrow as pa
+    batches = df._collect_as_arrow()
+    schema = _arrow_schema(df)
+    if not batches:
+        return schema.empty_table()
+    return pa.Table.from_batches(batches).cast(schema)
+
+
+def _read(spec):
+    s = session()
+    _check_source(s, spec)
+    df = source_df(s, spec)
+    if spec.get("limit"):
+        df = df.limit(int(spec["limit"]))
+    table = _collect_arrow(df)
+    from rpy2.rinterface_lib import openrlib
+    with openrlib.rlock:
+        cols, names = arrow_to_r_columns(table)
+        return _r_call("as_df", cols, names, _ints([table.num_rows]))
+
+
+def _answer_r(value, result_path, inline_max):
+    import base64
+    import rpy2.rinterface as ri
+    boot = _boot()
+    raw = ri.baseenv["serialize"](value, ri.NULL, xdr=ri.BoolSexpVector([False]))
+    buf = boot._raw_buffer(raw)
+    if len(buf) <= inline_max or not result_path:
+        _say("INLINE", base64.b64encode(buf).decode("ascii"))
+        return
+    local = boot.map_path(result_path)
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    with open(local + ".part", "wb") as f:
+        f.write(buf)
+    os.replace(local + ".part", local)
+    _say("FILE", urlencode({"path": result_path, "size": len(buf)}))
+
+
+def _write(spec):
+    """A staged R data frame (serialize() bytes) to a table, through parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import rpy2.rinterface as ri
+    from rpy2.rinterface_lib import openrlib
+    s = session()
+    _check_output(s, spec)
+    staged = _boot().map_path(spec["data"])
+    with openrlib.rlock:
+        raw = ri.baseenv["readBin"](staged, "raw", os.path.getsize(staged))
+        df = ri.baseenv["unserialize"](raw)
+        try:
+            cols = _r_call("df_to_arrow", df)
+        except Exception as e:
+            raise _Fail(**{"class": "input", "message": str(e).strip()})
+        names, arrays = r_columns_to_arrow(cols)
+    table = pa.Table.from_arrays(arrays, names=names)
+    pq_path = staged + ".parquet"
+    pq.write_table(table, pq_path)
+    t0 = time.time()
+    try:
+        src = s.read.parquet(_spark_path(pq_path))
+        write_df(s, src, spec["output"], spec["mode"])
+    finally:
+        os.remove(pq_path)
+    return {"rows": table.num_rows, "seconds": time.time() - t0, "columns": names}
+
+
+def _spark_path(path):
+    if path.startswith("/dbfs/"):
+        return "dbfs:/" + path[len("/dbfs/"):]
+    if path.startswith("/Volumes/"):
+        return path
+    return "file://" + path
+
+
+def _score(spec):
+    import functools
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_schema
+    s = session()
+    _check_source(s, spec)
+    _check_output(s, spec)
+    df = source_df(s, spec)
+    keep = spec.get("keep", [])
+    missing = [k for k in keep if k not in df.columns]
+    if missing:
+        raise _Fail(**{"class": "input", "message": "`keep` names columns the table does not have: %s."
+                       % ", ".join(missing)})
+    spec["bundle_local"] = _boot().map_path(spec["bundle"])
+    spec["table_levels"] = _table_levels(df, spec.get("level_cols", []))
+    # Probe: score the first rows here, for the output schema and early errors.
+    probe = _collect_arrow(df.limit(int(spec.get("probe_rows", 100))))
+    pred_names, pred_arrays = _score_arrow(spec, probe.combine_chunks().to_batches()[0]
+                                           if probe.num_rows else _empty_batch(probe), 0, probe=True)
+    in_schema = _arrow_schema(df)
+    fields = [in_schema.field(k) for k in keep]
+    fields += [pa.field(n, a.type) for n, a in zip(pred_names, pred_arrays)]
+    clash = set(keep) & set(pred_names)
+    if clash:
+        raise _Fail(**{"class": "input", "message": "Output column names clash with `keep`: %s; "
+                       "choose another `prediction`." % ", ".join(sorted(clash))})
+    out_schema = pa.schema(fields)
+    task = functools.partial(score_partitions, {
+        "bundle_local": spec["bundle_local"], "hash": spec["hash"], "keep": keep,
+        "libpaths": spec.get("libpaths", []), "schema": out_schema,
+        "convert": spec.get("convert"), "table_levels": spec["table_levels"]})
+    scored = df.mapInArrow(task, from_arrow_schema(out_schema))
+    group = spec.get("group") or uuid.uuid4().hex
+    sc = s.sparkContext
+    sc.setJobGroup(group, "dbrxr remote_score_table -> %s" % spec["output"], interruptOnCancel=True)
+    t0 = time.time()
+    stop = None
+    if spec.get("progress"):
+        import threading
+        stop = threading.Event()
+        threading.Thread(target=_report_progress, daemon=True,
+                         args=(sc, group, _boot().map_path(spec["progress"]), stop)).start()
+    try:
+        write_df(s, scored, spec["output"], spec["mode"])
+    except KeyboardInterrupt:
+        sc.cancelJobGroup(group)
+        raise
+    except Exception as e:
+        m = re.search(BATCH_ERROR + r" (\S+)", str(e))
+        if m:
+            raise _Fail(**{k: v[0] for k, v in parse_qs(m.group(1)).items()})
+        raise
+    finally:
+        if stop is not None:
+            stop.set()
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    rows = s.table(spark_name(spec["output"])).count() if spec["mode"] != "append" else -1
+    return {"rows": rows, "seconds": time.time() - t0, "columns": list(out_schema.names)}
+
+
+def _report_progress(sc, group, path, stop):
+    """Write "<tasks done> <tasks>" of the job group to `path` twice a second."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    while not stop.wait(0.5):
+        try:
+            tracker = sc.statusTracker()
+            done = total = 0
+            for job in tracker.getJobIdsForGroup(group):
+                info = tracker.getJobInfo(job)
+                for stage in (info.stageIds if info else []):
+                    si = tracker.getStageInfo(stage)
+                    if si:
+                        done += si.numCompletedTasks
+                        total += si.numTasks
+            with open(path + ".part", "w") as f:
+                f.write("%d %d" % (done, total))
+            os.replace(path + ".part", path)
+        except Exception:
+            return
+
+
+def _empty_batch(table):
+    import pyarrow as pa
+    return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in table.schema],
+                                      schema=table.schema)
+
+
+def _bundle(path, hash_, libpaths):
+    b = _R["bundles"].get(hash_)
+    if b is None:
+        b = _r_call("load_bundle", path, _strs(list(libpaths)) if libpaths else _strs([]))
+        _R["bundles"][hash_] = b
+    return b
+
+
+def _score_arrow(spec, batch, offset, probe=False):
+    """Score one Arrow batch in R: (names, arrays) of the prediction columns."""
+    import rpy2.rinterface as ri
+    from rpy2.rinterface_lib import openrlib
+    n = batch.num_rows
+    _r_env()  # on an executor, R starts here (before any R vector is made)
+    with openrlib.rlock:
+        try:
+            b = _bundle(spec["bundle_local"], spec["hash"], spec.get("libpaths", []))
+        except Exception as e:
+            pkg = re.search(r"Package '([^']+)' is not installed", str(e))
+            _batch_fail(probe, {"class": "missing_package" if pkg else "remote",
+                                "package": pkg.group(1) if pkg else "",
+                                "message": str(e).strip(), "rows": "%d-%d" % (offset + 1, offset + n)})
+        if spec.get("convert") == "pandas2ri":
+            cols, names = _pandas2ri_columns(batch)
+        else:
+            cols, names = arrow_to_r_columns(batch)
+        res = _r_call("score_batch", b, cols, names, _ints([n]),
+                      _levels_list(spec.get("table_levels") or {}))
+        if not bool(_field(res, "ok")[0]):
+            shape = bool(_field(res, "shape")[0])
+            fields = {"class": "input" if shape else "remote",
+                      "message": str(_field(res, "message")[0]),
+                      "rows": "%d-%d" % (offset + 1, offset + n)}
+            call = _field(res, "call")
+            if not isinstance(call, ri.NULLType) and len(call):
+                fields["call"] = str(call[0])
+            _batch_fail(probe, fields)
+        return r_columns_to_arrow(_field(res, "cols"))
+
+
+def _levels_list(levels):
+    import rpy2.rinterface as ri
+    if not levels:
+        return ri.NULL
+    out = ri.ListSexpVector([_strs(v) for v in levels.values()])
+    out.names = _strs(list(levels.keys()))
+    return out
+
+
+def _table_levels(df, columns):
+    """Levels for string inputs the model recorded none for: the table's
+    distinct values, sorted as R's factor() sorts them."""
+    from pyspark.sql.types import StringType
+    from rpy2.rinterface_lib import openrlib
+    import rpy2.rinterface as ri
+    types = {f.name: f.dataType for f in df.schema.fields}
+    out = {}
+    for c in columns:
+        if not isinstance(types.get(c), StringType):
+            continue
+        vals = [r[0] for r in df.select(c).where(df[c].isNotNull()).distinct().collect()]
+        _r_env()
+        with openrlib.rlock:
+            out[c] = list(ri.baseenv["sort"](_strs(vals)))
+    return out
+
+
+def _pandas2ri_columns(batch):
+    """The slow path users measure (pandas, then rpy2's pandas2ri), kept only
+    so that `make bench` can compare against it."""
+    import rpy2.robjects as ro
+    from rpy2.robjects import pandas2ri
+    from rpy2.robjects.conversion import localconverter
+    with localconverter(ro.default_converter + pandas2ri.converter):
+        rdf = ro.conversion.get_conversion().py2rpy(batch.to_pandas())
+    return rdf, _strs(list(batch.schema.names))
+
+
+def _batch_fail(probe, fields):
+    if not probe:
+        from pyspark import TaskContext
+        ctx = TaskContext.get()
+        if ctx is not None:
+            fields["partition"] = ctx.partitionId()
+    if probe:
+        fields["where"] = "driver"
+        raise _Fail(**fields)
+    raise RuntimeError("%s %s" % (BATCH_ERROR, urlencode(fields)))
+
+
+def score_partitions(spec, batches):
+    """mapInArrow function: run on executors, one call per partition."""
+    import pyarrow as pa
+    schema = spec["schema"]
+    keep = spec["keep"]
+    offset = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        names, arrays = _score_arrow(spec, batch, offset)
+        out = [batch.column(batch.schema.get_field_index(k)) for k in keep]
+        for f, a in zip(list(schema)[len(keep):], arrays):
+            out.append(a if a.type == f.type else a.cast(f.type))
+        offset += batch.num_rows
+        yield pa.RecordBatch.from_arrays(out, schema=schema)

@@ -1,0 +1,273 @@
+# Tables on the local cluster's Spark: write/read round trips, models scored
+# over a 100,000-row table identical() to local predict(), classed errors.
+# One local cluster (and Spark session) serves the whole file.
+
+spark_python <- function() {
+  py <- local_python()
+  if (is.null(py)) return(NULL)
+  ok <- identical(suppressWarnings(system2(py, c("-c", shQuote("import pyspark, pyarrow")),
+                                           stdout = FALSE, stderr = FALSE)), 0L)
+  if (ok) py else NULL
+}
+
+skip_if_no_spark <- function() {
+  if (is.null(spark_python())) {
+    testthat::skip("the local cluster's Python has no PySpark: run `make venv` and set DBRXR_PYTHON=.venv/bin/python")
+  }
+}
+
+spark_token <- "table-test-token-0123456789"
+
+spark_conn <- local({
+  conn <- NULL
+  function() {
+    skip_if_no_spark()
+    if (is.null(conn)) {
+      conn <<- local_cluster(python = spark_python(), token = spark_token)
+      withr::defer(dbx_disconnect(conn), envir = testthat::teardown_env())
+      dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS main.tt')", conn)
+    }
+    conn
+  }
+})
+
+# n rows: factors with a rare level (1 row in 20,000, so most Arrow
+# batches of 10,000 rows miss it), NAs, dates.
+make_rows <- function(n, seed) {
+  set.seed(seed)
+  f <- sample(c("a", "b", "c"), n, replace = TRUE)
+  # "0rare" sorts first: a batch without it would shift every factor code.
+  f[sample.int(n, max(2L, n %/% 20000L))] <- "0rare"
+  x1 <- rnorm(n)
+  x1[sample.int(n, n %/% 20L)] <- NA
+  x2 <- runif(n, -2, 2)
+  d <- as.Date("2020-01-01") + sample.int(1500L, n, replace = TRUE)
+  eff <- c(a = 0, b = 1, c = -1, "0rare" = 3)[f]
+  y <- 2 * x2 + eff + as.numeric(d - as.Date("2020-01-01")) / 500 + rnorm(n)
+  data.frame(id = seq_len(n), f = f, x1 = x1, x2 = x2, d = d, y = y,
+             cls = factor(ifelse(y + rnorm(n) > 1, "yes", "no")),
+             stringsAsFactors = FALSE)
+}
+
+test_that("dbx_write_table() -> dbx_read_table() round-trips every supported type", {
+  conn <- spark_conn()
+  df <- data.frame(
+    i = c(1L, NA, -3L, .Machine$integer.max),
+    d = c(1.5, NA, NaN, -Inf),
+    s = c("a", NA, "\u00e9t\u00e9", ""),
+    b = c(TRUE, NA, FALSE, TRUE),
+    dt = as.Date(c("2024-02-29", NA, "1969-12-31", "1900-01-01")),
+    ts = as.POSIXct(c("2024-01-01 10:00:00.25", NA, "1960-05-01 00:00:01", "2038-01-19 03:14:08"),
+                    tz = "UTC"),
+    stringsAsFactors = FALSE)
+  dbx_write_table(df, "main.tt.types", mode = "overwrite", conn = conn)
+  expect_identical(dbx_read_table("main.tt.types", conn = conn), df)
+  # Documented exception: factors come back as character.
+  fac <- data.frame(g = factor(c("x", NA, "y"), levels = c("y", "x", "z")))
+  dbx_write_table(fac, "main.tt.fac", mode = "overwrite", conn = conn)
+  expect_identical(dbx_read_table("main.tt.fac", conn = conn)$g, c("x", NA, "y"))
+  # An empty table keeps its columns and types.
+  dbx_write_table(df[0, ], "main.tt.empty", mode = "overwrite", conn = conn)
+  expect_identical(dbx_read_table("main.tt.empty", conn = conn), df[0, ])
+  # limit, append and a query as source.
+  dbx_write_table(df, "main.tt.types", mode = "append", conn = conn)
+  expect_equal(nrow(dbx_read_table("main.tt.types", conn = conn)), 8L)
+  expect_equal(nrow(dbx_read_table("main.tt.types", limit = 3, conn = conn)), 3L)
+  q <- dbx_read_table(dbx_sql("SELECT count(*) AS n FROM main.tt.types WHERE b"), conn = conn)
+  expect_identical(q$n, 4)  # bigint -> double
+})
+
+test_that("tables survive a context restart", {
+  conn <- spark_conn()
+  dbx_write_table(data.frame(k = 1:3), "main.tt.keepme", mode = "overwrite", conn = conn)
+  local_restart(conn)
+  expect_identical(dbx_read_table("main.tt.keepme", conn = conn), data.frame(k = 1:3))
+})
+
+test_that("seven model types score a 100,000-row table identical() to local predict()", {
+  conn <- spark_conn()
+  train <- make_rows(3000, 1)
+  train$f <- factor(train$f)
+  data <- make_rows(100000, 2)
+  dbx_write_table(data, "main.tt.data", mode = "overwrite", conn = conn)
+  # Four partitions, each cut into Arrow batches of 10,000 rows.
+  src <- dbx_sql("SELECT /*+ REPARTITION(4) */ * FROM main.tt.data")
+  ref <- dbx_read_table("main.tt.data", conn = conn)
+  ref$f <- factor(ref$f, levels = levels(train$f))
+  expect_lt(sum(ref$f == "0rare"), 40)
+
+  check <- function(out_name, expected) {
+    out <- dbx_read_table(out_name, conn = conn)
+    out <- out[order(out$id), , drop = FALSE]
+    expect_identical(out$id, ref$id[order(ref$id)])
+    got <- out[setdiff(names(out), "id")]
+    exp <- as.data.frame(expected, stringsAsFactors = FALSE)
+    exp <- exp[order(ref$id), , drop = FALSE]
+    expect_identical(unname(as.list(got)), unname(lapply(exp, function(x) { attributes(x) <- NULL; x })))
+  }
+
+  fit_lm <- lm(y ~ x1 + x2 + f + d, data = train)
+  res <- remote_score_table(fit_lm, src, "main.tt.lm", keep = "id", mode = "overwrite", conn = conn)
+  expect_s3_class(res, "dbx_table")
+  expect_equal(res$rows, 100000)
+  check("main.tt.lm", list(unname(predict(fit_lm, ref))))
+
+  fit_glm <- glm(cls ~ x1 + x2 + f, data = train, family = binomial())
+  remote_score_table(fit_glm, src, "main.tt.glm", type = "response", keep = "id",
+                     mode = "overwrite", progress = TRUE, conn = conn)
+  check("main.tt.glm", list(unname(predict(fit_glm, ref, type = "response"))))
+
+  skip_if_not_installed("ranger")
+  fit_rg <- ranger::ranger(cls ~ x2 + f + d, data = train, probability = TRUE,
+                           num.trees = 50, num.threads = 1, seed = 1)
+  remote_score_table(fit_rg, src, "main.tt.ranger", keep = "id", mode = "overwrite",
+                     postprocess = function(p) p$predictions, conn = conn)
+  expect_identical(names(dbx_read_table("main.tt.ranger", limit = 1, conn = conn)),
+                   c("id", ".pred_no", ".pred_yes"))
+  check("main.tt.ranger", predict(fit_rg, ref)$predictions)
+
+  skip_if_not_installed("randomForest")
+  fit_rf <- randomForest::randomForest(cls ~ x2 + f, data = train, ntree = 51)
+  remote_score_table(fit_rf, src, "main.tt.rf", keep = "id", mode = "overwrite", conn = conn)
+  check("main.tt.rf", list(as.character(predict(fit_rf, ref))))
+
+  skip_if_not_installed("rpart")
+  fit_rp <- rpart::rpart(cls ~ x1 + x2 + f + d, data = train)
+  remote_score_table(fit_rp, src, "main.tt.rpart", type = "class", keep = "id",
+                     mode = "overwrite", conn = conn)
+  check("main.tt.rpart", list(as.character(predict(fit_rp, ref, type = "class"))))
+
+  skip_if_not_installed("glmnet")
+  x <- cbind(x2 = train$x2, d = as.numeric(train$d), b = train$f == "b")
+  gfit <- glmnet::glmnet(x, train$y)
+  scorer <- local({
+    fit <- gfit
+    function(newdata) {
+      loadNamespace("glmnet")
+      m <- cbind(x2 = newdata$x2, d = as.numeric(newdata$d), b = newdata$f == "b")
+      as.vector(stats::predict(fit, m, s = 0.05))
+    }
+  })
+  remote_score_table(scorer, src, "main.tt.glmnet", keep = "id", mode = "overwrite", conn = conn)
+  check("main.tt.glmnet", list(scorer(ref)))
+
+  skip_if_not_installed("mgcv")
+  fit_gam <- mgcv::gam(y ~ s(x2) + f + x1, data = train)
+  remote_score_table(fit_gam, src, "main.tt.gam", keep = "id", mode = "overwrite", conn = conn)
+  check("main.tt.gam", list(as.vector(predict(fit_gam, ref))))
+})
+
+test_that("a missing table and an existing output are classed errors before any job", {
+  conn <- spark_conn()
+  fit <- lm(y ~ x2, data = make_rows(100, 3))
+  expect_error(remote_score_table(fit, "main.tt.nope", "main.tt.out1", conn = conn),
+               class = "dbrxr_table_not_found_error")
+  dbx_write_table(make_rows(100, 3), "main.tt.small", mode = "overwrite", conn = conn)
+  remote_score_table(fit, "main.tt.small", "main.tt.small_out", mode = "overwrite", conn = conn)
+  expect_error(remote_score_table(fit, "main.tt.small", "main.tt.small_out", conn = conn),
+               class = "dbrxr_table_exists_error")
+  expect_error(dbx_read_table("main.tt.nope", conn = conn), class = "dbrxr_table_not_found_error")
+  expect_error(dbx_write_table(make_rows(5, 1), "main.noschema.t", conn = conn),
+               class = "dbrxr_input_error")
+  expect_error(remote_score_table(fit, "not a name", "main.tt.x", conn = conn),
+               class = "dbrxr_input_error")
+  expect_error(remote_score_table(fit, "main.tt.small", "main.tt.x", keep = "nope", conn = conn),
+               class = "dbrxr_input_error")
+  expect_error(remote_score_table(fit, "main.tt.small", "main.tt.x", mode = "overwrite",
+                                  postprocess = function(p) list(p), conn = conn),
+               "postprocess", class = "dbrxr_input_error")
+  # A package the cluster lacks: a classed error naming it, before the Spark job.
+  err <- expect_error(remote_score_table(function(d) dbrxrNoSuchPkg::score(d), "main.tt.small",
+                                         "main.tt.x", mode = "overwrite", conn = conn),
+                      class = "dbrxr_missing_package_error")
+  expect_identical(err$package, "dbrxrNoSuchPkg")
+})
+
+test_that("an R error in a batch is a dbrxr_remote_error with its rows; overwrite keeps the old table", {
+  conn <- spark_conn()
+  data <- make_rows(30000, 4)
+  dbx_write_table(data, "main.tt.err", mode = "overwrite", conn = conn)
+  fit <- lm(y ~ x2, data = data)
+  remote_score_table(fit, "main.tt.err", "main.tt.err_out", keep = "id", mode = "overwrite",
+                     conn = conn)
+  before <- dbx_read_table("main.tt.err_out", conn = conn)
+  # The probe (first 100 rows, on the driver) passes; the executors' batches fail.
+  err <- expect_error(
+    remote_score_table(fit, "main.tt.err", "main.tt.err_out", keep = "id", mode = "overwrite",
+                       postprocess = function(p) if (length(p) > 500) stop("boom in a batch") else p,
+                       conn = conn),
+    class = "dbrxr_remote_error")
+  expect_identical(err$remote_message, "boom in a batch")
+  expect_match(err$rows, "^1-[0-9]+$")
+  expect_false(is.null(err$partition))
+  expect_identical(dbx_read_table("main.tt.err_out", conn = conn), before)
+})
+
+test_that("timeout cancels the Spark job group; the previous output stays intact", {
+  conn <- spark_conn()
+  fit <- lm(y ~ x2, data = make_rows(100, 5))
+  before <- dbx_read_table("main.tt.err_out", conn = conn)
+  slow <- function(p) { if (length(p) > 500) Sys.sleep(60); p }
+  t0 <- Sys.time()
+  expect_error(remote_score_table(fit, "main.tt.err", "main.tt.err_out", keep = "id",
+                                  mode = "overwrite", postprocess = slow, timeout = 8, conn = conn),
+               class = "dbrxr_timeout_error")
+  expect_lt(as.numeric(Sys.time() - t0, units = "secs"), 30)
+  expect_identical(dbx_read_table("main.tt.err_out", conn = conn), before)
+  # Nothing of the cancelled job is still running: no active Spark job.
+  active <- dbx_exec("len(spark.sparkContext.statusTracker().getActiveJobsIds())", conn)
+  expect_match(active, "0$")
+})
+
+test_that("Ctrl-C (an interrupt from outside) cancels the Spark job within 2 s; overwrite keeps the old table", {
+  skip_if_not_installed("callr")
+  conn <- spark_conn()
+  before <- dbx_read_table("main.tt.err_out", conn = conn)
+  started <- tempfile("dbrxr-started-")
+  child <- callr::r_bg(function(url, token, cluster_id, started) {
+    library(dbrxr)
+    conn <- dbx_connect(host = url, token = token, cluster_id = cluster_id)
+    fit <- lm(y ~ x2, data = data.frame(x2 = c(1, 2, 3, 5), y = c(2, 3, 5, 4)))
+    slow <- function(p) {
+      if (length(p) > 500) { file.create(started); Sys.sleep(120) }
+      p
+    }
+    r <- tryCatch(remote_score_table(fit, "main.tt.err", "main.tt.err_out", mode = "overwrite",
+                                     keep = "id", postprocess = slow, conn = conn),
+                  interrupt = function(e) "interrupted")
+    t0 <- Sys.time()
+    repeat {
+      active <- dbx_exec("len(spark.sparkContext.statusTracker().getActiveJobsIds())", conn)
+      if (grepl("0$", active) || Sys.time() - t0 > 30) break
+      Sys.sleep(0.05)
+    }
+    list(r = r, active = active, done_at = Sys.time())
+  }, args = list(conn$local_info$url, spark_token, conn$local_info$cluster_id, started),
+  env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep)))
+  on.exit(child$kill(), add = TRUE)
+  deadline <- Sys.time() + 240
+  while (!file.exists(started) && child$is_alive() && Sys.time() < deadline) Sys.sleep(0.1)
+  expect_true(file.exists(started))
+  Sys.sleep(0.5)
+  t0 <- Sys.time()
+  child$interrupt()
+  child$wait(60000)
+  res <- child$get_result()
+  expect_identical(res$r, "interrupted")
+  expect_match(res$active, "0$")
+  # From the interrupt to the child seeing no active Spark job (its check included).
+  expect_lt(as.numeric(res$done_at - t0, units = "secs"), 2)
+  expect_identical(dbx_read_table("main.tt.err_out", conn = conn), before)
+})
+
+test_that("without PySpark the table verbs raise dbrxr_unsupported_error", {
+  skip_if_no_rpy2()
+  py <- "/usr/bin/python3"
+  ok <- identical(suppressWarnings(system2(py, c("-c", shQuote("import rpy2, pyspark")),
+                                           stdout = FALSE, stderr = FALSE)), 0L)
+  skip_if(ok || !file.exists(py), "/usr/bin/python3 has PySpark")
+  conn <- local_cluster(python = py)
+  withr::defer(dbx_disconnect(conn))
+  err <- expect_error(dbx_read_table("main.tt.data", conn = conn), class = "dbrxr_unsupported_error")
+  expect_match(conditionMessage(err), "pip install pyspark")
+})

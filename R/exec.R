@@ -10,7 +10,8 @@ want_progress <- function(progress) {
 
 # Wait for a Rust job and return its value. Progress (a cli status with what
 # the job is doing, e.g. the cluster's state message) appears after 0.5 s.
-run_job <- function(job, progress = NULL, call = rlang::caller_env()) {
+# `full = TRUE` returns the job's whole final report (value and meta).
+run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FALSE) {
   done <- FALSE
   status <- NULL
   on.exit({
@@ -25,7 +26,7 @@ run_job <- function(job, progress = NULL, call = rlang::caller_env()) {
     st <- unwrap(st, call = call)
     if (isTRUE(st$done)) {
       done <- TRUE
-      return(st$value)
+      return(if (full) st else st$value)
     }
     if (isTRUE(st$interrupted)) {
       done <- TRUE

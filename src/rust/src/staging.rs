@@ -435,6 +435,23 @@ async fn write_remote<W: tokio::io::AsyncWrite + Unpin>(s: &Session, loc: &Locat
     }
 }
 
+/// Write `bytes` to `loc` (a Files API PUT, or DBFS blocks).
+pub async fn put_bytes(s: &Session, loc: &Location, bytes: Bytes, ctl: &Control) -> Result<()> {
+    upload(s, loc, Source::Bytes(bytes), true, ctl).await
+}
+
+/// Remove a file or a directory with what it holds (missing is fine).
+pub async fn remove_tree(s: &Session, loc: &Location) -> Result<()> {
+    match loc {
+        Location::Dbfs(p) => dbfs::delete(&s.transport, p, true).await,
+        // A directory is emptied first; listing a file fails, so it is deleted.
+        Location::Volume(p) => match remove_volume_tree(s, p).await {
+            Ok(()) => Ok(()),
+            Err(_) => files::delete(&s.transport, p).await,
+        },
+    }
+}
+
 /// Remove a file (missing is fine).
 pub async fn remove(s: &Session, path: &str) -> Result<()> {
     match Location::parse(path)? {

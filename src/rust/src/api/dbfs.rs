@@ -56,6 +56,19 @@ pub async fn get_status(t: &Transport, path: &str) -> Result<Option<FileInfo>> {
     }
 }
 
+/// Write a whole small file (at most [`BLOCK`] bytes) in one request. With
+/// `overwrite` it is idempotent, so a dropped one is simply sent again.
+pub async fn put(t: &Transport, path: &str, data: &[u8], overwrite: bool) -> Result<()> {
+    let mut body = String::with_capacity(data.len().div_ceil(3) * 4 + path.len() + 64);
+    body.push_str(&serde_json::to_string(&json!({ "path": path, "overwrite": overwrite })).unwrap_or_default());
+    body.pop();
+    body.push_str(",\"contents\":\"");
+    b64().encode_string(data, &mut body);
+    body.push_str("\"}");
+    let req = Request::post("/api/2.0/dbfs/put").body(crate::http::Body::Json(Bytes::from(body)));
+    t.send(req).await.map(|_| ())
+}
+
 pub async fn create(t: &Transport, path: &str, overwrite: bool) -> Result<i64> {
     let req = Request::post("/api/2.0/dbfs/create").json(&json!({ "path": path, "overwrite": overwrite }))?;
     Ok(t.json::<Handle>(req).await?.handle)
@@ -133,6 +146,13 @@ pub async fn list(t: &Transport, path: &str) -> Result<Vec<FileInfo>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn put_body_is_json() {
+        let mut body = serde_json::to_string(&json!({ "path": "/a\"b", "overwrite": true })).unwrap();
+        body.pop();
+        assert!(body.ends_with("true"));
+    }
 
     #[test]
     fn add_block_body_is_the_json_the_api_expects() {

@@ -49,6 +49,7 @@ fn rust_session_close(id: i32) -> Robj {
     guard(|| {
         if let Some(session) = SESSIONS.remove(id) {
             crate::runtime::block_on(session.close())?;
+            crate::protocol::forget(&session);
         }
         Ok(Robj::from(true))
     })

@@ -72,6 +72,10 @@ dbx_connect <- function(host = NULL, token = NULL, cluster_id = NULL, profile = 
                 staging = staging)
   if (is.null(explicit)) explicit <- character()
   res <- unwrap(rust_connect(explicit))
+  for (w in res$info$warnings) {
+    cli::cli_warn(cli_escape(w), class = c("dbrxr_config_warning", "dbrxr_warning"))
+  }
+  res$info$warnings <- NULL
   new_connection(res$id, res$info, options = options)
 }
 

@@ -405,9 +405,8 @@ impl Session {
                         .field("command_id", cmd.as_str())
                         .field("context_id", ctx.as_str()));
                 }
-                Err(e) if e.status.is_some() && contexts::is_context_gone(&e.message) => {
-                    self.forget_context(&ctx).await;
-                    return Err(self.lost_while_running(e, last).await);
+                Err(e) if e.status.is_some_and(|s| (400..500).contains(&s) && s != 429) && e.kind != ErrorKind::Auth => {
+                    return Err(self.lost_while_running(e, &ctx, last).await);
                 }
                 Err(e) => return Err(e),
             };
@@ -421,31 +420,38 @@ impl Session {
         }
     }
 
-    /// The error for a context lost while a command ran: a cluster that is
-    /// terminated or restarting says so (`Cluster`), else the context was evicted.
-    async fn lost_while_running(&self, e: Error, last: CommandStatus) -> Error {
+    /// The error for a status check the cluster refused while a command ran:
+    /// a cluster that is terminated or restarting says so (`Cluster`), a lost
+    /// context (eviction) is a `Context` error; anything else stays as it is.
+    async fn lost_while_running(&self, e: Error, ctx: &str, last: CommandStatus) -> Error {
         let state = deadline::replace(Duration::from_secs(5), self.cluster_details()).await.ok();
         let hint = "the command did not finish; the next call starts the cluster if needed and creates a new context, so run it again";
         match state {
-            Some(d) if !d.state.usable() => Error::new(
-                ErrorKind::Cluster,
-                format!(
-                    "cluster {} is {} and the command running on it was lost{}",
-                    self.cluster_id(),
-                    d.state.as_str(),
-                    d.state_message.filter(|m| !m.is_empty()).map(|m| format!(" ({m})")).unwrap_or_default()
-                ),
-            )
-            .field("state", d.state.as_str())
-            .field("last_status", last.as_str())
-            .hint(hint),
-            _ => Error::new(
-                ErrorKind::Context,
-                "the execution context was lost while the command ran (cluster restart or eviction)",
-            )
-            .field("last_status", last.as_str())
-            .hint(format!("the cluster said: {}", e.message))
-            .hint(hint),
+            Some(d) if !d.state.usable() => {
+                self.forget_context(ctx).await;
+                Error::new(
+                    ErrorKind::Cluster,
+                    format!(
+                        "cluster {} is {} and the command running on it was lost{}",
+                        self.cluster_id(),
+                        d.state.as_str(),
+                        d.state_message.filter(|m| !m.is_empty()).map(|m| format!(" ({m})")).unwrap_or_default()
+                    ),
+                )
+                .field("state", d.state.as_str())
+                .field("last_status", last.as_str())
+                .hint(hint)
+            }
+            _ if contexts::is_context_gone(&e.message) => {
+                self.forget_context(ctx).await;
+                Error::new(
+                    ErrorKind::Context,
+                    "the execution context was lost while the command ran (cluster restart or eviction)",
+                )
+                .field("last_status", last.as_str())
+                .hint(hint)
+            }
+            _ => e,
         }
     }
 

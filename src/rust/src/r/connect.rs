@@ -37,6 +37,7 @@ fn describe(cfg: &config::Config) -> Robj {
         ("config_file", opt(&cfg.config_file)),
         ("staging", opt(&cfg.staging)),
         ("sources", List::from_pairs(sources).into()),
+        ("warnings", Robj::from(cfg.warnings.iter().map(String::as_str).collect::<Vec<_>>())),
     ])
     .into()
 }

@@ -79,8 +79,9 @@ pub async fn create(t: &Transport, path: &str, overwrite: bool) -> Result<i64> {
     Ok(t.json::<Handle>(req).await?.handle)
 }
 
-/// Append one block (at most [`BLOCK`] bytes). Resending after an ambiguous
-/// failure could append twice, so the caller restarts the whole upload instead.
+/// Append one block (at most [`BLOCK`] bytes). A block whose answer was lost
+/// is sent again: if it had arrived, the file ends up too long, which the
+/// uploader checks after `close` (and then uploads again).
 pub async fn add_block(t: &Transport, handle: i64, data: &[u8]) -> Result<()> {
     add_block_encoded(t, add_block_body(handle, data)).await
 }
@@ -100,8 +101,7 @@ pub fn add_block_body(handle: i64, data: &[u8]) -> Bytes {
 /// Send a body made by [`add_block_body`].
 pub async fn add_block_encoded(t: &Transport, body: Bytes) -> Result<()> {
     let req = Request::post("/api/2.0/dbfs/add-block")
-        .body(crate::http::Body::Json(body))
-        .replay(crate::http::Replay::Never);
+        .body(crate::http::Body::Json(body));
     t.send(req).await.map(|_| ())
 }
 

@@ -69,6 +69,23 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The policy of auth endpoints (token, discovery): same backoff, three
+    /// attempts, as a login that fails should say so quickly.
+    pub fn auth() -> Self {
+        RetryPolicy { max_attempts: 3, ..Default::default() }
+    }
+
+    /// The policy of creating an execution context that ended in `Error`
+    /// (an overloaded driver): four attempts, slower backoff.
+    pub fn context() -> Self {
+        RetryPolicy { max_attempts: 4, base: Duration::from_millis(500), ..Default::default() }
+    }
+
+    /// Statuses that mean "try again later".
+    pub fn retryable_status(status: u16) -> bool {
+        status == 429 || status == 503
+    }
+
     /// Full-jitter backoff before retry number `retry` (1-based):
     /// uniform in `[0, min(cap, base * 2^(retry-1))]`.
     pub fn backoff(&self, retry: u32) -> Duration {
@@ -394,7 +411,7 @@ impl Transport {
         }
         // The server answered with an error, so it did not run the request:
         // retrying is safe even for `Replay::Never`.
-        if status == 429 || status == 503 {
+        if RetryPolicy::retryable_status(status) {
             let wait = self.policy.retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()));
             return Attempt::Retry(err, wait);
         }

@@ -20,7 +20,7 @@ use crate::auth::Credentials;
 use crate::config::Config;
 use crate::deadline;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::{Replay, Transport};
+use crate::http::{Replay, RetryPolicy, Transport};
 use crate::staging::StagingState;
 
 /// Cancellation and progress of one operation, shared with whoever waits on it.
@@ -106,7 +106,6 @@ const FIRST_POLL: Duration = Duration::from_millis(3);
 /// How long a cancel may take to be confirmed before we stop watching.
 const CANCEL_CONFIRM: Duration = Duration::from_millis(1500);
 /// Context creation: attempts, and how long one may stay Pending.
-const CONTEXT_ATTEMPTS: u32 = 4;
 const CONTEXT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Per-call options (they come from the R connection's options).
@@ -241,11 +240,12 @@ impl Session {
     async fn create_context(&self, opts: &RunOptions, ctl: &Control) -> Result<String> {
         let cluster = self.cluster_id();
         let mut last_err = None;
-        for attempt in 1..=CONTEXT_ATTEMPTS {
+        let attempts = RetryPolicy::context().max_attempts;
+        for attempt in 1..=attempts {
             ctl.set_progress(format!("Creating an execution context on cluster {cluster}"));
             let id = match contexts::create(&self.transport, cluster, "python").await {
                 Ok(id) => id,
-                Err(e) if e.status.is_some() && e.kind != ErrorKind::Auth && attempt < CONTEXT_ATTEMPTS => {
+                Err(e) if e.status.is_some() && e.kind != ErrorKind::Auth && attempt < attempts => {
                     // The cluster may have left RUNNING between our check and the create.
                     last_err = Some(e);
                     self.ensure_cluster(opts, ctl).await?;
@@ -280,13 +280,12 @@ impl Session {
             }
             let _ = contexts::destroy(&self.transport, cluster, &id).await;
             last_err = Some(Error::new(ErrorKind::Context, format!("execution context {id} ended in status Error")));
-            let wait = Duration::from_millis(500 * (1 << (attempt - 1)) + rand::thread_rng().gen_range(0..500));
-            ctl.sleep(wait).await?;
+            ctl.sleep(RetryPolicy::context().backoff(attempt)).await?;
         }
         let why = last_err.map(|e| e.message).unwrap_or_default();
         Err(Error::new(
             ErrorKind::Context,
-            format!("could not create an execution context on cluster {cluster} after {CONTEXT_ATTEMPTS} attempts: {why}"),
+            format!("could not create an execution context on cluster {cluster} after {attempts} attempts: {why}"),
         )
         .hint("a cluster holds at most 145 notebooks and contexts: detach idle notebooks, or restart the cluster"))
     }

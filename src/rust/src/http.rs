@@ -50,8 +50,9 @@ pub struct RetryPolicy {
     pub cap: Duration,
     /// Longest `Retry-After` we honour.
     pub retry_after_cap: Duration,
-    /// Attempts when the network fails: a host that refuses connections
-    /// should fail in seconds, not after the whole time budget.
+    /// Attempts when the connection cannot be made: a host that refuses
+    /// connections should fail in seconds, not after the whole time budget.
+    /// (A connection dropped mid-request counts against `max_attempts`.)
     pub max_network_attempts: u32,
 }
 

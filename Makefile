@@ -9,7 +9,7 @@ CRATE := src/rust/Cargo.toml
 VERSION := $(shell sed -n 's/^Version: //p' DESCRIPTION)
 R_SOURCES := $(shell find R src/rust/src src/rust/Cargo.toml src/rust/Cargo.lock src/Makevars src/entrypoint.c inst DESCRIPTION NAMESPACE -type f 2>/dev/null)
 
-.PHONY: all deps build install local-bin test demo check bench wrappers docs venv clean
+.PHONY: all deps build install local-bin test demo check bench wrappers docs venv clean soak
 
 all: build
 
@@ -63,6 +63,11 @@ check: build venv
 
 bench: build venv
 	Rscript bench/bench.R
+
+# The full fault-injection run of issue 9: 1,000 remote_score() calls under
+# 30% 429 + 10% 503 + 5% dropped connections (make test runs 60).
+soak: build
+	DBRXR_FAULT_CALLS=1000 Rscript -e 'testthat::test_dir("tests/testthat", package = "dbrxr", load_package = "installed", filter = "request-path", reporter = "summary", stop_on_failure = TRUE)'
 
 clean:
 	rm -rf build .venv src/rust/target src/*.o src/*.so

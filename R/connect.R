@@ -20,7 +20,16 @@
 #' method is configured, say which with `auth_type`.
 #'
 #' Connecting does no network I/O: the cluster is started, and a token fetched,
-#' on first use.
+#' on first use. Settings are checked here instead: a host with a bad port or
+#' stray characters, or a credential with spaces or control characters (a
+#' token pasted with a line break), is a `dbrxr_config_error`. Credentials
+#' written into the host URL (`https://user:secret@...`) are removed with a
+#' warning and never used or shown.
+#'
+#' Every remote request (`remote_eval()`, `remote_score()`, ...) is bounded by
+#' its `timeout`, or by the option `dbrxr.timeout` (seconds) when none is
+#' given: the whole call, retries and waits included. On expiry the remote
+#' command is cancelled and the error is `dbrxr_timeout_error`.
 #'
 #' @param host Workspace URL, e.g. `https://dbc-1234.cloud.databricks.com`.
 #'   `https://` is added when there is no scheme; `http://` is kept (for a
@@ -77,6 +86,10 @@ dbx_connect <- function(host = NULL, token = NULL, cluster_id = NULL, profile = 
                 staging = staging)
   if (is.null(explicit)) explicit <- character()
   res <- unwrap(rust_connect(explicit))
+  for (w in res$info$warnings) {
+    cli::cli_warn(cli_escape(w), class = c("dbrxr_config_warning", "dbrxr_warning"))
+  }
+  res$info$warnings <- NULL
   claim_default(new_connection(res$id, res$info, options = options))
 }
 

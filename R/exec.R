@@ -11,7 +11,8 @@ want_progress <- function(progress) {
 # Wait for a Rust job and return its value. Progress (a cli status with what
 # the job is doing, e.g. the cluster's state message) appears after 0.5 s.
 # `tick`, if given, is called between waits (table scoring's task bar).
-run_job <- function(job, progress = NULL, call = rlang::caller_env(), tick = NULL) {
+# `full = TRUE` returns the job's whole final report (value and meta).
+run_job <- function(job, progress = NULL, call = rlang::caller_env(), tick = NULL, full = FALSE) {
   done <- FALSE
   status <- NULL
   on.exit({
@@ -26,7 +27,7 @@ run_job <- function(job, progress = NULL, call = rlang::caller_env(), tick = NUL
     st <- unwrap(st, call = call)
     if (isTRUE(st$done)) {
       done <- TRUE
-      return(st$value)
+      return(if (full) st else st$value)
     }
     if (isTRUE(st$interrupted)) {
       done <- TRUE

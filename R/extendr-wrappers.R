@@ -15,11 +15,19 @@ rust_base64_decode <- function(text) .Call(wrap__rust_base64_decode, text)
 
 rust_base64_encode <- function(x) .Call(wrap__rust_base64_encode, x)
 
+rust_bootstrap_code <- function(module, dispatcher, install_rpy2) .Call(wrap__rust_bootstrap_code, module, dispatcher, install_rpy2)
+
+rust_bootstrap_start <- function(id, timeout, poll_max, cluster_timeout) .Call(wrap__rust_bootstrap_start, id, timeout, poll_max, cluster_timeout)
+
+rust_call_code <- function(request_id, req, paths, result_path, inline_max) .Call(wrap__rust_call_code, request_id, req, paths, result_path, inline_max)
+
 rust_cluster_status_start <- function(id) .Call(wrap__rust_cluster_status_start, id)
 
 rust_connect <- function(explicit) .Call(wrap__rust_connect, explicit)
 
 rust_connect_clone <- function(id) .Call(wrap__rust_connect_clone, id)
+
+rust_debug_calls <- function() .Call(wrap__rust_debug_calls)
 
 rust_exec_start <- function(id, code, language, timeout, poll_max, cluster_timeout, poll_fixed) .Call(wrap__rust_exec_start, id, code, language, timeout, poll_max, cluster_timeout, poll_fixed)
 
@@ -37,7 +45,13 @@ rust_local_start <- function(opts) .Call(wrap__rust_local_start, opts)
 
 rust_local_stop <- function(id) .Call(wrap__rust_local_stop, id)
 
+rust_parse_marker <- function(text) .Call(wrap__rust_parse_marker, text)
+
+rust_protocol_setup <- function(id, module, dispatcher, install_rpy2) .Call(wrap__rust_protocol_setup, id, module, dispatcher, install_rpy2)
+
 rust_remove_start <- function(id, path) .Call(wrap__rust_remove_start, id, path)
+
+rust_request_start <- function(id, req, timeout, poll_max, cluster_timeout, limits) .Call(wrap__rust_request_start, id, req, timeout, poll_max, cluster_timeout, limits)
 
 rust_session_close <- function(id) .Call(wrap__rust_session_close, id)
 

@@ -8,76 +8,23 @@
 # free worker.
 
 # ---- Adapter to the remote protocol --------------------------------------
-# The only functions of this file that touch protocol internals. They stand
-# for remote_request_start() / _done() / _finish() / _cancel():
+# The only functions of this file that touch the protocol: its async API
+# (remote_request_start() / _done() / _finish() / _cancel() in
+# remote-protocol.R). Starting never waits: a fresh context is created and
+# bootstrapped by the request's own Rust job.
 #   fw_start(conn, req, timeout) -> handle   (starts; never waits)
 #   fw_done(handle)   -> TRUE/FALSE           (no wait, no HTTP request)
 #   fw_finish(handle) -> the dispatcher's answer (waits; Ctrl-C cancels)
 #   fw_cancel(handle)                         (stops what is running)
-# A fresh context is bootstrapped first, as a command of its own, so that
-# starting a future on a new worker does not wait for the context either.
 
-# `call` is kept on the handle: NULL (no frame), so that futures, which
-# closures may capture, never hold a frame of dbrxr.
+# `call` is NULL (no frame), so that futures, which closures may capture,
+# never hold a frame of dbrxr.
 fw_start <- function(conn, req, timeout = NULL, call = NULL) {
-  h <- new.env(parent = emptyenv())
-  h$conn <- conn
-  h$req <- req
-  h$timeout <- timeout
-  h$call <- call
-  if (is.null(remote_state(conn)$info)) {
-    h$boot <- exec_start(conn, bootstrap_code(conn$options$install_rpy2), call = call)
-  } else {
-    fw_submit(h)
-  }
-  h
+  remote_request_start(conn, req, timeout = timeout, call = call)
 }
-
-fw_done <- function(h) {
-  if (!is.null(h$error)) return(TRUE)
-  if (!is.null(h$boot)) {
-    if (!unwrap(rust_job_done(h$boot))) return(FALSE)
-    # Booted: send the request now. A failure is kept for fw_finish().
-    h$error <- tryCatch({ fw_boot_finish(h); NULL }, error = function(e) e)
-    return(!is.null(h$error))
-  }
-  unwrap(rust_job_done(h$p$job))
-}
-
-fw_finish <- function(h) {
-  if (!is.null(h$error)) stop(h$error)
-  if (!is.null(h$boot)) fw_boot_finish(h)
-  request_finish(h$conn, h$p)
-}
-
-fw_cancel <- function(h) {
-  if (!is.null(h$boot)) try(rust_job_cancel(h$boot), silent = TRUE)
-  h$boot <- NULL
-  if (!is.null(h$p)) request_cleanup(h$conn, h$p)
-  invisible()
-}
-
-fw_submit <- function(h) {
-  h$p <- request_begin(h$conn, h$req, call = h$call)
-  h$p$job <- exec_start(h$conn, request_code(h$conn, h$p), timeout = h$timeout, call = h$call)
-}
-
-# The bootstrap command ended (or is waited for): record what it reported,
-# then submit the request. Anything but READY is left to remote_bootstrap(),
-# which runs it again and raises the error that says what is wrong.
-fw_boot_finish <- function(h) {
-  job <- h$boot
-  h$boot <- NULL
-  m <- parse_marker(exec_output(run_job(job, FALSE, call = h$call)), call = h$call)
-  if (identical(m$kind, "READY")) {
-    st <- remote_state(h$conn)
-    st$info <- parse_fields(m$payload)
-    st$stats$bootstraps <- st$stats$bootstraps + 1
-  } else {
-    remote_bootstrap(h$conn, call = h$call)
-  }
-  fw_submit(h)
-}
+fw_done <- function(h) remote_request_done(h)
+fw_finish <- function(h) remote_request_finish(h)
+fw_cancel <- function(h) remote_request_cancel(h)
 
 # ---- The strategy ----------------------------------------------------------
 

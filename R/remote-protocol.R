@@ -6,11 +6,9 @@
 # the cluster and fetched. Values never appear in generated source.
 
 protocol_version <- 1L
-marker <- "DBRXR1"
 
-# Limits, overridable by options for tests and benchmarks.
-# Answers inline up to 30,000 bytes: 40,000 base64 characters stay under the
-# 50,000-character text output limit of Databricks runtimes.
+# Limits, overridable by options for tests and benchmarks (see Limits in
+# src/rust/src/protocol.rs for why answers inline stop at 30,000 bytes).
 inline_answer_max <- function() getOption("dbrxr.inline_answer_max", 30000)
 inline_request_max <- function() getOption("dbrxr.inline_request_max", 1024 * 1024)
 chunk_target_bytes <- function() getOption("dbrxr.chunk_bytes", 24 * 1024 * 1024)
@@ -32,17 +30,6 @@ remote_state <- function(conn) {
   st
 }
 
-# Python string literal of arbitrary text: base64 inside quotes, so nothing a
-# caller passes can change the meaning of the generated source.
-py_b64 <- function(x) {
-  if (is.null(x) || length(x) == 0L) return("\"\"")
-  if (is.character(x)) {
-    if (!nzchar(x)) return("\"\"")
-    x <- charToRaw(enc2utf8(x))
-  }
-  paste0("\"", unwrap(rust_base64_encode(x)), "\"")
-}
-
 read_source <- function(dir, file) {
   path <- system.file(dir, file, package = "dbrxr")
   if (!nzchar(path)) {
@@ -52,175 +39,146 @@ read_source <- function(dir, file) {
   readBin(path, "raw", file.size(path))
 }
 
+# The Python of the bootstrap command and of one request, and the marker of
+# an answer: generated and parsed in Rust (src/rust/src/protocol.rs); these
+# wrappers let tests run them outside a cluster.
 bootstrap_code <- function(install_rpy2) {
-  module <- read_source("python", "dbrxr_bootstrap.py")
-  dispatcher <- read_source("remote", "dispatcher.R")
-  paste0(
-    "import sys, types, base64\n",
-    "_dbrxr_m = types.ModuleType(\"dbrxr_bootstrap\")\n",
-    "exec(compile(base64.b64decode(", py_b64(module), ").decode(\"utf-8\"), ",
-    "\"dbrxr_bootstrap.py\", \"exec\"), _dbrxr_m.__dict__)\n",
-    "sys.modules[\"dbrxr_bootstrap\"] = _dbrxr_m\n",
-    "del _dbrxr_m\n",
-    "sys.modules[\"dbrxr_bootstrap\"].setup(", py_b64(dispatcher), ", install_rpy2=",
-    if (isTRUE(install_rpy2)) "True" else "False", ")\n")
+  unwrap(rust_bootstrap_code(read_source("python", "dbrxr_bootstrap.py"),
+                             read_source("remote", "dispatcher.R"), isTRUE(install_rpy2)))
 }
-
-call_code <- function(req_b64, req_path, result_path) {
-  paste0(
-    "import sys\n",
-    "if \"dbrxr_bootstrap\" not in sys.modules:\n",
-    "    print(\"", marker, ":NOBOOT\")\n",
-    "else:\n",
-    "    sys.modules[\"dbrxr_bootstrap\"].call(\"", req_b64, "\", ", py_b64(req_path), ", ",
-    py_b64(result_path), ", ", format(inline_answer_max(), scientific = FALSE), ")\n")
+call_code <- function(req_raw, req_paths, result_path, request_id = "r1") {
+  unwrap(rust_call_code(request_id, req_raw, req_paths, result_path %||% "", inline_answer_max()))
 }
-
-# The marker line of a command's output: list(kind, payload).
 parse_marker <- function(text, call = rlang::caller_env()) {
-  text <- paste(text, collapse = "\n")
-  lines <- strsplit(text, "\n", fixed = TRUE)[[1]]
-  hits <- which(startsWith(lines, paste0(marker, ":")))
-  if (!length(hits)) {
-    abort_dbrxr("The cluster's answer to a dbrxr command has no dbrxr result in it.",
-                "dbrxr_internal_error",
-                problems = paste("Output:", substr(text, 1, 500)),
-                hints = "The bootstrap module may have been replaced; disconnect and reconnect.",
-                call = call)
-  }
-  line <- lines[hits[length(hits)]]
-  body <- substring(line, nchar(marker) + 2L)
-  sp <- regexpr(" ", body, fixed = TRUE)
-  if (sp < 0) return(list(kind = body, payload = ""))
-  list(kind = substr(body, 1L, sp - 1L), payload = substring(body, sp + 1L))
+  unwrap(rust_parse_marker(paste(text, collapse = "\n")), call = call)
 }
 
-# Install the bootstrap module in the connection's context.
-remote_bootstrap <- function(conn, timeout = NULL, call = rlang::caller_env()) {
+# The protocol lives in Rust; it gets the bootstrap sources once per connection.
+protocol_setup <- function(conn, call = rlang::caller_env()) {
   st <- remote_state(conn)
-  out <- run_python(conn, bootstrap_code(conn$options$install_rpy2), timeout = timeout, call = call)
-  m <- parse_marker(out, call = call)
-  if (identical(m$kind, "NORPY2")) {
-    info <- parse_fields(m$payload)
-    abort_dbrxr("rpy2 is not available in the cluster's Python, so dbrxr cannot run R there.",
-                "dbrxr_context_error",
-                problems = c(if (!is.null(info$problem)) paste("Import failed:", info$problem),
-                             if (!is.null(info$python)) paste("Python:", info$python)),
-                hints = c("Add rpy2 as a cluster library: {\"pypi\": {\"package\": \"rpy2\"}} (Libraries API or the cluster's Libraries tab), then reconnect.",
-                          "Or install it from a cluster init script (pip install rpy2).",
-                          "Or connect with `install_rpy2 = TRUE` to pip-install it in the execution context."),
-                call = call)
-  }
-  if (!identical(m$kind, "READY")) {
-    abort_dbrxr("The dbrxr bootstrap did not complete on the cluster.", "dbrxr_context_error",
-                problems = substr(paste(out, collapse = "\n"), 1, 500), call = call)
-  }
-  st$info <- parse_fields(m$payload)
-  st$stats$bootstraps <- st$stats$bootstraps + 1
-  # A new context has none of the objects shipped before.
-  rm(list = ls(st$objects), envir = st$objects)
-  invisible(st$info)
+  if (isTRUE(st$setup)) return(invisible())
+  unwrap(rust_protocol_setup(conn$handle, read_source("python", "dbrxr_bootstrap.py"),
+                             read_source("remote", "dispatcher.R"),
+                             isTRUE(conn$options$install_rpy2)), call = call)
+  st$setup <- TRUE
+  invisible()
 }
 
-# The bootstrap's form-encoded reports (key=value&...) as a named list.
-parse_fields <- function(text) {
-  if (!nzchar(text)) return(list())
-  pairs <- strsplit(strsplit(text, "&", fixed = TRUE)[[1]], "=", fixed = TRUE)
-  dec <- function(x) utils::URLdecode(gsub("+", " ", x, fixed = TRUE))
-  vals <- lapply(pairs, function(p) if (length(p) > 1) dec(p[[2]]) else "")
-  stats::setNames(vals, vapply(pairs, function(p) dec(p[[1]]), character(1)))
+# Install the bootstrap module in the connection's context now (requests
+# also do it themselves when needed).
+remote_bootstrap <- function(conn, timeout = NULL, call = rlang::caller_env()) {
+  protocol_setup(conn, call = call)
+  opts <- conn$options
+  job <- unwrap(rust_bootstrap_start(conn$handle, request_timeout(conn, timeout),
+                                     opts$poll_max, opts$cluster_timeout), call = call)
+  booted(conn, run_job(job, FALSE, call = call))
+}
+
+# A bootstrap happened: remember what it reported; a new context has none of
+# the objects shipped before.
+booted <- function(conn, info) {
+  st <- remote_state(conn)
+  st$info <- info
+  st$stats$bootstraps <- st$stats$bootstraps + 1
+  rm(list = ls(st$objects), envir = st$objects)
+  invisible(info)
+}
+
+# The timeout of a request: the argument, else the connection's `timeout`
+# option, else the `dbrxr.timeout` option.
+request_timeout <- function(conn, timeout) {
+  timeout %||% conn$options$timeout %||% getOption("dbrxr.timeout")
 }
 
 # Send one request (a list) and return the dispatcher's answer (a list).
-# `timeout` (seconds, NULL = the connection's `timeout` option) bounds the
-# whole call: the command still running then is cancelled on the cluster and
-# a dbrxr_timeout_error raised.
+# `timeout` (seconds; NULL: the option `dbrxr.timeout`, else none) bounds
+# the whole request: upload, command, download. On expiry the remote
+# command is cancelled and the error is `dbrxr_timeout_error`.
 remote_request <- function(conn, req, timeout = NULL, call = rlang::caller_env()) {
-  deadline <- request_deadline(conn, timeout)
-  if (is.null(remote_state(conn)$info)) {
-    remote_bootstrap(conn, timeout = time_left(deadline), call = call)
-  }
-  p <- request_begin(conn, req, deadline = deadline, call = call)
-  request_submit(conn, p)
-  request_finish(conn, p)
+  remote_request_finish(remote_request_start(conn, req, timeout = timeout, call = call))
 }
 
-# A request in flight is an environment: its bytes, the upload of them when
-# they are too large to go inline (a Rust job, running while R does other
-# work), the staged path, and the command's job. Splitting begin / submit /
-# finish lets chunked scoring upload chunk j+1 while chunk j is scored.
-request_begin <- function(conn, req, deadline = NULL, call = rlang::caller_env()) {
+# The protocol's async API (for the future backend and chunked scoring):
+#   remote_request_start(conn, req, timeout)  start a request; returns a handle
+#   remote_request_done(handle)               TRUE once finished; one status
+#                                             check, never blocks
+#   remote_request_finish(handle)             wait; the answer list, or raise
+#   remote_request_cancel(handle)             stop it, cancelling the remote
+#                                             command
+# Requests of one connection reach the cluster in the order they started.
+# A request is one Rust job: R hands over serialize() bytes and gets the
+# answer's bytes back (see src/rust/src/protocol.rs).
+remote_request_start <- function(conn, req, timeout = NULL, call = rlang::caller_env()) {
+  protocol_setup(conn, call = call)
   req$protocol <- protocol_version
   req$libpaths <- remote_state(conn)$library$path  # the connection's remote_library(), first
-  p <- new.env(parent = emptyenv())
-  p$deadline <- deadline
-  p$bytes <- serialize(req, NULL, xdr = FALSE)
-  p$call <- call
-  if (length(p$bytes) > inline_request_max()) {
-    p$upload <- stage_start(conn, p$bytes, "session", call = call)
-  }
-  p
+  bytes <- serialize(req, NULL, xdr = FALSE)
+  opts <- conn$options
+  h <- new.env(parent = emptyenv())
+  h$conn <- conn
+  h$call <- call
+  h$job <- unwrap(rust_request_start(conn$handle, bytes, request_timeout(conn, timeout),
+                                     opts$poll_max, opts$cluster_timeout,
+                                     c(inline_request_max(), inline_answer_max())), call = call)
+  h
 }
 
-request_code <- function(conn, p) {
-  if (length(p$bytes) <= inline_request_max()) {
-    return(call_code(unwrap(rust_base64_encode(p$bytes)), NULL, result_path(conn)))
+remote_request_done <- function(handle) {
+  if (!is.null(handle$result) || is.null(handle$job)) return(TRUE)
+  st <- rust_job_wait(handle$job, 0)
+  if (!isTRUE(st$ok) || isTRUE(st$value$done)) {
+    handle$result <- st
+    handle$job <- NULL
+    return(TRUE)
   }
-  if (!is.null(p$upload)) {
-    job <- p$upload
-    p$upload <- NULL
-    p$staged <- run_job(job, FALSE, call = p$call)$path
-  }
-  if (is.null(p$staged)) p$staged <- stage_bytes(conn, p$bytes, call = p$call)$path
-  call_code("", p$staged, result_path(conn))
+  FALSE
 }
 
-request_submit <- function(conn, p) {
-  p$job <- exec_start(conn, request_code(conn, p), timeout = time_left(p$deadline), call = p$call)
-  invisible(p)
+remote_request_finish <- function(handle) {
+  call <- handle$call
+  res <- handle$result
+  if (is.null(res)) {
+    job <- handle$job
+    handle$job <- NULL
+    if (is.null(job)) {
+      abort_dbrxr("This remote request was cancelled.", "dbrxr_cancelled_error", call = call)
+    }
+    res <- run_job(job, FALSE, call = call, full = TRUE)
+  } else {
+    handle$result <- NULL
+    res <- unwrap(res, call = call)
+  }
+  request_answer(handle$conn, res, call = call)
 }
 
-# Wait for the command and return the answer. A context recreated behind our
-# back (NOBOOT) is bootstrapped again and the request re-sent once; a staged
-# request file that vanished (NOFILE) is staged again and re-sent once.
-request_finish <- function(conn, p) {
-  call <- p$call
+remote_request_cancel <- function(handle) {
+  if (!is.null(handle$job)) try(rust_job_cancel(handle$job), silent = TRUE)
+  handle$job <- NULL
+  invisible(handle)
+}
+
+# The finished job's answer bytes and facts: counters, a bootstrap on the way.
+request_answer <- function(conn, res, call) {
   st <- remote_state(conn)
-  on.exit(request_cleanup(conn, p), add = TRUE)
-  job <- p$job
-  p$job <- NULL
-  m <- parse_marker(exec_output(run_job(job, FALSE, call = call)), call = call)
-  if (identical(m$kind, "NOBOOT")) {
-    remote_bootstrap(conn, timeout = time_left(p$deadline), call = call)
-    m <- parse_marker(run_python(conn, request_code(conn, p), timeout = time_left(p$deadline),
-                                 call = call), call = call)
-  } else if (identical(m$kind, "NOFILE")) {
-    p$staged <- NULL
-    m <- parse_marker(run_python(conn, request_code(conn, p), timeout = time_left(p$deadline),
-                                 call = call), call = call)
-  }
+  meta <- res$meta
+  if (!is.null(meta$bootstrap)) booted(conn, meta$bootstrap)
   st$stats$requests <- st$stats$requests + 1
-  st$stats$bytes_sent <- st$stats$bytes_sent + length(p$bytes)
-  answer <- switch(m$kind,
-    INLINE = unwrap(rust_base64_decode(m$payload), call = call),
-    FILE = {
-      path <- parse_fields(m$payload)$path
-      on.exit(stage_remove_quiet(conn, path), add = TRUE)
-      stage_fetch(conn, path, progress = FALSE, call = call)
-    },
-    abort_dbrxr("The cluster gave an unexpected dbrxr answer.", "dbrxr_internal_error",
-                problems = paste0(m$kind, " ", substr(m$payload, 1, 300)), call = call))
-  st$stats$bytes_received <- st$stats$bytes_received + length(answer)
-  unserialize(answer)
+  st$stats$bytes_sent <- st$stats$bytes_sent + (meta$bytes_sent %||% 0)
+  st$stats$bytes_received <- st$stats$bytes_received + length(res$value)
+  unserialize(res$value)
 }
 
-# Stop an upload or command still running (an error or interrupt got here
-# first) and remove the staged request.
+# Chunked scoring's pipeline (remote-score.R): begin starts the request (its
+# upload and command run in Rust while R prepares the next chunk), finish
+# waits for it, cleanup cancels one that is still running.
+request_begin <- function(conn, req, deadline = NULL, call = rlang::caller_env()) {
+  remote_request_start(conn, req, timeout = time_left(deadline), call = call)
+}
+request_submit <- function(conn, p) invisible(p)
+request_finish <- function(conn, p) remote_request_finish(p)
 request_cleanup <- function(conn, p) {
-  if (!is.null(p$upload)) try(rust_job_cancel(p$upload), silent = TRUE)
-  if (!is.null(p$job)) try(rust_job_cancel(p$job), silent = TRUE)
-  if (!is.null(p$staged)) stage_remove_quiet(conn, p$staged)
-  p$upload <- p$job <- p$staged <- NULL
+  if (!is.null(p)) remote_request_cancel(p)
+  invisible()
 }
 
 exec_output <- function(res) if (is.null(res$data)) "" else as.character(res$data)
@@ -242,6 +200,22 @@ request_deadline <- function(conn, timeout = NULL) {
 time_left <- function(deadline) {
   if (is.null(deadline)) return(NULL)
   max(0.001, as.numeric(difftime(deadline, Sys.time(), units = "secs")))
+}
+
+# ---- Commands outside the protocol job ----------------------------------
+# Table operations (table.R) run commands of their own in the context, next
+# to the bootstrap module; these are the pieces they share.
+marker <- "DBRXR1"
+
+# Python string literal of arbitrary text: base64 inside quotes, so nothing a
+# caller passes can change the meaning of the generated source.
+py_b64 <- function(x) {
+  if (is.null(x) || length(x) == 0L) return("\"\"")
+  if (is.character(x)) {
+    if (!nzchar(x)) return("\"\"")
+    x <- charToRaw(enc2utf8(x))
+  }
+  paste0("\"", unwrap(rust_base64_encode(x)), "\"")
 }
 
 # A fresh path in the session's staging directory for an answer the cluster

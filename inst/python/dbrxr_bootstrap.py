@@ -13,6 +13,7 @@ caller-supplied text is ever part of the command's source.
 """
 
 import base64
+import collections
 import os
 import platform
 import sys
@@ -136,34 +137,84 @@ def _text(b64):
     return base64.b64decode(b64).decode("utf-8") if b64 else ""
 
 
-def call(req_b64, req_path_b64, result_path_b64, inline_max):
-    """Run one request. `req_b64` (inline) or `req_path` (staged file) holds the
-    serialized request; the serialized answer is printed inline when it has at
-    most `inline_max` bytes, else written to `result_path`."""
-    if not _state["ready"]:
-        _say("NOBOOT")
-        return
-    req_path, result_path = _text(req_path_b64), _text(result_path_b64)
+def _answer(req_b64, req_paths, result_path, inline_max):
+    """Run one request and return its marker (kind, payload). The request is
+    inline (base64) or staged as one or more parts, concatenated in order; the
+    serialized answer is inline when it has at most `inline_max` bytes, else
+    written to `result_path`."""
     from rpy2.rinterface_lib import openrlib
     env = _state["r"]
     with _lock, openrlib.rlock:
-        if req_path:
-            local = map_path(req_path)
-            if not os.path.exists(local):
-                _say("NOFILE", urlencode({"path": req_path}))
-                return
-            res = env.find("dispatch_file")(local)
+        if req_paths:
+            local = [map_path(p) for p in req_paths]
+            missing = [p for p, l in zip(req_paths, local) if not os.path.exists(l)]
+            if missing:
+                return "NOFILE", urlencode({"path": missing[0]})
+            if len(local) == 1:
+                res = env.find("dispatch_file")(local[0])
+            else:
+                buf = bytearray()
+                for l in local:
+                    with open(l, "rb") as f:
+                        buf += f.read()
+                res = env.find("dispatch_raw")(_raw_from_bytes(buf))
+                del buf
         else:
             res = env.find("dispatch_raw")(_raw_from_bytes(base64.b64decode(req_b64)))
         buf = _raw_buffer(res)
         n = len(buf)
         if n <= inline_max or not result_path:
-            _say("INLINE", base64.b64encode(buf).decode("ascii"))
-            return
+            return "INLINE", base64.b64encode(buf).decode("ascii")
         local = map_path(result_path)
         os.makedirs(os.path.dirname(local), exist_ok=True)
         tmp = local + ".part"
         with open(tmp, "wb") as f:
             f.write(buf)
         os.replace(tmp, local)
-    _say("FILE", urlencode({"path": result_path, "size": n}))
+    return "FILE", urlencode({"path": result_path, "size": n})
+
+
+def call(req_b64, req_path_b64, result_path_b64, inline_max):
+    """Run one request (no request id: never answered from the cache)."""
+    if not _state["ready"]:
+        _say("NOBOOT")
+        return
+    req_path = _text(req_path_b64)
+    _say(*_answer(req_b64, [req_path] if req_path else [], _text(result_path_b64), inline_max))
+
+
+# Answers of recent request ids, so a request the client sent again (its
+# execute or status poll was lost on the way) is answered without running
+# twice. Bounded by count and by bytes; per context, as this module is.
+_ANSWERS_MAX = 64
+_ANSWERS_MAX_BYTES = 32 << 20
+_answers = collections.OrderedDict()
+
+
+def _remember(request_id, answer):
+    _answers[request_id] = answer
+    _answers.move_to_end(request_id)
+    size = sum(len(a[1]) for a in _answers.values())
+    while len(_answers) > _ANSWERS_MAX or (size > _ANSWERS_MAX_BYTES and len(_answers) > 1):
+        _, old = _answers.popitem(last=False)
+        size -= len(old[1])
+
+
+def call_once(request_id, req_b64, req_paths_b64, result_path_b64, inline_max):
+    """Run request `request_id` once: a repeat gets the stored answer. Staged
+    parts arrive as base64 of newline-separated paths."""
+    if not _state["ready"]:
+        _say("NOBOOT")
+        return
+    with _lock:
+        seen = _answers.get(request_id)
+    if seen is not None:
+        _state["replays"] = _state.get("replays", 0) + 1
+        _say(*seen)
+        return
+    paths = [p for p in _text(req_paths_b64).split("\n") if p]
+    answer = _answer(req_b64, paths, _text(result_path_b64), inline_max)
+    if answer[0] != "NOFILE":
+        with _lock:
+            _remember(request_id, answer)
+    _say(*answer)

@@ -16,13 +16,12 @@ run_commands <- function(commands, env = character()) {
   paste(out, collapse = "\n")
 }
 
-request_code <- function(req, result = "", inline = TRUE, dir = NULL) {
+ids <- new.env()
+request_code <- function(req, result = "") {
   req$protocol <- dbrxr:::protocol_version
   bytes <- serialize(req, NULL, xdr = FALSE)
-  if (inline) return(dbrxr:::call_code(dbrxr:::rust_base64_encode(bytes)$value, NULL, result))
-  path <- file.path(dir, paste0("req-", length(bytes), ".bin"))
-  writeBin(bytes, path)
-  dbrxr:::call_code("", path, result)
+  ids$n <- (ids$n %||% 0) + 1
+  dbrxr:::call_code(bytes, NULL, result, request_id = paste0("t", ids$n))
 }
 
 markers <- function(out) {
@@ -41,7 +40,7 @@ test_that("a call before the bootstrap reports NOBOOT; bootstrap reports version
   expect_equal(m[1], "DBRXR1:NOBOOT")
   ready <- dbrxr:::parse_marker(m[2])
   expect_equal(ready$kind, "READY")
-  info <- dbrxr:::parse_fields(ready$payload)
+  info <- ready$fields
   expect_equal(info$r_version, R.version.string)
   expect_match(info$rpy2_version, "^[0-9]+\\.")
   expect_equal(decode_inline(m[3])$value$r_version, R.version.string)
@@ -96,15 +95,15 @@ test_that("staged requests and answers go through the mapped /dbfs paths, fast",
   writeBin(bytes, file.path(dir, "req.bin"))
   code <- c(dbrxr:::bootstrap_code(FALSE),
             "import time\n_t = time.time()",
-            dbrxr:::call_code("", "dbfs:/tmp/dbrxr/sessions/s1/req.bin",
+            dbrxr:::call_code(NULL, "dbfs:/tmp/dbrxr/sessions/s1/req.bin",
                               "dbfs:/tmp/dbrxr/sessions/s1/answer.bin"),
             "print('SECONDS', time.time() - _t)",
-            dbrxr:::call_code("", "/dbfs/tmp/dbrxr/sessions/s1/gone.bin", ""))
+            dbrxr:::call_code(NULL, "/dbfs/tmp/dbrxr/sessions/s1/gone.bin", "", request_id = "r2"))
   out <- run_commands(code, env = paste0("DBRXR_LOCAL_FS_ROOT=", root))
   m <- markers(out)
   file_m <- dbrxr:::parse_marker(m[2])
   expect_equal(file_m$kind, "FILE")
-  expect_equal(dbrxr:::parse_fields(file_m$payload)$path, "dbfs:/tmp/dbrxr/sessions/s1/answer.bin")
+  expect_equal(file_m$fields$path, "dbfs:/tmp/dbrxr/sessions/s1/answer.bin")
   ans <- unserialize(readBin(file.path(dir, "answer.bin"), "raw", 2e7))
   expect_identical(ans$value, big)
   # 12 MB in and out through rpy2: the raw-memory path takes milliseconds,
@@ -119,5 +118,37 @@ test_that("rpy2 missing gives NORPY2 with the reason", {
   code <- c("import sys\nsys.modules['rpy2'] = None", dbrxr:::bootstrap_code(FALSE))
   m <- dbrxr:::parse_marker(markers(run_commands(code))[1])
   expect_equal(m$kind, "NORPY2")
-  expect_match(dbrxr:::parse_fields(m$payload)$problem, "rpy2")
+  expect_match(m$fields$problem, "rpy2")
+})
+
+test_that("a request sent again with the same id is answered from the cache, not run twice", {
+  req <- list(op = "eval", expr = quote({ n <- get0("n_runs", globalenv(), ifnotfound = 0) + 1
+                                           assign("n_runs", n, globalenv()); n }),
+              globals = list(), protocol = dbrxr:::protocol_version)
+  bytes <- serialize(req, NULL, xdr = FALSE)
+  same <- dbrxr:::call_code(bytes, NULL, "", request_id = "same1")
+  other <- dbrxr:::call_code(bytes, NULL, "", request_id = "other1")
+  m <- markers(run_commands(c(dbrxr:::bootstrap_code(FALSE), same, same, other)))
+  expect_identical(decode_inline(m[2])$value, 1)
+  expect_identical(m[3], m[2])
+  expect_identical(decode_inline(m[4])$value, 2)
+})
+
+test_that("a request staged as several parts is put together in order", {
+  root <- withr::local_tempdir()
+  dir <- file.path(root, "dbfs", "tmp", "s2")
+  dir.create(dir, recursive = TRUE)
+  x <- runif(3e5)
+  bytes <- serialize(list(op = "eval", expr = quote(x), globals = list(x = x),
+                          protocol = dbrxr:::protocol_version), NULL, xdr = FALSE)
+  cuts <- split(seq_along(bytes), ceiling(seq_along(bytes) / 1e6))
+  paths <- character()
+  for (i in seq_along(cuts)) {
+    writeBin(bytes[cuts[[i]]], file.path(dir, sprintf("%05d", i)))
+    paths <- c(paths, sprintf("dbfs:/tmp/s2/%05d", i))
+  }
+  expect_gt(length(paths), 1)
+  out <- run_commands(c(dbrxr:::bootstrap_code(FALSE), dbrxr:::call_code(NULL, paths, "")),
+                      env = paste0("DBRXR_LOCAL_FS_ROOT=", root))
+  expect_identical(decode_inline(markers(out)[2])$value, x)
 })

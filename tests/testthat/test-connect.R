@@ -161,3 +161,55 @@ test_that("a closed connection is refused", {
   expect_error(dbx_disconnect(conn), class = "dbrxr_input_error")
   expect_output(print(conn), "\\[closed\\]")
 })
+
+test_that("a bad port and a token with control characters fail at connect, without network I/O", {
+  local_clean_config()
+  t0 <- Sys.time()
+  e <- expect_error(dbx_connect(host = "http://127.0.0.1:notaport", token = "t", cluster_id = "c"),
+                    class = "dbrxr_config_error")
+  expect_match(conditionMessage(e), "port")
+  expect_error(dbx_connect(host = "http://127.0.0.1:70000", token = "t", cluster_id = "c"),
+               class = "dbrxr_config_error")
+  e <- expect_error(dbx_connect(host = "https://h.example.com", token = "dapiLINE\nBREAK",
+                                cluster_id = "c"), class = "dbrxr_config_error")
+  expect_false(grepl("LINE|BREAK", conditionMessage(e)))
+  expect_error(dbx_connect(host = "https://h.example.com", token = "a\tb", cluster_id = "c"),
+               class = "dbrxr_config_error")
+  expect_lt(as.numeric(Sys.time() - t0, units = "secs"), 1)
+})
+
+test_that("credentials in the host URL are stripped with a warning and never shown", {
+  home <- local_clean_config()
+  secret <- "Qx7HOSTSECRETzz91"
+  outputs <- character()
+  grab <- function(expr) {
+    out <- utils::capture.output(
+      res <- withCallingHandlers(tryCatch(expr, error = function(e) e),
+                                 warning = function(w) {
+                                   outputs <<- c(outputs, conditionMessage(w), format(w))
+                                   invokeRestart("muffleWarning")
+                                 }), type = "output")
+    msg <- if (inherits(res, "condition")) conditionMessage(res) else ""
+    outputs <<- c(outputs, out, msg, if (inherits(res, "condition")) format(res))
+    res
+  }
+  expect_warning(conn <- dbx_connect(host = paste0("https://user:", secret, "@h.example.com/"),
+                                     token = "t", cluster_id = "c"),
+                 class = "dbrxr_config_warning")
+  on.exit(dbx_disconnect(conn))
+  expect_identical(conn$info$host, "https://h.example.com")
+  grab(print(conn))
+  grab(str(conn))
+  grab(print(unclass(conn$info)))
+  grab(cat(format(conn), sep = "\n"))
+  grab(summary(conn))
+  grab(dbx_connect(host = paste0("https://user:", secret, "@bad host"), token = "t", cluster_id = "c"))
+  grab(dbx_connect(host = paste0("http://user:", secret, "@127.0.0.1:notaport"), token = "t",
+                   cluster_id = "c"))
+  withr::local_envvar(DATABRICKS_HOST = paste0("https://", secret, "@h.example.com"),
+                      DATABRICKS_TOKEN = "t", DATABRICKS_CLUSTER_ID = "c")
+  conn2 <- grab(dbx_connect())
+  grab(print(conn2))
+  expect_gt(length(outputs), 8)
+  expect_false(any(grepl("HOSTSECRET", outputs)))
+})

@@ -93,7 +93,7 @@ test_that("1e6 rows x 10 columns score through staging in one call", {
   after <- dbrxr:::local_stats(conn)
   expect_identical(pred, predict(fit, big))
   # The 80 MB went through staging uploads, not through the command text.
-  staged_in <- function(s) sum(vapply(s$routes[grepl("add-block|/api/2.0/fs/files", names(s$routes))],
+  staged_in <- function(s) sum(vapply(s$routes[grepl("add-block|dbfs/put|/api/2.0/fs/files", names(s$routes))],
                                       function(r) r$bytes_in, numeric(1)))
   expect_gt(staged_in(after) - staged_in(before), 80e6)
   cmd_in <- function(s) s$routes[["POST /api/1.2/commands/execute"]]$bytes_in

@@ -86,3 +86,17 @@ test_that("a session's files on a Volume are removed when it closes; the cache s
   expect_error(stage_fetch(owner, tmp$path), class = "dbrxr_http_404")
   expect_identical(stage_fetch(owner, kept$path), as.raw(6:9))
 })
+
+test_that("uploads and downloads survive 30% dropped connections, to DBFS and to a Volume", {
+  conn <- local_test_cluster()
+  set.seed(4)
+  x <- as.raw(sample(0:255, 12e6, replace = TRUE))
+  local_faults(conn, drop_rate = 0.3, seed = 21)
+  for (path in c("dbfs:/tmp/dbrxr-drops/x.bin", "/Volumes/main/default/files/drops/x.bin")) {
+    expect_identical(dbx_upload(x, path, conn = conn), path)
+    expect_identical(dbx_download(path, conn = conn), x)
+  }
+  p <- dbx_upload(x, conn = conn)
+  expect_identical(dbx_download(p, conn = conn), x)
+  expect_gt(local_stats(conn)$faults_injected, 10)
+})

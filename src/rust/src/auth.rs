@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 
 use crate::config::AuthSpec;
 use crate::error::{Error, Result};
+use crate::http::RetryPolicy;
 use crate::redact::{scrub, Secret};
 
 #[derive(Clone)]
@@ -211,22 +212,29 @@ impl Credentials {
     }
 }
 
-/// One retry on 429/503/connection failure: auth endpoints sit outside the
-/// transport (which needs credentials itself), so they carry their own tiny policy.
+/// Auth endpoints sit outside the transport (which needs credentials
+/// itself), but they follow the same retry policy ([`RetryPolicy::auth`]:
+/// the transport's backoff, fewer attempts) and the call's deadline.
 async fn send_with_retry<F>(make: F) -> std::result::Result<reqwest::Response, reqwest::Error>
 where
     F: Fn() -> reqwest::RequestBuilder,
 {
+    let policy = RetryPolicy::auth();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match make().send().await {
-            Ok(r) if attempt < 3 && (r.status().as_u16() == 429 || r.status().as_u16() == 503) => {}
+        let retry = attempt < policy.max_attempts;
+        match make().timeout(crate::deadline::cap(crate::http::REQUEST_TIMEOUT)).send().await {
+            Ok(r) if retry && RetryPolicy::retryable_status(r.status().as_u16()) => {}
             Ok(r) => return Ok(r),
-            Err(e) if attempt < 3 && (e.is_connect() || e.is_timeout()) => {}
+            Err(e) if retry && (e.is_connect() || e.is_timeout()) => {}
             Err(e) => return Err(e),
         }
-        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+        let wait = policy.backoff(attempt);
+        if crate::deadline::would_pass(wait) {
+            return make().timeout(crate::deadline::cap(crate::http::REQUEST_TIMEOUT)).send().await;
+        }
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Config {
     /// attribute → where its value came from (e.g. `argument`,
     /// `environment variable DATABRICKS_HOST`, `profile dev of ~/.databrickscfg`).
     pub sources: BTreeMap<String, String>,
+    /// What the caller should be told (credentials removed from the host).
+    pub warnings: Vec<String>,
 }
 
 /// What the caller passed explicitly; empty strings count as unset.
@@ -125,7 +127,19 @@ pub fn resolve(
     let Some(raw_host) = values.get("host").cloned() else {
         return Err(not_configured(&config_path));
     };
-    let host = normalize_host(&raw_host)?;
+    let (host, had_userinfo) = check_host(&raw_host)?;
+    let mut warnings = Vec::new();
+    if had_userinfo {
+        warnings.push(format!(
+            "the host URL{} had credentials in it (user:password@); they were removed and are not used: pass the token as `token` instead",
+            sources.get("host").map(|s| format!(" from {s}")).unwrap_or_default()
+        ));
+    }
+    for attr in ["token", "client_id", "client_secret"] {
+        if let Some(v) = values.get(attr) {
+            check_credential(attr, v, &sources)?;
+        }
+    }
     let auth = resolve_auth(&values, &sources, env)?;
     let Some(cluster_id) = values.get("cluster_id").cloned() else {
         return Err(Error::config("no cluster id is configured")
@@ -141,6 +155,7 @@ pub fn resolve(
         config_file: Some(config_path.display().to_string()),
         staging: values.get("staging").cloned(),
         sources,
+        warnings,
     })
 }
 
@@ -268,28 +283,46 @@ pub fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
 
 /// Normalise a host like the SDKs: add `https://` when there is no scheme, keep
 /// an explicit `http://` (loopback), drop a trailing `/`, an `/api/...` suffix
-/// and an explicit `:443` on https.
+/// and an explicit `:443` on https. The host name and port are checked here,
+/// so a bad one fails at connect, not after retries on first use.
 pub fn normalize_host(raw: &str) -> Result<String> {
-    let mut h = raw.trim().to_string();
+    Ok(check_host(raw)?.0)
+}
+
+/// [`normalize_host`], also saying whether credentials (`user:secret@`) were
+/// embedded in the URL: they are dropped and never shown, not even in errors.
+pub fn check_host(raw: &str) -> Result<(String, bool)> {
+    let (clean, had_userinfo) = strip_userinfo(raw.trim());
+    let shown = clean.as_str();
+    if shown.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::config("the host contains spaces or control characters")
+            .hint("use the workspace URL alone, e.g. https://dbc-1234abcd-5678.cloud.databricks.com"));
+    }
+    let mut h = shown.to_string();
     if !h.contains("://") {
         h = format!("https://{h}");
     }
     let (scheme, rest) = match h.split_once("://") {
         Some((s, r)) => (s.to_ascii_lowercase(), r.to_string()),
-        None => invalid_host(raw)?,
+        None => invalid_host(shown)?,
     };
     if scheme != "https" && scheme != "http" {
-        return Err(Error::config(format!("host `{raw}` has unsupported scheme `{scheme}`"))
+        return Err(Error::config(format!("host `{shown}` has unsupported scheme `{scheme}`"))
             .hint("use https://<workspace>.cloud.databricks.com (http:// only for a local cluster)"));
     }
     let mut authority = rest.as_str();
     let mut path = "";
-    if let Some(i) = rest.find('/') {
+    if let Some(i) = rest.find(['/', '?', '#']) {
         authority = &rest[..i];
         path = &rest[i..];
     }
     if authority.is_empty() {
-        return invalid_host(raw);
+        return invalid_host(shown);
+    }
+    check_authority(authority, shown)?;
+    if path.contains(['?', '#']) {
+        return Err(Error::config(format!("host `{shown}` has a query or fragment"))
+            .hint("use the workspace URL alone, e.g. https://dbc-1234abcd-5678.cloud.databricks.com"));
     }
     // Keep a path prefix (reverse proxies) but drop anything from `/api/` on.
     let mut path = path.to_string();
@@ -304,12 +337,70 @@ pub fn normalize_host(raw: &str) -> Result<String> {
     } else {
         authority
     };
-    Ok(format!("{scheme}://{authority}{path}"))
+    Ok((format!("{scheme}://{authority}{path}"), had_userinfo))
 }
 
-fn invalid_host<T>(raw: &str) -> Result<T> {
-    Err(Error::config(format!("host `{raw}` is not a valid URL"))
+/// Remove `user:password@` from a URL-ish text.
+fn strip_userinfo(raw: &str) -> (String, bool) {
+    let (scheme, rest) = match raw.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), raw),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => (format!("{scheme}{}", &rest[at + 1..]), true),
+        None => (raw.to_string(), false),
+    }
+}
+
+/// `name`, `name:port` or `[v6]:port`, the port a number in 1..=65535.
+fn check_authority(authority: &str, shown: &str) -> Result<()> {
+    let (name, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((addr, after)) = v6.split_once(']') else { return invalid_host(shown) };
+        match after {
+            "" => (addr, None),
+            p => match p.strip_prefix(':') {
+                Some(port) => (addr, Some(port)),
+                None => return invalid_host(shown),
+            },
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let name_ok = !name.is_empty()
+        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'));
+    if !name_ok {
+        return invalid_host(shown);
+    }
+    if let Some(p) = port {
+        if !matches!(p.parse::<u32>(), Ok(1..=65535)) || !p.chars().all(|c| c.is_ascii_digit()) {
+            return Err(Error::config(format!("host `{shown}` has an invalid port `{p}`"))
+                .field("attribute", "host")
+                .hint("a port is a number from 1 to 65535, e.g. http://127.0.0.1:8080"));
+        }
+    }
+    Ok(())
+}
+
+fn invalid_host<T>(shown: &str) -> Result<T> {
+    Err(Error::config(format!("host `{shown}` is not a valid URL"))
+        .field("attribute", "host")
         .hint("use the workspace URL, e.g. https://dbc-1234abcd-5678.cloud.databricks.com"))
+}
+
+/// A credential must be printable text: a newline or other control character
+/// (a token read from a file with its line end) would corrupt the header.
+fn check_credential(attr: &str, value: &str, sources: &BTreeMap<String, String>) -> Result<()> {
+    if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        let from = sources.get(attr).map(|s| format!(" (from {s})")).unwrap_or_default();
+        return Err(Error::config(format!("the {attr}{from} contains spaces or control characters"))
+            .field("attribute", attr)
+            .hint("copy the value again without line breaks or spaces, e.g. `token = trimws(readLines(path))`"));
+    }
+    Ok(())
 }
 
 fn resolve_auth(
@@ -413,6 +504,25 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join(".databrickscfg"), text).unwrap();
         d
+    }
+
+    #[test]
+    fn hosts_are_checked_and_credentials_stripped() {
+        let e = normalize_host("http://127.0.0.1:notaport").unwrap_err();
+        assert!(e.message.contains("invalid port"), "{}", e.message);
+        assert!(normalize_host("http://127.0.0.1:70000").is_err());
+        assert!(normalize_host("http://127.0.0.1:").is_err());
+        assert!(normalize_host("https://a b.com").is_err());
+        assert!(normalize_host("https://x.\u{7}com").is_err());
+        assert_eq!(normalize_host("http://[::1]:8080").unwrap(), "http://[::1]:8080");
+        let (h, creds) = check_host("https://user:S3cr3tXYZ@x.cloud.databricks.com/").unwrap();
+        assert_eq!(h, "https://x.cloud.databricks.com");
+        assert!(creds);
+        let e = check_host("https://user:S3cr3tXYZ@bad host").unwrap_err();
+        assert!(!e.to_string().contains("S3cr3tXYZ"));
+        let e = resolve(&explicit(&[("host", "h"), ("token", "abc\ndef"), ("cluster_id", "c")]), &env_of(&[]), None).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Config);
+        assert!(!e.to_string().contains("abc"));
     }
 
     #[test]

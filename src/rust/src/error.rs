@@ -132,6 +132,12 @@ impl Error {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Record how many attempts the transport made.
+    pub fn attempts(mut self, n: u32) -> Self {
+        self.attempts = Some(n);
+        self
+    }
+
     pub fn with_kind(mut self, kind: ErrorKind) -> Self {
         self.kind = kind;
         self

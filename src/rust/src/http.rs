@@ -19,6 +19,7 @@ use reqwest::header::HeaderMap;
 use reqwest::Method;
 
 use crate::auth::Credentials;
+use crate::deadline;
 use crate::error::{Error, ErrorKind, Result};
 use crate::redact::{scrub, Secret};
 
@@ -49,8 +50,9 @@ pub struct RetryPolicy {
     pub cap: Duration,
     /// Longest `Retry-After` we honour.
     pub retry_after_cap: Duration,
-    /// Attempts when the network fails: a host that refuses connections
-    /// should fail in seconds, not after the whole time budget.
+    /// Attempts when the connection cannot be made: a host that refuses
+    /// connections should fail in seconds, not after the whole time budget.
+    /// (A connection dropped mid-request counts against `max_attempts`.)
     pub max_network_attempts: u32,
 }
 
@@ -68,6 +70,23 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The policy of auth endpoints (token, discovery): same backoff, three
+    /// attempts, as a login that fails should say so quickly.
+    pub fn auth() -> Self {
+        RetryPolicy { max_attempts: 3, ..Default::default() }
+    }
+
+    /// The policy of creating an execution context that ended in `Error`
+    /// (an overloaded driver): four attempts, slower backoff.
+    pub fn context() -> Self {
+        RetryPolicy { max_attempts: 4, base: Duration::from_millis(500), ..Default::default() }
+    }
+
+    /// Statuses that mean "try again later".
+    pub fn retryable_status(status: u16) -> bool {
+        status == 429 || status == 503
+    }
+
     /// Full-jitter backoff before retry number `retry` (1-based):
     /// uniform in `[0, min(cap, base * 2^(retry-1))]`.
     pub fn backoff(&self, retry: u32) -> Duration {
@@ -271,35 +290,48 @@ impl Transport {
         &self.client
     }
 
-    /// Send with retries; the body of a success is read in full.
+    /// Send with retries; the body of a success is read in full. The task's
+    /// deadline (see [`crate::deadline`]) bounds every attempt and every wait:
+    /// when it passes, the error is a timeout saying what was being sent.
     pub async fn send(&self, req: Request) -> Result<Response> {
+        let what = format!("{} {}", req.method, req.path);
         let started = Instant::now();
         let mut attempts = 0u32;
         let mut refreshed = false;
         loop {
+            if deadline::remaining().is_some_and(|r| r.is_zero()) {
+                return Err(deadline::expired(&format!("sending {what}")).attempts(attempts));
+            }
             attempts += 1;
-            let outcome = self.attempt(&req, &mut refreshed).await;
+            let outcome = match deadline::bound(&format!("waiting for {what}"), async {
+                Ok(self.attempt(&req, &mut refreshed).await)
+            })
+            .await
+            {
+                Ok(o) => o,
+                Err(e) => return Err(e.attempts(attempts)),
+            };
             let (err, wait) = match outcome {
                 Attempt::Done(r) => return Ok(r),
-                Attempt::Fail(mut e) => {
-                    e.attempts = Some(attempts);
-                    return Err(e);
-                }
+                Attempt::Fail(e) => return Err(e.attempts(attempts)),
                 Attempt::Retry(e, wait) => (e, wait),
             };
             let wait = wait.unwrap_or_else(|| self.policy.backoff(attempts));
-            let limit = if err.kind == ErrorKind::Network {
+            let limit = if err.kind == ErrorKind::Network && err.get_field("never_sent").is_some() {
                 self.policy.max_network_attempts.min(self.policy.max_attempts)
             } else {
                 self.policy.max_attempts
             };
+            if deadline::would_pass(wait) {
+                let e = deadline::expired(&format!("{what} was retried {attempts} times; last: {}", err.message));
+                return Err(e.attempts(attempts));
+            }
             if attempts >= limit || started.elapsed() + wait > self.policy.max_elapsed {
-                let mut e = err.hint(format!(
+                let e = err.hint(format!(
                     "gave up after {attempts} attempts in {:.1} s; the workspace may be overloaded: try again later",
                     started.elapsed().as_secs_f64()
                 ));
-                e.attempts = Some(attempts);
-                return Err(e);
+                return Err(e.attempts(attempts));
             }
             tokio::time::sleep(wait).await;
         }
@@ -325,7 +357,7 @@ impl Transport {
         let mut rb = self
             .client
             .request(req.method.clone(), &url)
-            .timeout(req.timeout.unwrap_or(REQUEST_TIMEOUT))
+            .timeout(deadline::cap(req.timeout.unwrap_or(REQUEST_TIMEOUT)).max(Duration::from_millis(1)))
             .header("Authorization", auth.as_str());
         if !req.query.is_empty() {
             rb = rb.query(&req.query);
@@ -380,7 +412,7 @@ impl Transport {
         }
         // The server answered with an error, so it did not run the request:
         // retrying is safe even for `Replay::Never`.
-        if status == 429 || status == 503 {
+        if RetryPolicy::retryable_status(status) {
             let wait = self.policy.retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()));
             return Attempt::Retry(err, wait);
         }
@@ -392,8 +424,14 @@ impl Transport {
 
     fn network_failure(&self, what: &str, replay: Replay, e: &reqwest::Error, secrets: &[&Secret]) -> Attempt {
         let detail = scrub(&error_chain(e), secrets);
+        if e.is_timeout() && deadline::remaining().is_some_and(|r| r.is_zero()) {
+            return Attempt::Fail(deadline::expired(&format!("waiting for {what}")));
+        }
         let never_sent = e.is_connect();
-        let err = Error::new(ErrorKind::Network, format!("{what} failed: {detail}"));
+        let mut err = Error::new(ErrorKind::Network, format!("{what} failed: {detail}"));
+        if never_sent {
+            err = err.field("never_sent", "true");
+        }
         if never_sent || replay == Replay::Safe {
             let err = err
                 .hint(format!("check that {} is reachable from this machine (VPN, proxy, firewall)", self.host));

@@ -22,6 +22,8 @@ use crate::session::Control;
 pub enum Output {
     Json(serde_json::Value),
     Bytes(Vec<u8>),
+    /// A remote request's answer bytes and facts about the call.
+    Answer(crate::protocol::Answer),
 }
 
 /// Where a job is.

@@ -12,10 +12,12 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod local;
+pub mod protocol;
 pub mod redact;
 pub mod runtime;
 pub mod session;

@@ -18,8 +18,9 @@ use crate::api::commands::{self, CommandStatus, CommandStatusResponse};
 use crate::api::contexts::{self, ContextStatus};
 use crate::auth::Credentials;
 use crate::config::Config;
+use crate::deadline;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::Transport;
+use crate::http::{Replay, RetryPolicy, Transport};
 use crate::staging::StagingState;
 
 /// Cancellation and progress of one operation, shared with whoever waits on it.
@@ -46,13 +47,21 @@ impl Control {
             _ = self.cancel.cancelled() => Err(self.cancelled_error()),
         }
     }
-    /// Sleep `d` unless cancelled first.
+    /// Sleep `d` unless cancelled first. A sleep that would pass the call's
+    /// deadline ends at the deadline with a timeout saying what was going on.
     pub async fn sleep(&self, d: Duration) -> Result<()> {
+        let passes = deadline::would_pass(d);
+        let d = deadline::cap(d);
         self.run(async {
             tokio::time::sleep(d).await;
             Ok(())
         })
-        .await
+        .await?;
+        if passes {
+            let doing = self.progress();
+            return Err(deadline::expired(if doing.is_empty() { "waiting" } else { &doing }));
+        }
+        Ok(())
     }
 }
 
@@ -97,7 +106,6 @@ const FIRST_POLL: Duration = Duration::from_millis(3);
 /// How long a cancel may take to be confirmed before we stop watching.
 const CANCEL_CONFIRM: Duration = Duration::from_millis(1500);
 /// Context creation: attempts, and how long one may stay Pending.
-const CONTEXT_ATTEMPTS: u32 = 4;
 const CONTEXT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Per-call options (they come from the R connection's options).
@@ -232,11 +240,12 @@ impl Session {
     async fn create_context(&self, opts: &RunOptions, ctl: &Control) -> Result<String> {
         let cluster = self.cluster_id();
         let mut last_err = None;
-        for attempt in 1..=CONTEXT_ATTEMPTS {
+        let attempts = RetryPolicy::context().max_attempts;
+        for attempt in 1..=attempts {
             ctl.set_progress(format!("Creating an execution context on cluster {cluster}"));
             let id = match contexts::create(&self.transport, cluster, "python").await {
                 Ok(id) => id,
-                Err(e) if e.status.is_some() && e.kind != ErrorKind::Auth && attempt < CONTEXT_ATTEMPTS => {
+                Err(e) if e.status.is_some() && e.kind != ErrorKind::Auth && attempt < attempts => {
                     // The cluster may have left RUNNING between our check and the create.
                     last_err = Some(e);
                     self.ensure_cluster(opts, ctl).await?;
@@ -271,13 +280,12 @@ impl Session {
             }
             let _ = contexts::destroy(&self.transport, cluster, &id).await;
             last_err = Some(Error::new(ErrorKind::Context, format!("execution context {id} ended in status Error")));
-            let wait = Duration::from_millis(500 * (1 << (attempt - 1)) + rand::thread_rng().gen_range(0..500));
-            ctl.sleep(wait).await?;
+            ctl.sleep(RetryPolicy::context().backoff(attempt)).await?;
         }
         let why = last_err.map(|e| e.message).unwrap_or_default();
         Err(Error::new(
             ErrorKind::Context,
-            format!("could not create an execution context on cluster {cluster} after {CONTEXT_ATTEMPTS} attempts: {why}"),
+            format!("could not create an execution context on cluster {cluster} after {attempts} attempts: {why}"),
         )
         .hint("a cluster holds at most 145 notebooks and contexts: detach idle notebooks, or restart the cluster"))
     }
@@ -311,16 +319,16 @@ impl Session {
 
     /// Submit `code`; when the context turns out to be lost, recreate it (and
     /// wait for the cluster) and submit once more.
-    async fn submit(&self, code: &str, opts: &RunOptions, ctl: &Control) -> Result<(String, String)> {
+    async fn submit(&self, code: &str, opts: &RunOptions, ctl: &Control, replay: Replay) -> Result<(String, String)> {
         let ctx = self.context(opts, ctl).await?;
         let cluster = self.cluster_id();
-        match commands::execute(&self.transport, cluster, &ctx, &opts.language, code).await {
+        match commands::execute(&self.transport, cluster, &ctx, &opts.language, code, replay).await {
             Ok(cmd) => Ok((ctx, cmd)),
             Err(e) if self.lost_context(&e, &ctx).await => {
                 ctl.set_progress("The execution context was lost (cluster restart or eviction): recreating it");
                 self.forget_context(&ctx).await;
                 let ctx = self.context(opts, ctl).await?;
-                let cmd = commands::execute(&self.transport, cluster, &ctx, &opts.language, code).await?;
+                let cmd = commands::execute(&self.transport, cluster, &ctx, &opts.language, code, replay).await?;
                 Ok((ctx, cmd))
             }
             Err(e) => Err(e),
@@ -328,9 +336,35 @@ impl Session {
     }
 
     /// Run one command and return its result (see [`outcome`]). Cancelling
-    /// `ctl` cancels the command on the cluster; so does `opts.timeout`.
+    /// `ctl` cancels the command on the cluster; so does the deadline
+    /// (`opts.timeout`, or the enclosing call's), which bounds the submit too.
     pub async fn run_command(&self, code: &str, opts: &RunOptions, ctl: &Control) -> Result<Value> {
-        let (ctx, cmd) = self.submit(code, opts, ctl).await?;
+        self.run_command_as(code, opts, ctl, Replay::Never).await
+    }
+
+    /// [`Self::run_command`] for a command that may be submitted again after
+    /// an ambiguous failure (`Replay::Safe`: dbrxr's own protocol requests,
+    /// which the cluster answers from its cache when they already ran).
+    pub async fn run_command_as(&self, code: &str, opts: &RunOptions, ctl: &Control, replay: Replay) -> Result<Value> {
+        deadline::scope(opts.timeout, self.run_command_inner(code, opts, ctl, replay)).await
+    }
+
+    async fn run_command_inner(&self, code: &str, opts: &RunOptions, ctl: &Control, replay: Replay) -> Result<Value> {
+        let (ctx, cmd) = self.submit_command(code, opts, ctl, replay).await?;
+        self.wait_command(&ctx, &cmd, opts, ctl).await
+    }
+
+    /// Submit a command to the session's context (created on first use);
+    /// returns (context id, command id).
+    pub async fn submit_command(&self, code: &str, opts: &RunOptions, ctl: &Control, replay: Replay) -> Result<(String, String)> {
+        ctl.set_progress("Submitting the command");
+        self.submit(code, opts, ctl, replay).await
+    }
+
+    /// Poll a submitted command until it ends; the deadline or `ctl`
+    /// cancels it on the cluster.
+    pub async fn wait_command(&self, ctx: &str, cmd: &str, opts: &RunOptions, ctl: &Control) -> Result<Value> {
+        let (ctx, cmd) = (ctx.to_string(), cmd.to_string());
         let cluster = self.cluster_id();
         let started = Instant::now();
         let mut sched = match opts.poll_fixed {
@@ -341,31 +375,27 @@ impl Session {
         let mut last = CommandStatus::Queued;
         ctl.set_progress("Running command");
         loop {
-            let mut delay = sched.next_delay();
-            let timed_out = opts.timeout.is_some_and(|t| {
-                let left = t.saturating_sub(started.elapsed());
-                delay = delay.min(left);
-                left.is_zero()
-            });
-            if timed_out {
-                let status = self.cancel_command(&ctx, &cmd).await;
-                let t = opts.timeout.unwrap_or_default().as_secs_f64();
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("the command did not finish within {t} s and was cancelled on the cluster"),
-                )
-                .field("last_status", last.as_str())
-                .field("final_status", status.map(|s| s.as_str()).unwrap_or("unknown"))
-                .field("command_id", cmd.as_str())
-                .field("context_id", ctx.as_str())
-                .hint("raise `timeout`, or make the command faster"));
-            }
+            let delay = sched.next_delay();
             let polled = match ctl.sleep(delay).await {
                 Ok(()) => ctl.run(commands::status(&self.transport, cluster, &ctx, &cmd)).await,
                 Err(e) => Err(e),
             };
             let st = match polled {
                 Ok(st) => st,
+                Err(e) if e.kind == ErrorKind::Timeout => {
+                    let status = deadline::replace(CANCEL_CONFIRM * 2, self.cancel_command(&ctx, &cmd)).await;
+                    let t = deadline::current().map(|d| d.total.as_secs_f64()).unwrap_or_default();
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!("the command did not finish within {t} s and was cancelled on the cluster"),
+                    )
+                    .field("last_status", last.as_str())
+                    .field("final_status", status.map(|s| s.as_str()).unwrap_or("unknown"))
+                    .field("command_id", cmd.as_str())
+                    .field("context_id", ctx.as_str())
+                    .hint(format!("while: {}", e.message))
+                    .hint("raise `timeout`, or make the command faster"));
+                }
                 Err(e) if e.kind == ErrorKind::Cancelled => {
                     let status = self.cancel_command(&ctx, &cmd).await;
                     return Err(Error::new(ErrorKind::Cancelled, "the command was interrupted and cancelled on the cluster")
@@ -374,14 +404,8 @@ impl Session {
                         .field("command_id", cmd.as_str())
                         .field("context_id", ctx.as_str()));
                 }
-                Err(e) if e.status.is_some() && contexts::is_context_gone(&e.message) => {
-                    self.forget_context(&ctx).await;
-                    return Err(Error::new(
-                        ErrorKind::Context,
-                        "the execution context was lost while the command ran (cluster restart or eviction)",
-                    )
-                    .field("last_status", last.as_str())
-                    .hint("the command did not finish; a new context is created by the next call, so run it again"));
+                Err(e) if e.status.is_some_and(|s| (400..500).contains(&s) && s != 429) && e.kind != ErrorKind::Auth => {
+                    return Err(self.lost_while_running(e, &ctx, last).await);
                 }
                 Err(e) => return Err(e),
             };
@@ -392,6 +416,41 @@ impl Session {
             if st.status == CommandStatus::Running || st.status == CommandStatus::Queued {
                 ctl.set_progress(format!("Command {} ({:.0} s)", st.status.as_str(), started.elapsed().as_secs_f64()));
             }
+        }
+    }
+
+    /// The error for a status check the cluster refused while a command ran:
+    /// a cluster that is terminated or restarting says so (`Cluster`), a lost
+    /// context (eviction) is a `Context` error; anything else stays as it is.
+    async fn lost_while_running(&self, e: Error, ctx: &str, last: CommandStatus) -> Error {
+        let state = deadline::replace(Duration::from_secs(5), self.cluster_details()).await.ok();
+        let hint = "the command did not finish; the next call starts the cluster if needed and creates a new context, so run it again";
+        match state {
+            Some(d) if !d.state.usable() => {
+                self.forget_context(ctx).await;
+                Error::new(
+                    ErrorKind::Cluster,
+                    format!(
+                        "cluster {} is {} and the command running on it was lost{}",
+                        self.cluster_id(),
+                        d.state.as_str(),
+                        d.state_message.filter(|m| !m.is_empty()).map(|m| format!(" ({m})")).unwrap_or_default()
+                    ),
+                )
+                .field("state", d.state.as_str())
+                .field("last_status", last.as_str())
+                .hint(hint)
+            }
+            _ if contexts::is_context_gone(&e.message) => {
+                self.forget_context(ctx).await;
+                Error::new(
+                    ErrorKind::Context,
+                    "the execution context was lost while the command ran (cluster restart or eviction)",
+                )
+                .field("last_status", last.as_str())
+                .hint(hint)
+            }
+            _ => e,
         }
     }
 

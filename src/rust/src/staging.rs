@@ -24,6 +24,8 @@ use crate::http::Body;
 use crate::session::{Control, Session};
 
 pub const DEFAULT_ROOT: &str = "dbfs:/tmp/dbrxr";
+/// Uploads through DBFS blocks that come out wrong are redone this often.
+const UPLOAD_ATTEMPTS: u32 = 3;
 /// Parallel ranged reads for DBFS downloads.
 const READ_PARALLELISM: usize = 8;
 
@@ -277,15 +279,38 @@ async fn upload(s: &Session, loc: &Location, source: Source, overwrite: bool, ct
             ctl.run(files::upload(&s.transport, p, body, overwrite)).await
         }
         Location::Dbfs(p) => {
-            let handle = ctl.run(dbfs::create(&s.transport, p, overwrite)).await?;
-            let sent = ctl.run(add_blocks(s, handle, source)).await;
-            let closed = dbfs::close(&s.transport, handle).await;
-            if let Err(e) = sent.and(closed) {
+            // A dropped add-block is sent again; if the first one did arrive,
+            // the file comes out too long, so its size is checked after close
+            // and a wrong one is uploaded again from the start.
+            let expected = source.len().await?;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let handle = ctl.run(dbfs::create(&s.transport, p, overwrite || attempt > 1)).await?;
+                let sent = ctl.run(add_blocks(s, handle, source.clone())).await;
+                let closed = dbfs::close(&s.transport, handle).await;
+                let checked: Result<()> = match sent.and(closed) {
+                    Ok(()) => match ctl.run(dbfs::get_status(&s.transport, p)).await {
+                        Ok(Some(info)) if info.file_size == expected => return Ok(()),
+                        Ok(info) => Err(Error::new(
+                            ErrorKind::Http,
+                            format!(
+                                "the upload to {} ended with {} bytes instead of {expected}",
+                                loc.api_path(),
+                                info.map(|i| i.file_size).unwrap_or(0)
+                            ),
+                        )),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                let e = checked.unwrap_err();
                 // Never leave a partial file under a content hash.
                 let _ = dbfs::delete(&s.transport, p, false).await;
-                return Err(e);
+                if attempt >= UPLOAD_ATTEMPTS || matches!(e.kind, ErrorKind::Timeout | ErrorKind::Cancelled | ErrorKind::Auth | ErrorKind::Io) {
+                    return Err(e);
+                }
             }
-            Ok(())
         }
     }
 }
@@ -432,6 +457,23 @@ async fn write_remote<W: tokio::io::AsyncWrite + Unpin>(s: &Session, loc: &Locat
             check_size(loc, size, written)?;
             Ok(written)
         }
+    }
+}
+
+/// Write `bytes` to `loc` (a Files API PUT, or DBFS blocks).
+pub async fn put_bytes(s: &Session, loc: &Location, bytes: Bytes, ctl: &Control) -> Result<()> {
+    upload(s, loc, Source::Bytes(bytes), true, ctl).await
+}
+
+/// Remove a file or a directory with what it holds (missing is fine).
+pub async fn remove_tree(s: &Session, loc: &Location) -> Result<()> {
+    match loc {
+        Location::Dbfs(p) => dbfs::delete(&s.transport, p, true).await,
+        // A directory is emptied first; listing a file fails, so it is deleted.
+        Location::Volume(p) => match remove_volume_tree(s, p).await {
+            Ok(()) => Ok(()),
+            Err(_) => files::delete(&s.transport, p).await,
+        },
     }
 }
 

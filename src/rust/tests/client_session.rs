@@ -153,6 +153,7 @@ async fn setup(cluster: &str) -> (Session, S) {
         config_file: None,
         staging: None,
         sources: BTreeMap::new(),
+        warnings: Vec::new(),
     };
     (Session::new(config).unwrap(), s)
 }

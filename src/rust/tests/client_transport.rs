@@ -152,8 +152,9 @@ async fn an_ambiguous_failure_is_never_resent_for_execute() {
     assert!(e.hints.iter().any(|h| h.contains("may have run")));
     assert_eq!(c.slow.load(Ordering::SeqCst), 1);
 
-    // The same failure on a safe request is retried.
-    let t = pat(&host).with_policy(RetryPolicy { max_network_attempts: 2, base: Duration::from_millis(1), ..Default::default() });
+    // The same failure on a safe request is retried (within the attempt
+    // budget: `max_network_attempts` is for connections that cannot be made).
+    let t = pat(&host).with_policy(RetryPolicy { max_attempts: 2, base: Duration::from_millis(1), ..Default::default() });
     let e = t.send(Request::post("/slow").timeout(Duration::from_millis(200))).await.unwrap_err();
     assert_eq!(e.attempts, Some(2));
     assert_eq!(c.slow.load(Ordering::SeqCst), 3);

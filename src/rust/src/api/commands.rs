@@ -66,8 +66,17 @@ struct Created {
     id: String,
 }
 
-/// Submit a command. Never resent after an ambiguous failure: it may have run.
-pub async fn execute(t: &Transport, cluster_id: &str, context_id: &str, language: &str, command: &str) -> Result<String> {
+/// Submit a command. With `Replay::Never` (user code) it is never resent
+/// after an ambiguous failure, as it may have run; `Replay::Safe` is for
+/// commands that are idempotent on the cluster (dbrxr's request-id cache).
+pub async fn execute(
+    t: &Transport,
+    cluster_id: &str,
+    context_id: &str,
+    language: &str,
+    command: &str,
+    replay: Replay,
+) -> Result<String> {
     let req = Request::post("/api/1.2/commands/execute")
         .json(&json!({
             "clusterId": cluster_id,
@@ -75,7 +84,7 @@ pub async fn execute(t: &Transport, cluster_id: &str, context_id: &str, language
             "language": language,
             "command": command,
         }))?
-        .replay(Replay::Never);
+        .replay(replay);
     Ok(t.json::<Created>(req).await?.id)
 }
 

@@ -56,13 +56,32 @@ pub async fn get_status(t: &Transport, path: &str) -> Result<Option<FileInfo>> {
     }
 }
 
+/// Write a whole small file (at most [`BLOCK`] bytes) in one request. With
+/// `overwrite` it is idempotent, so a dropped one is simply sent again.
+pub async fn put(t: &Transport, path: &str, data: &[u8], overwrite: bool) -> Result<()> {
+    let req = Request::post("/api/2.0/dbfs/put").body(crate::http::Body::Json(put_body(path, data, overwrite)));
+    t.send(req).await.map(|_| ())
+}
+
+/// The JSON body of a put, the base64 written directly.
+fn put_body(path: &str, data: &[u8], overwrite: bool) -> Bytes {
+    let mut body = String::with_capacity(data.len().div_ceil(3) * 4 + path.len() + 64);
+    body.push_str(&json!({ "path": path, "overwrite": overwrite }).to_string());
+    body.pop(); // the closing brace
+    body.push_str(",\"contents\":\"");
+    b64().encode_string(data, &mut body);
+    body.push_str("\"}");
+    Bytes::from(body)
+}
+
 pub async fn create(t: &Transport, path: &str, overwrite: bool) -> Result<i64> {
     let req = Request::post("/api/2.0/dbfs/create").json(&json!({ "path": path, "overwrite": overwrite }))?;
     Ok(t.json::<Handle>(req).await?.handle)
 }
 
-/// Append one block (at most [`BLOCK`] bytes). Resending after an ambiguous
-/// failure could append twice, so the caller restarts the whole upload instead.
+/// Append one block (at most [`BLOCK`] bytes). A block whose answer was lost
+/// is sent again: if it had arrived, the file ends up too long, which the
+/// uploader checks after `close` (and then uploads again).
 pub async fn add_block(t: &Transport, handle: i64, data: &[u8]) -> Result<()> {
     add_block_encoded(t, add_block_body(handle, data)).await
 }
@@ -82,8 +101,7 @@ pub fn add_block_body(handle: i64, data: &[u8]) -> Bytes {
 /// Send a body made by [`add_block_body`].
 pub async fn add_block_encoded(t: &Transport, body: Bytes) -> Result<()> {
     let req = Request::post("/api/2.0/dbfs/add-block")
-        .body(crate::http::Body::Json(body))
-        .replay(crate::http::Replay::Never);
+        .body(crate::http::Body::Json(body));
     t.send(req).await.map(|_| ())
 }
 
@@ -133,6 +151,12 @@ pub async fn list(t: &Transport, path: &str) -> Result<Vec<FileInfo>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn put_body_is_json() {
+        let v: serde_json::Value = serde_json::from_slice(&put_body("/a\"b", b"hi", true)).unwrap();
+        assert_eq!(v, json!({"path": "/a\"b", "overwrite": true, "contents": "aGk="}));
+    }
 
     #[test]
     fn add_block_body_is_the_json_the_api_expects() {

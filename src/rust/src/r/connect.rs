@@ -51,6 +51,7 @@ fn describe(cfg: &config::Config) -> Robj {
         ("config_file", opt(&cfg.config_file)),
         ("staging", opt(&cfg.staging)),
         ("sources", List::from_pairs(sources).into()),
+        ("warnings", Robj::from(cfg.warnings.iter().map(String::as_str).collect::<Vec<_>>())),
     ])
     .into()
 }
@@ -63,6 +64,7 @@ fn rust_session_close(id: i32) -> Robj {
     guard(|| {
         if let Some(session) = SESSIONS.remove(id) {
             crate::runtime::block_on(session.close())?;
+            crate::protocol::forget(&session);
         }
         Ok(Robj::from(true))
     })

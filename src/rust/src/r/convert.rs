@@ -9,11 +9,18 @@ use extendr_api::prelude::*;
 
 use crate::error::{Error as DbxError, Result as DbxResult};
 
+/// Calls from R into Rust through [`guard`], and those of them that only
+/// waited on a job: a debug counter, so tests can check how often the R side
+/// crosses into Rust for one operation.
+pub static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub static WAIT_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Run a binding body, turning its result (or a panic) into the tagged list.
 pub fn guard<F>(f: F) -> Robj
 where
     F: FnOnce() -> DbxResult<Robj>,
 {
+    CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(value)) => ok(value),
         Ok(Err(e)) => err(&e),

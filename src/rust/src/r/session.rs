@@ -9,9 +9,10 @@ use std::time::Duration;
 use extendr_api::prelude::*;
 
 use super::connect::SESSIONS;
-use super::convert::{guard, json_to_robj, opt_f64, opt_string};
+use super::convert::{guard, json_to_robj, opt_f64, opt_string, CALLS, WAIT_CALLS};
 use crate::error::Error;
 use crate::jobs::{self, Output, Poll};
+use crate::protocol::{self, Limits, Sources};
 use crate::session::RunOptions;
 use crate::staging::{self, Scope, Source};
 
@@ -25,6 +26,120 @@ fn secs(x: Option<f64>, what: &str) -> crate::Result<Option<Duration>> {
 
 fn job_id(id: i32) -> Robj {
     Robj::from(id)
+}
+
+fn run_options(timeout: &Robj, poll_max: &Robj, cluster_timeout: &Robj) -> crate::Result<RunOptions> {
+    let defaults = RunOptions::default();
+    Ok(RunOptions {
+        timeout: secs(opt_f64(timeout), "timeout")?,
+        poll_max: secs(opt_f64(poll_max), "poll_max")?.unwrap_or(defaults.poll_max),
+        cluster_timeout: secs(opt_f64(cluster_timeout), "cluster_timeout")?.unwrap_or(defaults.cluster_timeout),
+        ..defaults
+    })
+}
+
+/// Hand the remote protocol its bootstrap sources (once per connection).
+/// @noRd
+#[extendr]
+fn rust_protocol_setup(id: i32, module: Raw, dispatcher: Raw, install_rpy2: bool) -> Robj {
+    guard(|| {
+        let session = SESSIONS.get(id)?;
+        protocol::state(&session).set_sources(Sources {
+            module: bytes::Bytes::copy_from_slice(module.as_slice()),
+            dispatcher: bytes::Bytes::copy_from_slice(dispatcher.as_slice()),
+            install_rpy2,
+        });
+        Ok(Robj::from(true))
+    })
+}
+
+/// Start one remote request: `req` is the serialized request; the job's
+/// value is `list(value = <answer bytes>, meta = list(...))`. The timeout
+/// bounds the whole request (upload, command, download). `limits` is
+/// c(inline_request_max, inline_answer_max) in bytes.
+/// @noRd
+#[extendr]
+fn rust_request_start(id: i32, req: Raw, timeout: Robj, poll_max: Robj, cluster_timeout: Robj, limits: Robj) -> Robj {
+    guard(|| {
+        let session = SESSIONS.get(id)?;
+        let mut opts = run_options(&timeout, &poll_max, &cluster_timeout)?;
+        let total = opts.timeout.take();
+        let mut lim = Limits::default();
+        if let Some(v) = limits.as_real_slice().filter(|v| v.len() == 2) {
+            lim.inline_request_max = v[0].max(0.0) as usize;
+            lim.inline_answer_max = v[1].max(0.0) as usize;
+        }
+        let bytes = bytes::Bytes::copy_from_slice(req.as_slice());
+        let ticket = protocol::state(&session).ticket();
+        let job = jobs::spawn(move |ctl| async move {
+            let work = protocol::request(session, ticket, bytes, lim, opts, ctl);
+            crate::deadline::scope(total, work).await.map(Output::Answer)
+        })?;
+        Ok(job_id(job))
+    })
+}
+
+/// Start installing the bootstrap in the session's context; the job's value
+/// is what the bootstrap reported (R, rpy2 and Python versions, pid).
+/// @noRd
+#[extendr]
+fn rust_bootstrap_start(id: i32, timeout: Robj, poll_max: Robj, cluster_timeout: Robj) -> Robj {
+    guard(|| {
+        let session = SESSIONS.get(id)?;
+        let opts = run_options(&timeout, &poll_max, &cluster_timeout)?;
+        let job = jobs::spawn(move |ctl| async move {
+            let st = protocol::state(&session);
+            let info = crate::deadline::scope(opts.timeout, protocol::bootstrap(&session, &st, &opts, &ctl)).await?;
+            Ok(Output::Json(serde_json::Value::Object(info)))
+        })?;
+        Ok(job_id(job))
+    })
+}
+
+/// The Python of a bootstrap command (tests run it outside a cluster).
+/// @noRd
+#[extendr]
+fn rust_bootstrap_code(module: Raw, dispatcher: Raw, install_rpy2: bool) -> Robj {
+    guard(|| {
+        let src = Sources {
+            module: bytes::Bytes::copy_from_slice(module.as_slice()),
+            dispatcher: bytes::Bytes::copy_from_slice(dispatcher.as_slice()),
+            install_rpy2,
+        };
+        Ok(Robj::from(protocol::bootstrap_code(&src)))
+    })
+}
+
+/// The Python of one request command: `req` inline (raw) or `paths` of its
+/// staged parts; the answer goes to `result_path` when larger than `inline_max`.
+/// @noRd
+#[extendr]
+fn rust_call_code(request_id: &str, req: Robj, paths: Robj, result_path: &str, inline_max: f64) -> Robj {
+    guard(|| {
+        let parts: Vec<String> = paths.as_str_vector().map(|v| v.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+        let code = protocol::call_code_for(request_id, req.as_raw_slice().unwrap_or(&[]), &parts, result_path, inline_max as usize)?;
+        Ok(Robj::from(code))
+    })
+}
+
+/// The dbrxr marker of a command's output: `list(kind, payload, fields)`.
+/// @noRd
+#[extendr]
+fn rust_parse_marker(text: &str) -> Robj {
+    guard(|| {
+        let (kind, payload) = protocol::parse_marker(text)?;
+        let fields = json_to_robj(&serde_json::Value::Object(protocol::parse_fields(&payload)));
+        Ok(List::from_pairs([("kind", Robj::from(kind)), ("payload", Robj::from(payload)), ("fields", fields)]).into())
+    })
+}
+
+/// Debug counter: calls from R into Rust so far, and how many of them only
+/// waited on a job. Not counted itself.
+/// @noRd
+#[extendr]
+fn rust_debug_calls() -> Robj {
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    List::from_pairs([("calls", Robj::from(get(&CALLS))), ("waits", Robj::from(get(&WAIT_CALLS)))]).into()
 }
 
 /// Start running `code` in the session's context. Options in seconds; NULL
@@ -167,6 +282,7 @@ const SLICE: Duration = Duration::from_millis(20);
 /// @noRd
 #[extendr]
 fn rust_job_wait(job: i32, budget_ms: f64) -> Robj {
+    WAIT_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     guard(|| {
         let budget = Duration::from_millis(budget_ms.clamp(0.0, 10_000.0) as u64);
         let started = std::time::Instant::now();
@@ -194,6 +310,15 @@ fn rust_job_wait(job: i32, budget_ms: f64) -> Robj {
                 let value = match result? {
                     Output::Json(v) => json_to_robj(&v),
                     Output::Bytes(b) => Raw::from_bytes(&b).into(),
+                    Output::Answer(a) => {
+                        let value: Robj = Raw::from_bytes(&a.bytes).into();
+                        return Ok(List::from_pairs([
+                            ("done", Robj::from(true)),
+                            ("value", value),
+                            ("meta", json_to_robj(&a.meta)),
+                        ])
+                        .into());
+                    }
                 };
                 Ok(List::from_pairs([("done", Robj::from(true)), ("value", value)]).into())
             }
@@ -245,6 +370,13 @@ fn rust_session_info(id: i32) -> Robj {
 extendr_module! {
     mod session;
     fn rust_exec_start;
+    fn rust_protocol_setup;
+    fn rust_request_start;
+    fn rust_bootstrap_start;
+    fn rust_debug_calls;
+    fn rust_bootstrap_code;
+    fn rust_call_code;
+    fn rust_parse_marker;
     fn rust_cluster_status_start;
     fn rust_stage_start;
     fn rust_fetch_start;

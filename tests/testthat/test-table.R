@@ -2,20 +2,6 @@
 # over a 100,000-row table identical() to local predict(), classed errors.
 # One local cluster (and Spark session) serves the whole file.
 
-spark_python <- function() {
-  py <- local_python()
-  if (is.null(py)) return(NULL)
-  ok <- identical(suppressWarnings(system2(py, c("-c", shQuote("import pyspark, pyarrow")),
-                                           stdout = FALSE, stderr = FALSE)), 0L)
-  if (ok) py else NULL
-}
-
-skip_if_no_spark <- function() {
-  if (is.null(spark_python())) {
-    testthat::skip("the local cluster's Python has no PySpark: run `make venv` and set DBRXR_PYTHON=.venv/bin/python")
-  }
-}
-
 spark_token <- "table-test-token-0123456789"
 
 spark_conn <- local({
@@ -24,6 +10,7 @@ spark_conn <- local({
     skip_if_no_spark()
     if (is.null(conn)) {
       conn <<- local_cluster(python = spark_python(), token = spark_token)
+      provide_dbrxr_on_cluster(conn)
       withr::defer(dbx_disconnect(conn), envir = testthat::teardown_env())
       dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS main.tt')", conn)
     }

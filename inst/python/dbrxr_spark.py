@@ -545,6 +545,9 @@ def _score(spec):
         raise _Fail(**{"class": "input", "message": "`keep` names columns the table does not have: %s."
                        % ", ".join(missing)})
     spec["bundle_local"] = _boot().map_path(spec["bundle"])
+    # The connection's remote_library(): a /dbfs or /Volumes path every node
+    # sees (mapped into the state directory on the local cluster).
+    spec["libpaths"] = [_boot().map_path(p) for p in spec.get("libpaths", [])]
     spec["table_levels"] = _table_levels(df, spec.get("level_cols", []))
     # Probe: score the first rows here, for the output schema and early errors.
     probe = _collect_arrow(df.limit(int(spec.get("probe_rows", 100))))

@@ -1,0 +1,51 @@
+# Snapshots of the condition classes added with the request path and the
+# table verbs (see test-condition-snapshots.R for the others), each triggered
+# for real.
+file_env <- environment()
+
+scrub <- function(x) {
+  x <- gsub("127\\.0\\.0\\.1:[0-9]+", "127.0.0.1:PORT", x)
+  x <- gsub("[0-9a-f]{24,64}", "HASH", x)
+  x <- gsub("(^|[ (`'])(/tmp|/var/tmp)/[^ `'\"),]*", "\\1TMP", x)
+  x <- gsub("[0-9]+(\\.[0-9]+)? ?(s|ms|secs|seconds)\\b", "N s", x)
+  x <- gsub("Install them for [^:]+:", "Install them for PYTHON:", x)
+  x
+}
+
+test_that("credentials in the host URL are stripped with a warning that never shows them", {
+  local_clean_config()
+  expect_snapshot(transform = scrub, {
+    conn <- dbx_connect(host = "https://alice:Zq9SNAPSECRETq1@dbc-1.cloud.databricks.com",
+                        token = "dapi-x", cluster_id = "c")
+  })
+  expect_false(any(grepl("SNAPSECRET", capture.output(print(conn)), fixed = TRUE)))
+})
+
+test_that("a remote request cancelled before its answer was read", {
+  conn <- remote_test_conn(file_env)
+  h <- dbrxr:::remote_request_start(conn, list(op = "none"))
+  dbrxr:::remote_request_cancel(h)
+  expect_snapshot(error = TRUE, dbrxr:::remote_request_finish(h))
+})
+
+test_that("table verbs: no PySpark in the cluster's Python; a missing table; an existing output", {
+  skip_if_no_rpy2()
+  plain <- "/usr/bin/python3"
+  has_spark <- identical(suppressWarnings(system2(plain, c("-c", shQuote("import pyspark")),
+                                                  stdout = FALSE, stderr = FALSE)), 0L)
+  if (!has_spark && !is.null(local_python())) {
+    nospark <- local_cluster(python = plain)
+    withr::defer(dbx_disconnect(nospark))
+    expect_snapshot(error = TRUE, transform = scrub,
+                    dbx_read_table("main.default.t", conn = nospark))
+  }
+  skip_if_no_spark()
+  conn <- local_cluster(python = spark_python())
+  withr::defer(dbx_disconnect(conn))
+  dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS main.snap')", conn)
+  dbx_write_table(data.frame(x = 1:3), "main.snap.t", mode = "overwrite", conn = conn)
+  expect_snapshot(error = TRUE, transform = scrub, {
+    dbx_read_table("main.snap.nope", conn = conn)
+    dbx_write_table(data.frame(x = 1), "main.snap.t", conn = conn)
+  })
+})

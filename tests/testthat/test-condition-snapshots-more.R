@@ -3,14 +3,6 @@
 # for real.
 file_env <- environment()
 
-scrub <- function(x) {
-  x <- gsub("127\\.0\\.0\\.1:[0-9]+", "127.0.0.1:PORT", x)
-  x <- gsub("[0-9a-f]{24,64}", "HASH", x)
-  x <- gsub("(^|[ (`'])(/tmp|/var/tmp)/[^ `'\"),]*", "\\1TMP", x)
-  x <- gsub("[0-9]+(\\.[0-9]+)? ?(s|ms|secs|seconds)\\b", "N s", x)
-  x <- gsub("Install them for [^:]+:", "Install them for PYTHON:", x)
-  x
-}
 
 test_that("credentials in the host URL are stripped with a warning that never shows them", {
   local_clean_config()

@@ -3,15 +3,6 @@
 # hashes, paths and timings are scrubbed so snapshots are stable.
 file_env <- environment()
 
-scrub <- function(x) {
-  x <- gsub("127\\.0\\.0\\.1:[0-9]+", "127.0.0.1:PORT", x)
-  x <- gsub("[0-9a-f]{24,64}", "HASH", x)
-  x <- gsub("(^|[ (`'])(/tmp|/var/tmp)/[^ `'\"),]*", "\\1TMP", x)
-  x <- gsub("request id [^ )]+", "request id ID", x)
-  x <- gsub("[0-9]+(\\.[0-9]+)? ?(s|ms|secs|seconds)\\b", "N s", x)
-  x <- gsub("Python: .*", "Python: VERSION", x)
-  x
-}
 
 snap_conn <- function() remote_test_conn(file_env)
 

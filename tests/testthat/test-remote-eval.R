@@ -95,12 +95,12 @@ test_that("large values go through staging both ways", {
 })
 
 test_that("without rpy2 the error says how to add it", {
-  py <- Sys.which("python3")
-  has_rpy2 <- nzchar(py) &&
-    identical(suppressWarnings(system2(py, c("-c", shQuote("import rpy2")),
-                                       stdout = FALSE, stderr = FALSE)), 0L)
-  if (!nzchar(py) || has_rpy2) skip("no Python without rpy2 on PATH")
-  conn <- suppressWarnings(local_cluster(python = unname(py)))
+  # A Python without rpy2 on any machine: python3 -S sees no site-packages.
+  skip_if(!nzchar(Sys.which("python3")), "no python3 on PATH")
+  py <- withr::local_tempfile(fileext = ".sh")
+  writeLines(c("#!/bin/sh", "exec python3 -S \"$@\""), py)
+  Sys.chmod(py, "0755")
+  conn <- suppressWarnings(local_cluster(python = py))
   withr::defer(dbx_disconnect(conn))
   err <- expect_error(remote_eval(1, conn), class = "dbrxr_context_error")
   expect_match(conditionMessage(err), "rpy2")

@@ -180,11 +180,11 @@ obj_type <- function(x) {
   sprintf("a %s", class(x)[1])
 }
 
-# Run `expr`, a call bounded by `timeout` seconds (else the connection's
-# `timeout` option). The Rust core reports a timeout with the time that was
+# Run `expr`, a call bounded by `timeout` seconds (else the default of
+# request_timeout()). The Rust core reports a timeout with the time that was
 # left for its command; re-raise it naming the limit the user set.
 within_limit <- function(expr, conn, timeout, call = rlang::caller_env()) {
-  limit <- timeout %||% (if (inherits(conn, "dbx_connection")) conn$options$timeout)
+  limit <- request_timeout(conn, timeout)
   if (is.null(limit)) return(expr)
   tryCatch(expr, dbrxr_timeout_error = function(e) {
     if (is.null(e$final_status)) stop(e)  # not a command's timeout (a cluster start): as it is

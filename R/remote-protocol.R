@@ -87,7 +87,8 @@ booted <- function(conn, info) {
 # The timeout of a request: the argument, else the connection's `timeout`
 # option, else the `dbrxr.timeout` option.
 request_timeout <- function(conn, timeout) {
-  timeout %||% conn$options$timeout %||% getOption("dbrxr.timeout")
+  conn_timeout <- if (inherits(conn, "dbx_connection")) conn$options$timeout
+  timeout %||% conn_timeout %||% getOption("dbrxr.timeout")
 }
 
 # Send one request (a list) and return the dispatcher's answer (a list).
@@ -123,32 +124,21 @@ remote_request_start <- function(conn, req, timeout = NULL, call = rlang::caller
   h
 }
 
+# Asks the job without waiting and without taking its result, so that
+# remote_request_finish() always collects it the same way.
 remote_request_done <- function(handle) {
-  if (!is.null(handle$result) || is.null(handle$job)) return(TRUE)
-  st <- rust_job_wait(handle$job, 0)
-  if (!isTRUE(st$ok) || isTRUE(st$value$done)) {
-    handle$result <- st
-    handle$job <- NULL
-    return(TRUE)
-  }
-  FALSE
+  if (is.null(handle$job)) return(TRUE)
+  unwrap(rust_job_done(handle$job), call = handle$call)
 }
 
 remote_request_finish <- function(handle) {
   call <- handle$call
-  res <- handle$result
-  if (is.null(res)) {
-    job <- handle$job
-    handle$job <- NULL
-    if (is.null(job)) {
-      abort_dbrxr("This remote request was cancelled.", "dbrxr_cancelled_error", call = call)
-    }
-    res <- run_job(job, FALSE, call = call, full = TRUE)
-  } else {
-    handle$result <- NULL
-    res <- unwrap(res, call = call)
+  job <- handle$job
+  handle$job <- NULL
+  if (is.null(job)) {
+    abort_dbrxr("This remote request was cancelled.", "dbrxr_cancelled_error", call = call)
   }
-  request_answer(handle$conn, res, call = call)
+  request_answer(handle$conn, run_job(job, FALSE, call = call, full = TRUE), call = call)
 }
 
 remote_request_cancel <- function(handle) {
@@ -188,10 +178,10 @@ run_python <- function(conn, code, timeout = NULL, call = rlang::caller_env()) {
   exec_output(exec_command(conn, code, timeout = timeout, call = call))
 }
 
-# When a call with `timeout` seconds (else the connection's `timeout` option)
+# When a call with `timeout` seconds (else the default of request_timeout())
 # must end; NULL for no limit.
 request_deadline <- function(conn, timeout = NULL) {
-  timeout <- timeout %||% conn$options$timeout
+  timeout <- request_timeout(conn, timeout)
   if (is.null(timeout)) NULL else Sys.time() + timeout
 }
 

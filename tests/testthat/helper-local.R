@@ -13,3 +13,21 @@ local_test_cluster <- function(..., .env = parent.frame()) {
   provide_dbrxr_on_cluster(conn)
   conn
 }
+
+# Ctrl-C from outside: once `conn` has executed `executed` commands (the
+# child's long one is running), interrupt `child` (a callr R process) and
+# expect the command Cancelled within 2 s. Returns the child's result.
+interrupt_running_child <- function(child, conn, executed, start_within, settle, wait_ms) {
+  running <- function() isTRUE(local_stats(conn)$commands$executed >= executed)
+  deadline <- Sys.time() + start_within
+  while (!running() && Sys.time() < deadline && child$is_alive()) Sys.sleep(0.05)
+  testthat::expect_true(running())
+  Sys.sleep(settle)
+  t0 <- Sys.time()
+  child$interrupt()
+  while (!isTRUE(local_stats(conn)$commands$Cancelled >= 1) &&
+         as.numeric(Sys.time() - t0, units = "secs") < 5) Sys.sleep(0.02)
+  testthat::expect_lt(as.numeric(Sys.time() - t0, units = "secs"), 2)
+  child$wait(wait_ms)
+  child$get_result()
+}

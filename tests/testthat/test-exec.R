@@ -70,22 +70,9 @@ test_that("an interrupt from outside cancels the command on the cluster within 2
   }, args = list(url, "interrupt-test-token-0123456789", conn$local_info$cluster_id),
   env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep)))
   on.exit(child$kill(), add = TRUE)
-  # Wait until the long command runs.
-  deadline <- Sys.time() + 30
-  running <- function() {
-    s <- local_stats(conn)
-    isTRUE(s$commands$executed >= 2)
-  }
-  while (!running() && Sys.time() < deadline) Sys.sleep(0.05)
-  expect_true(running())
-  Sys.sleep(0.3)
-  t0 <- Sys.time()
-  child$interrupt()
-  while (!isTRUE(local_stats(conn)$commands$Cancelled >= 1) &&
-         as.numeric(Sys.time() - t0, units = "secs") < 5) Sys.sleep(0.02)
-  expect_lt(as.numeric(Sys.time() - t0, units = "secs"), 2)
-  child$wait(20000)
-  res <- child$get_result()
+  # The long command is the second one.
+  res <- interrupt_running_child(child, conn, executed = 2, start_within = 30, settle = 0.3,
+                                 wait_ms = 20000)
   expect_identical(res$r, "interrupted")
   expect_identical(res$after, "again")
 })

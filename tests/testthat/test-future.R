@@ -194,18 +194,8 @@ test_that("Ctrl-C in value() cancels the command on the cluster; the next future
   env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep)))
   on.exit(child$kill(), add = TRUE)
   # Bootstrap, the first future, then the long one: 3 commands.
-  running <- function() isTRUE(local_stats(conn)$commands$executed >= 3)
-  deadline <- Sys.time() + 60
-  while (!running() && Sys.time() < deadline && child$is_alive()) Sys.sleep(0.05)
-  expect_true(running())
-  Sys.sleep(0.5)
-  t0 <- Sys.time()
-  child$interrupt()
-  while (!isTRUE(local_stats(conn)$commands$Cancelled >= 1) &&
-         as.numeric(Sys.time() - t0, units = "secs") < 5) Sys.sleep(0.02)
-  expect_lt(as.numeric(Sys.time() - t0, units = "secs"), 2)
-  child$wait(30000)
-  res <- child$get_result()
+  res <- interrupt_running_child(child, conn, executed = 3, start_within = 60, settle = 0.5,
+                                 wait_ms = 30000)
   expect_identical(res$r, "interrupted")
   expect_identical(res$state, "interrupted")
   expect_true("FutureError" %in% res$again)

@@ -168,16 +168,19 @@ fn a_server_killed_mid_upload_leaves_nothing_visible_and_its_leftover_is_removed
 /// `dbrxr-local` on a tiny tmpfs of its own (a private mount namespace), or
 /// None when this machine cannot mount one.
 fn on_tmpfs(dir: &Path, size: &str) -> Option<Standalone> {
-    let script = format!(
-        "mount -t tmpfs -o size={size} tmpfs {d} && mkdir -p {d}/state && exec {bin} --port 0 --token t --state-dir {d}/state",
-        d = dir.display(),
-        bin = bin()
-    );
+    unshared_server(&format!("mount -t tmpfs -o size={size} tmpfs {d} && mkdir -p {d}/state", d = dir.display()), dir)
+}
+
+/// `dbrxr-local` with state dir `<dir>/state`, started after the shell
+/// commands `setup` in a private mount namespace (`unshare -rm`); None, with
+/// a SKIPPED line, when this machine does not allow one.
+fn unshared_server(setup: &str, dir: &Path) -> Option<Standalone> {
+    let script = format!("{setup} && exec {bin} --port 0 --token t --state-dir {d}/state", d = dir.display(), bin = bin());
     let mut c = Command::new("unshare");
     c.args(["-rm", "sh", "-c", &script]);
     let s = Standalone::spawn(c);
     if s.is_none() {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (unshare -rm); the disk-fault tests did not run");
+        eprintln!("SKIPPED: cannot mount in a namespace here (unshare -rm); the disk-fault tests did not run");
     }
     s
 }
@@ -244,17 +247,11 @@ fn a_full_state_dir_gives_the_service_error_and_recovers_once_space_is_back() {
 fn a_read_only_state_dir_gives_the_service_error_and_the_server_goes_on() {
     let dir = temp("ro");
     // The store (fs/) is a read-only bind mount; the rest of the state dir is writable.
-    let script = format!(
-        "mount -t tmpfs -o size=8m tmpfs {d} && mkdir -p {d}/state/fs/dbfs && mount --bind {d}/state/fs {d}/state/fs && mount -o remount,bind,ro {d}/state/fs && exec {bin} --port 0 --token t --state-dir {d}/state",
-        d = dir.display(),
-        bin = bin()
+    let setup = format!(
+        "mount -t tmpfs -o size=8m tmpfs {d} && mkdir -p {d}/state/fs/dbfs && mount --bind {d}/state/fs {d}/state/fs && mount -o remount,bind,ro {d}/state/fs",
+        d = dir.display()
     );
-    let mut c = Command::new("unshare");
-    c.args(["-rm", "sh", "-c", &script]);
-    let Some(server) = Standalone::spawn(c) else {
-        eprintln!("SKIPPED: cannot mount a read-only tmpfs here (unshare -rm)");
-        return;
-    };
+    let Some(server) = unshared_server(&setup, &dir) else { return };
     let url = server.url.clone();
     let (s, b) = call(&url, "POST", "/api/2.0/dbfs/put", Some(json!({"path": "/x", "contents": B64.encode(b"x")})));
     assert_eq!(s, 500, "{b}");
@@ -285,7 +282,7 @@ fn a_write_to_a_dead_pipe_on_runtime_threads_raises_no_sigpipe() {
     // SAFETY: installs a handler that only stores to an atomic.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = record_sigpipe as usize;
+        sa.sa_sigaction = record_sigpipe as *const () as usize;
         libc::sigemptyset(&mut sa.sa_mask);
         assert_eq!(libc::sigaction(libc::SIGPIPE, &sa, std::ptr::null_mut()), 0);
     }

@@ -29,6 +29,8 @@ rust_connect_clone <- function(id) .Call(wrap__rust_connect_clone, id)
 
 rust_debug_calls <- function() .Call(wrap__rust_debug_calls)
 
+rust_deferred_row_range <- function(x) .Call(wrap__rust_deferred_row_range, x)
+
 rust_exec_start <- function(id, code, language, timeout, poll_max, cluster_timeout, poll_fixed) .Call(wrap__rust_exec_start, id, code, language, timeout, poll_max, cluster_timeout, poll_fixed)
 
 rust_fetch_start <- function(id, path, dest) .Call(wrap__rust_fetch_start, id, path, dest)

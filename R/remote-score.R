@@ -400,8 +400,31 @@ combine_chunks <- function(parts) {
     out <- array(unname(vals), dim = length(vals), dimnames = dn)
     return(copy_extra_attrs(out, parts))
   }
-  out <- do.call(c, parts)
+  rows <- row_number_names(parts)
+  if (is.null(rows)) {
+    out <- do.call(c, parts)
+  } else {
+    out <- do.call(c, lapply(parts, unname))
+    names(out) <- as.character(seq.int(rows[[1]], rows[[2]]))
+  }
   copy_extra_attrs(out, parts)
+}
+
+# When every chunk's names are the row numbers, still as R's deferred
+# conversion (predict() on a data frame with automatic row names), and the
+# chunks follow each other: the first and last row number, else NULL. Joining
+# those names with c() would make a string per row; one deferred conversion of
+# the whole range is the same value (see src/rust/src/r/row_names.rs).
+row_number_names <- function(parts) {
+  ranges <- lapply(parts, function(p) {
+    nm <- names(p)
+    if (is.null(nm)) NULL else unwrap(rust_deferred_row_range(nm))
+  })
+  if (any(vapply(ranges, is.null, logical(1)))) return(NULL)
+  firsts <- vapply(ranges, `[[`, integer(1), 1L)
+  lasts <- vapply(ranges, `[[`, integer(1), 2L)
+  if (any(firsts[-1L] != lasts[-length(lasts)] + 1L)) return(NULL)
+  c(firsts[[1]], lasts[[length(lasts)]])
 }
 
 # Per-row attributes (e.g. e1071's "probabilities" matrix) are joined by rows;

@@ -190,3 +190,31 @@ test_that("chunked scoring (forced small chunks) joins to the same value, with p
   # se.fit gives a list per call: not joinable, so it is scored in one piece.
   expect_same_prediction(fit, nd, se.fit = TRUE)
 })
+
+test_that("names that are row numbers stay a deferred conversion when chunks are joined", {
+  range_of <- function(x) dbrxr:::unwrap(dbrxr:::rust_deferred_row_range(x))
+  expect_identical(range_of(as.character(5:10)), c(5L, 10L))
+  expect_identical(range_of(as.character(seq_len(1e5))), c(1L, 100000L))
+  expect_null(range_of(as.character(c(1L, 3L, 4L))))
+  expect_null(range_of(as.character(c(2.5, 3.5))))
+  expect_null(range_of(c("1", "2")))
+  expect_null(range_of(1:3))
+  expect_null(range_of(NULL))
+  touched <- as.character(7:9)
+  nchar(touched)  # elements made on the way are the same strings
+  expect_identical(range_of(touched), c(7L, 9L))
+
+  conn <- remote_test_conn(file_env)
+  withr::local_options(dbrxr.chunk_bytes = 2000)
+  fit <- lm(y ~ x1 + grp + day, data = d)
+  auto <- d
+  res <- remote_score(fit, auto, conn = conn, progress = FALSE)
+  expect_identical(res, predict(fit, auto))
+  expect_identical(range_of(names(res)), c(1L, nrow(auto)))
+  # Permuted rows, a subset with gaps and character row names take the
+  # ordinary join.
+  for (x in list(auto[rev(seq_len(nrow(auto))), ], auto[seq(1, nrow(auto), by = 2), ],
+                 `rownames<-`(auto, paste0("r", seq_len(nrow(auto)))))) {
+    expect_identical(remote_score(fit, x, conn = conn, progress = FALSE), predict(fit, x))
+  }
+})

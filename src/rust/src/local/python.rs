@@ -63,6 +63,7 @@ pub fn resolve(explicit: Option<&str>) -> Result<Python> {
                 .map(|s| (s, "DBRXR_PYTHON"))
         });
     if let Some((path, source)) = chosen {
+        let path = absolute(path);
         let p = probe(&path);
         if !p.runs {
             return Err(local_error(format!(
@@ -90,6 +91,18 @@ pub fn resolve(explicit: Option<&str>) -> Result<Python> {
     }
 }
 
+/// Contexts run in their own working directory, so a relative path such as
+/// `.venv/bin/python` is made absolute here, against the caller's directory.
+fn absolute(path: String) -> String {
+    let p = std::path::Path::new(&path);
+    if p.is_relative() && p.components().count() > 1 {
+        if let Ok(cwd) = std::env::current_dir() {
+            return cwd.join(p).to_string_lossy().into_owned();
+        }
+    }
+    path
+}
+
 fn with_warning(path: String, rpy2: bool) -> Python {
     let warning = (!rpy2).then(|| {
         format!("the local cluster's Python ({path}) cannot import rpy2, so R work in its contexts will fail; {INSTALL_HINT}")
@@ -105,6 +118,14 @@ mod tests {
     fn explicit_missing_interpreter_is_an_error() {
         let e = resolve(Some("/nonexistent/python9")).unwrap_err();
         assert!(e.message.contains("could not be run"), "{}", e.message);
+    }
+
+    #[test]
+    fn relative_interpreter_path_is_made_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(absolute(".venv/bin/python".into()), cwd.join(".venv/bin/python").to_string_lossy());
+        assert_eq!(absolute("python3".into()), "python3");
+        assert_eq!(absolute("/usr/bin/python3".into()), "/usr/bin/python3");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod connect;
 pub mod convert;
 pub mod handles;
 pub mod local;
+pub mod row_names;
 pub mod session;
 
 extendr_module! {
@@ -16,5 +17,6 @@ extendr_module! {
     use bytes;
     use connect;
     use local;
+    use row_names;
     use session;
 }

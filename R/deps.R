@@ -200,9 +200,17 @@ compare_versions <- function(local, remote) {
 }
 
 # Raise for missing packages, warn for different versions.
+# Remote versions that matched the local ones (for these library paths) are
+# remembered, so the warm path of a call does not compare them again.
 report_versions <- function(remote, call = rlang::caller_env()) {
   if (!length(remote)) return(invisible())
+  key <- paste(c(.libPaths(), names(remote), remote), collapse = "\n")
+  if (isTRUE(the$versions_ok[[key]])) return(invisible())
   cmp <- compare_versions(local_versions(names(remote)), remote)
+  if (!length(cmp$missing) && !nrow(cmp$different)) {
+    if (is.null(the$versions_ok)) the$versions_ok <- new.env(parent = emptyenv())
+    assign(key, TRUE, envir = the$versions_ok)
+  }
   if (length(cmp$missing)) {
     pkgs <- cmp$missing
     abort_dbrxr(sprintf("Package%s not installed on the cluster: %s.",

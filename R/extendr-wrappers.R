@@ -53,7 +53,7 @@ rust_protocol_setup <- function(id, module, dispatcher, install_rpy2) .Call(wrap
 
 rust_remove_start <- function(id, path) .Call(wrap__rust_remove_start, id, path)
 
-rust_request_start <- function(id, req, timeout, poll_max, cluster_timeout, limits) .Call(wrap__rust_request_start, id, req, timeout, poll_max, cluster_timeout, limits)
+rust_request_start <- function(id, req, kind, timeout, poll_max, cluster_timeout, limits) .Call(wrap__rust_request_start, id, req, kind, timeout, poll_max, cluster_timeout, limits)
 
 rust_session_close <- function(id) .Call(wrap__rust_session_close, id)
 

@@ -118,7 +118,10 @@ remote_request_start <- function(conn, req, timeout = NULL, call = rlang::caller
   h <- new.env(parent = emptyenv())
   h$conn <- conn
   h$call <- call
-  h$job <- unwrap(rust_request_start(conn$handle, bytes, request_timeout(conn, timeout),
+  # The kind of request (operation, object; Rust adds the size) lets Rust
+  # check the command's status when such requests finish.
+  kind <- paste(format(req$op), req$hash %||% "")
+  h$job <- unwrap(rust_request_start(conn$handle, bytes, kind, request_timeout(conn, timeout),
                                      opts$poll_max, opts$cluster_timeout,
                                      c(inline_request_max(), inline_answer_max())), call = call)
   h

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::runtime;
-use crate::session::Control;
 
 /// What a finished job produced.
 #[derive(Debug)]

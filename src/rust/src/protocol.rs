@@ -22,9 +22,10 @@ use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
 use crate::api::dbfs;
+use crate::control::Control;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::Replay;
-use crate::session::{Control, RunOptions, Session};
+use crate::session::{RunOptions, Session};
 use crate::staging::{self, Location};
 
 pub const MARKER: &str = "DBRXR1";
@@ -74,8 +75,11 @@ pub fn state(s: &Session) -> Arc<State> {
     states().lock().unwrap_or_else(|p| p.into_inner()).entry(s.id.clone()).or_default().clone()
 }
 
-/// Forget a closed session's state.
-pub fn forget(s: &Session) {
+/// Close a session: destroy its context, remove its staged temporary files
+/// (bounded in time, errors ignored) and forget its protocol state.
+pub async fn close(s: &Session) {
+    s.close().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), staging::remove_session_dir(s)).await;
     states().lock().unwrap_or_else(|p| p.into_inner()).remove(&s.id);
 }
 
@@ -347,7 +351,8 @@ pub async fn request(
         }
         let booted = st.booted.lock().await.clone();
         if booted.is_none() || booted != s.context_id() {
-            let info = bootstrap(&s, &st, &opts, &ctl).await?;
+            let boot_opts = RunOptions { poll_kind: None, ..opts.clone() };
+            let info = bootstrap(&s, &st, &boot_opts, &ctl).await?;
             meta.insert("bootstrap".into(), Value::Object(info));
         }
         let code = call_code(&rid, &carrier, &result_loc.api_path(), limits.inline_answer_max);

@@ -6,103 +6,24 @@
 //! the interval growing geometrically to `poll_max`. The cluster is only looked
 //! at when a context has to be (re)created.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 use crate::api::clusters::{self, ClusterDetails, ClusterState};
 use crate::api::commands::{self, CommandStatus, CommandStatusResponse};
 use crate::api::contexts::{self, ContextStatus};
 use crate::auth::Credentials;
 use crate::config::Config;
+use crate::control::Control;
 use crate::deadline;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Replay, RetryPolicy, Transport};
-use crate::staging::StagingState;
+use crate::location::StagingState;
+use crate::poll::{FinishEstimates, PollSchedule};
 
-/// Cancellation and progress of one operation, shared with whoever waits on it.
-#[derive(Clone, Default)]
-pub struct Control {
-    pub cancel: CancellationToken,
-    progress: Arc<Mutex<String>>,
-}
-
-impl Control {
-    pub fn set_progress(&self, text: impl Into<String>) {
-        *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = text.into();
-    }
-    pub fn progress(&self) -> String {
-        self.progress.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-    fn cancelled_error(&self) -> Error {
-        Error::new(ErrorKind::Cancelled, "the operation was interrupted")
-    }
-    /// Run `fut` unless cancelled first.
-    pub async fn run<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        tokio::select! {
-            r = fut => r,
-            _ = self.cancel.cancelled() => Err(self.cancelled_error()),
-        }
-    }
-    /// Sleep `d` unless cancelled first. A sleep that would pass the call's
-    /// deadline ends at the deadline with a timeout saying what was going on.
-    pub async fn sleep(&self, d: Duration) -> Result<()> {
-        let passes = deadline::would_pass(d);
-        let d = deadline::cap(d);
-        self.run(async {
-            tokio::time::sleep(d).await;
-            Ok(())
-        })
-        .await?;
-        if passes {
-            let doing = self.progress();
-            return Err(deadline::expired(if doing.is_empty() { "waiting" } else { &doing }));
-        }
-        Ok(())
-    }
-}
-
-/// Polling intervals: `first`, then ×`factor` each time, capped at `cap`.
-#[derive(Debug, Clone)]
-pub struct PollSchedule {
-    next: Duration,
-    /// The delay after an immediate (zero) one.
-    first: Duration,
-    cap: Duration,
-    factor: f64,
-}
-
-impl PollSchedule {
-    pub fn new(first: Duration, cap: Duration) -> Self {
-        let first = std::cmp::min(first, cap);
-        PollSchedule { next: first, first, cap, factor: 1.5 }
-    }
-    /// An immediate check, then `first`, growing ×1.5 to `cap`.
-    pub fn immediate(first: Duration, cap: Duration) -> Self {
-        PollSchedule { next: Duration::ZERO, ..Self::new(first, cap) }
-    }
-    /// An immediate check, then every `every`: the strategy of peers
-    /// (brickster 0.5 s, the prototype 1 s), kept for benchmarks.
-    pub fn fixed(every: Duration) -> Self {
-        PollSchedule { next: Duration::ZERO, first: every, cap: every, factor: 1.0 }
-    }
-    /// Every `every`, the first check included (no immediate check).
-    pub fn fixed_sleep_first(every: Duration) -> Self {
-        PollSchedule { next: every, first: every, cap: every, factor: 1.0 }
-    }
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = if d.is_zero() { self.first } else { std::cmp::min(self.cap, d.mul_f64(self.factor)) };
-        d
-    }
-}
-
-/// Second status check after submitting a command (the first is immediate:
-/// short commands are often done by then).
-const FIRST_POLL: Duration = Duration::from_millis(3);
 /// How long a cancel may take to be confirmed before we stop watching.
 const CANCEL_CONFIRM: Duration = Duration::from_millis(1500);
 /// Context creation: attempts, and how long one may stay Pending.
@@ -120,6 +41,9 @@ pub struct RunOptions {
     /// With `poll_fixed`: sleep before the first check too, as loops that
     /// start from an assumed "Running" do (the prototype's).
     pub poll_fixed_sleep_first: bool,
+    /// What kind of command this is (dbrxr's requests: operation, object,
+    /// size), so its status is checked when such commands finish.
+    pub poll_kind: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -131,6 +55,7 @@ impl Default for RunOptions {
             cluster_timeout: Duration::from_secs(1200),
             poll_fixed: None,
             poll_fixed_sleep_first: false,
+            poll_kind: None,
         }
     }
 }
@@ -145,6 +70,8 @@ pub struct Session {
     pub id: String,
     pub staging: StagingState,
     context: tokio::sync::Mutex<Option<String>>,
+    /// When this session's short commands of each kind finish.
+    finish: FinishEstimates,
 }
 
 impl Session {
@@ -159,7 +86,15 @@ impl Session {
         let transport = Transport::new(&config.host, credentials.clone(), auth_source)?;
         let staging = StagingState::new(config.staging.as_deref())?;
         let id = hex::encode(rand::thread_rng().gen::<[u8; 8]>());
-        Ok(Session { config, credentials, transport, id, staging, context: tokio::sync::Mutex::new(None) })
+        Ok(Session {
+            config,
+            credentials,
+            transport,
+            id,
+            staging,
+            context: tokio::sync::Mutex::new(None),
+            finish: FinishEstimates::default(),
+        })
     }
 
     pub fn cluster_id(&self) -> &str {
@@ -370,14 +305,23 @@ impl Session {
         let mut sched = match opts.poll_fixed {
             Some(every) if opts.poll_fixed_sleep_first => PollSchedule::fixed_sleep_first(every),
             Some(every) => PollSchedule::fixed(every),
-            None => PollSchedule::immediate(FIRST_POLL, opts.poll_max),
+            None => self.finish.schedule(opts.poll_kind.as_deref(), opts.poll_max),
         };
+        let kind = opts.poll_kind.as_deref().filter(|_| opts.poll_fixed.is_none());
         let mut last = CommandStatus::Queued;
+        // When the last check that saw the command running was sent, and how
+        // many checks there were (for the finish estimate).
+        let (mut seen_running, mut checks) = (None, 0u32);
         ctl.set_progress("Running command");
         loop {
             let delay = sched.next_delay();
+            checks += 1;
+            let mut sent = started.elapsed();
             let polled = match ctl.sleep(delay).await {
-                Ok(()) => ctl.run(commands::status(&self.transport, cluster, &ctx, &cmd)).await,
+                Ok(()) => {
+                    sent = started.elapsed();
+                    ctl.run(commands::status(&self.transport, cluster, &ctx, &cmd)).await
+                }
                 Err(e) => Err(e),
             };
             let st = match polled {
@@ -411,8 +355,12 @@ impl Session {
             };
             last = st.status;
             if st.status.is_terminal() {
+                if let Some(k) = kind {
+                    self.finish.learn(k, seen_running, sent, checks == 1);
+                }
                 return outcome(st, &ctx, &cmd);
             }
+            seen_running = Some(sent);
             if st.status == CommandStatus::Running || st.status == CommandStatus::Queued {
                 ctl.set_progress(format!("Command {} ({:.0} s)", st.status.as_str(), started.elapsed().as_secs_f64()));
             }
@@ -476,15 +424,15 @@ impl Session {
         tokio::time::timeout(CANCEL_CONFIRM + Duration::from_millis(200), work).await.ok().flatten()
     }
 
-    /// Destroy the context and remove this session's staged files. Errors are
-    /// ignored (the cluster may be gone); bounded in time.
+    /// Destroy the context. Errors are ignored (the cluster may be gone);
+    /// bounded in time. [`crate::protocol::close`] also removes the
+    /// session's staged files.
     pub async fn close(&self) {
         let work = async {
             let ctx = self.context.lock().await.take();
             if let Some(ctx) = ctx {
                 let _ = contexts::destroy(&self.transport, self.cluster_id(), &ctx).await;
             }
-            let _ = crate::staging::remove_session_dir(self).await;
         };
         let _ = tokio::time::timeout(Duration::from_secs(10), work).await;
     }
@@ -618,27 +566,6 @@ fn is_html_tag(rest: std::iter::Peekable<std::str::Chars<'_>>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schedule_starts_fast_and_grows_to_the_cap() {
-        let mut s = PollSchedule::immediate(Duration::from_millis(3), Duration::from_secs(1));
-        let ds: Vec<_> = (0..30).map(|_| s.next_delay()).collect();
-        assert_eq!(ds[0], Duration::ZERO);
-        assert_eq!(ds[1], Duration::from_millis(3));
-        assert_eq!(PollSchedule::new(Duration::from_millis(3), Duration::from_secs(1)).next_delay(), Duration::from_millis(3));
-        assert!(ds.windows(2).all(|w| w[1] >= w[0]));
-        assert_eq!(*ds.last().unwrap(), Duration::from_secs(1));
-        // Ten checks happen within the first ~0.5 s: short commands return fast.
-        let first_ten: Duration = ds[..10].iter().sum();
-        assert!(first_ten < Duration::from_millis(500), "{first_ten:?}");
-        let mut f = PollSchedule::fixed(Duration::from_millis(500));
-        assert_eq!(f.next_delay(), Duration::ZERO);
-        assert_eq!(f.next_delay(), Duration::from_millis(500));
-        assert_eq!(f.next_delay(), Duration::from_millis(500));
-        let mut g = PollSchedule::fixed_sleep_first(Duration::from_millis(500));
-        assert_eq!(g.next_delay(), Duration::from_millis(500));
-        assert_eq!(g.next_delay(), Duration::from_millis(500));
-    }
 
     #[test]
     fn out_prompt_is_stripped() {

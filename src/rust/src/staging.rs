@@ -8,10 +8,8 @@
 //! streamed PUT, one GET); DBFS through create / add-block (1 MiB) / close and
 //! parallel 1 MiB ranged reads.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -19,116 +17,16 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::api::{dbfs, files};
+use crate::control::Control;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::Body;
-use crate::session::{Control, Session};
+use crate::session::Session;
+pub use crate::location::{Location, StagingState, DEFAULT_ROOT};
 
-pub const DEFAULT_ROOT: &str = "dbfs:/tmp/dbrxr";
 /// Uploads through DBFS blocks that come out wrong are redone this often.
 const UPLOAD_ATTEMPTS: u32 = 3;
 /// Parallel ranged reads for DBFS downloads.
 const READ_PARALLELISM: usize = 8;
-
-/// A remote location: a DBFS path (`/tmp/x`) or a Volume path (`/Volumes/c/s/v/x`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Dbfs(String),
-    Volume(String),
-}
-
-impl Location {
-    /// Accepts `dbfs:/x`, `/dbfs/x` (the cluster's view), `/Volumes/...` and
-    /// other absolute paths (DBFS).
-    pub fn parse(p: &str) -> Result<Location> {
-        let p = p.trim();
-        let bad = || {
-            Error::input(format!("`{p}` is not a remote path"))
-                .hint("use a DBFS path such as `dbfs:/tmp/x.rds` or a volume path such as `/Volumes/catalog/schema/volume/x.rds`")
-        };
-        let loc = if let Some(rest) = p.strip_prefix("dbfs:") {
-            Location::Dbfs(rest.to_string())
-        } else if let Some(rest) = p.strip_prefix("/dbfs/") {
-            Location::Dbfs(format!("/{rest}"))
-        } else if p.starts_with("/Volumes/") {
-            Location::Volume(p.to_string())
-        } else if p.starts_with('/') {
-            Location::Dbfs(p.to_string())
-        } else {
-            return Err(bad());
-        };
-        let path = loc.raw();
-        if !path.starts_with('/') || path.split('/').any(|s| s == ".." || s == ".") {
-            return Err(bad());
-        }
-        if let Location::Volume(v) = &loc {
-            // /Volumes/<catalog>/<schema>/<volume>/...
-            if v.split('/').filter(|s| !s.is_empty()).count() < 4 {
-                return Err(Error::input(format!("`{v}` is not inside a volume"))
-                    .hint("volume paths look like `/Volumes/<catalog>/<schema>/<volume>/<path>`"));
-            }
-        }
-        Ok(loc)
-    }
-
-    fn raw(&self) -> &str {
-        match self {
-            Location::Dbfs(p) | Location::Volume(p) => p,
-        }
-    }
-
-    /// The path as the APIs and the user see it.
-    pub fn api_path(&self) -> String {
-        match self {
-            Location::Dbfs(p) => format!("dbfs:{p}"),
-            Location::Volume(p) => p.clone(),
-        }
-    }
-
-    /// The path as Python on the cluster sees it.
-    pub fn cluster_path(&self) -> String {
-        match self {
-            Location::Dbfs(p) => format!("/dbfs{p}"),
-            Location::Volume(p) => p.clone(),
-        }
-    }
-
-    pub fn join(&self, rel: &str) -> Location {
-        let j = |p: &str| format!("{}/{}", p.trim_end_matches('/'), rel.trim_start_matches('/'));
-        match self {
-            Location::Dbfs(p) => Location::Dbfs(j(p)),
-            Location::Volume(p) => Location::Volume(j(p)),
-        }
-    }
-
-    pub fn parent(&self) -> Option<Location> {
-        let p = self.raw().trim_end_matches('/');
-        let cut = p.rfind('/')?;
-        let parent = if cut == 0 { "/" } else { &p[..cut] };
-        Some(match self {
-            Location::Dbfs(_) => Location::Dbfs(parent.to_string()),
-            Location::Volume(_) => Location::Volume(parent.to_string()),
-        })
-    }
-}
-
-/// Where a session stages, and what it has done there.
-#[derive(Debug)]
-pub struct StagingState {
-    pub root: Location,
-    made_dirs: Mutex<HashSet<String>>,
-    session_used: AtomicBool,
-}
-
-impl StagingState {
-    pub fn new(root: Option<&str>) -> Result<Self> {
-        let root = Location::parse(root.unwrap_or(DEFAULT_ROOT)).map_err(|e| {
-            Error::config(format!("invalid staging location: {}", e.message)).hint(
-                "set `staging` in dbx_connect() (or DBRXR_STAGING) to `dbfs:/tmp/dbrxr` or `/Volumes/<catalog>/<schema>/<volume>/dbrxr`",
-            )
-        })?;
-        Ok(StagingState { root, made_dirs: Mutex::new(HashSet::new()), session_used: AtomicBool::new(false) })
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -521,27 +419,4 @@ async fn remove_volume_tree(s: &Session, dir: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations() {
-        let d = Location::parse("dbfs:/tmp/dbrxr").unwrap();
-        assert_eq!(d, Location::Dbfs("/tmp/dbrxr".into()));
-        assert_eq!(Location::parse("/dbfs/tmp/dbrxr").unwrap(), d);
-        let f = d.join("cache/abc");
-        assert_eq!(f.api_path(), "dbfs:/tmp/dbrxr/cache/abc");
-        assert_eq!(f.cluster_path(), "/dbfs/tmp/dbrxr/cache/abc");
-        assert_eq!(f.parent().unwrap().api_path(), "dbfs:/tmp/dbrxr/cache");
-        let v = Location::parse("/Volumes/c/s/v/dbrxr").unwrap().join("sessions/1/h");
-        assert_eq!(v.api_path(), "/Volumes/c/s/v/dbrxr/sessions/1/h");
-        assert_eq!(v.cluster_path(), v.api_path());
-        assert!(Location::parse("relative/x").is_err());
-        assert!(Location::parse("dbfs:/tmp/../etc").is_err());
-        assert!(Location::parse("/Volumes/c/s").is_err());
-        assert!(StagingState::new(Some("nope")).unwrap_err().is(ErrorKind::Config));
-    }
 }

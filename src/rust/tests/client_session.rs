@@ -12,7 +12,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use dbrxr::config::{AuthSpec, Config};
 use dbrxr::redact::Secret;
-use dbrxr::session::{Control, RunOptions, Session};
+use dbrxr::control::Control;
+use dbrxr::session::{RunOptions, Session};
 use dbrxr::ErrorKind;
 use serde_json::{json, Value};
 

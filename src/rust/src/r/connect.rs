@@ -63,8 +63,7 @@ fn describe(cfg: &config::Config) -> Robj {
 fn rust_session_close(id: i32) -> Robj {
     guard(|| {
         if let Some(session) = SESSIONS.remove(id) {
-            crate::runtime::block_on(session.close())?;
-            crate::protocol::forget(&session);
+            crate::runtime::block_on(crate::protocol::close(&session))?;
         }
         Ok(Robj::from(true))
     })

@@ -59,10 +59,11 @@ fn rust_protocol_setup(id: i32, module: Raw, dispatcher: Raw, install_rpy2: bool
 /// c(inline_request_max, inline_answer_max) in bytes.
 /// @noRd
 #[extendr]
-fn rust_request_start(id: i32, req: Raw, timeout: Robj, poll_max: Robj, cluster_timeout: Robj, limits: Robj) -> Robj {
+fn rust_request_start(id: i32, req: Raw, kind: &str, timeout: Robj, poll_max: Robj, cluster_timeout: Robj, limits: Robj) -> Robj {
     guard(|| {
         let session = SESSIONS.get(id)?;
         let mut opts = run_options(&timeout, &poll_max, &cluster_timeout)?;
+        opts.poll_kind = Some(format!("{kind} {}", req.len().max(1).ilog2()));
         let total = opts.timeout.take();
         let mut lim = Limits::default();
         if let Some(v) = limits.as_real_slice().filter(|v| v.len() == 2) {
@@ -167,6 +168,7 @@ fn rust_exec_start(
             cluster_timeout: secs(opt_f64(&cluster_timeout), "cluster_timeout")?.unwrap_or(defaults.cluster_timeout),
             poll_fixed: secs(fixed.map(f64::abs), "poll_fixed")?,
             poll_fixed_sleep_first: fixed.is_some_and(|x| x < 0.0),
+            poll_kind: None,
         };
         let code = code.to_string();
         let job = jobs::spawn(move |ctl| async move {

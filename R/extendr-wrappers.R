@@ -55,6 +55,8 @@ rust_remove_start <- function(id, path) .Call(wrap__rust_remove_start, id, path)
 
 rust_request_start <- function(id, req, kind, timeout, poll_max, cluster_timeout, limits) .Call(wrap__rust_request_start, id, req, kind, timeout, poll_max, cluster_timeout, limits)
 
+rust_serialize <- function(x) .Call(wrap__rust_serialize, x)
+
 rust_session_close <- function(id) .Call(wrap__rust_session_close, id)
 
 rust_session_info <- function(id) .Call(wrap__rust_session_info, id)
@@ -62,6 +64,8 @@ rust_session_info <- function(id) .Call(wrap__rust_session_info, id)
 rust_sha256 <- function(x) .Call(wrap__rust_sha256, x)
 
 rust_sha256_file <- function(path) .Call(wrap__rust_sha256_file, path)
+
+rust_slice_rows <- function(x, from, to) .Call(wrap__rust_slice_rows, x, from, to)
 
 rust_stage_start <- function(id, x, scope, path, overwrite) .Call(wrap__rust_stage_start, id, x, scope, path, overwrite)
 

@@ -107,13 +107,13 @@ remote_request <- function(conn, req, timeout = NULL, call = rlang::caller_env()
 #   remote_request_cancel(handle)             stop it, cancelling the remote
 #                                             command
 # Requests of one connection reach the cluster in the order they started.
-# A request is one Rust job: R hands over serialize() bytes and gets the
-# answer's bytes back (see src/rust/src/protocol.rs).
+# A request is one Rust job: R hands over the request list (Rust serializes
+# it, as serialize(xdr = FALSE) does) and gets the answer's bytes back (see
+# src/rust/src/protocol.rs).
 remote_request_start <- function(conn, req, timeout = NULL, call = rlang::caller_env()) {
   protocol_setup(conn, call = call)
   req$protocol <- protocol_version
   req$libpaths <- remote_state(conn)$library$path  # the connection's remote_library(), first
-  bytes <- serialize(req, NULL, xdr = FALSE)
   opts <- conn$options
   h <- new.env(parent = emptyenv())
   h$conn <- conn
@@ -121,7 +121,7 @@ remote_request_start <- function(conn, req, timeout = NULL, call = rlang::caller
   # The kind of request (operation, object; Rust adds the size) lets Rust
   # check the command's status when such requests finish.
   kind <- paste(format(req$op), req$hash %||% "")
-  h$job <- unwrap(rust_request_start(conn$handle, bytes, kind, request_timeout(conn, timeout),
+  h$job <- unwrap(rust_request_start(conn$handle, req, kind, request_timeout(conn, timeout),
                                      opts$poll_max, opts$cluster_timeout,
                                      c(inline_request_max(), inline_answer_max())), call = call)
   h

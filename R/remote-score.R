@@ -269,19 +269,26 @@ row_count <- function(x) {
   NA_integer_
 }
 
-take_rows <- function(x, i) {
-  if (identical(class(x), "data.frame")) return(df_rows(x, i))
+# Rows from:to of x.
+take_rows <- function(x, from, to) {
+  if (identical(class(x), "data.frame")) return(df_rows(x, from, to))
+  i <- seq.int(from, to)
   if (is.data.frame(x) || length(dim(x)) == 2L) x[i, , drop = FALSE] else x[i]
 }
 
-# x[i, , drop = FALSE] for a plain data.frame and a run of distinct rows,
-# without `[.data.frame`'s duplicate row name checks (a third of the time).
-df_rows <- function(x, i) {
+# x[from:to, , drop = FALSE] for a plain data.frame, without
+# `[.data.frame`'s duplicate row name checks (a third of the time); columns
+# without attributes are copied by memcpy in Rust (`[` goes element by element).
+df_rows <- function(x, from, to) {
+  i <- seq.int(from, to)
   rn <- attr(x, "row.names")
-  out <- lapply(x, function(col) if (length(dim(col)) == 2L) col[i, , drop = FALSE] else col[i])
+  out <- lapply(x, function(col) {
+    if (length(dim(col)) == 2L) return(col[i, , drop = FALSE])
+    unwrap(rust_slice_rows(col, from, to)) %||% col[i]
+  })
   attributes(out) <- attributes(x)
   # Automatic row names (stored compactly) become the row numbers, as in `[`.
-  attr(out, "row.names") <- if (.row_names_info(x) < 0L) as.integer(i) else rn[i]
+  attr(out, "row.names") <- if (.row_names_info(x) < 0L) i else rn[i]
   out
 }
 
@@ -306,7 +313,7 @@ score_rows <- function(conn, rm, newdata, args, packages, progress, deadline = N
   if (k <= 1L) return(score_one(newdata))
 
   bounds <- floor(seq(0, n, length.out = k + 1L))
-  chunk <- function(j) take_rows(newdata, (bounds[j] + 1L):bounds[j + 1L])
+  chunk <- function(j) take_rows(newdata, bounds[j] + 1L, bounds[j + 1L])
   parts <- vector("list", k)
   if (progress) {
     bar <- cli::cli_progress_bar("Scoring on the cluster", total = k, .envir = call)

@@ -95,7 +95,7 @@ test_that("chunked predictions join to exactly one predict() call", {
     rows <- dbrxr:::row_count(newdata)
     b <- floor(seq(0, rows, length.out = 4))
     parts <- lapply(1:3, function(j) {
-      predict(fit, dbrxr:::take_rows(newdata, (b[j] + 1):b[j + 1]), ...)
+      predict(fit, dbrxr:::take_rows(newdata, b[j] + 1, b[j + 1]), ...)
     })
     expect_true(dbrxr:::chunk_combinable(parts[[1]], b[2]))
     dbrxr:::combine_chunks(parts)
@@ -121,17 +121,28 @@ test_that("chunked predictions join to exactly one predict() call", {
 test_that("fast row chunks equal `[.data.frame`", {
   d <- data.frame(a = 1:10, f = factor(letters[1:10]), day = as.Date("2025-01-01") + 0:9)
   d$m <- matrix(1:20, 10)
-  expect_identical(dbrxr:::take_rows(d, 3:6), d[3:6, , drop = FALSE])
+  d$x <- c(1.5, NA, NaN, Inf, -0, 6:10)
+  d$s <- c("a", NA, "\u00e9t\u00e9", "", letters[5:10])
+  d$b <- c(TRUE, NA, FALSE, rep(TRUE, 7))
+  d$z <- complex(real = 1:10, imaginary = -1)
+  d$r <- as.raw(1:10)
+  expect_identical(dbrxr:::take_rows(d, 3, 6), d[3:6, , drop = FALSE])
+  expect_identical(dbrxr:::take_rows(d, 1, 10), d[1:10, , drop = FALSE])
+  expect_identical(dbrxr:::take_rows(d, 10, 10), d[10, , drop = FALSE])
   rownames(d) <- paste0("r", 1:10)
-  expect_identical(dbrxr:::take_rows(d, 3:6), d[3:6, , drop = FALSE])
-  expect_identical(dbrxr:::take_rows(mtcars, 2:5), mtcars[2:5, , drop = FALSE])
+  expect_identical(dbrxr:::take_rows(d, 3, 6), d[3:6, , drop = FALSE])
+  expect_identical(dbrxr:::take_rows(mtcars, 2, 5), mtcars[2:5, , drop = FALSE])
+  expect_identical(dbrxr:::take_rows(1:10 + 0.5, 2, 4), c(2.5, 3.5, 4.5))
+  # Rows outside the vector are an error, never a read past its end.
+  expect_error(dbrxr:::unwrap(dbrxr:::rust_slice_rows(1:3, 2, 4)), "outside")
+  expect_null(dbrxr:::unwrap(dbrxr:::rust_slice_rows(factor("a"), 1, 1)))
 })
 
 test_that("fast row chunks keep integer row names of a sampled data.frame", {
   d <- mtcars
   rownames(d) <- NULL
   s <- d[c(5, 2, 9, 1), ]
-  expect_identical(dbrxr:::take_rows(s, 2:3), s[2:3, , drop = FALSE])
+  expect_identical(dbrxr:::take_rows(s, 2, 3), s[2:3, , drop = FALSE])
 })
 
 test_that("a model object is walked and hashed once; a changed copy is new", {

@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
@@ -135,8 +134,7 @@ impl Credentials {
         let d: Discovery = serde_json::from_str(&body).map_err(|e| {
             Error::auth(format!("OAuth discovery at {discovery_url} returned no token_endpoint ({e})"))
         })?;
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{client_id}:{}", client_secret.expose()));
+        let basic = crate::b64::encode(format!("{client_id}:{}", client_secret.expose()).as_bytes());
         let endpoint = d.token_endpoint;
         let resp = send_with_retry(|| {
             client

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod b64;
 pub mod config;
 pub mod control;
 pub mod deadline;

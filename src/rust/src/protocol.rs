@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use base64::Engine;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
@@ -156,7 +155,7 @@ enum Carrier {
 }
 
 fn b64(x: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(x)
+    crate::b64::encode(x)
 }
 
 /// A Python string literal of arbitrary bytes: base64 in quotes, so nothing
@@ -368,8 +367,7 @@ pub async fn request(
                 carrier = Carrier::Staged(staged.clone());
             }
             "INLINE" => {
-                break base64::engine::general_purpose::STANDARD
-                    .decode(payload.trim())
+                break crate::b64::decode(&payload)
                     .map_err(|e| Error::internal(format!("the cluster's inline answer is not base64 ({e})")))?
             }
             "FILE" => {

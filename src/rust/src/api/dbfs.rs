@@ -1,6 +1,5 @@
 //! DBFS API 2.0 (reference §3.1). Paths are absolute DBFS paths (`/tmp/x`).
 
-use base64::Engine;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
@@ -39,9 +38,6 @@ struct ListResponse {
     files: Vec<FileInfo>,
 }
 
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
 
 pub fn is_not_found(e: &Error) -> bool {
     e.error_code.as_deref() == Some("RESOURCE_DOES_NOT_EXIST") || e.status == Some(404)
@@ -69,7 +65,7 @@ fn put_body(path: &str, data: &[u8], overwrite: bool) -> Bytes {
     body.push_str(&json!({ "path": path, "overwrite": overwrite }).to_string());
     body.pop(); // the closing brace
     body.push_str(",\"contents\":\"");
-    b64().encode_string(data, &mut body);
+    crate::b64::encode_into(data, &mut body);
     body.push_str("\"}");
     Bytes::from(body)
 }
@@ -93,7 +89,7 @@ pub fn add_block_body(handle: i64, data: &[u8]) -> Bytes {
     s.push_str("{\"handle\":");
     s.push_str(&handle.to_string());
     s.push_str(",\"data\":\"");
-    b64().encode_string(data, &mut s);
+    crate::b64::encode_into(data, &mut s);
     s.push_str("\"}");
     Bytes::from(s)
 }
@@ -117,7 +113,7 @@ pub async fn read(t: &Transport, path: &str, offset: u64, length: usize) -> Resu
         .query("offset", offset.to_string())
         .query("length", length.to_string());
     let r: ReadResponse = t.json(req).await?;
-    let bytes = b64().decode(r.data.as_bytes()).map_err(|e| {
+    let bytes = crate::b64::decode(&r.data).map_err(|e| {
         Error::new(ErrorKind::Http, format!("DBFS read of {path} returned invalid base64 ({e})"))
     })?;
     if bytes.len() as u64 != r.bytes_read {

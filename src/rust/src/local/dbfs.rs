@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::response::Response;
-use base64::Engine;
 use serde_json::{json, Value};
 
 use super::params::Params;
@@ -99,9 +98,7 @@ fn flag(p: &Params, name: &str) -> Result<bool, Response> {
 }
 
 fn decode(p: &Params, name: &str) -> Result<Vec<u8>, Response> {
-    let text = p.str(name).unwrap_or_default();
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
+    let data = crate::b64::decode(p.text(name).unwrap_or_default())
         .map_err(|e| invalid(format!("{name} is not valid base64: {e}")))?;
     if data.len() > MAX_BLOCK {
         return Err(api(
@@ -299,7 +296,7 @@ pub async fn read(State(local): State<Arc<Local>>, req: Request) -> Reply {
         .map_err(|e| invalid(format!("Cannot read dbfs:{} at offset {offset}: {e}", t.api)))?;
     let mut buf = Vec::with_capacity(length as usize);
     f.take(length as u64).read_to_end(&mut buf).map_err(|e| io_error("could not read", e))?;
-    let data = base64::engine::general_purpose::STANDARD.encode(&buf);
+    let data = crate::b64::encode(&buf);
     reply::ok(json!({"bytes_read": buf.len(), "data": data}))
 }
 

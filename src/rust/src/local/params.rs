@@ -92,6 +92,14 @@ impl Params {
         }
     }
 
+    /// A string field, borrowed (large base64 payloads are not copied).
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.fields.get(name)? {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// A non-empty string field.
     pub fn nonempty(&self, name: &str) -> Option<String> {
         self.str(name).filter(|s| !s.is_empty())

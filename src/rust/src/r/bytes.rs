@@ -1,6 +1,5 @@
 //! Bindings for byte helpers R lacks or does slowly: base64 and SHA-256.
 
-use base64::Engine;
 use extendr_api::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -15,7 +14,7 @@ fn raw_slice(x: &Robj) -> crate::Result<&[u8]> {
 /// @noRd
 #[extendr]
 fn rust_base64_encode(x: Robj) -> Robj {
-    guard(|| Ok(Robj::from(base64::engine::general_purpose::STANDARD.encode(raw_slice(&x)?))))
+    guard(|| Ok(Robj::from(crate::b64::encode(raw_slice(&x)?))))
 }
 
 /// Decode base64 text into a raw vector.
@@ -23,8 +22,7 @@ fn rust_base64_encode(x: Robj) -> Robj {
 #[extendr]
 fn rust_base64_decode(text: &str) -> Robj {
     guard(|| {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
+        let bytes = crate::b64::decode(text)
             .map_err(|e| Error::internal(format!("invalid base64 from the cluster: {e}")))?;
         Ok(Raw::from_bytes(&bytes).into())
     })

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod handles;
 pub mod local;
 pub mod row_names;
+pub mod serialize;
 pub mod session;
 
 extendr_module! {
@@ -18,5 +19,6 @@ extendr_module! {
     use connect;
     use local;
     use row_names;
+    use serialize;
     use session;
 }

@@ -53,24 +53,27 @@ fn rust_protocol_setup(id: i32, module: Raw, dispatcher: Raw, install_rpy2: bool
     })
 }
 
-/// Start one remote request: `req` is the serialized request; the job's
+/// Start one remote request: `req` is the request (a list, serialized here);
+/// the job's
 /// value is `list(value = <answer bytes>, meta = list(...))`. The timeout
 /// bounds the whole request (upload, command, download). `limits` is
 /// c(inline_request_max, inline_answer_max) in bytes.
 /// @noRd
 #[extendr]
-fn rust_request_start(id: i32, req: Raw, kind: &str, timeout: Robj, poll_max: Robj, cluster_timeout: Robj, limits: Robj) -> Robj {
+fn rust_request_start(id: i32, req: Robj, kind: &str, timeout: Robj, poll_max: Robj, cluster_timeout: Robj, limits: Robj) -> Robj {
     guard(|| {
         let session = SESSIONS.get(id)?;
         let mut opts = run_options(&timeout, &poll_max, &cluster_timeout)?;
-        opts.poll_kind = Some(format!("{kind} {}", req.len().max(1).ilog2()));
+        // The request object is serialized here, straight into the bytes
+        // that travel (serialize() in R would make an R raw vector to copy).
+        let bytes = bytes::Bytes::from(super::serialize::serialize_native(&req));
+        opts.poll_kind = Some(format!("{kind} {}", bytes.len().max(1).ilog2()));
         let total = opts.timeout.take();
         let mut lim = Limits::default();
         if let Some(v) = limits.as_real_slice().filter(|v| v.len() == 2) {
             lim.inline_request_max = v[0].max(0.0) as usize;
             lim.inline_answer_max = v[1].max(0.0) as usize;
         }
-        let bytes = bytes::Bytes::copy_from_slice(req.as_slice());
         let ticket = protocol::state(&session).ticket();
         let job = jobs::spawn(move |ctl| async move {
             let work = protocol::request(session, ticket, bytes, lim, opts, ctl);

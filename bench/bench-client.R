@@ -27,7 +27,7 @@ bench_client <- function(rounds = 30L) {
   ms <- function(x) sprintf("%.1f ms", 1000 * x)
   ratio <- function(x) sprintf("%.0fx", x / x[[1]])
   rt <- data.frame(
-    strategy = c("dbrxr (adaptive: immediate, 3 ms, x1.5 to 1 s)",
+    strategy = c("dbrxr (adaptive: immediate, 1 ms, x1.5 to 1 s)",
                  "fixed 0.5 s, immediate first check (brickster's loop)",
                  "fixed 1 s, immediate first check",
                  "fixed 0.5 s, first check after 0.5 s",

@@ -78,9 +78,9 @@ exec_command <- function(conn, code, language = "python", timeout = NULL, progre
 # Start a command as a Rust job (wait with run_job()); callers that overlap
 # work with the command (chunked scoring) use this directly.
 exec_start <- function(conn, code, language = "python", timeout = NULL, poll_fixed = NULL,
-                       call = rlang::caller_env()) {
+                       poll_max = NULL, call = rlang::caller_env()) {
   opts <- conn$options
-  unwrap(rust_exec_start(conn$handle, code, language, timeout, opts$poll_max,
+  unwrap(rust_exec_start(conn$handle, code, language, timeout, poll_max %||% opts$poll_max,
                          opts$cluster_timeout, poll_fixed), call = call)
 }
 

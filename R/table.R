@@ -325,7 +325,10 @@ spark_run <- function(conn, spec, timeout = NULL, call = rlang::caller_env()) {
   if (is.null(remote_state(conn)$info)) remote_bootstrap(conn, call = call)
   result <- if (identical(spec$op, "read")) result_path(conn)
   for (attempt in 1:3) {
-    job <- exec_start(conn, spark_call_code(spec, result), timeout = timeout, call = call)
+    # Spark jobs take seconds: checked at least every 0.2 s, they are not
+    # found finished half a second late.
+    job <- exec_start(conn, spark_call_code(spec, result), timeout = timeout,
+                      poll_max = min(conn$options$poll_max, 0.2), call = call)
     res <- if (is.null(spec$progress)) run_job(job, FALSE, call = call)
            else spark_wait(conn, job, spec$progress, call = call)
     m <- parse_marker(exec_output(res), call = call)

@@ -1,11 +1,13 @@
 # Table scoring on the local cluster's Spark (local[2]): remote_score_table()
 # over a generated table against local predict() on the same rows already in
 # R memory, and the peak RSS growth of the driver's context process (the table
-# is never gathered on the driver). Rows: DBRXR_BENCH_TABLE_ROWS (default 1e6;
-# the issue's 1e7 takes too long on a shared 2-core machine).
+# is never gathered on the driver). Rows: DBRXR_BENCH_TABLE_ROWS (default 1e7).
+# Times are the median of 3 runs when a run takes under a minute (Spark's JIT
+# makes the first job of a session slower), else of 1; the first run's time is
+# shown too. The pandas2ri job runs once, after the others.
 
 bench_table <- function() {
-  n <- as.numeric(Sys.getenv("DBRXR_BENCH_TABLE_ROWS", "1e6"))
+  n <- as.numeric(Sys.getenv("DBRXR_BENCH_TABLE_ROWS", "1e7"))
   conn <- local_cluster()
   on.exit(dbx_disconnect(conn), add = TRUE)
   cols <- paste0("V", 1:10)
@@ -38,11 +40,17 @@ bench_table <- function() {
     # Reset the peak (VmHWM) to the current RSS: Linux's clear_refs "5".
     writeLines("5", sprintf("/proc/%d/clear_refs", pid))
     post <- if (name == "ranger") function(p) p$predictions
-    remote <- system.time(remote_score_table(fit, "main.bench.t", paste0("main.bench.out_", name),
-                                             keep = "id", mode = "overwrite", postprocess = post,
-                                             conn = conn))[["elapsed"]]
+    score <- function() {
+      system.time(remote_score_table(fit, "main.bench.t", paste0("main.bench.out_", name),
+                                     keep = "id", mode = "overwrite", postprocess = post,
+                                     conn = conn))[["elapsed"]]
+    }
+    first <- score()
+    runs <- c(first, if (first < 60) c(score(), score()))
+    remote <- stats::median(runs)
     peak <- rss("VmHWM")
-    local <- system.time(predict(fit, data))[["elapsed"]]
+    local_runs <- vapply(seq_along(runs), function(i) system.time(predict(fit, data))[["elapsed"]], 0)
+    local <- stats::median(local_runs)
     # The same job converting batches with pandas + rpy2's pandas2ri instead.
     old <- options(dbrxr.table_convert = "pandas2ri")
     slow <- system.time(remote_score_table(fit, "main.bench.t", paste0("main.bench.p2ri_", name),
@@ -50,13 +58,53 @@ bench_table <- function() {
                                            conn = conn))[["elapsed"]]
     options(old)
     out[[name]] <- data.frame(model = name, rows = format(n, big.mark = ",", scientific = FALSE),
-                              remote_s = round(remote, 1),
+                              remote_s = round(remote, 1), first_run_s = round(first, 1),
+                              runs = length(runs),
                               rows_per_s = format(round(n / remote), big.mark = ","),
-                              local_predict_s = round(local, 1),
+                              local_predict_s = round(local, 2),
                               ratio = round(remote / local, 1),
                               pandas2ri_s = round(slow, 1),
                               speedup_vs_pandas2ri = round(slow / remote, 1),
                               driver_rss_growth_mb = round(peak - before))
   }
-  list(remote_score_table_on_local_2 = do.call(rbind, out))
+  list(remote_score_table_on_local_2 = do.call(rbind, out),
+       arrow_vs_pandas2ri_mixed_columns = bench_table_mixed(conn, n / 10))
+}
+
+# Batch conversion on a table of mixed columns, as users' tables are: 5
+# doubles, an integer, two strings (20 and 50 distinct values), a date and a
+# boolean. lm over all but the date; the same job with pandas2ri, each run once
+# after a warm-up.
+bench_table_mixed <- function(conn, n) {
+  dbx_exec(paste0(
+    "spark.sql('DROP TABLE IF EXISTS main.bench.mixed')\n",
+    "spark.sql(\"CREATE TABLE main.bench.mixed USING parquet AS SELECT id, ",
+    paste0("rand(", 1:5, ") AS d", 1:5, collapse = ", "),
+    ", cast(rand(6) * 1000 AS int) AS i1, concat('g', cast(floor(rand(7) * 20) AS int)) AS s1",
+    ", concat('h', cast(floor(rand(8) * 50) AS int)) AS s2",
+    ", date_add('2020-01-01', cast(rand(9) * 1000 AS int)) AS dt, rand(10) > 0.5 AS b1",
+    " FROM range(", format(n, scientific = FALSE), ")\")"), conn)
+  set.seed(7)
+  m <- 5000
+  train <- data.frame(d1 = runif(m), d2 = runif(m), d3 = runif(m), d4 = runif(m), d5 = runif(m),
+                      i1 = sample.int(1000, m, replace = TRUE) - 1L,
+                      s1 = paste0("g", sample(0:19, m, replace = TRUE)),
+                      s2 = paste0("h", sample(0:49, m, replace = TRUE)),
+                      b1 = runif(m) > 0.5)
+  train$y <- with(train, d1 + 2 * d2 - d3 + i1 / 1000 + nchar(s1) + b1 + rnorm(m))
+  fit <- stats::lm(stats::as.formula("y ~ d1 + d2 + d3 + d4 + d5 + i1 + s1 + s2 + b1",
+                                     env = globalenv()), data = train)
+  score <- function(convert) {
+    old <- options(dbrxr.table_convert = convert)
+    on.exit(options(old))
+    system.time(remote_score_table(fit, "main.bench.mixed", "main.bench.mixed_out", keep = "id",
+                                   mode = "overwrite", conn = conn))[["elapsed"]]
+  }
+  score(NULL)
+  arrow <- score(NULL)
+  p2ri <- score("pandas2ri")
+  data.frame(rows = format(n, big.mark = ",", scientific = FALSE),
+             columns = "5 double, 1 int, 2 string, 1 date, 1 boolean",
+             arrow_s = round(arrow, 1), pandas2ri_s = round(p2ri, 1),
+             speedup = round(p2ri / arrow, 1))
 }

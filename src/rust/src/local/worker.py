@@ -230,6 +230,9 @@ def _spark_session():
                        .appName("dbrxr-local")
                        .config("spark.ui.enabled", "false")
                        .config("spark.ui.showConsoleProgress", "false")
+                       # Local mode runs everything in the driver's JVM: 1 GB
+                       # (the default) fails to collect a 10-million-row table.
+                       .config("spark.driver.memory", os.environ.get("DBRXR_SPARK_MEMORY", "4g"))
                        .config("spark.sql.shuffle.partitions", "2")
                        .config("spark.sql.session.timeZone", "UTC")
                        .config("spark.sql.warehouse.dir", _spark_warehouse())

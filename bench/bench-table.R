@@ -8,8 +8,14 @@
 
 bench_table <- function() {
   n <- as.numeric(Sys.getenv("DBRXR_BENCH_TABLE_ROWS", "1e7"))
-  conn <- local_cluster()
+  token <- "table-bench-token-0123456789abcdef"
+  conn <- local_cluster(token = token)
   on.exit(dbx_disconnect(conn), add = TRUE)
+  # The local predict() side reads the table through a second connection (its
+  # own context), so the scoring context's RSS never holds the table.
+  li <- conn$local_info
+  reader <- dbx_connect(host = li$url, token = token, cluster_id = li$cluster_id)
+  on.exit(dbx_disconnect(reader), add = TRUE)
   cols <- paste0("V", 1:10)
   gen <- paste0("rand(", 1:10, ") AS ", cols, collapse = ", ")
   dbx_exec(paste0(
@@ -32,7 +38,7 @@ bench_table <- function() {
   # Warm up Spark and the executors' R.
   remote_score_table(models$lm, dbx_sql("SELECT * FROM main.bench.t LIMIT 1000"),
                      "main.bench.warm", mode = "overwrite", conn = conn)
-  data <- dbx_read_table("main.bench.t", conn = conn)
+  data <- dbx_read_table("main.bench.t", conn = reader)
   out <- list()
   for (name in names(models)) {
     fit <- models[[name]]

@@ -122,8 +122,12 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
 #' `{prediction}_{colname}`.
 #'
 #' An R error in a batch is a `dbrxr_remote_error` with the R message and the
-#' batch's rows (within its Spark partition); a table that does not exist, or
-#' an `output` that exists in `"error"` mode, is raised before any Spark job.
+#' batch's rows, counted in the source as [dbx_read_table()] returns it (also
+#' its Spark partition and the rows within it); a table that does not exist,
+#' or an `output` that exists in `"error"` mode, is raised before any Spark
+#' job. R warnings raised in batches are signalled here after the job, once
+#' per distinct text (at most 20), as `dbrxr_remote_warning`s saying how many
+#' batches raised them.
 #' An interrupt (Ctrl-C) or `timeout` cancels the Spark job group; in
 #' `"error"` and `"overwrite"` modes the output is written aside and swapped in
 #' at the end, so the previous table stays intact.
@@ -192,7 +196,19 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
     spec$progress <- sub("result-", "progress-", result_path(conn), fixed = TRUE)
   }
   res <- spark_run(conn, spec, timeout = timeout, call = call)
+  relay_batch_warnings(res$warning, res$warning_batches)
   invisible(new_dbx_table(output, res))
+}
+
+# R warnings raised while scoring batches on the executors, signalled here
+# once per distinct text with the number of batches that raised it.
+relay_batch_warnings <- function(texts, batches) {
+  for (i in seq_along(texts)) {
+    n <- as.integer(batches[i])
+    rlang::warn(sprintf("(on the cluster, in %d batch%s) %s", n, if (identical(n, 1L)) "" else "es",
+                        texts[i]),
+                class = "dbrxr_remote_warning", remote_message = texts[i], batches = n)
+  }
 }
 
 #' @export
@@ -435,10 +451,14 @@ spark_error <- function(f, spec, call) {
     remote = abort_dbrxr(
       paste0("R error while scoring rows ", f$rows, ": ", f$message), "dbrxr_remote_error",
       problems = c(if (!is.null(f$call)) paste("In", f$call),
-                   if (!is.null(f$partition)) sprintf("Spark partition %s, rows %s of it.", f$partition, f$rows)
-                   else sprintf("The first rows of the table (rows %s), scored on the driver before the Spark job.", f$rows)),
+                   if (!is.null(f$partition)) {
+                     sprintf("Rows are counted in %s as dbx_read_table() returns it; Spark partition %s, rows %s of it.",
+                             what, f$partition, f$partition_rows %||% f$rows)
+                   } else {
+                     sprintf("The first rows of %s (rows %s), scored on the driver before the Spark job.", what, f$rows)
+                   }),
       remote_message = f$message, remote_call = f$call, rows = f$rows,
-      partition = f$partition, call = call),
+      partition = f$partition, partition_rows = f$partition_rows, call = call),
     abort_dbrxr("A table operation failed on the cluster.", "dbrxr_internal_error",
                 problems = f$message, call = call))
 }

@@ -105,8 +105,27 @@ load_bundle <- function(path, libpaths) {
   }
   b
 }
+# "f()" for a condition's call, NULL when there is no short name: only the
+# function, as the arguments can be a whole batch (do.call()), and warning
+# texts must repeat across batches to be counted.
+call_name <- function(call) {
+  fn <- if (is.call(call)) call[[1L]]
+  fn <- if (is.symbol(fn) || is.call(fn)) paste(deparse(fn, nlines = 1L), collapse = "")
+  if (identical(fn, "b$postprocess")) fn <- "postprocess"
+  if (length(fn) && nchar(fn) <= 60L) paste0(fn, "()")
+}
+# Warnings are collected (at most 20 distinct texts) and returned with the
+# value, to be signalled in the user's session after the job.
 score_batch <- function(b, cols, names, n, table_levels = NULL) {
-  tryCatch({
+  warns <- character()
+  on_warning <- function(w) {
+    fn <- call_name(conditionCall(w))
+    text <- conditionMessage(w)
+    if (length(fn)) text <- paste0(text, " (in ", fn, ")")
+    if (length(warns) < 20L) warns <<- unique(c(warns, text))
+    invokeRestart("muffleWarning")
+  }
+  tryCatch(withCallingHandlers({
     df <- as_df(cols, names, n)
     levels <- c(b$levels, table_levels[setdiff(names(table_levels), names(b$levels))])
     for (v in intersect(names(levels), names(df))) {
@@ -120,10 +139,10 @@ score_batch <- function(b, cols, names, n, table_levels = NULL) {
       value <- b$postprocess(value)
       what <- "`postprocess`"
     }
-    list(ok = TRUE, cols = shape_prediction(value, b$prediction, n, what))
-  }, error = function(e) {
+    list(ok = TRUE, cols = shape_prediction(value, b$prediction, n, what), warnings = warns)
+  }, warning = on_warning), error = function(e) {
     list(ok = FALSE, message = conditionMessage(e),
-         call = if (!is.null(conditionCall(e))) paste(deparse(conditionCall(e), nlines = 1L), collapse = ""),
+         call = call_name(conditionCall(e)),
          package = if (inherits(e, "dbrxr_missing_package")) e$package,
          shape = inherits(e, "dbrxr_shape"))
   })
@@ -551,8 +570,8 @@ def _score(spec):
     spec["table_levels"] = _table_levels(df, spec.get("level_cols", []))
     # Probe: score the first rows here, for the output schema and early errors.
     probe = _collect_arrow(df.limit(int(spec.get("probe_rows", 100))))
-    pred_names, pred_arrays = _score_arrow(spec, probe.combine_chunks().to_batches()[0]
-                                           if probe.num_rows else _empty_batch(probe), 0, probe=True)
+    pred_names, pred_arrays, _ = _score_arrow(spec, probe.combine_chunks().to_batches()[0]
+                                              if probe.num_rows else _empty_batch(probe), 0, probe=True)
     in_schema = _arrow_schema(df)
     fields = [in_schema.field(k) for k in keep]
     fields += [pa.field(n, a.type) for n, a in zip(pred_names, pred_arrays)]
@@ -561,13 +580,17 @@ def _score(spec):
         raise _Fail(**{"class": "input", "message": "Output column names clash with `keep`: %s; "
                        "choose another `prediction`." % ", ".join(sorted(clash))})
     out_schema = pa.schema(fields)
+    sc = s.sparkContext
+    # R warnings of the batches come back through an accumulator: the
+    # executors add {text: batches}, the driver reads it after the job.
+    warned = sc.accumulator({}, _WarningsParam())
     task = functools.partial(score_partitions, {
         "bundle_local": spec["bundle_local"], "hash": spec["hash"], "keep": keep,
         "libpaths": spec.get("libpaths", []), "schema": out_schema,
-        "convert": spec.get("convert"), "table_levels": spec["table_levels"]})
+        "convert": spec.get("convert"), "table_levels": spec["table_levels"],
+        "warnings": warned})
     scored = df.mapInArrow(task, from_arrow_schema(out_schema))
     group = spec.get("group") or uuid.uuid4().hex
-    sc = s.sparkContext
     # Arrow batches of about 32 MB for this job: Spark's default of 10,000
     # rows makes the per-batch cost of the R call show (1e6 rows: 3.4 s ->
     # 2.3 s); the session's own setting is restored after.
@@ -590,7 +613,7 @@ def _score(spec):
     except Exception as e:
         m = re.search(BATCH_ERROR + r" (\S+)", str(e))
         if m:
-            raise _Fail(**{k: v[0] for k, v in parse_qs(m.group(1)).items()})
+            raise _Fail(**_table_rows({k: v[0] for k, v in parse_qs(m.group(1)).items()}, df))
         raise
     finally:
         if stop is not None:
@@ -601,7 +624,42 @@ def _score(spec):
         else:
             s.conf.set(batch_key, batch_before)
     rows = s.table(spark_name(spec["output"])).count() if spec["mode"] != "append" else -1
-    return {"rows": rows, "seconds": time.time() - t0, "columns": list(out_schema.names)}
+    warnings = sorted(warned.value.items(), key=lambda kv: -kv[1])
+    return {"rows": rows, "seconds": time.time() - t0, "columns": list(out_schema.names),
+            "warning": [w for w, _ in warnings], "warning_batches": [n for _, n in warnings]}
+
+
+class _WarningsParam(object):
+    """Accumulator of R warning texts -> batches that raised them (at most
+    20 texts: a warning per row must not grow without bound)."""
+
+    def zero(self, value):
+        return {}
+
+    def addInPlace(self, a, b):
+        for text, n in b.items():
+            if text in a or len(a) < 20:
+                a[text] = a.get(text, 0) + n
+        return a
+
+
+def _table_rows(fields, df):
+    """A failed batch's rows, counted in the whole source (the order
+    dbx_read_table() returns it), not only in its Spark partition: one
+    extra count of the rows in the partitions before it, on this error
+    path only."""
+    part, rows = fields.get("partition"), fields.get("rows", "")
+    m = re.match(r"^(\d+)-(\d+)$", rows)
+    if part is None or not m:
+        return fields
+    try:
+        from pyspark.sql.functions import spark_partition_id
+        before = df.where(spark_partition_id() < int(part)).count()
+    except Exception:
+        return fields
+    fields["partition_rows"] = rows
+    fields["rows"] = "%d-%d" % (before + int(m.group(1)), before + int(m.group(2)))
+    return fields
 
 
 def _batch_rows(columns):
@@ -645,7 +703,8 @@ def _bundle(path, hash_, libpaths):
 
 
 def _score_arrow(spec, batch, offset, probe=False):
-    """Score one Arrow batch in R: (names, arrays) of the prediction columns."""
+    """Score one Arrow batch in R: (names, arrays) of the prediction columns
+    and the texts of the R warnings raised."""
     import rpy2.rinterface as ri
     from rpy2.rinterface_lib import openrlib
     n = batch.num_rows
@@ -673,7 +732,8 @@ def _score_arrow(spec, batch, offset, probe=False):
             if not isinstance(call, ri.NULLType) and len(call):
                 fields["call"] = str(call[0])
             _batch_fail(probe, fields)
-        return r_columns_to_arrow(_field(res, "cols"))
+        names, arrays = r_columns_to_arrow(_field(res, "cols"))
+        return names, arrays, [str(w) for w in _field(res, "warnings")]
 
 
 def _levels_list(levels):
@@ -735,7 +795,9 @@ def score_partitions(spec, batches):
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        names, arrays = _score_arrow(spec, batch, offset)
+        names, arrays, warnings = _score_arrow(spec, batch, offset)
+        if warnings:
+            spec["warnings"].add({w: 1 for w in warnings})
         out = [batch.column(batch.schema.get_field_index(k)) for k in keep]
         for f, a in zip(list(schema)[len(keep):], arrays):
             out.append(a if a.type == f.type else a.cast(f.type))

@@ -185,9 +185,55 @@ test_that("an R error in a batch is a dbrxr_remote_error with its rows; overwrit
                        conn = conn),
     class = "dbrxr_remote_error")
   expect_identical(err$remote_message, "boom in a batch")
-  expect_match(err$rows, "^1-[0-9]+$")
+  expect_match(err$rows, "^[0-9]+-[0-9]+$")
   expect_false(is.null(err$partition))
   expect_identical(dbx_read_table("main.tt.err_out", conn = conn), before)
+
+  # Rows are counted in the whole source, in the order dbx_read_table()
+  # returns it, not within the failing batch's Spark partition: the range
+  # holds the one row that fails.
+  src <- dbx_sql("SELECT /*+ REPARTITION(3) */ * FROM main.tt.err")
+  order <- dbx_read_table(src, conn = conn)$id
+  bad_id <- order[25000]
+  picky <- function(nd) {
+    if (any(nd$id == bad_id)) stop("boom at one id")
+    stats::predict(fit, nd)
+  }
+  err <- expect_error(remote_score_table(picky, src, "main.tt.err_rows", mode = "overwrite",
+                                         conn = conn),
+                      class = "dbrxr_remote_error")
+  expect_identical(err$remote_message, "boom at one id")
+  rows <- as.integer(strsplit(err$rows, "-", fixed = TRUE)[[1]])
+  expect_true(rows[1] <= 25000 && 25000 <= rows[2])
+  expect_true(rows[1] > 1)  # not the failing partition's own row numbers
+  expect_match(err$partition_rows, "^[0-9]+-[0-9]+$")
+  expect_match(conditionMessage(err), "as dbx_read_table() returns it", fixed = TRUE)
+})
+
+test_that("R warnings raised in batches reach the caller once per text, with their batch count", {
+  conn <- spark_conn()
+  data <- make_rows(30000, 6)
+  dbx_write_table(data, "main.tt.warn", mode = "overwrite", conn = conn)
+  fit <- lm(stats::as.formula("y ~ x2", env = globalenv()), data = data)
+  noisy <- function(p) { warning("careful: ", length(p) > 0); p }
+  src <- dbx_sql("SELECT /*+ REPARTITION(3) */ * FROM main.tt.warn")
+  warns <- list()
+  res <- withCallingHandlers(
+    remote_score_table(fit, src, "main.tt.warn_out", keep = "id", mode = "overwrite",
+                       postprocess = noisy, conn = conn),
+    dbrxr_remote_warning = function(w) {
+      warns[[length(warns) + 1L]] <<- w
+      invokeRestart("muffleWarning")
+    })
+  expect_equal(res$rows, 30000)
+  expect_length(warns, 1L)
+  expect_identical(warns[[1]]$remote_message, "careful: TRUE (in postprocess())")
+  # One warning per batch: at least one batch in each of the 3 partitions.
+  expect_gte(warns[[1]]$batches, 3L)
+  expect_match(conditionMessage(warns[[1]]), "^\\(on the cluster, in [0-9]+ batches\\) careful: TRUE")
+  # A clean run warns nothing.
+  expect_no_warning(remote_score_table(fit, src, "main.tt.warn_out", keep = "id",
+                                       mode = "overwrite", conn = conn))
 })
 
 test_that("timeout cancels the Spark job group; the previous output stays intact", {

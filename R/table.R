@@ -130,7 +130,9 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
 #' batches raised them.
 #' An interrupt (Ctrl-C) or `timeout` cancels the Spark job group; in
 #' `"error"` and `"overwrite"` modes the output is written aside and swapped in
-#' at the end, so the previous table stays intact.
+#' at the end, so the previous table stays intact; in `"append"` mode the
+#' writer commits only when the whole job succeeds (Delta's transaction on
+#' Databricks), so a failed job adds no rows.
 #'
 #' @param model A fitted model, the path of an `.rds` file, or a
 #'   `function(newdata)` returning predictions (e.g. a formula wrapper around

@@ -188,6 +188,13 @@ test_that("an R error in a batch is a dbrxr_remote_error with its rows; overwrit
   expect_match(err$rows, "^[0-9]+-[0-9]+$")
   expect_false(is.null(err$partition))
   expect_identical(dbx_read_table("main.tt.err_out", conn = conn), before)
+  # An append whose job fails adds no rows (the writer commits at job end).
+  expect_error(
+    remote_score_table(fit, "main.tt.err", "main.tt.err_out", keep = "id", mode = "append",
+                       postprocess = function(p) if (length(p) > 500) stop("boom in a batch") else p,
+                       conn = conn),
+    class = "dbrxr_remote_error")
+  expect_identical(dbx_read_table("main.tt.err_out", conn = conn), before)
 
   # Rows are counted in the whole source, in the order dbx_read_table()
   # returns it, not within the failing batch's Spark partition: the range

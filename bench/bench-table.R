@@ -4,7 +4,10 @@
 # is never gathered on the driver). Rows: DBRXR_BENCH_TABLE_ROWS (default 1e7).
 # Times are the median of 3 runs when a run takes under a minute (Spark's JIT
 # makes the first job of a session slower), else of 1; the first run's time is
-# shown too. The pandas2ri job runs once, after the others.
+# shown too. The pandas2ri job runs once, after the others. Besides whole
+# jobs, the conversion itself is compared: the seconds the executors spent
+# turning Arrow batches into R data frames (summed over batches, from the
+# context's dbrxr_spark.LAST_JOB), by buffers or by pandas2ri.
 
 bench_table <- function() {
   n <- as.numeric(Sys.getenv("DBRXR_BENCH_TABLE_ROWS", "1e7"))
@@ -53,6 +56,7 @@ bench_table <- function() {
     }
     first <- score()
     runs <- c(first, if (first < 60) c(score(), score()))
+    convert <- last_convert_seconds(conn)
     remote <- stats::median(runs)
     peak <- rss("VmHWM")
     local_runs <- vapply(seq_along(runs), function(i) system.time(predict(fit, data))[["elapsed"]], 0)
@@ -63,6 +67,7 @@ bench_table <- function() {
                                            keep = "id", mode = "overwrite", postprocess = post,
                                            conn = conn))[["elapsed"]]
     options(old)
+    slow_convert <- last_convert_seconds(conn)
     out[[name]] <- data.frame(model = name, rows = format(n, big.mark = ",", scientific = FALSE),
                               remote_s = round(remote, 1), first_run_s = round(first, 1),
                               runs = length(runs),
@@ -71,6 +76,9 @@ bench_table <- function() {
                               ratio = round(remote / local, 1),
                               pandas2ri_s = round(slow, 1),
                               speedup_vs_pandas2ri = round(slow / remote, 1),
+                              convert_s = round(convert, 2),
+                              pandas2ri_convert_s = round(slow_convert, 1),
+                              convert_speedup = round(slow_convert / convert, 1),
                               driver_rss_growth_mb = round(peak - before))
   }
   list(remote_score_table_on_local_2 = do.call(rbind, out),
@@ -108,9 +116,18 @@ bench_table_mixed <- function(conn, n) {
   }
   score(NULL)
   arrow <- score(NULL)
+  convert <- last_convert_seconds(conn)
   p2ri <- score("pandas2ri")
+  p2ri_convert <- last_convert_seconds(conn)
   data.frame(rows = format(n, big.mark = ",", scientific = FALSE),
              columns = "5 double, 1 int, 2 string, 1 date, 1 boolean",
              arrow_s = round(arrow, 1), pandas2ri_s = round(p2ri, 1),
-             speedup = round(p2ri / arrow, 1))
+             speedup = round(p2ri / arrow, 1),
+             convert_s = round(convert, 2), pandas2ri_convert_s = round(p2ri_convert, 1),
+             convert_speedup = round(p2ri_convert / convert, 1))
+}
+
+# Seconds the last scoring job's executors spent converting batches to R.
+last_convert_seconds <- function(conn) {
+  as.numeric(dbx_exec("import dbrxr_spark; print(dbrxr_spark.LAST_JOB['convert_seconds'])", conn))
 }

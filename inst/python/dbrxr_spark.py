@@ -158,6 +158,8 @@ def _say(kind, payload=""):
 # ---- embedded R -------------------------------------------------------------
 
 _R = {"env": None, "bundles": {}}
+# The last scoring job of this context, for benchmarks.
+LAST_JOB = {}
 
 
 def _r_env():
@@ -570,7 +572,7 @@ def _score(spec):
     spec["table_levels"] = _table_levels(df, spec.get("level_cols", []))
     # Probe: score the first rows here, for the output schema and early errors.
     probe = _collect_arrow(df.limit(int(spec.get("probe_rows", 100))))
-    pred_names, pred_arrays, _ = _score_arrow(spec, probe.combine_chunks().to_batches()[0]
+    pred_names, pred_arrays, _, _ = _score_arrow(spec, probe.combine_chunks().to_batches()[0]
                                               if probe.num_rows else _empty_batch(probe), 0, probe=True)
     in_schema = _arrow_schema(df)
     fields = [in_schema.field(k) for k in keep]
@@ -584,11 +586,14 @@ def _score(spec):
     # R warnings of the batches come back through an accumulator: the
     # executors add {text: batches}, the driver reads it after the job.
     warned = sc.accumulator({}, _WarningsParam())
+    # Seconds the executors spent turning Arrow batches into R data frames
+    # (the part `make bench` compares with pandas2ri; kept in LAST_JOB).
+    converting = sc.accumulator(0.0)
     task = functools.partial(score_partitions, {
         "bundle_local": spec["bundle_local"], "hash": spec["hash"], "keep": keep,
         "libpaths": spec.get("libpaths", []), "schema": out_schema,
         "convert": spec.get("convert"), "table_levels": spec["table_levels"],
-        "warnings": warned})
+        "warnings": warned, "converting": converting})
     scored = df.mapInArrow(task, from_arrow_schema(out_schema))
     group = spec.get("group") or uuid.uuid4().hex
     # Arrow batches of about 32 MB for this job: Spark's default of 10,000
@@ -625,6 +630,9 @@ def _score(spec):
             s.conf.set(batch_key, batch_before)
     rows = s.table(spark_name(spec["output"])).count() if spec["mode"] != "append" else -1
     warnings = sorted(warned.value.items(), key=lambda kv: -kv[1])
+    LAST_JOB.clear()
+    LAST_JOB.update(convert=spec.get("convert") or "arrow", convert_seconds=converting.value,
+                    seconds=time.time() - t0)
     return {"rows": rows, "seconds": time.time() - t0, "columns": list(out_schema.names),
             "warning": [w for w, _ in warnings], "warning_batches": [n for _, n in warnings]}
 
@@ -703,8 +711,9 @@ def _bundle(path, hash_, libpaths):
 
 
 def _score_arrow(spec, batch, offset, probe=False):
-    """Score one Arrow batch in R: (names, arrays) of the prediction columns
-    and the texts of the R warnings raised."""
+    """Score one Arrow batch in R: (names, arrays) of the prediction columns,
+    the texts of the R warnings raised, and the seconds the batch took to
+    become R columns."""
     import rpy2.rinterface as ri
     from rpy2.rinterface_lib import openrlib
     n = batch.num_rows
@@ -717,10 +726,12 @@ def _score_arrow(spec, batch, offset, probe=False):
             _batch_fail(probe, {"class": "missing_package" if pkg else "remote",
                                 "package": pkg.group(1) if pkg else "",
                                 "message": str(e).strip(), "rows": "%d-%d" % (offset + 1, offset + n)})
+        t0 = time.perf_counter()
         if spec.get("convert") == "pandas2ri":
             cols, names = _pandas2ri_columns(batch)
         else:
             cols, names = arrow_to_r_columns(batch)
+        converting = time.perf_counter() - t0
         res = _r_call("score_batch", b, cols, names, _ints([n]),
                       _levels_list(spec.get("table_levels") or {}))
         if not bool(_field(res, "ok")[0]):
@@ -733,7 +744,7 @@ def _score_arrow(spec, batch, offset, probe=False):
                 fields["call"] = str(call[0])
             _batch_fail(probe, fields)
         names, arrays = r_columns_to_arrow(_field(res, "cols"))
-        return names, arrays, [str(w) for w in _field(res, "warnings")]
+        return names, arrays, [str(w) for w in _field(res, "warnings")], converting
 
 
 def _levels_list(levels):
@@ -795,7 +806,8 @@ def score_partitions(spec, batches):
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        names, arrays, warnings = _score_arrow(spec, batch, offset)
+        names, arrays, warnings, converting = _score_arrow(spec, batch, offset)
+        spec["converting"].add(converting)
         if warnings:
             spec["warnings"].add({w: 1 for w in warnings})
         out = [batch.column(batch.schema.get_field_index(k)) for k in keep]

@@ -174,7 +174,8 @@ test_that("an R error in a batch is a dbrxr_remote_error with its rows; overwrit
   conn <- spark_conn()
   data <- make_rows(30000, 4)
   dbx_write_table(data, "main.tt.err", mode = "overwrite", conn = conn)
-  fit <- lm(y ~ x2, data = data)
+  # A formula environment without the test's data (no dbrxr_size_warning).
+  fit <- lm(stats::as.formula("y ~ x2", env = globalenv()), data = data)
   remote_score_table(fit, "main.tt.err", "main.tt.err_out", keep = "id", mode = "overwrite",
                      conn = conn)
   before <- dbx_read_table("main.tt.err_out", conn = conn)

@@ -152,3 +152,14 @@ test_that("a request staged as several parts is put together in order", {
                       env = paste0("DBRXR_LOCAL_FS_ROOT=", root))
   expect_identical(decode_inline(markers(out)[2])$value, x)
 })
+
+test_that("the bootstrap starts R with faster heap growth, unless it is set already", {
+  req <- request_code(list(op = "eval", expr = quote(Sys.getenv("R_GC_MEM_GROW")), globals = list()))
+  grow <- function(env) {
+    m <- markers(run_commands(c(dbrxr:::bootstrap_code(FALSE), req), env = env))
+    decode_inline(m[2])$value
+  }
+  # system2() sets variables on top of this R's environment: clear ours.
+  expect_identical(grow("R_GC_MEM_GROW="), "3")
+  expect_identical(grow("R_GC_MEM_GROW=1"), "1")
+})

@@ -111,7 +111,6 @@ load_bundle <- function(path, libpaths) {
 call_name <- function(call) {
   fn <- if (is.call(call)) call[[1L]]
   fn <- if (is.symbol(fn) || is.call(fn)) paste(deparse(fn, nlines = 1L), collapse = "")
-  if (identical(fn, "b$postprocess")) fn <- "postprocess"
   if (length(fn) && nchar(fn) <= 60L) paste0(fn, "()")
 }
 # Warnings are collected (at most 20 distinct texts) and returned with the
@@ -136,7 +135,9 @@ score_batch <- function(b, cols, names, n, table_levels = NULL) {
              else do.call(function(...) stats::predict(model, df, ...), b$args)
     what <- "predict()"
     if (!is.null(b$postprocess)) {
-      value <- b$postprocess(value)
+      # Called by this name, which conditions raised in it then carry.
+      postprocess <- b$postprocess
+      value <- postprocess(value)
       what <- "`postprocess`"
     }
     list(ok = TRUE, cols = shape_prediction(value, b$prediction, n, what), warnings = warns)
@@ -630,10 +631,11 @@ def _score(spec):
             s.conf.set(batch_key, batch_before)
     rows = s.table(spark_name(spec["output"])).count() if spec["mode"] != "append" else -1
     warnings = sorted(warned.value.items(), key=lambda kv: -kv[1])
+    seconds = time.time() - t0
     LAST_JOB.clear()
     LAST_JOB.update(convert=spec.get("convert") or "arrow", convert_seconds=converting.value,
-                    seconds=time.time() - t0)
-    return {"rows": rows, "seconds": time.time() - t0, "columns": list(out_schema.names),
+                    seconds=seconds)
+    return {"rows": rows, "seconds": seconds, "columns": list(out_schema.names),
             "warning": [w for w, _ in warnings], "warning_batches": [n for _, n in warnings]}
 
 

@@ -27,6 +27,8 @@ rust_connect <- function(explicit) .Call(wrap__rust_connect, explicit)
 
 rust_connect_clone <- function(id) .Call(wrap__rust_connect_clone, id)
 
+rust_current_user_start <- function(id, timeout) .Call(wrap__rust_current_user_start, id, timeout)
+
 rust_debug_calls <- function() .Call(wrap__rust_debug_calls)
 
 rust_deferred_row_range <- function(x) .Call(wrap__rust_deferred_row_range, x)
@@ -53,6 +55,8 @@ rust_protocol_setup <- function(id, module, dispatcher, install_rpy2) .Call(wrap
 
 rust_remove_start <- function(id, path) .Call(wrap__rust_remove_start, id, path)
 
+rust_remove_tree_start <- function(id, path) .Call(wrap__rust_remove_tree_start, id, path)
+
 rust_request_start <- function(id, req, kind, timeout, poll_max, cluster_timeout, limits) .Call(wrap__rust_request_start, id, req, kind, timeout, poll_max, cluster_timeout, limits)
 
 rust_serialize <- function(x) .Call(wrap__rust_serialize, x)
@@ -68,6 +72,8 @@ rust_sha256_file <- function(path) .Call(wrap__rust_sha256_file, path)
 rust_slice_rows <- function(x, from, to) .Call(wrap__rust_slice_rows, x, from, to)
 
 rust_stage_start <- function(id, x, scope, path, overwrite) .Call(wrap__rust_stage_start, id, x, scope, path, overwrite)
+
+rust_uc_read_start <- function(id, what, securable_type, full_name, timeout) .Call(wrap__rust_uc_read_start, id, what, securable_type, full_name, timeout)
 
 
 # nolint end

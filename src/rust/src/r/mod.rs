@@ -12,6 +12,7 @@ pub mod local;
 pub mod row_names;
 pub mod serialize;
 pub mod session;
+pub mod sitrep;
 
 extendr_module! {
     mod dbrxr;
@@ -21,4 +22,5 @@ extendr_module! {
     use row_names;
     use serialize;
     use session;
+    use sitrep;
 }

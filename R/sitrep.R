@@ -104,7 +104,13 @@ run_check <- function(ch, conn, schema, budget, found) {
     withCallingHandlers(ch$run(conn, schema, deadline, found),
                         warning = function(w) invokeRestart("muffleWarning"),
                         message = function(m) invokeRestart("muffleMessage")),
-    error = function(e) list(failed_row(ch$name, e, ch$fix))
+    error = function(e) {
+      # The rows this check would have given: the first fails, the rest skip.
+      others <- lapply(setdiff(ch$rows %||% ch$name, ch$name), function(nm) {
+        sitrep_row(nm, "skip", sprintf("Not checked: the %s check failed.", ch$name))
+      })
+      c(list(failed_row(ch$name, e, ch$fix)), others)
+    }
   )
   if (!is.null(rows$check)) rows <- list(rows)
   secs <- as.numeric(difftime(Sys.time(), started, units = "secs"))
@@ -117,12 +123,12 @@ run_check <- function(ch, conn, schema, budget, found) {
 # A failed row from an error: what failed (the condition's headline and its
 # problems), and the fix the check knows for this error, else its hints.
 failed_row <- function(check, e, fix = NULL) {
-  msg <- conditionMessage(e)
-  parts <- e$message
-  nms <- names(parts) %||% rep("", length(parts))
-  headline <- if (length(parts)) parts[[1]] else msg
-  problems <- parts[nms == "x"]
-  hints <- parts[nms == "i"]
+  # dbrxr conditions (cli) keep the headline in `message`, bullets in `body`.
+  headline <- if (length(e$message)) e$message[[1]] else conditionMessage(e)
+  body <- e$body %||% character()
+  nms <- names(body) %||% rep("", length(body))
+  problems <- body[nms == "x"]
+  hints <- body[nms == "i"]
   detail <- paste(c(headline, problems), collapse = ": ")
   if (inherits(e, "dbrxr_timeout_error")) {
     detail <- sprintf("No answer within the check's time limit (%s).", headline)
@@ -291,11 +297,11 @@ check_runtime <- function(conn, schema, deadline, found) {
                 substitute = FALSE, timeout = seconds_left(deadline)),
     error = function(e) e)
   if (inherits(r_remote, "error")) {
-    failed <- failed_row("python", r_remote, fix_runtime(r_remote))
+    failed <- failed_row("python", r_remote, fix_runtime)
     if (inherits(r_remote, "dbrxr_context_error") && length(r_remote$python)) {
       failed$detail <- sprintf("%s (Python %s)", failed$detail, r_remote$python)
     }
-    return(list(failed, sitrep_row("r", "skip", "Needs R in the context (see python).")))
+    return(list(failed, sitrep_row("r", "skip", "Not checked: needs R in the context (see python).")))
   }
   info <- remote_state(conn)$info
   python <- sitrep_row("python", "ok", sprintf("Python %s with rpy2 %s.", info$python_version %||% "?",
@@ -483,8 +489,8 @@ grants_row <- function(schema, access) {
 
 sitrep_checks <- list(
   list(name = "credentials", run = check_credentials, fix = fix_credentials),
-  list(name = "cluster", run = check_cluster, fix = fix_cluster),
-  list(name = "python", run = check_runtime, fix = fix_runtime),
+  list(name = "cluster", rows = c("cluster", "access mode"), run = check_cluster, fix = fix_cluster),
+  list(name = "python", rows = c("python", "r"), run = check_runtime, fix = fix_runtime),
   list(name = "staging", run = check_staging, fix = fix_staging),
   list(name = "spark", run = check_spark, fix = fix_spark),
   list(name = "mlflow", run = check_mlflow, fix = NULL),

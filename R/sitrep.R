@@ -40,7 +40,7 @@
 #' @param schema `NULL`, or a Unity Catalog schema `"catalog.schema"` whose
 #'   grants to check.
 #' @param timeout Seconds each check may take (`NULL`: the connection's
-#'   `timeout` option, else 30).
+#'   `timeout` option, else 60).
 #' @return A `dbx_sitrep`: a data frame with one row per check and columns
 #'   `check`, `status` (`"ok"`, `"warn"`, `"fail"` or `"skip"`), `detail`,
 #'   `fix` (`NA` when there is nothing to do) and `seconds`. It prints as a
@@ -59,7 +59,7 @@ dbx_sitrep <- function(conn = dbx_default_connection(), schema = NULL, timeout =
   check_connection(conn)
   check_schema_name(schema)
   check_number(timeout, min = 0.001)
-  budget <- timeout %||% request_timeout(conn, NULL) %||% 30
+  budget <- timeout %||% request_timeout(conn, NULL) %||% 60
   found <- new.env(parent = emptyenv())  # what earlier checks learned
   rows <- list()
   for (ch in sitrep_checks) {

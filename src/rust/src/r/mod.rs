@@ -10,9 +10,12 @@ pub mod convert;
 pub mod handles;
 pub mod local;
 pub mod row_names;
+pub mod protocol;
 pub mod serialize;
-pub mod session;
 pub mod sitrep;
+pub mod staging;
+pub mod testing;
+pub mod wait;
 
 extendr_module! {
     mod dbrxr;
@@ -20,7 +23,10 @@ extendr_module! {
     use connect;
     use local;
     use row_names;
+    use protocol;
     use serialize;
-    use session;
     use sitrep;
+    use staging;
+    use testing;
+    use wait;
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use extendr_api::prelude::*;
 
-use super::connect::SESSIONS;
 use super::convert::{guard, opt_f64};
 use crate::api::access::{self, Securable};
 use crate::error::Error;
@@ -24,9 +23,9 @@ fn limit(timeout: &Robj) -> crate::Result<Option<Duration>> {
 /// Start asking who the connection's credentials belong to (SCIM `Me`).
 /// @noRd
 #[extendr]
-fn rust_current_user_start(id: i32, timeout: Robj) -> Robj {
+fn rust_current_user_start(conn: Robj, timeout: Robj) -> Robj {
     guard(|| {
-        let session = SESSIONS.get(id)?;
+        let session = super::connect::session(&conn)?;
         let total = limit(&timeout)?;
         let job = jobs::spawn(move |ctl| async move {
             let work = ctl.run(access::current_user(&session.transport));
@@ -40,9 +39,9 @@ fn rust_current_user_start(id: i32, timeout: Robj) -> Robj {
 /// effective privileges on it (`what = "permissions"`).
 /// @noRd
 #[extendr]
-fn rust_uc_read_start(id: i32, what: &str, securable_type: &str, full_name: &str, timeout: Robj) -> Robj {
+fn rust_uc_read_start(conn: Robj, what: &str, securable_type: &str, full_name: &str, timeout: Robj) -> Robj {
     guard(|| {
-        let session = SESSIONS.get(id)?;
+        let session = super::connect::session(&conn)?;
         let kind = Securable::parse(securable_type)?;
         let permissions = match what {
             "details" => false,
@@ -69,9 +68,9 @@ fn rust_uc_read_start(id: i32, what: &str, securable_type: &str, full_name: &str
 /// Start removing a remote directory (or file) and everything in it.
 /// @noRd
 #[extendr]
-fn rust_remove_tree_start(id: i32, path: &str) -> Robj {
+fn rust_remove_tree_start(conn: Robj, path: &str) -> Robj {
     guard(|| {
-        let session = SESSIONS.get(id)?;
+        let session = super::connect::session(&conn)?;
         let loc = crate::location::Location::parse(path)?;
         let job = jobs::spawn(move |ctl| async move {
             ctl.run(crate::staging::remove_tree(&session, &loc)).await.map(|_| Output::Json(serde_json::json!(true)))

@@ -3,6 +3,7 @@
 # your workspace"). Usage: Rscript tests/live/run.R   (`make test-live`)
 #   --configured  only say whether the environment is configured (exit 0/1)
 # Without a configuration it prints one line saying what to set and exits 0.
+# DBRXR_LIVE_SKIP (comma-separated, e.g. "tables") leaves parts out.
 live_dir <- local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   dirname(normalizePath(file[[1]]))
@@ -17,7 +18,7 @@ if (length(missing)) {
 }
 if ("--configured" %in% commandArgs(TRUE)) quit(status = 0L)
 
-res <- testthat::test_dir(live_dir, package = "dbrxr", load_package = "installed",
+res <- testthat::test_dir(live_dir, load_package = "none",
                           reporter = testthat::ProgressReporter$new(show_praise = FALSE),
                           stop_on_failure = FALSE, stop_on_warning = FALSE)
 df <- as.data.frame(res)

@@ -1,5 +1,6 @@
 # A small table scored where it lives, compared with predict() here.
 test_that("remote_score_table() over a small table is identical() to predict()", {
+  skip_if(live_skipped("tables"), "DBRXR_LIVE_SKIP names tables")
   set.seed(42)
   n <- 2000
   data <- data.frame(id = seq_len(n), x1 = rnorm(n), x2 = runif(n),

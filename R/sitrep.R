@@ -464,7 +464,9 @@ grants_row <- function(schema, access) {
   on_catalog <- held(access$catalog_permissions)
   on_schema <- held(access$schema_permissions)
   has <- function(priv, on, owner) owner || any(c(priv, "ALL_PRIVILEGES") %in% on)
-  use_catalog <- has("USE_CATALOG", c(on_catalog, on_schema), owns_catalog)
+  # ALL_PRIVILEGES on the schema does not include USE CATALOG; an inherited
+  # USE_CATALOG may be listed with the schema's privileges.
+  use_catalog <- has("USE_CATALOG", on_catalog, owns_catalog) || "USE_CATALOG" %in% on_schema
   missing_in_schema <- unique(unlist(lapply(schema_needs, function(p) {
     p[!vapply(p, has, TRUE, on = on_schema, owner = owns_schema)]
   })))

@@ -9,7 +9,7 @@ CRATE := src/rust/Cargo.toml
 VERSION := $(shell sed -n 's/^Version: //p' DESCRIPTION)
 R_SOURCES := $(shell find R src/rust/src src/rust/Cargo.toml src/rust/Cargo.lock src/Makevars src/entrypoint.c inst DESCRIPTION NAMESPACE -type f 2>/dev/null)
 
-.PHONY: all deps build install local-bin test demo check bench wrappers docs venv clean soak
+.PHONY: all deps build install local-bin test test-live demo check bench wrappers docs venv clean soak
 
 all: build
 
@@ -52,6 +52,13 @@ test demo bench check: export DBRXR_PYTHON := $(VENV_PYTHON)
 
 test: build venv
 	bash tools/run-tests.sh
+
+# The live suite (tests/live) against the workspace in the environment
+# (DATABRICKS_HOST + a token or profile, DBRXR_LIVE_CLUSTER_ID,
+# DBRXR_LIVE_SCHEMA, optional DBRXR_LIVE_STAGING). Without them: one skip line,
+# exit 0, and nothing is built.
+test-live:
+	@if Rscript tests/live/run.R --configured; then $(MAKE) --no-print-directory build && Rscript tests/live/run.R; fi
 
 demo: build venv
 	Rscript inst/scripts/demo.R

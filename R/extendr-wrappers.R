@@ -23,6 +23,8 @@ rust_connect <- function(explicit) .Call(wrap__rust_connect, explicit)
 
 rust_connect_clone <- function(conn) .Call(wrap__rust_connect_clone, conn)
 
+rust_current_user_start <- function(conn, timeout) .Call(wrap__rust_current_user_start, conn, timeout)
+
 rust_debug_calls <- function() .Call(wrap__rust_debug_calls)
 
 rust_deferred_row_range <- function(x) .Call(wrap__rust_deferred_row_range, x)
@@ -49,6 +51,8 @@ rust_protocol_setup <- function(conn, sources, install_rpy2) .Call(wrap__rust_pr
 
 rust_remove_start <- function(conn, path) .Call(wrap__rust_remove_start, conn, path)
 
+rust_remove_tree_start <- function(conn, path) .Call(wrap__rust_remove_tree_start, conn, path)
+
 rust_request_start <- function(conn, target, req, kind, timeout, poll_max, cluster_timeout, limits, progress) .Call(wrap__rust_request_start, conn, target, req, kind, timeout, poll_max, cluster_timeout, limits, progress)
 
 rust_serialize <- function(x) .Call(wrap__rust_serialize, x)
@@ -64,6 +68,8 @@ rust_sha256_file <- function(path) .Call(wrap__rust_sha256_file, path)
 rust_slice_rows <- function(x, from, to) .Call(wrap__rust_slice_rows, x, from, to)
 
 rust_stage_start <- function(conn, x, scope, path, overwrite) .Call(wrap__rust_stage_start, conn, x, scope, path, overwrite)
+
+rust_uc_read_start <- function(conn, what, securable_type, full_name, timeout) .Call(wrap__rust_uc_read_start, conn, what, securable_type, full_name, timeout)
 
 
 # nolint end

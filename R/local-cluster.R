@@ -64,7 +64,13 @@
 #'   authenticates with them), `token_ttl_s` (OAuth token lifetime, default
 #'   3600), `max_output_chars` (default 50000), `max_contexts` (default 145),
 #'   `state_dir` (where DBFS, Volumes and logs live; default a temporary
-#'   directory removed on stop). And the session options of [dbx_connect()]:
+#'   directory removed on stop), `data_security_mode` (the access mode
+#'   `clusters/get` reports: `"SINGLE_USER"`, the default, or another mode of
+#'   the service, e.g. `"USER_ISOLATION"` for a standard/shared cluster),
+#'   `readonly_staging` (a path prefix such as `"dbfs:/ro/"` or
+#'   `"/Volumes/main/ro/"` under which DBFS and the Files API refuse writes with
+#'   `403 PERMISSION_DENIED`). These two stand in for workspaces where dbrxr
+#'   cannot work. And the session options of [dbx_connect()]:
 #'   `poll_max`, `cluster_timeout`, `install_rpy2`, `progress`.
 #' @return A `dbx_connection` of class `dbx_local_connection`. Its field
 #'   `local_info` holds `url`, `cluster_id`, `state_dir`, `python` and `rpy2`
@@ -129,7 +135,7 @@ start_local_cluster <- function(python, port, token, dots, call = rlang::caller_
 
 local_server_options <- c("cluster_id", "cluster_state", "start_delay_ms", "client_id",
                           "client_secret", "token_ttl_s", "max_output_chars", "max_contexts",
-                          "state_dir")
+                          "state_dir", "data_security_mode", "readonly_staging")
 
 known_options_hint <- function() {
   c(paste("Server options:", paste(local_server_options, collapse = ", ")),

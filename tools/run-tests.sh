@@ -28,6 +28,11 @@ if [ -x .venv/bin/python ] && [ -f conformance/test_sdk.py ]; then
   [ -s "$counts/conformance" ] || echo "0 1 0" > "$counts/conformance"
 fi
 
-cat "$counts"/cargo "$counts"/testthat "$counts"/conformance 2>/dev/null |
+# The live suite in its skip mode only (make test-live runs it for real; the
+# testthat suite runs it against a standalone dbrxr-local): its line shows.
+echo "== live suite (make test-live)"
+env -u DBRXR_LIVE_CLUSTER_ID -u DBRXR_LIVE_SCHEMA Rscript tests/live/run.R && echo "0 0 1" > "$counts/live" || echo "0 1 0" > "$counts/live"
+
+cat "$counts"/cargo "$counts"/testthat "$counts"/conformance "$counts"/live 2>/dev/null |
   awk '{ p += $1; f += $2; s += $3 }
        END { line = p " passed, " f " failed"; if (s > 0) line = line ", " s " skipped"; print line; exit (f > 0) }'

@@ -54,6 +54,18 @@ test_that("several local clusters run at once, each with its own settings", {
   expect_equal(dbx_cluster_status(b)$state, "TERMINATED")
 })
 
+test_that("the local cluster stands in for a shared cluster and a read-only staging location", {
+  shared <- local_test_cluster(data_security_mode = "user_isolation")
+  expect_equal(dbx_cluster_status(shared)$data_security_mode, "USER_ISOLATION")
+  expect_error(local_cluster(data_security_mode = "SHARED_PLEASE"), class = "dbrxr_input_error")
+  expect_error(local_cluster(readonly_staging = "ro/"), class = "dbrxr_input_error")
+  skip_if_no_rpy2()
+  ro <- local_test_cluster(readonly_staging = "dbfs:/tmp/dbrxr/") # the default staging
+  big <- as.double(seq_len(3e5)) # staged, not inline: the upload is refused
+  err <- expect_error(remote_eval(sum(big), conn = ro), class = "dbrxr_http_403")
+  expect_equal(err$error_code, "PERMISSION_DENIED")
+})
+
 test_that("garbage collection stops an unreferenced local cluster", {
   skip_if_no_rpy2()
   url <- local({

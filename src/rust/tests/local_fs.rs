@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use local_support::start;
+use local_support::{start, Resp, CLUSTER};
 use reqwest::Method;
 use serde_json::json;
 
@@ -230,4 +230,67 @@ async fn paths_outside_the_store_are_rejected() {
 
 fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readonly_staging_refuses_writes_with_permission_denied() {
+    let a = start(|o| o.readonly_staging = Some("dbfs:/ro/".into()));
+    let denied = |r: &Resp| r.status == 403 && r.body["error_code"] == "PERMISSION_DENIED";
+    let put = |p: &str| json!({"path": p, "contents": "aGk=", "overwrite": true});
+    let r = a.post("/api/2.0/dbfs/put", put("dbfs:/ro/x.bin")).await;
+    assert!(denied(&r), "{:?}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("dbfs:/ro/x.bin"));
+    for (route, body) in [
+        ("/api/2.0/dbfs/create", json!({"path": "/ro/y"})),
+        ("/api/2.0/dbfs/mkdirs", json!({"path": "/ro/d"})),
+        ("/api/2.0/dbfs/delete", json!({"path": "/ro", "recursive": true})),
+        ("/api/2.0/dbfs/move", json!({"source_path": "/rw/a", "destination_path": "/ro/a"})),
+    ] {
+        let r = a.post(route, body).await;
+        assert!(denied(&r), "{route}: {:?}", r.body);
+    }
+    // Next to it (and a sibling that merely shares the prefix) writes work.
+    assert_eq!(a.post("/api/2.0/dbfs/put", put("/rw/a")).await.status, 200);
+    assert_eq!(a.post("/api/2.0/dbfs/put", put("/rox/a")).await.status, 200);
+    // Reading under it works: the location is readable, not writable.
+    let r = a.get("/api/2.0/dbfs/get-status?path=/ro").await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+
+    let v = start(|o| o.readonly_staging = Some("/Volumes/main/ro/".into()));
+    let r = v.send(v.req(reqwest::Method::PUT, "/api/2.0/fs/files/Volumes/main/ro/v/x.bin").body("hi")).await;
+    assert!(denied(&r), "{:?}", r.body);
+    assert_eq!(r.body["message"], "User does not have WRITE VOLUME on Volume 'main.ro.v'.");
+    let r = v.send(v.req(reqwest::Method::PUT, "/api/2.0/fs/directories/Volumes/main/ro/v/d")).await;
+    assert!(denied(&r), "{:?}", r.body);
+    let r = v.send(v.req(reqwest::Method::PUT, "/api/2.0/fs/files/Volumes/main/rw/v/x.bin").body("hi")).await;
+    assert_eq!(r.status, 204);
+    // DBFS is not under a volume prefix.
+    assert_eq!(v.post("/api/2.0/dbfs/put", put("/Volumes/main/ro/v/x")).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_security_mode_is_what_clusters_get_reports() {
+    let a = start(|_| {});
+    let r = a.get(&format!("/api/2.1/clusters/get?cluster_id={CLUSTER}")).await;
+    assert_eq!(r.body["data_security_mode"], "SINGLE_USER");
+    assert!(r.body["single_user_name"].is_string());
+    let s = start(|o| o.data_security_mode = "USER_ISOLATION".into());
+    let r = s.get(&format!("/api/2.1/clusters/get?cluster_id={CLUSTER}")).await;
+    assert_eq!(r.body["data_security_mode"], "USER_ISOLATION");
+    assert!(r.body.get("single_user_name").is_none(), "{:?}", r.body);
+    let e = dbrxr::local::LocalCluster::start(dbrxr::local::LocalOptions {
+        data_security_mode: "SHARED_PLEASE".into(),
+        ..Default::default()
+    })
+    .err()
+    .unwrap();
+    assert_eq!(e.kind, dbrxr::ErrorKind::Input);
+    assert!(e.message.contains("USER_ISOLATION"), "{}", e.message);
+    let e = dbrxr::local::LocalCluster::start(dbrxr::local::LocalOptions {
+        readonly_staging: Some("ro".into()),
+        ..Default::default()
+    })
+    .err()
+    .unwrap();
+    assert_eq!(e.kind, dbrxr::ErrorKind::Input);
 }

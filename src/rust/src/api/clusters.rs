@@ -52,6 +52,8 @@ pub struct ClusterDetails {
     pub state: ClusterState,
     pub state_message: Option<String>,
     pub data_security_mode: Option<String>,
+    /// Whom a dedicated (single user) cluster is assigned to: a user or a group.
+    pub single_user_name: Option<String>,
     pub num_workers: Option<i64>,
     pub node_type_id: Option<String>,
     pub start_time: Option<i64>,

@@ -2,6 +2,7 @@
 //! (reference §1–§3). One function per endpoint, no retries (the transport
 //! owns them) and no waiting (the session owns it).
 
+pub mod access;
 pub mod clusters;
 pub mod commands;
 pub mod contexts;

@@ -29,6 +29,10 @@ Options:
   --token-ttl-s N        lifetime of OAuth tokens (default 3600)
   --max-output-chars N   text results are cut after N characters (default 50000)
   --max-contexts N       most execution contexts at once (default 145)
+  --data-security-mode M the access mode clusters/get reports (default SINGLE_USER;
+                         e.g. USER_ISOLATION for a standard/shared cluster)
+  --readonly-staging P   refuse DBFS/Files API writes under this prefix with 403
+                         PERMISSION_DENIED (e.g. dbfs:/ro/ or /Volumes/main/ro/)
   -h, --help             show this help
 ";
 
@@ -62,6 +66,8 @@ fn parse(args: &[String]) -> Result<Option<LocalOptions>, String> {
             "--token-ttl-s" => o.token_ttl_s = num(&name, value()?)?,
             "--max-output-chars" => o.max_output_chars = num(&name, value()?)?,
             "--max-contexts" => o.max_contexts = num(&name, value()?)?,
+            "--data-security-mode" => o.data_security_mode = value()?.to_ascii_uppercase(),
+            "--readonly-staging" => o.readonly_staging = Some(value()?),
             other => return Err(format!("unknown option {other}")),
         }
     }

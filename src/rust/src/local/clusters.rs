@@ -130,8 +130,7 @@ impl Cluster {
             "driver_node_type_id": "local",
             "num_workers": 0,
             "autotermination_minutes": 0,
-            "data_security_mode": "SINGLE_USER",
-            "single_user_name": "local@dbrxr.invalid",
+            "data_security_mode": local.opts.data_security_mode,
             "creator_user_name": "local@dbrxr.invalid",
             "cluster_source": "API",
             "runtime_engine": "STANDARD",
@@ -142,6 +141,17 @@ impl Cluster {
             "spark_conf": {"spark.master": "local[*]"},
             "default_tags": {"Vendor": "Databricks", "ClusterId": id, "ClusterName": "dbrxr local cluster"},
         });
+        // Only dedicated clusters name the user they belong to.
+        if matches!(
+            local.opts.data_security_mode.as_str(),
+            "SINGLE_USER" | "LEGACY_SINGLE_USER" | "DATA_SECURITY_MODE_DEDICATED"
+        ) {
+            v["single_user_name"] = json!("local@dbrxr.invalid");
+        }
+        if local.opts.data_security_mode.starts_with("DATA_SECURITY_MODE_") {
+            // The newer spelling comes with the `kind` that selects it.
+            v["kind"] = json!("CLASSIC_PREVIEW");
+        }
         if let Some(t) = self.last_restarted_time {
             v["last_restarted_time"] = json!(t);
         }

@@ -93,6 +93,19 @@ fn path(local: &Local, p: &Params, name: &str) -> Result<Located, Response> {
     store::dbfs(&local.fs_root(), &raw).map_err(invalid)
 }
 
+/// Refuse a write under `readonly_staging`, as the service refuses a path
+/// the caller may read but not write.
+fn writable(local: &Local, t: &Located) -> Result<(), Response> {
+    match &local.readonly {
+        Some(ro) if ro.denies_dbfs(&t.api) => Err(api(
+            403,
+            "PERMISSION_DENIED",
+            format!("User does not have permission to write to dbfs:{}.", t.api),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn flag(p: &Params, name: &str) -> Result<bool, Response> {
     p.bool(name).map(|b| b.unwrap_or(false)).map_err(invalid)
 }
@@ -144,6 +157,7 @@ pub async fn put(State(local): State<Arc<Local>>, req: Request) -> Reply {
     }
     let p = params(req).await?;
     let t = path(&local, &p, "path")?;
+    writable(&local, &t)?;
     let overwrite = flag(&p, "overwrite")?;
     let data = decode(&p, "contents")?;
     check_target(&t, overwrite)?;
@@ -204,6 +218,7 @@ async fn put_multipart(local: Arc<Local>, req: Request) -> Reply {
     }
     let p = Params::from_fields(fields);
     let t = path(&local, &p, "path")?;
+    writable(&local, &t)?;
     let overwrite = flag(&p, "overwrite")?;
     if !have_file {
         let data = decode(&p, "contents")?;
@@ -217,6 +232,7 @@ async fn put_multipart(local: Arc<Local>, req: Request) -> Reply {
 pub async fn create(State(local): State<Arc<Local>>, req: Request) -> Reply {
     let p = params(req).await?;
     let t = path(&local, &p, "path")?;
+    writable(&local, &t)?;
     let overwrite = flag(&p, "overwrite")?;
     check_target(&t, overwrite)?;
     let ttl = Duration::from_secs(local.opts.dbfs_handle_ttl_s);
@@ -336,6 +352,7 @@ pub async fn list(State(local): State<Arc<Local>>, req: Request) -> Reply {
 pub async fn mkdirs(State(local): State<Arc<Local>>, req: Request) -> Reply {
     let p = params(req).await?;
     let t = path(&local, &p, "path")?;
+    writable(&local, &t)?;
     std::fs::create_dir_all(&t.file).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => exists(&t.api),
         _ => io_error("could not create the directory", e),
@@ -347,6 +364,7 @@ pub async fn delete(State(local): State<Arc<Local>>, req: Request) -> Reply {
     let p = params(req).await?;
     let t = path(&local, &p, "path")?;
     let recursive = flag(&p, "recursive")?;
+    writable(&local, &t)?;
     if t.api == "/" {
         return Err(invalid("Cannot delete the DBFS root."));
     }
@@ -376,6 +394,8 @@ pub async fn move_(State(local): State<Arc<Local>>, req: Request) -> Reply {
     let p = params(req).await?;
     let src = path(&local, &p, "source_path")?;
     let dst = path(&local, &p, "destination_path")?;
+    writable(&local, &src)?;
+    writable(&local, &dst)?;
     if !src.file.exists() {
         return Err(not_found(&src.api));
     }

@@ -73,6 +73,23 @@ fn locate(local: &Local, path: &str, min_depth: usize) -> Result<Located, Respon
     store::volume(&local.fs_root(), &format!("/{path}"), min_depth).map_err(invalid)
 }
 
+/// A volume path to write: refused under `readonly_staging` with the
+/// service's Unity Catalog answer.
+fn locate_writable(local: &Local, path: &str, min_depth: usize) -> Result<Located, Response> {
+    let t = locate(local, path, min_depth)?;
+    match &local.readonly {
+        Some(ro) if ro.denies_volume(&t.api) => {
+            let volume: Vec<&str> = t.api.split('/').skip(2).take(3).collect();
+            Err(api(
+                403,
+                "PERMISSION_DENIED",
+                format!("User does not have WRITE VOLUME on Volume '{}'.", volume.join(".")),
+            ))
+        }
+        _ => Ok(t),
+    }
+}
+
 #[derive(serde::Deserialize, Default)]
 pub struct PutQuery {
     overwrite: Option<String>,
@@ -84,7 +101,7 @@ pub async fn put_file(
     Q(q): Q<PutQuery>,
     req: Request,
 ) -> Reply {
-    let t = locate(&local, &path, 4)?;
+    let t = locate_writable(&local, &path, 4)?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -216,7 +233,7 @@ pub async fn get_file(
 }
 
 pub async fn delete_file(State(local): State<Arc<Local>>, VolPath(path): VolPath) -> Reply {
-    let t = locate(&local, &path, 4)?;
+    let t = locate_writable(&local, &path, 4)?;
     match std::fs::metadata(&t.file) {
         Ok(m) if m.is_file() => {
             std::fs::remove_file(&t.file).map_err(|e| io_error("could not delete", e))?;
@@ -227,7 +244,7 @@ pub async fn delete_file(State(local): State<Arc<Local>>, VolPath(path): VolPath
 }
 
 pub async fn put_dir(State(local): State<Arc<Local>>, VolPath(path): VolPath) -> Reply {
-    let t = locate(&local, &path, 3)?;
+    let t = locate_writable(&local, &path, 3)?;
     std::fs::create_dir_all(&t.file).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
             api(409, "ALREADY_EXISTS", format!("A file already exists at {} or one of its parents.", t.api))
@@ -294,7 +311,7 @@ pub async fn get_dir(
 }
 
 pub async fn delete_dir(State(local): State<Arc<Local>>, VolPath(path): VolPath) -> Reply {
-    let t = locate(&local, &path, 3)?;
+    let t = locate_writable(&local, &path, 3)?;
     let meta = std::fs::metadata(&t.file).map_err(|_| dir_not_found())?;
     if !meta.is_dir() {
         return Err(invalid(format!("{} is a file, not a directory.", t.api)));

@@ -23,6 +23,7 @@ mod control;
 mod dbfs;
 mod faults;
 mod files;
+mod identity;
 mod oauth;
 mod params;
 pub mod python;
@@ -69,6 +70,14 @@ pub struct LocalOptions {
     /// How long a cancelled command may ignore the interrupt before its
     /// process is killed.
     pub cancel_grace_ms: u64,
+    /// What `clusters/get` reports as `data_security_mode` (the access mode):
+    /// `SINGLE_USER` (dedicated, what R needs) or another mode of the
+    /// service's enum, e.g. `USER_ISOLATION` for a standard (shared) cluster.
+    pub data_security_mode: String,
+    /// A path prefix (`dbfs:/ro/` or `/Volumes/main/ro/`) under which DBFS and
+    /// the Files API refuse writes with `403 PERMISSION_DENIED`, as a location
+    /// the user may read but not write does.
+    pub readonly_staging: Option<String>,
 }
 
 impl Default for LocalOptions {
@@ -88,6 +97,8 @@ impl Default for LocalOptions {
             max_contexts: 145,
             dbfs_handle_ttl_s: 600,
             cancel_grace_ms: 3_000,
+            data_security_mode: "SINGLE_USER".to_string(),
+            readonly_staging: None,
         }
     }
 }
@@ -188,11 +199,35 @@ fn validate(opts: &LocalOptions) -> Result<()> {
     if opts.max_output_chars == 0 {
         return bad("max_output_chars must be at least 1".to_string());
     }
+    if !DATA_SECURITY_MODES.contains(&opts.data_security_mode.as_str()) {
+        return bad(format!(
+            "data_security_mode must be one of {}, not {:?}",
+            DATA_SECURITY_MODES.join(", "),
+            opts.data_security_mode
+        ));
+    }
+    if let Some(p) = &opts.readonly_staging {
+        store::ReadOnly::parse(p).map_err(Error::input)?;
+    }
     if opts.token_ttl_s == 0 {
         return bad("token_ttl_s must be at least 1".to_string());
     }
     Ok(())
 }
+
+/// The service's `data_security_mode` enum (clusters API).
+pub const DATA_SECURITY_MODES: &[&str] = &[
+    "NONE",
+    "SINGLE_USER",
+    "USER_ISOLATION",
+    "LEGACY_TABLE_ACL",
+    "LEGACY_PASSTHROUGH",
+    "LEGACY_SINGLE_USER",
+    "LEGACY_SINGLE_USER_STANDARD",
+    "DATA_SECURITY_MODE_STANDARD",
+    "DATA_SECURITY_MODE_DEDICATED",
+    "DATA_SECURITY_MODE_AUTO",
+];
 
 pub(crate) fn local_error(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::LocalCluster, msg)

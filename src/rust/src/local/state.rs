@@ -20,6 +20,8 @@ pub struct Local {
     pub token: String,
     pub python: Python,
     pub state_dir: PathBuf,
+    /// Where writes are refused (`readonly_staging`), parsed once.
+    pub readonly: Option<super::store::ReadOnly>,
     owned_dir: bool,
     pub url: OnceLock<String>,
     pub cluster: Mutex<Cluster>,
@@ -53,6 +55,10 @@ impl Local {
         // A server killed mid-upload left its temporary files here.
         super::store::remove_stale_uploads(&state_dir);
         let cluster = Cluster::new(&opts.cluster_state);
+        let readonly = match &opts.readonly_staging {
+            Some(p) => Some(super::store::ReadOnly::parse(p).map_err(crate::error::Error::input)?),
+            None => None,
+        };
         Ok(Arc::new(Local {
             cluster: Mutex::new(cluster),
             contexts: Contexts::default(),
@@ -64,6 +70,7 @@ impl Local {
             sockets: Arc::default(),
             stopped: Mutex::new(false),
             url: OnceLock::new(),
+            readonly,
             opts,
             token,
             python,

@@ -102,6 +102,44 @@ pub fn volume(root: &Path, raw: &str, min_depth: usize) -> Result<Located, Strin
     Ok(Located { api, file })
 }
 
+/// The `readonly_staging` option: a DBFS or volume path prefix under which
+/// writes are refused (`403 PERMISSION_DENIED`), whole segments only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOnly {
+    /// An API path of DBFS (`/ro` for `dbfs:/ro/`).
+    Dbfs(String),
+    /// A volume path (`/Volumes/main/ro`).
+    Volume(String),
+}
+
+impl ReadOnly {
+    pub fn parse(raw: &str) -> Result<ReadOnly, String> {
+        let bad = |why: &str| format!("readonly_staging {raw:?} {why}");
+        let is_volume = raw.starts_with("/Volumes/");
+        let stripped = raw.strip_prefix("dbfs:").unwrap_or(raw);
+        let segs = segments(stripped).map_err(|e| bad(&format!("is not a valid path: {e}")))?;
+        if segs.is_empty() || (is_volume && segs.len() < 2) {
+            return Err(bad("must name a directory below the root, e.g. dbfs:/ro/ or /Volumes/main/ro/"));
+        }
+        let api = format!("/{}", segs.join("/"));
+        Ok(if is_volume { ReadOnly::Volume(api) } else { ReadOnly::Dbfs(api) })
+    }
+
+    fn covers(prefix: &str, api: &str) -> bool {
+        api == prefix || api.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// Whether writing DBFS path `api` (canonical, `/x/y`) is refused.
+    pub fn denies_dbfs(&self, api: &str) -> bool {
+        matches!(self, ReadOnly::Dbfs(p) if Self::covers(p, api))
+    }
+
+    /// Whether writing volume path `api` (`/Volumes/c/s/v/...`) is refused.
+    pub fn denies_volume(&self, api: &str) -> bool {
+        matches!(self, ReadOnly::Volume(p) if Self::covers(p, api))
+    }
+}
+
 pub fn mtime_ms(meta: &std::fs::Metadata) -> u64 {
     meta.modified()
         .ok()
@@ -187,6 +225,21 @@ mod tests {
         assert!(volume(root, "/Volumes/c/s/v/../../../../x", 3).is_err());
         let long = format!("/Volumes/c/s/v/{}", "n".repeat(300));
         assert!(volume(root, &long, 4).unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn read_only_prefixes_match_whole_segments() {
+        let d = ReadOnly::parse("dbfs:/ro/").unwrap();
+        assert_eq!(d, ReadOnly::Dbfs("/ro".into()));
+        assert!(d.denies_dbfs("/ro") && d.denies_dbfs("/ro/x/y"));
+        assert!(!d.denies_dbfs("/rox") && !d.denies_dbfs("/tmp/ro") && !d.denies_volume("/ro/x"));
+        let v = ReadOnly::parse("/Volumes/main/ro/").unwrap();
+        assert!(v.denies_volume("/Volumes/main/ro/v/x") && !v.denies_volume("/Volumes/main/rw/v/x"));
+        assert!(!v.denies_dbfs("/Volumes/main/ro/v/x"));
+        assert!(ReadOnly::parse("dbfs:/").is_err());
+        assert!(ReadOnly::parse("ro").is_err());
+        assert!(ReadOnly::parse("/x/../y").is_err());
+        assert!(ReadOnly::parse("/Volumes/").is_err());
     }
 
     #[test]

@@ -43,6 +43,10 @@ fn options(opts: &Robj) -> Result<LocalOptions> {
     if let Some(st) = s("cluster_state") {
         o.cluster_state = st.to_ascii_uppercase();
     }
+    if let Some(m) = s("data_security_mode") {
+        o.data_security_mode = m.to_ascii_uppercase();
+    }
+    o.readonly_staging = s("readonly_staging");
     o.client_id = s("client_id");
     o.client_secret = s("client_secret");
     if let Some(v) = num(&list, "start_delay_ms")? {

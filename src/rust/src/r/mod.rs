@@ -12,6 +12,7 @@ pub mod local;
 pub mod row_names;
 pub mod protocol;
 pub mod serialize;
+pub mod sitrep;
 pub mod staging;
 pub mod testing;
 pub mod wait;
@@ -24,6 +25,7 @@ extendr_module! {
     use row_names;
     use protocol;
     use serialize;
+    use sitrep;
     use staging;
     use testing;
     use wait;

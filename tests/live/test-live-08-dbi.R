@@ -1,0 +1,16 @@
+# The DBI backend (issue 22), once dbrxr has it.
+test_that("DBI: a table written and read back is identical, then removed", {
+  skip_if_not(exists("databricks_sql", envir = asNamespace("dbrxr")), "databricks_sql() is not in this dbrxr yet")
+  skip_if_not_installed("DBI")
+  con <- DBI::dbConnect(dbrxr::databricks_sql(), conn = live$conn)
+  on.exit(DBI::dbDisconnect(con), add = TRUE)
+  name <- live_table("dbi")
+  df <- data.frame(id = 1:5, v = c(0.5, 1.25, NA, -3, 1e10), s = c("a", "b", NA, "d", "e"))
+  DBI::dbWriteTable(con, DBI::SQL(name), df, overwrite = TRUE)
+  back <- DBI::dbGetQuery(con, paste("SELECT * FROM", name, "ORDER BY id"))
+  expect_identical(back$v, df$v)
+  expect_identical(back$s, df$s)
+  expect_equal(back$id, df$id)
+  DBI::dbRemoveTable(con, DBI::SQL(name))
+  expect_false(live_table_exists(name))
+})

@@ -265,6 +265,17 @@ def _interrupt_r(value=1):
         ctypes.c_int.in_dll(lib, "R_interrupts_pending").value = value
 
 
+def _wake(thread):
+    """A signal to the R thread ends a blocking wait it is in (Sys.sleep's
+    select(), a read), so R sees the pending interrupt at once; Python runs
+    its handler on the main thread, which is already interrupted."""
+    import signal
+    try:
+        signal.pthread_kill(thread.ident, signal.SIGINT)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def run_r(fn, *args):
     """Run fn(*args) on the R thread with the caller's contextvars; an
     interrupt of the caller interrupts R (and calls the on_cancel hooks) and
@@ -278,12 +289,14 @@ def run_r(fn, *args):
     while True:
         try:
             while not done.wait(0.05):
-                pass
+                if interrupted:
+                    _wake(t.thread)
             break
         except KeyboardInterrupt:
             if not interrupted:
                 interrupted = True
                 _interrupt_r()
+                _wake(t.thread)
                 for hook in list(_state["cancel"]):
                     try:
                         hook()

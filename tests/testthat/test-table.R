@@ -465,8 +465,9 @@ test_that("an append that does not fit the table is refused, naming each column;
 
 test_that("any column name works: dots, spaces, backticks, non-ASCII, a leading dot; case clashes are refused", {
   conn <- spark_conn()
-  df <- data.frame(a = 1:4, b = c(2.5, 3.5, 1, 0), c = c("x", "y", "x", "y"), d = 4:1, e = 1:4,
-                   stringsAsFactors = FALSE)
+  set.seed(3)
+  df <- data.frame(a = rnorm(12), b = rnorm(12), c = rep(c("x", "y"), 6), d = rnorm(12),
+                   e = rnorm(12), stringsAsFactors = FALSE)
   names(df) <- c("Sepal.Length", "has space", "back`tick", "caf\u00e9", ".lead")
   dbx_write_table(df, "main.tt.names", mode = "overwrite", conn = conn)
   expect_identical(dbx_read_table("main.tt.names", conn = conn), df)

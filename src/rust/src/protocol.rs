@@ -418,6 +418,17 @@ async fn follow_progress(s: &Session, path: &str, ctl: &Control) {
     }
 }
 
+/// Attempts of a request whose contexts keep going away (evictions): each
+/// is asked again of a new context, which answers from its record.
+const LOST_TRIES: u32 = 12;
+
+/// An error saying the context went away (evicted, killed, restarted).
+fn context_lost(e: &Error) -> bool {
+    (e.kind == ErrorKind::Context && e.get_field("last_status").is_some())
+        || (e.status.is_some_and(|s| (400..500).contains(&s) && s != 429)
+            && crate::api::contexts::is_context_gone(&e.message))
+}
+
 /// Run one request on session `s` with its protocol state `st`.
 pub async fn request(s: Arc<Session>, st: Arc<State>, ticket: Ticket, req: Request, opts: RunOptions, ctl: Control) -> Result<Answer> {
     check_target(&req.target)?;
@@ -447,8 +458,14 @@ pub async fn request(s: Arc<Session>, st: Arc<State>, ticket: Ticket, req: Reque
         let booted = st.booted.lock().await.clone();
         if booted.is_none() || booted != s.context_id() {
             let boot_opts = RunOptions { poll_kind: None, ..opts.clone() };
-            let info = bootstrap(&s, &st, &boot_opts, &ctl).await?;
-            meta.insert("bootstrap".into(), Value::Object(info));
+            match bootstrap(&s, &st, &boot_opts, &ctl).await {
+                Ok(info) => {
+                    meta.insert("bootstrap".into(), Value::Object(info));
+                }
+                // Evicted between commands: the bootstrap is safe to repeat.
+                Err(e) if context_lost(&e) && tries < LOST_TRIES => continue,
+                Err(e) => return Err(e),
+            }
         }
         let call = Call {
             rid: &rid,
@@ -461,7 +478,19 @@ pub async fn request(s: Arc<Session>, st: Arc<State>, ticket: Ticket, req: Reque
         };
         let code = call_code(&call, &carrier);
         ctl.set_progress("Running the request");
-        let (ctx, cmd) = s.submit_command(&code, &opts, &ctl, Replay::Safe).await?;
+        let (ctx, cmd) = match s.submit_command(&code, &opts, &ctl, Replay::Safe).await {
+            Ok(submitted) => submitted,
+            // Refused because the context is gone (evicted again after the
+            // session made a new one): nothing ran; ask a new context.
+            Err(e) if context_lost(&e) && tries < LOST_TRIES => {
+                if let Some(ctx) = s.context_id() {
+                    s.context_gone(&ctx).await;
+                }
+                *st.booted.lock().await = None;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         drop(ticket.take());
         let waited = match &progress_loc {
             None => s.wait_command(&ctx, &cmd, &opts, &ctl).await,
@@ -477,7 +506,7 @@ pub async fn request(s: Arc<Session>, st: Arc<State>, ticket: Ticket, req: Reque
             // The context was lost while the request ran: a new context
             // answers it from the driver's record of it (never running it
             // twice), or says that it may have run.
-            Err(e) if e.kind == ErrorKind::Context && e.get_field("last_status").is_some() && tries < 6 => {
+            Err(e) if e.kind == ErrorKind::Context && e.get_field("last_status").is_some() && tries < LOST_TRIES => {
                 ctl.set_progress("The execution context was lost while the request ran: asking a new one");
                 *st.booted.lock().await = None;
                 continue;
@@ -486,7 +515,7 @@ pub async fn request(s: Arc<Session>, st: Arc<State>, ticket: Ticket, req: Reque
         };
         let (kind, payload) = parse_marker(&out)?;
         match kind.as_str() {
-            "NOBOOT" if tries < 6 => *st.booted.lock().await = None,
+            "NOBOOT" if tries < LOST_TRIES => *st.booted.lock().await = None,
             "MAYRAN" => {
                 return Err(Error::new(
                     ErrorKind::Context,

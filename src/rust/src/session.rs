@@ -176,7 +176,12 @@ impl Session {
         let cluster = self.cluster_id();
         let mut last_err = None;
         let attempts = RetryPolicy::context().max_attempts;
-        for attempt in 1..=attempts {
+        // Contexts evicted while they started do not use up attempts (each
+        // costs a create); the call's deadline bounds them.
+        let mut gone = 0u32;
+        let mut attempt = 0u32;
+        while attempt < attempts {
+            attempt += 1;
             ctl.set_progress(format!("Creating an execution context on cluster {cluster}"));
             let id = match contexts::create(&self.transport, cluster, "python").await {
                 Ok(id) => id,
@@ -198,7 +203,11 @@ impl Session {
                 let status = match contexts::status(&self.transport, cluster, &id).await {
                     Ok(s) => s.status,
                     // Gone while it started (evicted, or a restart): make another.
-                    Err(e) if contexts::is_context_gone(&e.message) => ContextStatus::Error,
+                    Err(e) if contexts::is_context_gone(&e.message) && gone < 50 => {
+                        gone += 1;
+                        attempt -= 1;
+                        ContextStatus::Error
+                    }
                     Err(e) => return Err(e),
                 };
                 match status {
@@ -240,6 +249,12 @@ impl Session {
         }
         drop(current);
         let _ = contexts::destroy(&self.transport, self.cluster_id(), ctx).await;
+    }
+
+    /// Drop `ctx` as the session's context because the cluster says it is
+    /// gone (the next command creates another).
+    pub async fn context_gone(&self, ctx: &str) {
+        self.forget_context(ctx).await;
     }
 
     /// Whether `execute` was refused because the context is gone. Only an

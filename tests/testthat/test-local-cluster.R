@@ -61,7 +61,7 @@ test_that("the local cluster stands in for a shared cluster and a read-only stag
   expect_error(local_cluster(readonly_staging = "ro/"), class = "dbrxr_input_error")
   skip_if_no_rpy2()
   ro <- local_test_cluster(readonly_staging = "dbfs:/tmp/dbrxr/") # the default staging
-  big <- as.double(seq_len(3e5)) # staged, not inline: the upload is refused
+  big <- stats::runif(3e5) # 2.4 MB: staged, not inline, so the upload is refused
   err <- expect_error(remote_eval(sum(big), conn = ro), class = "dbrxr_http_403")
   expect_equal(err$error_code, "PERMISSION_DENIED")
 })

@@ -30,6 +30,7 @@ mod sockets;
 mod state;
 mod stats;
 mod store;
+mod tempdir;
 mod util;
 // The API families, one router each, merged in `server`.
 mod clusters;
@@ -44,7 +45,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::Result;
-pub use options::{LocalOptions, DATA_SECURITY_MODES};
+pub use options::{Input, Kind, LocalOptions, OptionSpec, DATA_SECURITY_MODES, OPTIONS};
 pub(crate) use util::local_error;
 use state::Local;
 use util::random_hex;
@@ -54,6 +55,8 @@ use util::random_hex;
 pub struct LocalCluster {
     local: Arc<Local>,
     url: String,
+    /// Held while the cluster runs: marks a temporary state dir as in use.
+    _owner: Option<std::fs::File>,
 }
 
 impl LocalCluster {
@@ -62,17 +65,21 @@ impl LocalCluster {
     pub fn start(opts: LocalOptions) -> Result<LocalCluster> {
         options::validate(&opts)?;
         let python = python::resolve(opts.python.as_deref())?;
-        let (state_dir, owned) = match &opts.state_dir {
-            Some(d) => (d.clone(), false),
-            None => (temp_state_dir()?, true),
+        let (state_dir, owner) = match &opts.state_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempdir::create()?;
+                (t.path, Some(t.lock))
+            }
         };
+        let owned = owner.is_some();
         std::fs::create_dir_all(state_dir.join("fs")).map_err(|e| {
             local_error(format!("could not create the state directory {}: {e}", state_dir.display()))
         })?;
         let token = opts.token.clone().unwrap_or_else(|| format!("dapi{}", random_hex(16)));
         let local = Local::new(opts, token, python, state_dir, owned)?;
         let url = server::serve(local.clone())?;
-        Ok(LocalCluster { local, url })
+        Ok(LocalCluster { local, url, _owner: owner })
     }
 
     /// `http://127.0.0.1:PORT`
@@ -120,26 +127,3 @@ impl Drop for LocalCluster {
         self.stop();
     }
 }
-
-fn temp_state_dir() -> Result<PathBuf> {
-    remove_stale_state_dirs(&std::env::temp_dir());
-    let dir = std::env::temp_dir().join(format!("dbrxr-local-{}-{}", std::process::id(), random_hex(6)));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| local_error(format!("could not create {}: {e}", dir.display())))?;
-    Ok(dir)
-}
-
-/// Temporary state dirs of processes that died without stopping (killed, or
-/// crashed) would pile up: remove those whose owner pid is gone.
-fn remove_stale_state_dirs(tmp: &Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("dbrxr-local-")) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
-        if !util::pid_alive(pid) && e.path().join("worker.py").exists() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-

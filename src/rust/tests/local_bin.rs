@@ -9,6 +9,8 @@ use dbrxr::local::{LocalCluster, LocalOptions};
 const BIN: &str = env!("CARGO_BIN_EXE_dbrxr-local");
 
 /// Start the binary; its stdout lines up to the python line (the last one).
+/// Callers kill and wait for it.
+#[allow(clippy::zombie_processes)]
 fn start(cmd: &mut Command) -> (Child, Vec<String>) {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("dbrxr-local starts");
     let mut out = BufReader::new(child.stdout.take().unwrap());

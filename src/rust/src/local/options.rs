@@ -136,7 +136,7 @@ impl OptionSpec {
         match (self.kind, input) {
             (Kind::Count { min, max }, input) => {
                 let n = match input {
-                    Input::Number(x) if x.is_finite() && x.fract() == 0.0 && x >= 0.0 && x < 9.0e15 => x as u64,
+                    Input::Number(x) if x.fract() == 0.0 && (0.0..9.0e15).contains(&x) => x as u64,
                     Input::Number(x) => return Err(wrong(x.to_string())),
                     Input::Text(t) => t.trim().parse::<u64>().map_err(|_| wrong(format!("{t:?}")))?,
                 };

@@ -62,10 +62,9 @@ pub fn remove_stale(tmp: &Path) -> usize {
         let name = e.file_name();
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else { continue };
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
-        if pid != std::process::id() as i32 || !e.path().join(LOCK).exists() {
-            if stale(&e.path(), pid) && std::fs::remove_dir_all(e.path()).is_ok() {
-                removed += 1;
-            }
+        let ours = pid == std::process::id() as i32 && e.path().join(LOCK).exists();
+        if !ours && stale(&e.path(), pid) && std::fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
         }
     }
     removed

@@ -39,7 +39,11 @@ rust_job_done <- function(job) .Call(wrap__rust_job_done, job)
 
 rust_job_wait <- function(job, budget_ms) .Call(wrap__rust_job_wait, job, budget_ms)
 
+rust_local_check_options <- function(opts) .Call(wrap__rust_local_check_options, opts)
+
 rust_local_control <- function(id, method, path, body) .Call(wrap__rust_local_control, id, method, path, body)
+
+rust_local_option_table <- function() .Call(wrap__rust_local_option_table)
 
 rust_local_start <- function(opts) .Call(wrap__rust_local_start, opts)
 

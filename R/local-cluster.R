@@ -14,10 +14,8 @@
 #'   the context processes.
 #' * As a standalone server for CI pipelines and any Databricks client: the
 #'   binary `dbrxr-local`, installed with the package (its path:
-#'   [dbrxr_local_path()]; flags `--port`, `--token`,
-#'   `--python`, `--state-dir`, `--cluster-id`, `--cluster-state`,
-#'   `--start-delay-ms`, `--client-id`, `--client-secret`, `--token-ttl-s`,
-#'   `--max-output-chars`, `--max-contexts`). Its first line on stdout is
+#'   [dbrxr_local_path()]; its flags are the options below spelled
+#'   `--max-contexts`, see `dbrxr-local --help`). Its first line on stdout is
 #'   `dbrxr-local listening on http://127.0.0.1:PORT`; point
 #'   `DATABRICKS_HOST`/`DATABRICKS_TOKEN` at it.
 #' * In tests: the package's own test suites run on it (Rust tests start it
@@ -57,21 +55,7 @@
 #'   python3-rpy2` or `pip install rpy2`).
 #' @param port TCP port on 127.0.0.1; `0` picks a free one.
 #' @param token The bearer token clients must send; generated when `NULL`.
-#' @param ... Server options: `cluster_id` (default `"local-cluster"`),
-#'   `cluster_state` (`"RUNNING"`, the default, or `"TERMINATED"`),
-#'   `start_delay_ms` (how long PENDING and RESTARTING last, default 0),
-#'   `client_id` and `client_secret` (enable OAuth M2M; the connection then
-#'   authenticates with them), `token_ttl_s` (OAuth token lifetime, default
-#'   3600), `max_output_chars` (default 50000), `max_contexts` (default 145),
-#'   `state_dir` (where DBFS, Volumes and logs live; default a temporary
-#'   directory removed on stop), `data_security_mode` (the access mode
-#'   `clusters/get` reports: `"SINGLE_USER"`, the default, or another mode of
-#'   the service, e.g. `"USER_ISOLATION"` for a standard/shared cluster),
-#'   `readonly_staging` (a path prefix such as `"dbfs:/ro/"` or
-#'   `"/Volumes/main/ro/"` under which DBFS and the Files API refuse writes with
-#'   `403 PERMISSION_DENIED`). These two stand in for workspaces where dbrxr
-#'   cannot work. And the session options of [dbx_connect()]:
-#'   `poll_max`, `cluster_timeout`, `install_rpy2`, `progress`.
+#' @eval local_options_doc()
 #' @return A `dbx_connection` of class `dbx_local_connection`. Its field
 #'   `local_info` holds `url`, `cluster_id`, `state_dir`, `python` and `rpy2`
 #'   (whether that Python can import rpy2). When no default connection is
@@ -94,18 +78,18 @@ local_cluster <- function(python = NULL, port = 0L, token = NULL, ...) {
 
 # local_cluster() without making it the default (local_test_cluster() scopes that).
 start_local_cluster <- function(python, port, token, dots, call = rlang::caller_env()) {
-  check_string(python, call = call)
-  check_string(token, call = call)
-  check_whole(port, "port", max = 65535, call = call)
-  check_option_names(dots, c(local_server_options, names(session_option_defaults)),
+  server_names <- local_server_options()
+  check_option_names(dots, c(server_names, names(session_option_defaults)),
                      known_options_hint(), call = call, args = names(formals(local_cluster)))
-  server <- dots[intersect(names(dots), local_server_options)]
-  check_server_options(server, call = call)
+  server <- dots[intersect(names(dots), server_names)]
   session <- check_session_options(dots[intersect(names(dots), names(session_option_defaults))],
                                    call = call)
 
   opts <- c(list(python = python, port = port, token = token), server)
-  started <- unwrap(rust_local_start(opts[!vapply(opts, is.null, logical(1))]), call = call)
+  opts <- opts[!vapply(opts, is.null, logical(1))]
+  # Names, values and their combinations are checked by the option table in Rust.
+  unwrap(rust_local_check_options(opts), call = call)
+  started <- unwrap(rust_local_start(opts), call = call)
   info <- started$info
   if (!isTRUE(info$rpy2)) {
     cli::cli_warn(c("!" = cli_escape(info$warning %||% "rpy2 is not available."),
@@ -133,12 +117,31 @@ start_local_cluster <- function(python, port, token, dots, call = rlang::caller_
   conn
 }
 
-local_server_options <- c("cluster_id", "cluster_state", "start_delay_ms", "client_id",
-                          "client_secret", "token_ttl_s", "max_output_chars", "max_contexts",
-                          "state_dir", "data_security_mode", "readonly_staging")
+# The local cluster's option table (name, flag, default, help, accepts), from Rust.
+local_option_table <- function() as.data.frame(unwrap(rust_local_option_table()))
+
+# Options of `...` (python, port and token are arguments of their own).
+local_server_options <- function() {
+  setdiff(local_option_table()$name, names(formals(local_cluster)))
+}
+
+# The roxygen `@param ...` of local_cluster(), written from the option table
+# (`make docs`), so the docs list exactly what the server takes.
+local_options_doc <- function() {
+  t <- local_option_table()
+  t <- t[t$name %in% local_server_options(), ]
+  default <- ifelse(nzchar(t$default), sprintf(" Default `%s`.", t$default), "")
+  items <- sprintf("#'   * `%s`: %s (%s).%s", t$name, t$help, t$accepts, default)
+  c("@param ... Server options (the flags of `dbrxr-local`, as `--max-contexts` for",
+    "  `max_contexts`):",
+    sub("^#' ", "", items),
+    "",
+    "  And the session options of [dbx_connect()]: `poll_max`, `cluster_timeout`,",
+    "  `install_rpy2`, `progress`, `timeout`.")
+}
 
 known_options_hint <- function() {
-  c(paste("Server options:", paste(local_server_options, collapse = ", ")),
+  c(paste("Server options:", paste(local_server_options(), collapse = ", ")),
     paste("Session options:", paste(names(session_option_defaults), collapse = ", ")))
 }
 
@@ -150,28 +153,6 @@ check_whole <- function(x, arg, min = 0, max = Inf, null_ok = FALSE, call = rlan
                 "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(x)), call = call)
   }
   invisible(x)
-}
-
-check_server_options <- function(o, call = rlang::caller_env()) {
-  for (s in c("cluster_id", "client_id", "client_secret", "state_dir")) {
-    check_string(o[[s]], s, call = call)
-  }
-  if (!is.null(o$cluster_state)) {
-    check_string(o$cluster_state, "cluster_state", call = call)
-    if (!toupper(o$cluster_state) %in% c("RUNNING", "TERMINATED")) {
-      abort_dbrxr("`cluster_state` must be \"RUNNING\" or \"TERMINATED\".", "dbrxr_input_error",
-                  problems = sprintf("It is \"%s\".", o$cluster_state), call = call)
-    }
-  }
-  check_whole(o$start_delay_ms, "start_delay_ms", null_ok = TRUE, call = call)
-  check_whole(o$token_ttl_s, "token_ttl_s", min = 1, null_ok = TRUE, call = call)
-  check_whole(o$max_output_chars, "max_output_chars", min = 1, null_ok = TRUE, call = call)
-  check_whole(o$max_contexts, "max_contexts", min = 1, null_ok = TRUE, call = call)
-  if (is.null(o$client_id) != is.null(o$client_secret)) {
-    abort_dbrxr("`client_id` and `client_secret` must be given together.", "dbrxr_input_error",
-                hints = "Both are needed to enable OAuth M2M on the local cluster.", call = call)
-  }
-  invisible(o)
 }
 
 # Stop a local cluster by handle id; idempotent (close_connection() calls it).

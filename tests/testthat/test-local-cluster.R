@@ -39,6 +39,41 @@ test_that("options are validated before anything starts", {
   expect_error(local_cluster(poll_max = "fast"), class = "dbrxr_input_error")
   expect_error(local_cluster(python = 3), class = "dbrxr_input_error")
   expect_error(local_cluster("x"), class = "dbrxr_error")
+  # Names and values are checked by the one option table (in Rust), before anything starts.
+  err <- expect_error(local_cluster(max_contexts = 0), class = "dbrxr_input_error")
+  expect_match(conditionMessage(err), "`max_contexts` must be a whole number >= 1, not 0", fixed = TRUE)
+  err <- expect_error(local_cluster(cluster_state = "paused"), class = "dbrxr_input_error")
+  expect_match(conditionMessage(err), "one of RUNNING, TERMINATED", fixed = TRUE)
+  expect_error(local_cluster(max_contexts = c(1, 2)), class = "dbrxr_input_error")
+  expect_error(local_cluster(token_ttl_s = "soon"), class = "dbrxr_input_error")
+  err <- expect_error(local_cluster(max_contxts = 3), class = "dbrxr_input_error")
+  expect_match(conditionMessage(err), "max_contexts", fixed = TRUE)
+})
+
+test_that("the option table gives local_cluster() its options and docs", {
+  t <- dbrxr:::local_option_table()
+  expect_true(all(c("max_contexts", "data_security_mode", "readonly_staging") %in% t$name))
+  expect_equal(t$flag[t$name == "max_contexts"], "--max-contexts")
+  doc <- paste(dbrxr:::local_options_doc(), collapse = "\n")
+  for (nm in dbrxr:::local_server_options()) expect_match(doc, sprintf("`%s`", nm), fixed = TRUE)
+  rd_file <- test_path("../../man/local_cluster.Rd")
+  skip_if_not(file.exists(rd_file), "no source checkout")
+  rd <- paste(readLines(rd_file), collapse = "\n")
+  for (nm in dbrxr:::local_server_options()) expect_match(rd, sprintf("\\code{%s}", nm), fixed = TRUE)
+})
+
+test_that("contexts of the in-process local cluster do not see the client's credentials", {
+  skip_if_no_rpy2()
+  withr::local_envvar(DATABRICKS_TOKEN = "dapi-secret-1", DATABRICKS_CLIENT_SECRET = "secret-2",
+                      DATABRICKS_PASSWORD = "pw-3", DBRXR_LOCAL_TOKEN = "tok-4",
+                      DATABRICKS_HOST = "https://example.cloud.databricks.com")
+  conn <- local_test_cluster()
+  seen <- remote_eval(Sys.getenv(c("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET",
+                                   "DATABRICKS_PASSWORD", "DBRXR_LOCAL_TOKEN")), conn = conn)
+  expect_equal(unname(seen), rep("", 4))
+  # What is not a secret is left alone.
+  expect_equal(remote_eval(Sys.getenv("DATABRICKS_HOST"), conn = conn),
+               "https://example.cloud.databricks.com")
 })
 
 test_that("a Python that cannot run is a local cluster error", {
@@ -61,7 +96,7 @@ test_that("the local cluster stands in for a shared cluster and a read-only stag
   expect_error(local_cluster(readonly_staging = "ro/"), class = "dbrxr_input_error")
   skip_if_no_rpy2()
   ro <- local_test_cluster(readonly_staging = "dbfs:/tmp/dbrxr/") # the default staging
-  big <- as.double(seq_len(3e5)) # staged, not inline: the upload is refused
+  big <- stats::runif(3e5) # 2.4 MB: staged, not inline, so the upload is refused
   err <- expect_error(remote_eval(sum(big), conn = ro), class = "dbrxr_http_403")
   expect_equal(err$error_code, "PERMISSION_DENIED")
 })

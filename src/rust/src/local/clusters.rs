@@ -1,273 +1,72 @@
-//! The one cluster and its state machine: TERMINATED → PENDING → RUNNING, and
-//! RUNNING → RESTARTING → RUNNING. PENDING and RESTARTING last
-//! `start_delay_ms`; transitions happen lazily when the state is read.
-//! Routes: `clusters/get|list|start|restart|delete` under 2.0 and 2.1.
+//! Clusters API routes: `clusters/get|list|start|restart|delete` under 2.0
+//! and 2.1, with the service's `INVALID_STATE` and `INVALID_PARAMETER_VALUE`
+//! errors. The state machine is in `cluster`.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
 
-use axum::extract::{Request, State};
-use serde_json::{json, Value};
-
+use super::cluster::ClusterState;
+use super::extract::{BodyLimit, Fields, Malformed};
 use super::params::Params;
 use super::reply::{self, api, invalid, Reply};
-use super::state::Local;
+use super::state::{Compute, Shared};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClusterState {
-    Pending,
-    Running,
-    Restarting,
-    Terminated,
-}
+type Input = Fields<Malformed>;
 
-impl ClusterState {
-    pub fn wire(self) -> &'static str {
-        match self {
-            ClusterState::Pending => "PENDING",
-            ClusterState::Running => "RUNNING",
-            ClusterState::Restarting => "RESTARTING",
-            ClusterState::Terminated => "TERMINATED",
-        }
+pub fn router() -> Router<Shared> {
+    let mut r = Router::new();
+    for v in ["2.0", "2.1"] {
+        r = r
+            .route(&format!("/api/{v}/clusters/get"), get(get_cluster))
+            .route(&format!("/api/{v}/clusters/list"), get(list))
+            .route(&format!("/api/{v}/clusters/start"), post(start))
+            .route(&format!("/api/{v}/clusters/restart"), post(restart))
+            .route(&format!("/api/{v}/clusters/delete"), post(delete));
     }
-    /// As in the service's INVALID_STATE messages ("... unexpected state Running.").
-    fn title(self) -> &'static str {
-        match self {
-            ClusterState::Pending => "Pending",
-            ClusterState::Running => "Running",
-            ClusterState::Restarting => "Restarting",
-            ClusterState::Terminated => "Terminated",
-        }
-    }
-}
-
-pub struct Cluster {
-    state: ClusterState,
-    /// When PENDING/RESTARTING turns into RUNNING.
-    until: Option<Instant>,
-    start_time: u64,
-    last_restarted_time: Option<u64>,
-    terminated_time: Option<u64>,
-    spark_context_id: u64,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-impl Cluster {
-    pub fn new(initial: &str) -> Cluster {
-        let running = initial == "RUNNING";
-        Cluster {
-            state: if running { ClusterState::Running } else { ClusterState::Terminated },
-            until: None,
-            start_time: now_ms(),
-            last_restarted_time: running.then(now_ms),
-            terminated_time: (!running).then(now_ms),
-            spark_context_id: rand::random::<u64>() >> 1,
-        }
-    }
-
-    pub fn state(&mut self) -> ClusterState {
-        if let Some(t) = self.until {
-            if Instant::now() >= t {
-                self.until = None;
-                self.state = ClusterState::Running;
-                self.last_restarted_time = Some(now_ms());
-            }
-        }
-        self.state
-    }
-
-    /// TERMINATED → PENDING. Err: the current state, for INVALID_STATE.
-    pub fn start(&mut self, delay: Duration) -> Result<(), ClusterState> {
-        match self.state() {
-            ClusterState::Terminated => {
-                self.state = ClusterState::Pending;
-                self.until = Some(Instant::now() + delay);
-                self.start_time = now_ms();
-                self.terminated_time = None;
-                self.spark_context_id = rand::random::<u64>() >> 1;
-                Ok(())
-            }
-            s => Err(s),
-        }
-    }
-
-    /// RUNNING → RESTARTING. The caller drops every context.
-    pub fn restart(&mut self, delay: Duration) -> Result<(), ClusterState> {
-        match self.state() {
-            ClusterState::Running => {
-                self.state = ClusterState::Restarting;
-                self.until = Some(Instant::now() + delay);
-                self.spark_context_id = rand::random::<u64>() >> 1;
-                Ok(())
-            }
-            s => Err(s),
-        }
-    }
-
-    /// Any state → TERMINATED. The caller drops every context.
-    pub fn terminate(&mut self) {
-        self.state = ClusterState::Terminated;
-        self.until = None;
-        self.terminated_time = Some(now_ms());
-    }
-
-    pub fn details(&mut self, local: &Local) -> Value {
-        let state = self.state();
-        let id = &local.opts.cluster_id;
-        let message = match state {
-            ClusterState::Pending => "Starting the local cluster.",
-            ClusterState::Restarting => "Restarting the local cluster.",
-            ClusterState::Running | ClusterState::Terminated => "",
-        };
-        let mut v = json!({
-            "cluster_id": id,
-            "cluster_name": "dbrxr local cluster",
-            "spark_version": "15.4.x-scala2.12",
-            "node_type_id": "local",
-            "driver_node_type_id": "local",
-            "num_workers": 0,
-            "autotermination_minutes": 0,
-            "data_security_mode": local.opts.data_security_mode,
-            "creator_user_name": "local@dbrxr.invalid",
-            "cluster_source": "API",
-            "runtime_engine": "STANDARD",
-            "state": state.wire(),
-            "state_message": message,
-            "start_time": self.start_time,
-            "spark_context_id": self.spark_context_id,
-            "spark_conf": {"spark.master": "local[*]"},
-            "default_tags": {"Vendor": "Databricks", "ClusterId": id, "ClusterName": "dbrxr local cluster"},
-        });
-        // Only dedicated clusters name the user they belong to.
-        if matches!(
-            local.opts.data_security_mode.as_str(),
-            "SINGLE_USER" | "LEGACY_SINGLE_USER" | "DATA_SECURITY_MODE_DEDICATED"
-        ) {
-            v["single_user_name"] = json!("local@dbrxr.invalid");
-        }
-        if local.opts.data_security_mode.starts_with("DATA_SECURITY_MODE_") {
-            // The newer spelling comes with the `kind` that selects it.
-            v["kind"] = json!("CLASSIC_PREVIEW");
-        }
-        if let Some(t) = self.last_restarted_time {
-            v["last_restarted_time"] = json!(t);
-        }
-        if let Some(t) = self.terminated_time {
-            v["terminated_time"] = json!(t);
-            v["termination_reason"] =
-                json!({"code": "USER_REQUEST", "type": "SUCCESS", "parameters": {}});
-        }
-        v
-    }
+    r.layer(BodyLimit::SMALL.layer())
 }
 
 /// `cluster_id` from the request, checked against ours.
-fn cluster_id(local: &Local, p: &Params) -> Result<(), axum::response::Response> {
+fn cluster_id(c: &Compute, p: &Params) -> Result<(), Response> {
     match p.nonempty("cluster_id") {
         None => Err(invalid("Missing required field: cluster_id")),
-        Some(id) if id == local.opts.cluster_id => Ok(()),
+        Some(id) if id == c.cluster.spec.id => Ok(()),
         Some(id) => Err(invalid(format!("Cluster {id} does not exist"))),
     }
 }
 
-async fn params(req: Request) -> Result<Params, axum::response::Response> {
-    Params::parse(req).await.map_err(|m| api(400, "MALFORMED_REQUEST", m))
+fn invalid_state(c: &Compute, s: ClusterState) -> Response {
+    api(400, "INVALID_STATE", format!("Cluster {} is in unexpected state {}.", c.cluster.spec.id, s.title()))
 }
 
-fn lock(local: &Local) -> std::sync::MutexGuard<'_, Cluster> {
-    local.cluster.lock().unwrap_or_else(|e| e.into_inner())
+async fn get_cluster(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
+    cluster_id(&c, &p)?;
+    reply::ok(c.cluster.details())
 }
 
-pub async fn get(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    cluster_id(&local, &p)?;
-    let details = lock(&local).details(&local);
-    reply::ok(details)
+async fn list(State(c): State<Compute>) -> Reply {
+    reply::ok(json!({"clusters": [c.cluster.details()]}))
 }
 
-pub async fn list(State(local): State<Arc<Local>>) -> Reply {
-    let details = lock(&local).details(&local);
-    reply::ok(json!({"clusters": [details]}))
-}
-
-fn invalid_state(local: &Local, s: ClusterState) -> axum::response::Response {
-    api(
-        400,
-        "INVALID_STATE",
-        format!("Cluster {} is in unexpected state {}.", local.opts.cluster_id, s.title()),
-    )
-}
-
-pub async fn start(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    cluster_id(&local, &p)?;
-    let delay = Duration::from_millis(local.opts.start_delay_ms);
-    let r = lock(&local).start(delay);
-    r.map_err(|s| invalid_state(&local, s))?;
+async fn start(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
+    cluster_id(&c, &p)?;
+    let r = c.cluster.lock().start(c.cluster.spec.start_delay);
+    r.map_err(|s| invalid_state(&c, s))?;
     reply::empty()
 }
 
-pub async fn restart(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    cluster_id(&local, &p)?;
-    restart_now(&local).map_err(|s| invalid_state(&local, s))?;
+async fn restart(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
+    cluster_id(&c, &p)?;
+    c.restart().map_err(|s| invalid_state(&c, s))?;
     reply::empty()
-}
-
-/// Restart: every context is lost.
-pub fn restart_now(local: &Local) -> Result<(), ClusterState> {
-    let delay = Duration::from_millis(local.opts.start_delay_ms);
-    lock(local).restart(delay)?;
-    local.contexts.kill_all(&local.stats);
-    Ok(())
 }
 
 /// `clusters/delete` terminates (it does not delete permanently).
-pub async fn delete(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    cluster_id(&local, &p)?;
-    terminate_now(&local);
+async fn delete(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
+    cluster_id(&c, &p)?;
+    c.terminate();
     reply::empty()
-}
-
-pub fn terminate_now(local: &Local) {
-    lock(local).terminate();
-    local.contexts.kill_all(&local.stats);
-}
-
-/// The state, for the 1.2 routes (which refuse to work unless RUNNING).
-pub fn current(local: &Local) -> ClusterState {
-    lock(local).state()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn terminated_pending_running() {
-        let mut c = Cluster::new("TERMINATED");
-        assert_eq!(c.state(), ClusterState::Terminated);
-        assert_eq!(c.restart(Duration::ZERO), Err(ClusterState::Terminated));
-        c.start(Duration::from_millis(40)).unwrap();
-        assert_eq!(c.state(), ClusterState::Pending);
-        assert_eq!(c.start(Duration::ZERO), Err(ClusterState::Pending));
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(c.state(), ClusterState::Running);
-        assert_eq!(c.start(Duration::ZERO), Err(ClusterState::Running));
-    }
-
-    #[test]
-    fn restart_passes_through_restarting() {
-        let mut c = Cluster::new("RUNNING");
-        c.restart(Duration::from_millis(30)).unwrap();
-        assert_eq!(c.state(), ClusterState::Restarting);
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(c.state(), ClusterState::Running);
-        c.terminate();
-        assert_eq!(c.state(), ClusterState::Terminated);
-    }
 }

@@ -4,18 +4,37 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
 use serde_json::json;
 
-use super::clusters::{self, ClusterState};
+use super::cluster::ClusterState;
 use super::contexts::Context;
+use super::extract::{size_note, BodyLimit, Fields, Legacy};
 use super::params::Params;
 use super::reply::{self, legacy, Reply};
-use super::state::Local;
+use super::state::{Compute, Shared};
 
-async fn params(req: Request) -> Result<Params, Response> {
-    Params::parse(req).await.map_err(legacy)
+type Input = Fields<Legacy>;
+
+/// Command Execution bodies carry the command text (notebook cells take 6 MB).
+const COMMAND_BODY_MAX: usize = 8 << 20;
+
+pub fn router() -> Router<Shared> {
+    let limit = BodyLimit {
+        max: COMMAND_BODY_MAX,
+        too_large: |_, n, max| legacy(format!("The request body{} exceeds the maximum of {max} bytes.", size_note(n))),
+    };
+    Router::new()
+        .route("/api/1.2/contexts/create", post(context_create))
+        .route("/api/1.2/contexts/status", get(context_status))
+        .route("/api/1.2/contexts/destroy", post(context_destroy))
+        .route("/api/1.2/commands/execute", post(execute))
+        .route("/api/1.2/commands/status", get(status))
+        .route("/api/1.2/commands/cancel", post(cancel))
+        .layer(limit.layer())
 }
 
 fn required(p: &Params, name: &str) -> Result<String, Response> {
@@ -23,12 +42,12 @@ fn required(p: &Params, name: &str) -> Result<String, Response> {
 }
 
 /// `clusterId` must name our cluster, and the cluster must be RUNNING.
-fn running_cluster(local: &Local, p: &Params) -> Result<(), Response> {
+fn running_cluster(c: &Compute, p: &Params) -> Result<(), Response> {
     let id = required(p, "clusterId")?;
-    if id != local.opts.cluster_id {
+    if id != c.cluster.spec.id {
         return Err(legacy(format!("Cluster {id} does not exist")));
     }
-    match clusters::current(local) {
+    match c.state() {
         ClusterState::Running => Ok(()),
         s => Err(legacy(format!(
             "Cluster {id} is not running: its state is {}. Start it (clusters/start) and wait until it is RUNNING.",
@@ -37,12 +56,12 @@ fn running_cluster(local: &Local, p: &Params) -> Result<(), Response> {
     }
 }
 
-fn context(local: &Local, p: &Params) -> Result<Arc<Context>, Response> {
+fn context(c: &Compute, p: &Params) -> Result<Arc<Context>, Response> {
     let id = required(p, "contextId")?;
-    local.contexts.get(&id).ok_or_else(|| {
+    c.contexts.get(&id).ok_or_else(|| {
         legacy(format!(
             "Execution context does not exist: context {id} is not on cluster {} (it was destroyed, evicted, or lost in a cluster restart).",
-            local.opts.cluster_id
+            c.cluster.spec.id
         ))
     })
 }
@@ -57,37 +76,33 @@ fn python_only(p: &Params) -> Result<(), Response> {
     }
 }
 
-pub async fn context_create(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    running_cluster(&local, &p)?;
+async fn context_create(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
+    running_cluster(&c, &p)?;
     python_only(&p)?;
-    let id = local.contexts.create(&local).map_err(legacy)?;
+    let id = c.contexts.create().map_err(legacy)?;
     reply::ok(json!({"id": id}))
 }
 
-pub async fn context_status(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    running_cluster(&local, &p)?;
-    let ctx = context(&local, &p)?;
+async fn context_status(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
+    running_cluster(&c, &p)?;
+    let ctx = context(&c, &p)?;
     let (status, _) = ctx.status();
     reply::ok(json!({"id": ctx.id, "status": status.wire()}))
 }
 
-pub async fn context_destroy(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    running_cluster(&local, &p)?;
-    let ctx = context(&local, &p)?;
-    local.contexts.destroy(&ctx.id, &local.stats);
+async fn context_destroy(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
+    running_cluster(&c, &p)?;
+    let ctx = context(&c, &p)?;
+    c.contexts.destroy(&ctx.id);
     reply::empty()
 }
 
-pub async fn execute(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    running_cluster(&local, &p)?;
-    let ctx = context(&local, &p)?;
+async fn execute(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
+    running_cluster(&c, &p)?;
+    let ctx = context(&c, &p)?;
     python_only(&p)?;
     let code = p.str("command").ok_or_else(|| legacy("requirement failed: missing command"))?;
-    let id = ctx.submit(code, &local.stats).map_err(legacy)?;
+    let id = ctx.submit(code, &c.contexts.stats).map_err(legacy)?;
     reply::ok(json!({"id": id}))
 }
 
@@ -95,10 +110,9 @@ fn unknown_command(id: &str) -> Response {
     legacy(format!("Command {id} was not found (unknown command id)."))
 }
 
-pub async fn status(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    running_cluster(&local, &p)?;
-    let ctx = context(&local, &p)?;
+async fn status(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
+    running_cluster(&c, &p)?;
+    let ctx = context(&c, &p)?;
     let id = required(&p, "commandId")?;
     let (status, results) = ctx.command(&id).ok_or_else(|| unknown_command(&id))?;
     let mut v = json!({"id": id, "status": status.wire()});
@@ -108,11 +122,10 @@ pub async fn status(State(local): State<Arc<Local>>, req: Request) -> Reply {
     reply::ok(v)
 }
 
-pub async fn cancel(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    running_cluster(&local, &p)?;
-    let ctx = context(&local, &p)?;
+async fn cancel(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
+    running_cluster(&c, &p)?;
+    let ctx = context(&c, &p)?;
     let id = required(&p, "commandId")?;
-    ctx.cancel(&id, &local).map_err(|_| unknown_command(&id))?;
+    ctx.cancel(&id, &c.contexts).map_err(|_| unknown_command(&id))?;
     reply::empty()
 }

@@ -10,6 +10,7 @@
 //! kill takes their children too) and die with the server's process.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -19,7 +20,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::state::Local;
 use super::stats::Stats;
 
 pub const WORKER_PY: &str = include_str!("worker.py");
@@ -177,7 +177,7 @@ impl Context {
                 g.error.as_deref().unwrap_or("its process failed")
             ));
         }
-        let id = super::random_hex(16);
+        let id = super::util::random_hex(16);
         g.commands.insert(id.clone(), Command { status: CmdStatus::Queued, code, results: None });
         g.queue.push_back(id.clone());
         g.last_used = Instant::now();
@@ -195,13 +195,13 @@ impl Context {
     /// Cancel: a queued command is dropped at once; a running one is
     /// interrupted and, if it ignores that for `grace`, its process is killed.
     /// Err: unknown id.
-    pub fn cancel(self: &Arc<Self>, id: &str, local: &Arc<Local>) -> Result<(), ()> {
+    pub fn cancel(self: &Arc<Self>, id: &str, pool: &Contexts) -> Result<(), ()> {
         let mut g = self.lock();
         let status = g.commands.get(id).map(|c| c.status).ok_or(())?;
         match status {
             CmdStatus::Queued => {
                 g.queue.retain(|q| q != id);
-                g.finish(id, CmdStatus::Cancelled, Some(cancelled_results()), &local.stats);
+                g.finish(id, CmdStatus::Cancelled, Some(cancelled_results()), &pool.stats);
             }
             CmdStatus::Running => {
                 if let Some(c) = g.commands.get_mut(id) {
@@ -210,8 +210,8 @@ impl Context {
                 if let Some(input) = &g.input {
                     let _ = input.send(format!("{}\n", json!({"cancel": id})));
                 }
-                let (ctx, local, id) = (self.clone(), local.clone(), id.to_string());
-                let grace = Duration::from_millis(local.opts.cancel_grace_ms);
+                let (ctx, stats, id) = (self.clone(), pool.stats.clone(), id.to_string());
+                let grace = pool.spec.cancel_grace;
                 tokio::spawn(async move {
                     tokio::time::sleep(grace).await;
                     let mut g = ctx.lock();
@@ -221,9 +221,9 @@ impl Context {
                             "The command ignored the interrupt for {} ms, so the context's Python process was killed",
                             grace.as_millis()
                         );
-                        g.finish(&id, CmdStatus::Cancelled, Some(cancelled_results()), &local.stats);
+                        g.finish(&id, CmdStatus::Cancelled, Some(cancelled_results()), &stats);
                         kill_group(g.pid);
-                        g.lost(&why, &local.stats);
+                        g.lost(&why, &stats);
                     }
                 });
             }
@@ -266,13 +266,34 @@ fn kill_group(pid: Option<i32>) {
     }
 }
 
+/// How context processes are run.
+pub struct WorkerSpec {
+    /// The Python interpreter.
+    pub python: String,
+    /// The state directory: `worker.py`, `driver/`, `logs/`, `r-site-library/`.
+    pub state_dir: PathBuf,
+    /// The file-view root the workers see as `DBRXR_LOCAL_FS_ROOT`.
+    pub fs_root: PathBuf,
+    pub max_contexts: usize,
+    pub max_output_chars: usize,
+    /// How long a cancelled command may ignore the interrupt.
+    pub cancel_grace: Duration,
+}
+
 /// The table of live contexts.
-#[derive(Default)]
 pub struct Contexts {
     map: Mutex<HashMap<String, Arc<Context>>>,
+    pub spec: WorkerSpec,
+    pub stats: Arc<Stats>,
+    /// Cancelled when the server stops: every driver ends.
+    shutdown: CancellationToken,
 }
 
 impl Contexts {
+    pub fn new(spec: WorkerSpec, stats: Arc<Stats>, shutdown: CancellationToken) -> Contexts {
+        Contexts { map: Mutex::default(), spec, stats, shutdown }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Context>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -287,9 +308,9 @@ impl Contexts {
 
     /// Create a context and start its process. When the cap is reached the
     /// least recently used idle context is evicted; Err when none is idle.
-    pub fn create(&self, local: &Arc<Local>) -> Result<String, String> {
+    pub fn create(self: &Arc<Self>) -> Result<String, String> {
         let mut map = self.lock();
-        if map.len() >= local.opts.max_contexts {
+        if map.len() >= self.spec.max_contexts {
             let lru = map
                 .values()
                 .filter_map(|c| {
@@ -301,13 +322,13 @@ impl Contexts {
                 Some((_, id)) => {
                     if let Some(c) = map.remove(&id) {
                         c.kill();
-                        local.stats.contexts_destroyed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.stats.contexts_destroyed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
                 None => {
                     return Err(format!(
                         "Too many execution contexts are running commands on this cluster (the limit is {}); none is idle, so none could be evicted. Destroy contexts you no longer need, or wait for running commands to finish.",
-                        local.opts.max_contexts
+                        self.spec.max_contexts
                     ))
                 }
             }
@@ -334,21 +355,21 @@ impl Contexts {
                 gone: false,
             }),
             wake: Notify::new(),
-            stop: local.shutdown.child_token(),
+            stop: self.shutdown.child_token(),
         });
         map.insert(id.clone(), ctx.clone());
-        local.stats.contexts_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tokio::spawn(drive(ctx, local.clone()));
+        self.stats.contexts_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::spawn(drive(ctx, self.clone()));
         Ok(id)
     }
 
     /// Remove and kill one context. False when it does not exist.
-    pub fn destroy(&self, id: &str, stats: &Stats) -> bool {
+    pub fn destroy(&self, id: &str) -> bool {
         let c = self.lock().remove(id);
         match c {
             Some(c) => {
                 c.kill();
-                stats.contexts_destroyed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.stats.contexts_destroyed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 true
             }
             None => false,
@@ -356,35 +377,35 @@ impl Contexts {
     }
 
     /// Evict every idle context (as a busy cluster does); their ids.
-    pub fn evict_idle(&self, stats: &Stats) -> Vec<String> {
+    pub fn evict_idle(&self) -> Vec<String> {
         let ids: Vec<String> =
             self.lock().values().filter(|c| c.lock().idle()).map(|c| c.id.clone()).collect();
-        ids.into_iter().filter(|id| self.destroy(id, stats)).collect()
+        ids.into_iter().filter(|id| self.destroy(id)).collect()
     }
 
     /// Drop every context (restart, terminate, shutdown).
-    pub fn kill_all(&self, stats: &Stats) {
+    pub fn kill_all(&self) {
         let all: Vec<Arc<Context>> = self.lock().drain().map(|(_, c)| c).collect();
         for c in all {
             c.kill();
-            stats.contexts_destroyed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats.contexts_destroyed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
 
 /// Start the process, then feed it commands until the context goes away.
-async fn drive(ctx: Arc<Context>, local: Arc<Local>) {
-    let log = local.state_dir.join("logs").join(format!("context-{}.log", ctx.id));
-    let mut child = match spawn(&local, &ctx.id, &log) {
+async fn drive(ctx: Arc<Context>, pool: Arc<Contexts>) {
+    let log = pool.spec.state_dir.join("logs").join(format!("context-{}.log", ctx.id));
+    let mut child = match spawn(&pool.spec, &ctx.id, &log) {
         Ok(c) => c,
         Err(e) => {
-            ctx.lock().lost(&format!("could not start the context's Python process: {e}"), &local.stats);
+            ctx.lock().lost(&format!("could not start the context's Python process: {e}"), &pool.stats);
             return;
         }
     };
     let pid = child.id().map(|p| p as i32);
     let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        ctx.lock().lost("the context's Python process has no pipes", &local.stats);
+        ctx.lock().lost("the context's Python process has no pipes", &pool.stats);
         return;
     };
     // One writer owns stdin, so cancels can be sent while a command runs.
@@ -412,7 +433,7 @@ async fn drive(ctx: Arc<Context>, local: Arc<Local>) {
             ctx.id,
             log.display()
         );
-        ctx.lock().lost(&why, &local.stats);
+        ctx.lock().lost(&why, &pool.stats);
     };
     // Ready line.
     let ready = tokio::select! {
@@ -488,10 +509,21 @@ async fn drive(ctx: Arc<Context>, local: Arc<Local>) {
                        "summary": v["summary"].as_str().unwrap_or("error"),
                        "cause": v["cause"].as_str().unwrap_or("")}),
             ),
-            _ => (CmdStatus::Finished, text_result(v["data"].as_str().unwrap_or(""), local.opts.max_output_chars)),
+            _ => (CmdStatus::Finished, text_result(v["data"].as_str().unwrap_or(""), pool.spec.max_output_chars)),
         };
-        g.finish(&id, status, Some(results), &local.stats);
+        g.finish(&id, status, Some(results), &pool.stats);
     }
+}
+
+/// Whether an environment variable holds a credential of the client: any
+/// token, secret, password or key of Databricks, dbrxr, or the cloud logins
+/// unified auth reads (Azure, Google, AWS).
+fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    const SCOPES: &[&str] = &["DATABRICKS_", "DBRXR_", "ARM_", "AZURE_", "GOOGLE_", "AWS_"];
+    const SECRETS: &[&str] =
+        &["TOKEN", "TOKENS", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "KEY", "PAT"];
+    SCOPES.iter().any(|s| upper.starts_with(s)) && upper.split('_').skip(1).any(|part| SECRETS.contains(&part))
 }
 
 /// A text result, cut at `max` characters.
@@ -502,26 +534,33 @@ fn text_result(data: &str, max: usize) -> Value {
     }
 }
 
-fn spawn(local: &Local, id: &str, log: &std::path::Path) -> std::io::Result<tokio::process::Child> {
+fn spawn(spec: &WorkerSpec, id: &str, log: &std::path::Path) -> std::io::Result<tokio::process::Child> {
     let log = std::fs::File::create(log)?;
-    let mut cmd = tokio::process::Command::new(&local.python.path);
+    let mut cmd = tokio::process::Command::new(&spec.python);
     cmd.arg("-u")
-        .arg(local.state_dir.join("worker.py"))
-        .current_dir(local.state_dir.join("driver"))
-        .env("DBRXR_LOCAL_FS_ROOT", local.fs_root())
+        .arg(spec.state_dir.join("worker.py"))
+        .current_dir(spec.state_dir.join("driver"))
+        .env("DBRXR_LOCAL_FS_ROOT", &spec.fs_root)
         .env("DBRXR_LOCAL_CONTEXT_ID", id)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         // R in the context sees what a cluster's R sees: the machine's system
         // libraries plus a site library of its own (in the state directory),
         // never the user's R_LIBS or user library, so "missing on the cluster"
         // is real. R_LIBS_SITE is dropped so R's Renviron sets the system default.
-        .env("R_LIBS", local.state_dir.join("r-site-library"))
-        .env("R_LIBS_USER", local.state_dir.join("r-site-library"))
+        .env("R_LIBS", spec.state_dir.join("r-site-library"))
+        .env("R_LIBS_USER", spec.state_dir.join("r-site-library"))
         .env_remove("R_LIBS_SITE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .kill_on_drop(true);
+    // Code in a context must not find the client's credentials: a cluster's
+    // processes do not have them either.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_secret_name) {
+            cmd.env_remove(name);
+        }
+    }
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -538,6 +577,19 @@ fn spawn(local: &Local, id: &str, log: &std::path::Path) -> std::io::Result<toki
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_credentials_are_secret_names() {
+        for n in ["DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET", "DATABRICKS_PASSWORD", "DBRXR_LOCAL_TOKEN",
+                  "ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "GOOGLE_CREDENTIALS", "AWS_SECRET_ACCESS_KEY",
+                  "DATABRICKS_GOOGLE_SERVICE_ACCOUNT_KEY", "databricks_token"] {
+            assert!(is_secret_name(n), "{n}");
+        }
+        for n in ["DATABRICKS_HOST", "DATABRICKS_CLUSTER_ID", "DBRXR_PYTHON", "DBRXR_LOCAL_FS_ROOT", "PATH",
+                  "R_LIBS", "TOKENIZERS_PARALLELISM", "DATABRICKS_AUTH_TYPE", "DBRXR_PATH_X"] {
+            assert!(!is_secret_name(n), "{n}");
+        }
+    }
 
     #[test]
     fn text_is_cut_at_max_chars() {

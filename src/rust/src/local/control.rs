@@ -1,32 +1,43 @@
 //! Control routes for tests, under `/_local/` (token required): counters,
 //! fault injection, cluster restart/terminate, context eviction.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
 use serde_json::json;
 
-use super::clusters;
-use super::faults::FaultConfig;
-use super::params::Params;
-use super::reply::{self, api, invalid, Reply};
-use super::state::Local;
+use axum::response::Response;
 
-pub async fn stats(State(local): State<Arc<Local>>) -> Reply {
-    reply::ok(local.stats_json())
+use super::extract::{BodyLimit, Fields, Invalid, JsonBody, Shape};
+use super::faults::FaultConfig;
+use super::reply::{self, api, invalid, Reply};
+use super::state::{Control, Shared};
+
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/_local/stats", get(stats))
+        .route("/_local/faults", post(set_faults))
+        .route("/_local/cluster/restart", post(restart))
+        .route("/_local/cluster/terminate", post(terminate))
+        .route("/_local/contexts/evict", post(evict))
+        .layer(BodyLimit::SMALL.layer())
 }
 
-pub async fn set_faults(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
-        .await
-        .map_err(|e| invalid(format!("could not read the body: {e}")))?;
-    let cfg: FaultConfig = if body.iter().all(u8::is_ascii_whitespace) {
-        FaultConfig::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| invalid(format!("bad fault settings: {e}")))?
-    };
+async fn stats(State(c): State<Control>) -> Reply {
+    reply::ok(c.stats_json())
+}
+
+/// Fault settings that do not parse.
+struct BadFaults;
+impl Shape for BadFaults {
+    fn reject(message: String) -> Response {
+        invalid(format!("bad fault settings: {message}"))
+    }
+}
+
+async fn set_faults(State(c): State<Control>, JsonBody(cfg, ..): JsonBody<FaultConfig, BadFaults>) -> Reply {
     cfg.check().map_err(invalid)?;
-    local.faults.set(cfg.clone());
+    c.faults.set(cfg.clone());
     reply::ok(json!({
         "status_429_rate": cfg.status_429_rate, "status_503_rate": cfg.status_503_rate,
         "retry_after_s": cfg.retry_after_s, "drop_rate": cfg.drop_rate,
@@ -34,29 +45,28 @@ pub async fn set_faults(State(local): State<Arc<Local>>, req: Request) -> Reply 
     }))
 }
 
-pub async fn restart(State(local): State<Arc<Local>>) -> Reply {
-    clusters::restart_now(&local).map_err(|s| {
+async fn restart(State(c): State<Control>) -> Reply {
+    c.compute.restart().map_err(|s| {
         api(400, "INVALID_STATE", format!("Cannot restart: the cluster is {}.", s.wire()))
     })?;
-    reply::ok(json!({"state": clusters::current(&local).wire()}))
+    reply::ok(json!({"state": c.compute.state().wire()}))
 }
 
-pub async fn terminate(State(local): State<Arc<Local>>) -> Reply {
-    clusters::terminate_now(&local);
+async fn terminate(State(c): State<Control>) -> Reply {
+    c.compute.terminate();
     reply::ok(json!({"state": "TERMINATED"}))
 }
 
 /// Evict idle contexts (all of them, or the one named by `context_id`).
-pub async fn evict(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = Params::parse(req).await.map_err(invalid)?;
+async fn evict(State(c): State<Control>, Fields(p, ..): Fields<Invalid>) -> Reply {
     let evicted = match p.nonempty("context_id") {
         Some(id) => {
-            if !local.contexts.destroy(&id, &local.stats) {
+            if !c.compute.contexts.destroy(&id) {
                 return Err(api(404, "RESOURCE_DOES_NOT_EXIST", format!("No context {id}.")));
             }
             vec![id]
         }
-        None => local.contexts.evict_idle(&local.stats),
+        None => c.compute.contexts.evict_idle(),
     };
     reply::ok(json!({"evicted": evicted}))
 }

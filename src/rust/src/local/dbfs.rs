@@ -3,54 +3,45 @@
 //! `move`. 1 MiB limits on inline data; error codes and messages as the
 //! service sends them. Uploads appear atomically (written aside, then renamed).
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{Multipart, State};
 use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
 use serde_json::{json, Value};
 
+use super::extract::{BodyLimit, Fields, FieldsOrMultipart, Malformed};
 use super::params::Params;
 use super::reply::{self, api, invalid, Reply};
-use super::state::Local;
-use super::store::{self, Located};
+use super::state::Shared;
+use super::store::{self, Handle, Located, Store};
+
+type Input = Fields<Malformed>;
+
+pub fn router() -> Router<Shared> {
+    // Inline data (`put` as JSON, `add-block`) is a 1 MiB block in base64;
+    // a multipart `put` streams to disk under its own limit.
+    let block = BodyLimit { max: INLINE_BODY_MAX, too_large: |_, n, _| block_too_large(n) };
+    Router::new()
+        .route("/api/2.0/dbfs/put", post(put).layer(block.layer()))
+        .route("/api/2.0/dbfs/add-block", post(add_block).layer(block.layer()))
+        .route("/api/2.0/dbfs/create", post(create))
+        .route("/api/2.0/dbfs/close", post(close))
+        .route("/api/2.0/dbfs/read", get(read))
+        .route("/api/2.0/dbfs/get-status", get(get_status))
+        .route("/api/2.0/dbfs/list", get(list))
+        .route("/api/2.0/dbfs/mkdirs", post(mkdirs))
+        .route("/api/2.0/dbfs/delete", post(delete))
+        .route("/api/2.0/dbfs/move", post(move_))
+        .layer(BodyLimit::SMALL.layer())
+}
 
 /// 1 MiB: the most `put`, `add-block` and `read` move inline.
 pub const MAX_BLOCK: usize = 1 << 20;
-
-struct Handle {
-    target: Located,
-    tmp: store::TempUpload,
-    overwrite: bool,
-    last: Instant,
-}
-
-pub struct Handles {
-    map: Mutex<HashMap<i64, Handle>>,
-    next: AtomicI64,
-}
-
-impl Default for Handles {
-    fn default() -> Self {
-        Handles { map: Mutex::new(HashMap::new()), next: AtomicI64::new(7_904_256) }
-    }
-}
-
-impl Handles {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Handle>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Forget handles idle longer than `ttl` (their partial data goes too).
-    fn expire(&self, ttl: Duration) {
-        self.lock().retain(|_, h| {
-            h.last.elapsed() < ttl // a dropped handle removes its partial data
-        });
-    }
-}
 
 fn not_found(api_path: &str) -> Response {
     api(404, "RESOURCE_DOES_NOT_EXIST", format!("No file or directory exists on path {api_path}."))
@@ -84,19 +75,15 @@ pub fn block_too_large(declared: Option<u64>) -> Response {
     )
 }
 
-async fn params(req: Request) -> Result<Params, Response> {
-    Params::parse(req).await.map_err(|m| api(400, "MALFORMED_REQUEST", m))
-}
-
-fn path(local: &Local, p: &Params, name: &str) -> Result<Located, Response> {
+fn path(st: &Store, p: &Params, name: &str) -> Result<Located, Response> {
     let raw = p.nonempty(name).ok_or_else(|| invalid(format!("Missing required field: {name}")))?;
-    store::dbfs(&local.fs_root(), &raw).map_err(invalid)
+    st.dbfs(&raw).map_err(invalid)
 }
 
 /// Refuse a write under `readonly_staging`, as the service refuses a path
 /// the caller may read but not write.
-fn writable(local: &Local, t: &Located) -> Result<(), Response> {
-    match &local.readonly {
+fn writable(st: &Store, t: &Located) -> Result<(), Response> {
+    match &st.readonly {
         Some(ro) if ro.denies_dbfs(&t.api) => Err(api(
             403,
             "PERMISSION_DENIED",
@@ -151,41 +138,30 @@ fn file_info(api_path: &str, meta: &std::fs::Metadata) -> Value {
     })
 }
 
-pub async fn put(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    if is_multipart(&req) {
-        return put_multipart(local, req).await;
-    }
-    let p = params(req).await?;
-    let t = path(&local, &p, "path")?;
-    writable(&local, &t)?;
+async fn put(State(st): State<Arc<Store>>, body: FieldsOrMultipart<Malformed>) -> Reply {
+    let p = match body {
+        FieldsOrMultipart::Multipart(mp) => return put_multipart(st, mp).await,
+        FieldsOrMultipart::Fields(Fields(p, ..)) => p,
+    };
+    let t = path(&st, &p, "path")?;
+    writable(&st, &t)?;
     let overwrite = flag(&p, "overwrite")?;
     let data = decode(&p, "contents")?;
     check_target(&t, overwrite)?;
-    let tmp = store::TempUpload::new(&local.state_dir);
+    let tmp = st.temp();
     std::fs::write(&tmp.path, &data).map_err(|e| io_error("could not write the upload", e))?;
     commit(tmp, &t)?;
     reply::empty()
 }
 
-pub fn is_multipart(req: &Request) -> bool {
-    req.headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
-}
-
 /// Multipart `put` (brickster): a `contents` file part is streamed to a
 /// temporary file (up to [`MULTIPART_MAX`]), never held in memory; a text
 /// `contents` is base64 as in JSON; other fields are short strings.
-async fn put_multipart(local: Arc<Local>, req: Request) -> Reply {
-    use axum::extract::{FromRequest, Multipart};
+async fn put_multipart(st: Arc<Store>, mut mp: Multipart) -> Reply {
     let malformed = |e: axum::extract::multipart::MultipartError| {
         api(400, "MALFORMED_REQUEST", format!("malformed multipart body: {}", e.body_text()))
     };
-    let mut mp = Multipart::from_request(req, &()).await.map_err(|e| {
-        api(400, "MALFORMED_REQUEST", format!("malformed multipart body: {}", e.body_text()))
-    })?;
-    let tmp = store::TempUpload::new(&local.state_dir);
+    let tmp = st.temp();
     let mut fields: serde_json::Map<String, Value> = serde_json::Map::new();
     let mut have_file = false;
     while let Some(mut field) = mp.next_field().await.map_err(malformed)? {
@@ -217,8 +193,8 @@ async fn put_multipart(local: Arc<Local>, req: Request) -> Reply {
         fields.insert(name, Value::String(String::from_utf8_lossy(&text).into_owned()));
     }
     let p = Params::from_fields(fields);
-    let t = path(&local, &p, "path")?;
-    writable(&local, &t)?;
+    let t = path(&st, &p, "path")?;
+    writable(&st, &t)?;
     let overwrite = flag(&p, "overwrite")?;
     if !have_file {
         let data = decode(&p, "contents")?;
@@ -229,18 +205,16 @@ async fn put_multipart(local: Arc<Local>, req: Request) -> Reply {
     reply::empty()
 }
 
-pub async fn create(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    let t = path(&local, &p, "path")?;
-    writable(&local, &t)?;
+async fn create(State(st): State<Arc<Store>>, Fields(p, ..): Input) -> Reply {
+    let t = path(&st, &p, "path")?;
+    writable(&st, &t)?;
     let overwrite = flag(&p, "overwrite")?;
     check_target(&t, overwrite)?;
-    let ttl = Duration::from_secs(local.opts.dbfs_handle_ttl_s);
-    local.dbfs.expire(ttl);
-    let tmp = store::TempUpload::new(&local.state_dir);
+    st.handles.expire(st.handle_ttl);
+    let tmp = st.temp();
     std::fs::File::create(&tmp.path).map_err(|e| io_error("could not open the upload", e))?;
-    let id = local.dbfs.next.fetch_add(1, Ordering::Relaxed);
-    local.dbfs.lock().insert(id, Handle { target: t, tmp, overwrite, last: Instant::now() });
+    let id = st.handles.next.fetch_add(1, Ordering::Relaxed);
+    st.handles.lock().insert(id, Handle { target: t, tmp, overwrite, last: Instant::now() });
     reply::ok(json!({"handle": id}))
 }
 
@@ -254,13 +228,12 @@ fn no_handle(id: i64) -> Response {
     api(404, "RESOURCE_DOES_NOT_EXIST", format!("There is no handle {id}: it was closed, or it expired after idling."))
 }
 
-pub async fn add_block(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
+async fn add_block(State(st): State<Arc<Store>>, Fields(p, ..): Input) -> Reply {
     let id = handle_id(&p)?;
     let data = decode(&p, "data")?;
-    local.dbfs.expire(Duration::from_secs(local.opts.dbfs_handle_ttl_s));
+    st.handles.expire(st.handle_ttl);
     let tmp = {
-        let mut map = local.dbfs.lock();
+        let mut map = st.handles.lock();
         let h = map.get_mut(&id).ok_or_else(|| no_handle(id))?;
         h.last = Instant::now();
         h.tmp.path.clone()
@@ -273,19 +246,17 @@ pub async fn add_block(State(local): State<Arc<Local>>, req: Request) -> Reply {
     reply::empty()
 }
 
-pub async fn close(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
+async fn close(State(st): State<Arc<Store>>, Fields(p, ..): Input) -> Reply {
     let id = handle_id(&p)?;
-    local.dbfs.expire(Duration::from_secs(local.opts.dbfs_handle_ttl_s));
-    let h = local.dbfs.lock().remove(&id).ok_or_else(|| no_handle(id))?;
+    st.handles.expire(st.handle_ttl);
+    let h = st.handles.lock().remove(&id).ok_or_else(|| no_handle(id))?;
     check_target(&h.target, h.overwrite)?;
     commit(h.tmp, &h.target)?;
     reply::empty()
 }
 
-pub async fn read(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    let t = path(&local, &p, "path")?;
+async fn read(State(st): State<Arc<Store>>, Fields(p, ..): Input) -> Reply {
+    let t = path(&st, &p, "path")?;
     let offset = p.int("offset").map_err(invalid)?.unwrap_or(0);
     let length = p.int("length").map_err(invalid)?.unwrap_or(512 * 1024);
     if offset < 0 || length < 0 {
@@ -316,25 +287,23 @@ pub async fn read(State(local): State<Arc<Local>>, req: Request) -> Reply {
     reply::ok(json!({"bytes_read": buf.len(), "data": data}))
 }
 
-pub async fn get_status(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    let t = path(&local, &p, "path")?;
+async fn get_status(State(st): State<Arc<Store>>, Fields(p, ..): Input) -> Reply {
+    let t = path(&st, &p, "path")?;
     let meta = std::fs::metadata(&t.file).map_err(|_| not_found(&t.api))?;
     reply::ok(file_info(&t.api, &meta))
 }
 
-pub async fn list(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    let t = path(&local, &p, "path")?;
+async fn list(State(st): State<Arc<Store>>, Fields(p, ..): Input) -> Reply {
+    let t = path(&st, &p, "path")?;
     let meta = std::fs::metadata(&t.file).map_err(|_| not_found(&t.api))?;
     if !meta.is_dir() {
         return reply::ok(json!({"files": [file_info(&t.api, &meta)]}));
     }
     let mut files = Vec::new();
     let entries = std::fs::read_dir(&t.file).map_err(|e| io_error("could not list", e))?;
-    let root = local.fs_root();
+    let root = &st.root;
     for entry in entries.flatten() {
-        if !store::inside(&root, &entry.path()) {
+        if !store::inside(root, &entry.path()) {
             continue; // a link out of the store
         }
         if let (Ok(m), Some(name)) = (entry.metadata(), entry.file_name().to_str()) {
@@ -349,10 +318,9 @@ pub async fn list(State(local): State<Arc<Local>>, req: Request) -> Reply {
     reply::ok(json!({"files": files}))
 }
 
-pub async fn mkdirs(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    let t = path(&local, &p, "path")?;
-    writable(&local, &t)?;
+async fn mkdirs(State(st): State<Arc<Store>>, Fields(p, ..): Input) -> Reply {
+    let t = path(&st, &p, "path")?;
+    writable(&st, &t)?;
     std::fs::create_dir_all(&t.file).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => exists(&t.api),
         _ => io_error("could not create the directory", e),
@@ -360,11 +328,10 @@ pub async fn mkdirs(State(local): State<Arc<Local>>, req: Request) -> Reply {
     reply::empty()
 }
 
-pub async fn delete(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    let t = path(&local, &p, "path")?;
+async fn delete(State(st): State<Arc<Store>>, Fields(p, ..): Input) -> Reply {
+    let t = path(&st, &p, "path")?;
     let recursive = flag(&p, "recursive")?;
-    writable(&local, &t)?;
+    writable(&st, &t)?;
     if t.api == "/" {
         return Err(invalid("Cannot delete the DBFS root."));
     }
@@ -390,12 +357,11 @@ pub async fn delete(State(local): State<Arc<Local>>, req: Request) -> Reply {
     reply::empty()
 }
 
-pub async fn move_(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let p = params(req).await?;
-    let src = path(&local, &p, "source_path")?;
-    let dst = path(&local, &p, "destination_path")?;
-    writable(&local, &src)?;
-    writable(&local, &dst)?;
+async fn move_(State(st): State<Arc<Store>>, Fields(p, ..): Input) -> Reply {
+    let src = path(&st, &p, "source_path")?;
+    let dst = path(&st, &p, "destination_path")?;
+    writable(&st, &src)?;
+    writable(&st, &dst)?;
     if !src.file.exists() {
         return Err(not_found(&src.api));
     }

@@ -7,43 +7,30 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path as UrlPath, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use axum::Router;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use super::extract::{BodyLimit, Upload, VolPath, Q};
 use super::reply::{api, invalid, Reply};
-use super::state::Local;
-use super::store::{self, Located};
+use super::state::Shared;
+use super::store::{self, Located, Store};
 
-/// The `{*path}` of a route. A malformed one (bad percent-encoding, invalid
-/// UTF-8) gets the service's 400 body, not the router's plain text.
-pub struct VolPath(String);
-
-impl<S: Send + Sync> FromRequestParts<S> for VolPath {
-    type Rejection = Response;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        UrlPath::<String>::from_request_parts(parts, state)
-            .await
-            .map(|UrlPath(p)| VolPath(p))
-            .map_err(|e| invalid(format!("The path is not valid: {}", e.body_text())))
-    }
-}
-
-/// The query string, with the same treatment of malformed values.
-pub struct Q<T>(T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Q<T> {
-    type Rejection = Response;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(q)| Q(q))
-            .map_err(|e| invalid(format!("The query string is not valid: {}", e.body_text())))
-    }
+pub fn router() -> Router<Shared> {
+    // Uploads stream to disk: only their declared size is checked up front.
+    let upload = BodyLimit { max: FILE_MAX as usize, too_large: |_, _, _| file_too_large() };
+    Router::new()
+        .route(
+            "/api/2.0/fs/files/{*path}",
+            put(put_file).layer(upload.layer()).get(get_file).delete(delete_file),
+        )
+        .route("/api/2.0/fs/directories/{*path}", put(put_dir).get(get_dir).delete(delete_dir))
+        .layer(BodyLimit::SMALL.layer())
 }
 
 fn file_not_found() -> Response {
@@ -69,15 +56,15 @@ fn no_content() -> Reply {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn locate(local: &Local, path: &str, min_depth: usize) -> Result<Located, Response> {
-    store::volume(&local.fs_root(), &format!("/{path}"), min_depth).map_err(invalid)
+fn locate(st: &Store, path: &str, min_depth: usize) -> Result<Located, Response> {
+    st.volume(&format!("/{path}"), min_depth).map_err(invalid)
 }
 
 /// A volume path to write: refused under `readonly_staging` with the
 /// service's Unity Catalog answer.
-fn locate_writable(local: &Local, path: &str, min_depth: usize) -> Result<Located, Response> {
-    let t = locate(local, path, min_depth)?;
-    match &local.readonly {
+fn locate_writable(st: &Store, path: &str, min_depth: usize) -> Result<Located, Response> {
+    let t = locate(st, path, min_depth)?;
+    match &st.readonly {
         Some(ro) if ro.denies_volume(&t.api) => {
             let volume: Vec<&str> = t.api.split('/').skip(2).take(3).collect();
             Err(api(
@@ -95,21 +82,13 @@ pub struct PutQuery {
     overwrite: Option<String>,
 }
 
-pub async fn put_file(
-    State(local): State<Arc<Local>>,
+async fn put_file(
+    State(st): State<Arc<Store>>,
     VolPath(path): VolPath,
     Q(q): Q<PutQuery>,
-    req: Request,
+    upload: Upload,
 ) -> Reply {
-    let t = locate_writable(&local, &path, 4)?;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > FILE_MAX) {
-        return Err(file_too_large());
-    }
+    let t = locate_writable(&st, &path, 4)?;
     let overwrite = match q.overwrite.as_deref() {
         None => true,
         Some(v) if v.eq_ignore_ascii_case("true") => true,
@@ -131,14 +110,15 @@ pub async fn put_file(
     }
     // Written aside and renamed: the target never holds a partial file, and
     // the guard removes the temporary file on any failure.
-    let tmp = store::TempUpload::new(&local.state_dir);
+    let tmp = st.temp();
     let mut f = tokio::fs::File::create(&tmp.path).await.map_err(|e| io_error("could not store the upload", e))?;
-    let mut body = req.into_body().into_data_stream();
+    let max = upload.limit.max as u64;
+    let mut body = upload.body.into_data_stream();
     let mut size: u64 = 0;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| api(400, "BAD_REQUEST", format!("the upload was interrupted: {e}")))?;
         size += chunk.len() as u64;
-        if size > FILE_MAX {
+        if size > max {
             return Err(file_too_large());
         }
         f.write_all(&chunk).await.map_err(|e| io_error("could not store the upload", e))?;
@@ -174,13 +154,13 @@ fn parse_range(h: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     Some(Ok(range))
 }
 
-pub async fn get_file(
-    State(local): State<Arc<Local>>,
+async fn get_file(
+    State(st): State<Arc<Store>>,
     VolPath(path): VolPath,
     method: Method,
     headers: HeaderMap,
 ) -> Reply {
-    let t = locate(&local, &path, 4)?;
+    let t = locate(&st, &path, 4)?;
     let meta = std::fs::metadata(&t.file).map_err(|_| file_not_found())?;
     if meta.is_dir() {
         return Err(file_not_found());
@@ -232,8 +212,8 @@ pub async fn get_file(
     r.body(body).map_err(|e| api(500, "INTERNAL_ERROR", e.to_string()))
 }
 
-pub async fn delete_file(State(local): State<Arc<Local>>, VolPath(path): VolPath) -> Reply {
-    let t = locate_writable(&local, &path, 4)?;
+async fn delete_file(State(st): State<Arc<Store>>, VolPath(path): VolPath) -> Reply {
+    let t = locate_writable(&st, &path, 4)?;
     match std::fs::metadata(&t.file) {
         Ok(m) if m.is_file() => {
             std::fs::remove_file(&t.file).map_err(|e| io_error("could not delete", e))?;
@@ -243,8 +223,8 @@ pub async fn delete_file(State(local): State<Arc<Local>>, VolPath(path): VolPath
     }
 }
 
-pub async fn put_dir(State(local): State<Arc<Local>>, VolPath(path): VolPath) -> Reply {
-    let t = locate_writable(&local, &path, 3)?;
+async fn put_dir(State(st): State<Arc<Store>>, VolPath(path): VolPath) -> Reply {
+    let t = locate_writable(&st, &path, 3)?;
     std::fs::create_dir_all(&t.file).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
             api(409, "ALREADY_EXISTS", format!("A file already exists at {} or one of its parents.", t.api))
@@ -260,13 +240,13 @@ pub struct ListQuery {
     page_token: Option<String>,
 }
 
-pub async fn get_dir(
-    State(local): State<Arc<Local>>,
+async fn get_dir(
+    State(st): State<Arc<Store>>,
     VolPath(path): VolPath,
     method: Method,
     Q(q): Q<ListQuery>,
 ) -> Reply {
-    let t = locate(&local, &path, 3)?;
+    let t = locate(&st, &path, 3)?;
     let meta = std::fs::metadata(&t.file).map_err(|_| dir_not_found())?;
     if !meta.is_dir() {
         return Err(invalid(format!("{} is a file, not a directory.", t.api)));
@@ -282,7 +262,7 @@ pub async fn get_dir(
     let mut entries: Vec<(String, std::fs::Metadata)> = std::fs::read_dir(&t.file)
         .map_err(|e| io_error("could not list", e))?
         .flatten()
-        .filter(|e| store::inside(&local.fs_root(), &e.path())) // no links out of the store
+        .filter(|e| store::inside(&st.root, &e.path())) // no links out of the store
         .filter_map(|e| Some((e.file_name().to_str()?.to_string(), e.metadata().ok()?)))
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -310,8 +290,8 @@ pub async fn get_dir(
     Ok(axum::Json(v).into_response())
 }
 
-pub async fn delete_dir(State(local): State<Arc<Local>>, VolPath(path): VolPath) -> Reply {
-    let t = locate_writable(&local, &path, 3)?;
+async fn delete_dir(State(st): State<Arc<Store>>, VolPath(path): VolPath) -> Reply {
+    let t = locate_writable(&st, &path, 3)?;
     let meta = std::fs::metadata(&t.file).map_err(|_| dir_not_found())?;
     if !meta.is_dir() {
         return Err(invalid(format!("{} is a file, not a directory.", t.api)));

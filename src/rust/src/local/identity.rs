@@ -4,20 +4,19 @@
 //! and is owned by them, and the effective privileges on any securable are
 //! theirs, `ALL_PRIVILEGES`. Names of the wrong shape get the service's 400.
 
-use std::sync::Arc;
-
 use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
 use super::reply::{self, invalid, Reply};
-use super::state::Local;
+use super::state::Shared;
 
 /// The local cluster's one user (`single_user_name` of `clusters/get`).
 pub const LOCAL_USER: &str = "local@dbrxr.invalid";
 
-pub fn routes() -> Router<Arc<Local>> {
+/// SCIM `Me` and the Unity Catalog reads `dbx_sitrep()` makes (no body, no state).
+pub fn router() -> Router<Shared> {
     Router::new()
         .route("/api/2.0/preview/scim/v2/Me", get(me))
         .route("/api/2.1/unity-catalog/catalogs/{name}", get(catalog))

@@ -16,117 +16,71 @@
 // irrelevant next to the I/O they do.
 #![allow(clippy::result_large_err)]
 
-mod clusters;
-mod commands;
+// The state types, below the routes (none of these imports an API family).
+mod access;
+mod cluster;
 mod contexts;
-mod control;
-mod dbfs;
+mod extract;
 mod faults;
-mod files;
-mod identity;
-mod oauth;
+mod options;
 mod params;
 pub mod python;
 mod reply;
-mod server;
+mod sockets;
 mod state;
 mod stats;
 mod store;
+mod tempdir;
+mod util;
+// The API families, one router each, merged in `server`.
+mod clusters;
+mod commands;
+mod control;
+mod dbfs;
+mod files;
+mod identity;
+mod oauth;
+mod server;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
+pub use options::{Input, Kind, LocalOptions, OptionSpec, DATA_SECURITY_MODES, OPTIONS};
+pub(crate) use util::local_error;
 use state::Local;
-
-/// How to run a local cluster. Every field has a default (`LocalOptions::default()`).
-#[derive(Debug, Clone)]
-pub struct LocalOptions {
-    /// TCP port on 127.0.0.1; 0 picks a free one.
-    pub port: u16,
-    /// The bearer token clients must send; generated when `None`.
-    pub token: Option<String>,
-    /// Python interpreter for contexts; discovered when `None` (see [`python`]).
-    pub python: Option<String>,
-    /// Where DBFS, Volumes and worker logs live; a temporary directory (removed
-    /// on stop) when `None`.
-    pub state_dir: Option<PathBuf>,
-    pub cluster_id: String,
-    /// Initial state: `RUNNING` or `TERMINATED`.
-    pub cluster_state: String,
-    /// How long PENDING and RESTARTING last.
-    pub start_delay_ms: u64,
-    /// Enable OAuth M2M at `/oidc/v1/token` with these client credentials.
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    /// Lifetime of OAuth access tokens.
-    pub token_ttl_s: u64,
-    /// Text results longer than this are cut and marked `truncated`.
-    pub max_output_chars: usize,
-    /// Most execution contexts alive at once (idle ones are evicted LRU first).
-    pub max_contexts: usize,
-    /// Idle time after which a DBFS streaming handle expires.
-    pub dbfs_handle_ttl_s: u64,
-    /// How long a cancelled command may ignore the interrupt before its
-    /// process is killed.
-    pub cancel_grace_ms: u64,
-    /// What `clusters/get` reports as `data_security_mode` (the access mode):
-    /// `SINGLE_USER` (dedicated, what R needs) or another mode of the
-    /// service's enum, e.g. `USER_ISOLATION` for a standard (shared) cluster.
-    pub data_security_mode: String,
-    /// A path prefix (`dbfs:/ro/` or `/Volumes/main/ro/`) under which DBFS and
-    /// the Files API refuse writes with `403 PERMISSION_DENIED`, as a location
-    /// the user may read but not write does.
-    pub readonly_staging: Option<String>,
-}
-
-impl Default for LocalOptions {
-    fn default() -> Self {
-        LocalOptions {
-            port: 0,
-            token: None,
-            python: None,
-            state_dir: None,
-            cluster_id: "local-cluster".to_string(),
-            cluster_state: "RUNNING".to_string(),
-            start_delay_ms: 0,
-            client_id: None,
-            client_secret: None,
-            token_ttl_s: 3600,
-            max_output_chars: 50_000,
-            max_contexts: 145,
-            dbfs_handle_ttl_s: 600,
-            cancel_grace_ms: 3_000,
-            data_security_mode: "SINGLE_USER".to_string(),
-            readonly_staging: None,
-        }
-    }
-}
+use util::random_hex;
 
 /// A running local cluster. Dropping it stops the server and kills its
 /// context processes.
 pub struct LocalCluster {
     local: Arc<Local>,
     url: String,
+    /// Held while the cluster runs: marks a temporary state dir as in use.
+    _owner: Option<std::fs::File>,
 }
 
 impl LocalCluster {
     /// Start the server on the shared runtime and return once it listens.
     /// Safe to call from any thread, including from inside a tokio runtime.
     pub fn start(opts: LocalOptions) -> Result<LocalCluster> {
-        validate(&opts)?;
+        options::validate(&opts)?;
         let python = python::resolve(opts.python.as_deref())?;
-        let (state_dir, owned) = match &opts.state_dir {
-            Some(d) => (d.clone(), false),
-            None => (temp_state_dir()?, true),
+        let (state_dir, owner) = match &opts.state_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempdir::create()?;
+                (t.path, Some(t.lock))
+            }
         };
+        let owned = owner.is_some();
         std::fs::create_dir_all(state_dir.join("fs")).map_err(|e| {
             local_error(format!("could not create the state directory {}: {e}", state_dir.display()))
         })?;
         let token = opts.token.clone().unwrap_or_else(|| format!("dapi{}", random_hex(16)));
         let local = Local::new(opts, token, python, state_dir, owned)?;
         let url = server::serve(local.clone())?;
-        Ok(LocalCluster { local, url })
+        Ok(LocalCluster { local, url, _owner: owner })
     }
 
     /// `http://127.0.0.1:PORT`
@@ -134,7 +88,7 @@ impl LocalCluster {
         &self.url
     }
     pub fn token(&self) -> &str {
-        &self.local.token
+        &self.local.access.token
     }
     pub fn cluster_id(&self) -> &str {
         &self.local.opts.cluster_id
@@ -173,98 +127,4 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn validate(opts: &LocalOptions) -> Result<()> {
-    let bad = |m: String| Err(Error::input(m));
-    if opts.cluster_id.is_empty() || opts.cluster_id.chars().any(|c| c.is_control() || c == '/') {
-        return bad(format!("cluster_id {:?} is not a valid cluster id", opts.cluster_id));
-    }
-    if !matches!(opts.cluster_state.as_str(), "RUNNING" | "TERMINATED") {
-        return bad(format!(
-            "cluster_state must be \"RUNNING\" or \"TERMINATED\", not {:?}",
-            opts.cluster_state
-        ));
-    }
-    if opts.client_id.is_some() != opts.client_secret.is_some() {
-        return Err(Error::input("client_id and client_secret must be given together")
-            .hint("both are needed to enable OAuth M2M on the local cluster"));
-    }
-    if matches!(&opts.token, Some(t) if t.is_empty() || t.chars().any(char::is_whitespace)) {
-        return bad("token must be a non-empty string without spaces".to_string());
-    }
-    if opts.max_contexts == 0 {
-        return bad("max_contexts must be at least 1".to_string());
-    }
-    if opts.max_output_chars == 0 {
-        return bad("max_output_chars must be at least 1".to_string());
-    }
-    if !DATA_SECURITY_MODES.contains(&opts.data_security_mode.as_str()) {
-        return bad(format!(
-            "data_security_mode must be one of {}, not {:?}",
-            DATA_SECURITY_MODES.join(", "),
-            opts.data_security_mode
-        ));
-    }
-    if let Some(p) = &opts.readonly_staging {
-        store::ReadOnly::parse(p).map_err(Error::input)?;
-    }
-    if opts.token_ttl_s == 0 {
-        return bad("token_ttl_s must be at least 1".to_string());
-    }
-    Ok(())
-}
-
-/// The service's `data_security_mode` enum (clusters API).
-pub const DATA_SECURITY_MODES: &[&str] = &[
-    "NONE",
-    "SINGLE_USER",
-    "USER_ISOLATION",
-    "LEGACY_TABLE_ACL",
-    "LEGACY_PASSTHROUGH",
-    "LEGACY_SINGLE_USER",
-    "LEGACY_SINGLE_USER_STANDARD",
-    "DATA_SECURITY_MODE_STANDARD",
-    "DATA_SECURITY_MODE_DEDICATED",
-    "DATA_SECURITY_MODE_AUTO",
-];
-
-pub(crate) fn local_error(msg: impl Into<String>) -> Error {
-    Error::new(ErrorKind::LocalCluster, msg)
-}
-
-fn temp_state_dir() -> Result<PathBuf> {
-    remove_stale_state_dirs(&std::env::temp_dir());
-    let dir = std::env::temp_dir().join(format!("dbrxr-local-{}-{}", std::process::id(), random_hex(6)));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| local_error(format!("could not create {}: {e}", dir.display())))?;
-    Ok(dir)
-}
-
-/// Temporary state dirs of processes that died without stopping (killed, or
-/// crashed) would pile up: remove those whose owner pid is gone.
-fn remove_stale_state_dirs(tmp: &Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("dbrxr-local-")) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
-        if !pid_alive(pid) && e.path().join("worker.py").exists() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
-/// Whether a process with this pid exists (possibly someone else's).
-pub(crate) fn pid_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let exists = unsafe { libc::kill(pid, 0) } == 0;
-    exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-pub(crate) fn random_hex(bytes: usize) -> String {
-    use rand::RngCore;
-    let mut buf = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut buf);
-    hex::encode(buf)
 }

@@ -2,50 +2,31 @@
 //! `/oidc/.well-known/oauth-authorization-server` (after host metadata at
 //! `/.well-known/databricks-config`) and the client-credentials
 //! grant at `POST /oidc/v1/token` (client id and secret in HTTP Basic auth or
-//! in the form). Issued tokens expire after `token_ttl_s`.
+//! in the form). Tokens are issued and checked by `access`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
 use serde_json::json;
 
-use super::params::Params;
-use super::reply::{self, Reply};
-use super::state::Local;
+use super::access::Access;
+use super::extract::{BasicAuth, BodyLimit, Fields, OAuth};
+use super::reply::{self, oauth as oauth_error, Reply};
+use super::state::Shared;
 
-#[derive(Default)]
-pub struct Tokens {
-    map: Mutex<HashMap<String, Instant>>,
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/.well-known/databricks-config", get(host_metadata))
+        .route("/oidc/.well-known/oauth-authorization-server", get(discovery))
+        .route("/oidc/v1/token", post(token))
+        .layer(BodyLimit::SMALL.layer())
 }
 
-impl Tokens {
-    /// Whether `token` was issued here and has not expired.
-    pub fn valid(&self, token: &str) -> bool {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        map.retain(|_, exp| *exp > now);
-        map.contains_key(token)
-    }
-
-    fn issue(&self, ttl: Duration) -> String {
-        let token = format!("dbrxr-oauth-{}", super::random_hex(24));
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.insert(token.clone(), Instant::now() + ttl);
-        token
-    }
-}
-
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, Json(json!({"error": error, "error_description": description}))).into_response()
-}
-
-pub async fn discovery(State(local): State<Arc<Local>>) -> Reply {
-    let base = local.url();
+async fn discovery(State(a): State<Arc<Access>>) -> Reply {
+    let base = a.url();
     reply::ok(json!({
         "issuer": format!("{base}/oidc"),
         "authorization_endpoint": format!("{base}/oidc/v1/authorize"),
@@ -59,32 +40,15 @@ pub async fn discovery(State(local): State<Arc<Local>>) -> Reply {
 }
 
 /// Host metadata, probed by the newest SDKs before anything else.
-pub async fn host_metadata(State(local): State<Arc<Local>>) -> Reply {
-    reply::ok(json!({"oidc_endpoint": format!("{}/oidc", local.url()), "workspace_id": WORKSPACE_ID}))
+async fn host_metadata(State(a): State<Arc<Access>>) -> Reply {
+    reply::ok(json!({"oidc_endpoint": format!("{}/oidc", a.url()), "workspace_id": WORKSPACE_ID}))
 }
 
 /// The workspace id the local cluster reports.
 pub const WORKSPACE_ID: &str = "1000000000000001";
 
-/// `Authorization: Basic base64(id:secret)`, if present and well formed.
-fn basic_credentials(req: &Request) -> Option<(String, String)> {
-    let h = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = h.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = crate::b64::decode(rest).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (id, secret) = text.split_once(':')?;
-    Some((id.to_string(), secret.to_string()))
-}
-
-pub async fn token(State(local): State<Arc<Local>>, req: Request) -> Reply {
-    let basic = basic_credentials(&req);
-    let p = Params::parse(req)
-        .await
-        .map_err(|m| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &m))?;
-    let (Some(want_id), Some(want_secret)) = (&local.opts.client_id, &local.opts.client_secret) else {
+async fn token(State(a): State<Arc<Access>>, BasicAuth(basic): BasicAuth, Fields(p, ..): Fields<OAuth>) -> Reply {
+    let Some((want_id, want_secret)) = &a.client else {
         return Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_client",
@@ -105,12 +69,10 @@ pub async fn token(State(local): State<Arc<Local>>, req: Request) -> Reply {
             return Err(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed"))
         }
     }
-    let ttl = local.opts.token_ttl_s;
-    let access = local.oauth.issue(Duration::from_secs(ttl));
     reply::ok(json!({
-        "access_token": access,
+        "access_token": a.issue(),
         "token_type": "Bearer",
-        "expires_in": ttl,
+        "expires_in": a.token_ttl.as_secs(),
         "scope": p.str("scope").unwrap_or_else(|| "all-apis".to_string()),
     }))
 }

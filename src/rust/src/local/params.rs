@@ -1,10 +1,9 @@
 //! Request parameters from wherever clients put them: the query string, and a
 //! JSON, form-urlencoded or multipart body (brickster sends multipart; old 1.2
 //! docs say urlencoded; SDKs send JSON; brickster even sends a JSON body on
-//! GET). Unknown fields are kept and ignored by the handlers.
+//! GET). Unknown fields are kept and ignored by the handlers. The extractors
+//! in `extract` read the body; this is the value they produce.
 
-use axum::extract::{FromRequest, Multipart, Request};
-use axum::http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
 
 #[derive(Default, Debug)]
@@ -13,68 +12,40 @@ pub struct Params {
 }
 
 impl Params {
-    /// Parse query and body. `Err` is a message for the caller's error shape.
-    pub async fn parse(req: Request) -> Result<Params, String> {
+    /// Parse the query string and a body already read (multipart bodies are
+    /// parsed by the caller). `Err` is a message for the caller's error shape.
+    pub fn parse(query: Option<&str>, ctype: &str, body: &[u8]) -> Result<Params, String> {
         let mut p = Params::default();
-        if let Some(q) = req.uri().query() {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q)
-                .map_err(|e| format!("malformed query string: {e}"))?;
-            for (k, v) in pairs {
-                p.fields.insert(k, Value::String(v));
-            }
+        if let Some(q) = query {
+            p.add_pairs(serde_urlencoded::from_str(q).map_err(|e| format!("malformed query string: {e}"))?);
         }
-        let ctype = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if ctype.starts_with("multipart/form-data") {
-            let mut mp = Multipart::from_request(req, &())
-                .await
-                .map_err(|e| format!("malformed multipart body: {}", e.body_text()))?;
-            while let Some(field) = mp
-                .next_field()
-                .await
-                .map_err(|e| format!("malformed multipart body: {}", e.body_text()))?
-            {
-                let name = field.name().unwrap_or("").to_string();
-                let is_file = field.file_name().is_some();
-                let data = field
-                    .bytes()
-                    .await
-                    .map_err(|e| format!("malformed multipart body: {}", e.body_text()))?;
-                if !is_file {
-                    if let Ok(s) = std::str::from_utf8(&data) {
-                        p.fields.insert(name, Value::String(s.to_string()));
-                    }
-                }
-            }
-            return Ok(p);
-        }
-        let body = axum::body::to_bytes(req.into_body(), usize::MAX)
-            .await
-            .map_err(|e| format!("could not read the request body: {e}"))?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(p);
         }
         // `curl -d '{...}'` declares a form but sends JSON: trust the bytes.
         let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if ctype.starts_with("application/x-www-form-urlencoded") && !looks_json {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-                .map_err(|e| format!("malformed form body: {e}"))?;
-            for (k, v) in pairs {
-                p.fields.insert(k, Value::String(v));
-            }
+            p.add_pairs(serde_urlencoded::from_bytes(body).map_err(|e| format!("malformed form body: {e}"))?);
             return Ok(p);
         }
         // JSON is the default, whatever the declared type (clients vary).
-        match serde_json::from_slice::<Value>(&body) {
+        match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(m)) => p.fields.extend(m),
             Ok(_) => return Err("the request body must be a JSON object".to_string()),
             Err(e) => return Err(format!("malformed JSON in the request body: {e}")),
         }
         Ok(p)
+    }
+
+    fn add_pairs(&mut self, pairs: Vec<(String, String)>) {
+        for (k, v) in pairs {
+            self.fields.insert(k, Value::String(v));
+        }
+    }
+
+    /// Add a text field (a multipart part).
+    pub fn insert(&mut self, name: String, value: String) {
+        self.fields.insert(name, Value::String(value));
     }
 
     /// Params from fields already parsed (a streamed multipart body).

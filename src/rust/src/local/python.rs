@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::error::Result;
 
-use super::local_error;
+use super::util::local_error;
 
 /// The chosen interpreter and what it can do.
 #[derive(Debug, Clone)]

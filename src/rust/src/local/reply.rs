@@ -34,7 +34,7 @@ pub fn legacy(message: impl Into<String>) -> Response {
 }
 
 pub fn request_id() -> String {
-    let h = super::random_hex(16);
+    let h = super::util::random_hex(16);
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
@@ -78,4 +78,9 @@ pub fn io(code: &str, what: &str, e: &std::io::Error) -> Response {
         ),
         _ => api(500, code, format!("{what}: {e}")),
     }
+}
+
+/// An OAuth token endpoint error (RFC 6749 shape).
+pub fn oauth(status: StatusCode, error: &str, description: &str) -> Response {
+    (status, Json(json!({"error": error, "error_description": description}))).into_response()
 }

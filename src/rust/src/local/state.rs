@@ -1,40 +1,125 @@
-//! Everything one local cluster holds, shared by its request handlers.
+//! Everything one local cluster holds, and the sub-states its route families
+//! take (`State<Compute>`, `State<Arc<Store>>`, ...) through `FromRef`, so a
+//! handler sees only what it uses. This module knows no routes: the API
+//! families sit above it.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use axum::extract::FromRef;
 use tokio_util::sync::CancellationToken;
 
-use super::clusters::Cluster;
-use super::contexts::Contexts;
-use super::dbfs::Handles;
+use super::access::Access;
+use super::cluster::{ClusterCell, ClusterState, Spec};
+use super::contexts::{Contexts, WorkerSpec};
 use super::faults::Faults;
-use super::oauth::Tokens;
+use super::options::LocalOptions;
 use super::python::Python;
+use super::sockets::Sockets;
 use super::stats::Stats;
-use super::{local_error, LocalOptions};
+use super::store::{ReadOnly, Store};
+use super::util::local_error;
 use crate::error::Result;
+
+/// The state every router is built over: the whole cluster, from which
+/// handlers take the sub-state they use.
+#[derive(Clone)]
+pub struct Shared(pub Arc<Local>);
+
+impl std::ops::Deref for Shared {
+    type Target = Local;
+    fn deref(&self) -> &Local {
+        &self.0
+    }
+}
 
 pub struct Local {
     pub opts: LocalOptions,
-    pub token: String,
     pub python: Python,
     pub state_dir: PathBuf,
-    /// Where writes are refused (`readonly_staging`), parsed once.
-    pub readonly: Option<super::store::ReadOnly>,
     owned_dir: bool,
-    pub url: OnceLock<String>,
-    pub cluster: Mutex<Cluster>,
-    pub contexts: Contexts,
-    pub dbfs: Handles,
-    pub oauth: Tokens,
-    pub faults: Faults,
-    pub stats: Stats,
+    pub compute: Compute,
+    pub store: Arc<Store>,
+    pub access: Arc<Access>,
+    pub faults: Arc<Faults>,
+    pub stats: Arc<Stats>,
     /// Cancelled on stop: ends the accept loop, connections and workers.
     pub shutdown: CancellationToken,
-    /// Shut down synchronously on stop (see `server::Sockets`).
-    pub sockets: Arc<super::server::Sockets>,
+    /// Shut down synchronously on stop.
+    pub sockets: Arc<Sockets>,
     stopped: Mutex<bool>,
+}
+
+/// The cluster and its execution contexts (clusters and 1.2 routes).
+#[derive(Clone)]
+pub struct Compute {
+    pub cluster: Arc<ClusterCell>,
+    pub contexts: Arc<Contexts>,
+}
+
+impl Compute {
+    pub fn state(&self) -> ClusterState {
+        self.cluster.state()
+    }
+
+    /// RUNNING → RESTARTING: every context is lost.
+    pub fn restart(&self) -> std::result::Result<(), ClusterState> {
+        self.cluster.lock().restart(self.cluster.spec.start_delay)?;
+        self.contexts.kill_all();
+        Ok(())
+    }
+
+    /// Any state → TERMINATED: every context is lost.
+    pub fn terminate(&self) {
+        self.cluster.lock().terminate();
+        self.contexts.kill_all();
+    }
+}
+
+/// What the `/_local/` control routes act on.
+#[derive(Clone)]
+pub struct Control {
+    pub compute: Compute,
+    pub faults: Arc<Faults>,
+    pub stats: Arc<Stats>,
+}
+
+impl Control {
+    pub fn stats_json(&self) -> serde_json::Value {
+        self.stats.to_json(self.compute.contexts.alive())
+    }
+}
+
+impl FromRef<Shared> for Compute {
+    fn from_ref(l: &Shared) -> Compute {
+        l.compute.clone()
+    }
+}
+impl FromRef<Shared> for Arc<Store> {
+    fn from_ref(l: &Shared) -> Arc<Store> {
+        l.store.clone()
+    }
+}
+impl FromRef<Shared> for Arc<Access> {
+    fn from_ref(l: &Shared) -> Arc<Access> {
+        l.access.clone()
+    }
+}
+impl FromRef<Shared> for Arc<Stats> {
+    fn from_ref(l: &Shared) -> Arc<Stats> {
+        l.stats.clone()
+    }
+}
+impl FromRef<Shared> for Arc<Faults> {
+    fn from_ref(l: &Shared) -> Arc<Faults> {
+        l.faults.clone()
+    }
+}
+impl FromRef<Shared> for Control {
+    fn from_ref(l: &Shared) -> Control {
+        Control { compute: l.compute.clone(), faults: l.faults.clone(), stats: l.stats.clone() }
+    }
 }
 
 impl Local {
@@ -54,25 +139,52 @@ impl Local {
         }
         // A server killed mid-upload left its temporary files here.
         super::store::remove_stale_uploads(&state_dir);
-        let cluster = Cluster::new(&opts.cluster_state);
         let readonly = match &opts.readonly_staging {
-            Some(p) => Some(super::store::ReadOnly::parse(p).map_err(crate::error::Error::input)?),
+            Some(p) => Some(ReadOnly::parse(p).map_err(crate::error::Error::input)?),
             None => None,
         };
+        let fs_root = state_dir.join("fs");
+        let stats = Arc::new(Stats::default());
+        let shutdown = CancellationToken::new();
+        let cluster = ClusterCell::new(
+            Spec {
+                id: opts.cluster_id.clone(),
+                start_delay: Duration::from_millis(opts.start_delay_ms),
+                data_security_mode: opts.data_security_mode.clone(),
+            },
+            &opts.cluster_state,
+        );
+        let contexts = Contexts::new(
+            WorkerSpec {
+                python: python.path.clone(),
+                state_dir: state_dir.clone(),
+                fs_root: fs_root.clone(),
+                max_contexts: opts.max_contexts,
+                max_output_chars: opts.max_output_chars,
+                cancel_grace: Duration::from_millis(opts.cancel_grace_ms),
+            },
+            stats.clone(),
+            shutdown.clone(),
+        );
+        let store = Store {
+            root: fs_root,
+            state_dir: state_dir.clone(),
+            readonly,
+            handles: Default::default(),
+            handle_ttl: Duration::from_secs(opts.dbfs_handle_ttl_s),
+        };
+        let client = opts.client_id.clone().zip(opts.client_secret.clone());
+        let access = Access::new(token, client, Duration::from_secs(opts.token_ttl_s));
         Ok(Arc::new(Local {
-            cluster: Mutex::new(cluster),
-            contexts: Contexts::default(),
-            dbfs: Handles::default(),
-            oauth: Tokens::default(),
-            faults: Faults::default(),
-            stats: Stats::default(),
-            shutdown: CancellationToken::new(),
+            compute: Compute { cluster: Arc::new(cluster), contexts: Arc::new(contexts) },
+            store: Arc::new(store),
+            access: Arc::new(access),
+            faults: Arc::default(),
+            stats,
+            shutdown,
             sockets: Arc::default(),
             stopped: Mutex::new(false),
-            url: OnceLock::new(),
-            readonly,
             opts,
-            token,
             python,
             state_dir,
             owned_dir,
@@ -81,15 +193,11 @@ impl Local {
 
     /// Root of the cluster-side file view: `dbfs/...` and `Volumes/...`.
     pub fn fs_root(&self) -> PathBuf {
-        self.state_dir.join("fs")
-    }
-
-    pub fn url(&self) -> String {
-        self.url.get().cloned().unwrap_or_default()
+        self.store.root.clone()
     }
 
     pub fn stats_json(&self) -> serde_json::Value {
-        self.stats.to_json(self.contexts.alive())
+        self.stats.to_json(self.compute.contexts.alive())
     }
 
     pub fn shutdown(&self) {
@@ -100,7 +208,7 @@ impl Local {
         *stopped = true;
         self.shutdown.cancel();
         self.sockets.shutdown_all();
-        self.contexts.kill_all(&self.stats);
+        self.compute.contexts.kill_all();
         if self.owned_dir {
             let _ = std::fs::remove_dir_all(&self.state_dir);
         }

@@ -4,7 +4,11 @@
 //! `<root>/Volumes/c/s/v/p`. Paths with `..`, NUL or no leading `/` are
 //! refused, so nothing outside the root can be reached.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicI64;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// A checked path: its canonical API spelling and its file.
 #[derive(Debug, Clone)]
@@ -68,6 +72,63 @@ pub fn inside(root: &Path, entry: &Path) -> bool {
     match (root.canonicalize(), entry.canonicalize()) {
         (Ok(r), Ok(e)) => e.starts_with(r),
         _ => false,
+    }
+}
+
+/// The file stores (DBFS and volumes) as the DBFS and Files API routes see
+/// them: where they live, what is read-only, open DBFS upload handles.
+pub struct Store {
+    /// The file-view root (`DBRXR_LOCAL_FS_ROOT` of the workers).
+    pub root: PathBuf,
+    /// The state directory; its `tmp/` holds uploads in progress.
+    pub state_dir: PathBuf,
+    pub readonly: Option<ReadOnly>,
+    pub handles: Handles,
+    /// Idle time after which a DBFS streaming handle expires.
+    pub handle_ttl: Duration,
+}
+
+impl Store {
+    pub fn dbfs(&self, raw: &str) -> Result<Located, String> {
+        dbfs(&self.root, raw)
+    }
+    pub fn volume(&self, raw: &str, min_depth: usize) -> Result<Located, String> {
+        volume(&self.root, raw, min_depth)
+    }
+    pub fn temp(&self) -> TempUpload {
+        TempUpload::new(&self.state_dir)
+    }
+}
+
+/// DBFS streaming uploads (`create`, `add-block`, `close`) by handle.
+pub struct Handle {
+    pub target: Located,
+    pub tmp: TempUpload,
+    pub overwrite: bool,
+    pub last: Instant,
+}
+
+pub struct Handles {
+    pub map: Mutex<HashMap<i64, Handle>>,
+    pub next: AtomicI64,
+}
+
+impl Default for Handles {
+    fn default() -> Self {
+        Handles { map: Mutex::new(HashMap::new()), next: AtomicI64::new(7_904_256) }
+    }
+}
+
+impl Handles {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Handle>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forget handles idle longer than `ttl` (their partial data goes too).
+    pub fn expire(&self, ttl: Duration) {
+        self.lock().retain(|_, h| {
+            h.last.elapsed() < ttl // a dropped handle removes its partial data
+        });
     }
 }
 
@@ -152,7 +213,7 @@ pub fn mtime_ms(meta: &std::fs::Metadata) -> u64 {
 /// atomically. Its name carries our pid, so a server started later on the
 /// same state directory knows it is stale (see [`remove_stale_uploads`]).
 pub fn temp_file(state_dir: &Path) -> PathBuf {
-    state_dir.join("tmp").join(format!("upload-{}-{}", std::process::id(), super::random_hex(8)))
+    state_dir.join("tmp").join(format!("upload-{}-{}", std::process::id(), super::util::random_hex(8)))
 }
 
 /// A temporary upload that is removed unless it was moved into place: an
@@ -192,7 +253,7 @@ pub fn remove_stale_uploads(state_dir: &Path) -> usize {
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("upload-")) else { continue };
         let owner = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
         // Names without a pid come from older versions: always stale.
-        let stale = owner.map_or(true, |pid| pid != std::process::id() as i32 && !super::pid_alive(pid));
+        let stale = owner.map_or(true, |pid| pid != std::process::id() as i32 && !super::util::pid_alive(pid));
         if stale && std::fs::remove_file(e.path()).is_ok() {
             removed += 1;
         }
@@ -244,7 +305,7 @@ mod tests {
 
     #[test]
     fn links_out_of_the_store_are_refused() {
-        let dir = std::env::temp_dir().join(format!("dbrxr-store-test-{}", super::super::random_hex(4)));
+        let dir = std::env::temp_dir().join(format!("dbrxr-store-test-{}", super::super::util::random_hex(4)));
         let root = dir.join("fs");
         std::fs::create_dir_all(root.join("dbfs/in")).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("dbfs/out")).unwrap();

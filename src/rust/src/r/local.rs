@@ -6,62 +6,64 @@ use std::sync::OnceLock;
 
 use extendr_api::prelude::*;
 
-use super::convert::{guard, json_to_robj, opt_f64, opt_string};
+use super::convert::{guard, json_to_robj, opt_string};
 use super::handles::Registry;
 use crate::error::{Error, Result};
-use crate::local::{LocalCluster, LocalOptions};
+use crate::local::{Input, LocalCluster, LocalOptions, OptionSpec, OPTIONS};
 
 pub static LOCALS: Registry<LocalCluster> = Registry::new("local cluster");
 
-fn get<'a>(list: &'a List, name: &str) -> Option<Robj> {
-    list.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
-}
-
-fn num<T: TryFrom<u64>>(list: &List, name: &str) -> Result<Option<T>> {
-    match get(list, name).as_ref().and_then(opt_f64) {
-        None => Ok(None),
-        Some(x) if x >= 0.0 && x.fract() == 0.0 && x < 9.0e15 => T::try_from(x as u64)
-            .map(Some)
-            .map_err(|_| Error::input(format!("`{name}` is too large"))),
-        Some(x) => Err(Error::input(format!("`{name}` must be a whole number >= 0, not {x}"))),
+/// One R value as an option's input: a single string or number.
+fn input(name: &str, v: &Robj) -> Result<Option<Input>> {
+    if v.is_null() {
+        return Ok(None);
     }
+    if v.len() == 1 && !v.is_na() {
+        if let Some(s) = v.as_str() {
+            return Ok(Some(Input::Text(s.to_string())));
+        }
+        if let Some(x) = v.as_real().or_else(|| v.as_integer().map(f64::from)) {
+            return Ok(Some(Input::Number(x)));
+        }
+    }
+    Err(Error::input(format!("`{name}` must be a single string or number")))
 }
 
+/// Options from a named R list, checked by the option table.
 fn options(opts: &Robj) -> Result<LocalOptions> {
     let list = opts.as_list().ok_or_else(|| Error::input("local cluster options must be a named list"))?;
-    let s = |name: &str| get(&list, name).as_ref().and_then(opt_string);
-    let mut o = LocalOptions::default();
-    if let Some(p) = num::<u16>(&list, "port")? {
-        o.port = p;
+    let mut pairs = Vec::new();
+    for (name, v) in list.iter() {
+        if let Some(i) = input(name, &v)? {
+            pairs.push((name.to_string(), i));
+        }
     }
-    o.token = s("token");
-    o.python = s("python");
-    o.state_dir = s("state_dir").map(Into::into);
-    if let Some(id) = s("cluster_id") {
-        o.cluster_id = id;
-    }
-    if let Some(st) = s("cluster_state") {
-        o.cluster_state = st.to_ascii_uppercase();
-    }
-    if let Some(m) = s("data_security_mode") {
-        o.data_security_mode = m.to_ascii_uppercase();
-    }
-    o.readonly_staging = s("readonly_staging");
-    o.client_id = s("client_id");
-    o.client_secret = s("client_secret");
-    if let Some(v) = num(&list, "start_delay_ms")? {
-        o.start_delay_ms = v;
-    }
-    if let Some(v) = num(&list, "token_ttl_s")? {
-        o.token_ttl_s = v;
-    }
-    if let Some(v) = num(&list, "max_output_chars")? {
-        o.max_output_chars = v;
-    }
-    if let Some(v) = num(&list, "max_contexts")? {
-        o.max_contexts = v;
-    }
-    Ok(o)
+    LocalOptions::from_pairs(pairs)
+}
+
+/// The local cluster's option table (name, flag, kind, default, help,
+/// accepts), for R's checks and documentation.
+/// @noRd
+#[extendr]
+fn rust_local_option_table() -> Robj {
+    guard(|| {
+        let col = |f: fn(&OptionSpec) -> String| -> Robj { OPTIONS.iter().map(f).collect::<Vec<_>>().into() };
+        Ok(List::from_pairs([
+            ("name", col(|s| s.name.to_string())),
+            ("flag", col(|s| s.flag())),
+            ("default", col(|s| s.default.to_string())),
+            ("help", col(|s| s.help.to_string())),
+            ("accepts", col(|s| s.accepts())),
+        ])
+        .into())
+    })
+}
+
+/// Check local cluster options without starting anything; TRUE, or the error.
+/// @noRd
+#[extendr]
+fn rust_local_check_options(opts: Robj) -> Robj {
+    guard(|| options(&opts).map(|_| Robj::from(true)))
 }
 
 /// Start a local cluster; its handle id and what R shows about it.
@@ -149,4 +151,6 @@ extendr_module! {
     fn rust_local_start;
     fn rust_local_stop;
     fn rust_local_control;
+    fn rust_local_option_table;
+    fn rust_local_check_options;
 }

@@ -1,0 +1,22 @@
+//! Small helpers every layer of the local cluster uses: its error, random
+//! ids, and whether a process is alive.
+
+use crate::error::{Error, ErrorKind};
+
+pub(crate) fn local_error(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::LocalCluster, msg)
+}
+
+pub(crate) fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Whether a process with this pid exists (possibly someone else's).
+pub(crate) fn pid_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}

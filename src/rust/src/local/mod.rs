@@ -23,6 +23,7 @@ mod control;
 mod dbfs;
 mod faults;
 mod files;
+pub mod jobs;
 mod oauth;
 mod params;
 pub mod python;

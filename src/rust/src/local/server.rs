@@ -63,6 +63,7 @@ pub fn router(local: Arc<Local>) -> Router {
         .route("/_local/cluster/restart", post(control::restart))
         .route("/_local/cluster/terminate", post(control::terminate))
         .route("/_local/contexts/evict", post(control::evict))
+        .merge(super::jobs::router(local.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn(limit_body))
         .layer(middleware::from_fn_with_state(local.clone(), inject_faults))

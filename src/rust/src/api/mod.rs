@@ -7,3 +7,4 @@ pub mod commands;
 pub mod contexts;
 pub mod dbfs;
 pub mod files;
+pub mod jobs;

@@ -146,16 +146,15 @@ async fn run_task(
     deadline: Option<tokio::time::Instant>,
 ) {
     let local = jobs.local.clone();
-    let (spec, job_clusters, log, task_run_id, run_params) = {
+    let (spec, job_clusters, log, task_run_id, job_id) = {
         let mut g = jobs.lock();
         let Some(run) = g.runs.get_mut(&run_id) else { return };
         run.progress.life = Life::Pending;
         let t = &mut run.tasks[i];
         t.progress.life = Life::Pending;
         t.progress.start_time = now_ms();
-        (t.spec.clone(), run.job_clusters.clone(), t.log.clone(), t.run_id, run.job_parameters.clone())
+        (t.spec.clone(), run.job_clusters.clone(), t.log.clone(), t.run_id, run.job_id)
     };
-    let _ = run_params;
     let fail = |life: Life, result: &'static str, code: &'static str, kind: &'static str, msg: String, error: Option<String>| {
         let mut g = jobs.lock();
         if let Some(run) = g.runs.get_mut(&run_id) {
@@ -229,6 +228,7 @@ async fn run_task(
         .and_then(Value::as_array)
         .map(|a| a.iter().map(|p| p.as_str().map(str::to_string).unwrap_or_else(|| p.to_string())).collect())
         .unwrap_or_default();
+    let params: Vec<String> = params.iter().map(|p| dynamic_values(p, job_id, run_id, task_run_id)).collect();
     let child = spawn(jobs, &file, &params, &log, &cwd, task_run_id, &cluster_id);
     let mut child = match child {
         Ok(c) => c,
@@ -336,6 +336,24 @@ async fn run_task(
             t.progress.finish(Life::InternalError, "FAILED", "DRIVER_ERROR", "INTERNAL_ERROR", m);
         }
     }
+}
+
+/// Dynamic value references in task parameters, as the service fills them.
+fn dynamic_values(p: &str, job_id: i64, run_id: i64, task_run_id: i64) -> String {
+    if !p.contains("{{") {
+        return p.to_string();
+    }
+    let mut out = p.to_string();
+    for (names, v) in [
+        (&["{{job.run_id}}", "{{parent_run_id}}"][..], run_id),
+        (&["{{task.run_id}}", "{{run_id}}"][..], task_run_id),
+        (&["{{job.id}}", "{{job_id}}"][..], job_id),
+    ] {
+        for n in names {
+            out = out.replace(n, &v.to_string());
+        }
+    }
+    out
 }
 
 fn spark_context_id(local: &crate::local::state::Local) -> u64 {
@@ -469,6 +487,13 @@ pub fn python_error(logs: &str) -> (Option<String>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dynamic_values_are_filled() {
+        assert_eq!(dynamic_values("a/{{job.run_id}}-{{task.run_id}}.bin", 1, 2, 3), "a/2-3.bin");
+        assert_eq!(dynamic_values("{{job_id}}", 1, 2, 3), "1");
+        assert_eq!(dynamic_values("plain", 1, 2, 3), "plain");
+    }
 
     #[test]
     fn the_last_traceback_gives_error_and_trace() {

@@ -11,8 +11,11 @@ pub mod handles;
 pub mod jobs;
 pub mod local;
 pub mod row_names;
+pub mod protocol;
 pub mod serialize;
-pub mod session;
+pub mod staging;
+pub mod testing;
+pub mod wait;
 
 extendr_module! {
     mod dbrxr;
@@ -21,6 +24,9 @@ extendr_module! {
     use jobs;
     use local;
     use row_names;
+    use protocol;
     use serialize;
-    use session;
+    use staging;
+    use testing;
+    use wait;
 }

@@ -23,6 +23,8 @@ rust_connect <- function(explicit) .Call(wrap__rust_connect, explicit)
 
 rust_connect_clone <- function(conn) .Call(wrap__rust_connect_clone, conn)
 
+rust_cron_check <- function(expr, timezone) .Call(wrap__rust_cron_check, expr, timezone)
+
 rust_debug_calls <- function() .Call(wrap__rust_debug_calls)
 
 rust_deferred_row_range <- function(x) .Call(wrap__rust_deferred_row_range, x)
@@ -36,6 +38,10 @@ rust_job_cancel <- function(job) .Call(wrap__rust_job_cancel, job)
 rust_job_done <- function(job) .Call(wrap__rust_job_done, job)
 
 rust_job_wait <- function(job, budget_ms) .Call(wrap__rust_job_wait, job, budget_ms)
+
+rust_jobs_stage_code <- function(conn, names, files) .Call(wrap__rust_jobs_stage_code, conn, names, files)
+
+rust_jobs_start <- function(conn, op, args) .Call(wrap__rust_jobs_start, conn, op, args)
 
 rust_local_control <- function(id, method, path, body) .Call(wrap__rust_local_control, id, method, path, body)
 

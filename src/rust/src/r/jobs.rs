@@ -5,7 +5,6 @@
 use extendr_api::prelude::*;
 use serde_json::{Map, Number, Value};
 
-use super::connect::SESSIONS;
 use super::convert::guard;
 use crate::error::Error;
 use crate::jobs::{self, Output};
@@ -60,9 +59,9 @@ fn to_json(x: &Robj) -> Value {
 /// arguments (a named list); the job's value is the answer as R lists.
 /// @noRd
 #[extendr]
-fn rust_jobs_start(id: i32, op: &str, args: Robj) -> Robj {
+fn rust_jobs_start(conn: Robj, op: &str, args: Robj) -> Robj {
     guard(|| {
-        let session = SESSIONS.get(id)?;
+        let session = super::connect::session(&conn)?;
         let op = op.to_string();
         let args = to_json(&args);
         let job = jobs::spawn(move |ctl| async move {
@@ -78,9 +77,9 @@ fn rust_jobs_start(id: i32, op: &str, args: Robj) -> Robj {
 /// when missing. The job's value: the directory and each file's paths.
 /// @noRd
 #[extendr]
-fn rust_jobs_stage_code(id: i32, names: Vec<String>, files: List) -> Robj {
+fn rust_jobs_stage_code(conn: Robj, names: Vec<String>, files: List) -> Robj {
     guard(|| {
-        let session = SESSIONS.get(id)?;
+        let session = super::connect::session(&conn)?;
         let mut parts: Vec<(String, bytes::Bytes)> = Vec::with_capacity(names.len());
         for (name, (_, raw)) in names.iter().zip(files.iter()) {
             let b = raw.as_raw_slice().ok_or_else(|| Error::input("code files must be raw vectors"))?;

@@ -33,7 +33,7 @@ job_verbs <- c("remote_score_table", "dbx_read_table", "dbx_write_table")
 #' state (as [remote_eval()] does); scheduled runs from a fresh one.
 #'
 #' @param fun_or_expr A function, or an expression (a call made with
-#'   [quote()], a symbol or an `expression()`).
+#'   [quote()], a symbol, an `expression()` or a constant).
 #' @param ... Arguments for the function (evaluated here, shipped as values).
 #' @param cluster `NULL` runs on the connection's cluster
 #'   (`existing_cluster_id`); a [job_cluster()] runs on new job compute,
@@ -76,7 +76,7 @@ remote_job <- function(fun_or_expr, ..., cluster = NULL, library = NULL, name = 
       abort_dbrxr("`fun_or_expr` must be an R function (not a primitive) or an expression.",
                   "dbrxr_input_error", call = call)
     }
-  } else if (is.language(x) || is.expression(x)) {
+  } else if (is.language(x) || is.expression(x) || (is.atomic(x) && length(x) <= 1L)) {
     if (length(args)) {
       abort_dbrxr("Arguments in `...` go with a function, not with an expression.",
                   "dbrxr_input_error",

@@ -181,7 +181,7 @@ test_that("a job scores a 100,000-row table with remote_score_table(): identical
                    g = factor(sample(c("a", "b", "c"), n, TRUE)))
   df$y <- 2 * df$x1 - df$x2 + as.integer(df$g) + rnorm(n)
   dbx_write_table(df, "main.jobs.customers", mode = "overwrite", conn = conn)
-  fit <- lm(y ~ x1 + x2 + g, data = df)
+  fit <- lm(stats::as.formula("y ~ x1 + x2 + g", env = globalenv()), data = df)
   run <- remote_job(quote(remote_score_table(fit, "main.jobs.customers", "main.jobs.scores",
                                              keep = "id", mode = "overwrite")), conn = conn)
   expect_match(run$name, "remote_score_table(main.jobs.scores)", fixed = TRUE)

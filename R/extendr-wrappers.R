@@ -23,6 +23,8 @@ rust_connect <- function(explicit) .Call(wrap__rust_connect, explicit)
 
 rust_connect_clone <- function(conn) .Call(wrap__rust_connect_clone, conn)
 
+rust_cron_check <- function(expr, timezone) .Call(wrap__rust_cron_check, expr, timezone)
+
 rust_current_user_start <- function(conn, timeout) .Call(wrap__rust_current_user_start, conn, timeout)
 
 rust_debug_calls <- function() .Call(wrap__rust_debug_calls)
@@ -38,6 +40,10 @@ rust_job_cancel <- function(job) .Call(wrap__rust_job_cancel, job)
 rust_job_done <- function(job) .Call(wrap__rust_job_done, job)
 
 rust_job_wait <- function(job, budget_ms) .Call(wrap__rust_job_wait, job, budget_ms)
+
+rust_jobs_stage_code <- function(conn, names, files) .Call(wrap__rust_jobs_stage_code, conn, names, files)
+
+rust_jobs_start <- function(conn, op, args) .Call(wrap__rust_jobs_start, conn, op, args)
 
 rust_local_check_options <- function(opts) .Call(wrap__rust_local_check_options, opts)
 

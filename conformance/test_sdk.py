@@ -52,6 +52,100 @@ def start(binary, state_dir):
     return proc, first[len(prefix):]
 
 
+def jobs_cases(w):
+    """Jobs API 2.2 through the SDK's own waiters: submit().result(), create,
+    run_now, cancel_run, get_run_output."""
+    import datetime
+    from databricks.sdk.service import jobs
+
+    script = (b"import sys, time\n"
+              b"print('args', sys.argv[1:])\n"
+              b"if sys.argv[1:2] == ['sleep']: time.sleep(60)\n"
+              b"if sys.argv[1:2] == ['fail']: raise ValueError('job failed on purpose')\n")
+    w.dbfs.upload("/tmp/conformance/job.py", io.BytesIO(script), overwrite=True)
+
+    def task(*params):
+        return jobs.SubmitTask(task_key="main", existing_cluster_id=CLUSTER,
+                               spark_python_task=jobs.SparkPythonTask(
+                                   python_file="dbfs:/tmp/conformance/job.py", parameters=list(params)))
+
+    five = datetime.timedelta(minutes=5)
+
+    def submit_result():
+        run = w.jobs.submit(run_name="conformance", tasks=[task("hello")],
+                            idempotency_token="conformance-1").result(timeout=five)
+        assert run.state.life_cycle_state == jobs.RunLifeCycleState.TERMINATED, run.state
+        assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state
+        assert run.status.state == jobs.RunLifecycleStateV2State.TERMINATED, run.status
+        again = w.jobs.submit(run_name="conformance", tasks=[task("hello")],
+                              idempotency_token="conformance-1").response.run_id
+        assert again == run.run_id, (again, run.run_id)
+        return run
+    run = check("jobs.submit(...).result() runs a spark_python_task; the same idempotency_token gives the same run",
+                submit_result)
+
+    def output():
+        out = w.jobs.get_run_output(run.tasks[0].run_id)
+        assert "args ['hello']" in out.logs, out.logs
+        assert out.metadata.state.result_state == jobs.RunResultState.SUCCESS
+        try:
+            w.jobs.get_run_output(run.run_id)
+        except Exception as e:
+            assert "multiple tasks" in str(e), e
+        else:
+            raise AssertionError("get_run_output of a multi-task run must fail")
+    check("jobs.get_run_output of the task run: logs and metadata", output, skip=None if run else "no run")
+
+    def failed():
+        r = w.jobs.submit(run_name="fails", tasks=[task("fail")]).result(timeout=five)
+        assert r.state.result_state == jobs.RunResultState.FAILED, r.state
+        out = w.jobs.get_run_output(r.tasks[0].run_id)
+        assert out.error == "ValueError: job failed on purpose", out.error
+        assert "Traceback" in out.error_trace, out.error_trace
+    check("a failing task: FAILED, get_run_output error and error_trace", failed)
+
+    def create_run_now_cancel():
+        created = w.jobs.create(name="conformance-job", tasks=[
+            jobs.Task(task_key="main", existing_cluster_id=CLUSTER,
+                      spark_python_task=jobs.SparkPythonTask(python_file="dbfs:/tmp/conformance/job.py",
+                                                              parameters=["sleep"]))],
+            schedule=jobs.CronSchedule(quartz_cron_expression="0 0 2 * * ?", timezone_id="Europe/London",
+                                       pause_status=jobs.PauseStatus.PAUSED))
+        job = w.jobs.get(created.job_id)
+        assert job.settings.name == "conformance-job", job.settings
+        assert job.settings.schedule.pause_status == jobs.PauseStatus.PAUSED
+        assert created.job_id in [j.job_id for j in w.jobs.list(name="conformance-job")]
+        started = w.jobs.run_now(created.job_id)
+        deadline = time.monotonic() + 30
+        while w.jobs.get_run(started.response.run_id).state.life_cycle_state != jobs.RunLifeCycleState.RUNNING:
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        r = w.jobs.cancel_run(started.response.run_id).result(timeout=five)
+        assert time.monotonic() - t0 < 5, time.monotonic() - t0
+        assert r.state.result_state == jobs.RunResultState.CANCELED, r.state
+        assert r.trigger == jobs.TriggerType.ONE_TIME and r.run_type == jobs.RunType.JOB_RUN, r
+        runs = list(w.jobs.list_runs(job_id=created.job_id))
+        assert [x.run_id for x in runs] == [started.response.run_id], runs
+        w.jobs.delete(created.job_id)
+        try:
+            w.jobs.get(created.job_id)
+        except Exception as e:
+            assert "does not exist" in str(e), e
+        else:
+            raise AssertionError("a deleted job is still there")
+    check("jobs.create, get, list, run_now, cancel_run (CANCELED), list_runs, delete", create_run_now_cancel)
+
+    def unknown_run():
+        try:
+            w.jobs.get_run(123)
+        except Exception as e:
+            assert "does not exist" in str(e), e
+            return
+        raise AssertionError("an unknown run id must fail")
+    check("jobs.get_run of an unknown run fails with 'does not exist'", unknown_run)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -168,6 +262,7 @@ def main():
                 names = [e.name for e in w.files.list_directory_contents("/Volumes/main/default/vol/conformance")]
                 assert names == ["x.bin"], names
             check("files.upload/download of a /Volumes file, byte-identical", files_roundtrip)
+            jobs_cases(w)
 
             def destroy():
                 ce.destroy(cluster_id=CLUSTER, context_id=ctx_id)

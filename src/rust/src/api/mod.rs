@@ -8,3 +8,4 @@ pub mod commands;
 pub mod contexts;
 pub mod dbfs;
 pub mod files;
+pub mod jobs;

@@ -39,6 +39,7 @@ mod control;
 mod dbfs;
 mod files;
 mod identity;
+pub mod jobs;
 mod oauth;
 mod server;
 
@@ -80,6 +81,7 @@ impl LocalCluster {
         let token = opts.token.clone().unwrap_or_else(|| format!("dapi{}", random_hex(16)));
         let local = Local::new(opts, token, python, state_dir, owned)?;
         let url = server::serve(local.clone())?;
+        let _ = local.url.set(url.clone());
         Ok(LocalCluster { local, url, _owner: owner })
     }
 

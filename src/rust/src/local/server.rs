@@ -39,6 +39,8 @@ fn families() -> Router<Shared> {
 
 pub fn router(local: Arc<Local>) -> Router {
     families()
+        // Jobs keep state of their own (runs, schedules) and a scheduler task.
+        .merge(super::jobs::router(local.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state((local.faults.clone(), local.stats.clone()), inject_faults))
         .layer(middleware::from_fn_with_state(local.access.clone(), authenticate))

@@ -49,6 +49,8 @@ pub struct Local {
     /// Shut down synchronously on stop.
     pub sockets: Arc<Sockets>,
     stopped: Mutex<bool>,
+    /// `http://127.0.0.1:PORT`, once the server listens.
+    pub url: std::sync::OnceLock<String>,
 }
 
 /// The cluster and its execution contexts (clusters and 1.2 routes).
@@ -123,6 +125,10 @@ impl FromRef<Shared> for Control {
 }
 
 impl Local {
+    /// The server's address (empty before it listens).
+    pub fn url(&self) -> &str {
+        self.url.get().map(String::as_str).unwrap_or("")
+    }
     pub fn new(
         opts: LocalOptions,
         token: String,
@@ -184,6 +190,7 @@ impl Local {
             shutdown,
             sockets: Arc::default(),
             stopped: Mutex::new(false),
+            url: std::sync::OnceLock::new(),
             opts,
             python,
             state_dir,

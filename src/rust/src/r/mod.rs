@@ -8,6 +8,7 @@ pub mod bytes;
 pub mod connect;
 pub mod convert;
 pub mod handles;
+pub mod jobs;
 pub mod local;
 pub mod row_names;
 pub mod protocol;
@@ -21,6 +22,7 @@ extendr_module! {
     mod dbrxr;
     use bytes;
     use connect;
+    use jobs;
     use local;
     use row_names;
     use protocol;

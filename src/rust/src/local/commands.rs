@@ -57,6 +57,19 @@ fn python_only(p: &Params) -> Result<(), Response> {
     }
 }
 
+/// A command's language: Python, or SQL (run by the context's `spark.sql`,
+/// answered as a table as on Databricks). Contexts stay Python.
+fn command_language(p: &Params) -> Result<&'static str, Response> {
+    match p.str("language") {
+        None => Ok("python"),
+        Some(l) if l.eq_ignore_ascii_case("python") => Ok("python"),
+        Some(l) if l.eq_ignore_ascii_case("sql") => Ok("sql"),
+        Some(l) => Err(legacy(format!(
+            "Language {l:?} is not supported by the dbrxr local cluster: its commands run Python, or SQL through Spark (run R through rpy2)."
+        ))),
+    }
+}
+
 pub async fn context_create(State(local): State<Arc<Local>>, req: Request) -> Reply {
     let p = params(req).await?;
     running_cluster(&local, &p)?;
@@ -85,9 +98,9 @@ pub async fn execute(State(local): State<Arc<Local>>, req: Request) -> Reply {
     let p = params(req).await?;
     running_cluster(&local, &p)?;
     let ctx = context(&local, &p)?;
-    python_only(&p)?;
+    let language = command_language(&p)?;
     let code = p.str("command").ok_or_else(|| legacy("requirement failed: missing command"))?;
-    let id = ctx.submit(code, &local.stats).map_err(legacy)?;
+    let id = ctx.submit(code, language, &local.stats).map_err(legacy)?;
     reply::ok(json!({"id": id}))
 }
 

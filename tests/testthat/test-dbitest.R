@@ -1,0 +1,74 @@
+# DBItest (the DBI specification's own tests) against the local cluster's Spark
+# SQL, area by area, with a report of passed/skipped/failed per area. Every
+# skip below says why the test does not apply to Spark SQL or this backend.
+
+dbitest_tweaks <- function() {
+  DBItest::tweaks(
+    constructor_name = "databricks_sql",
+    # Spark SQL identifiers are tested with plain names only (see README).
+    strict_identifier = TRUE,
+    # Spark SQL has temporary views, no temporary tables.
+    temporary_tables = FALSE,
+    list_temporary_tables = FALSE,
+    # Spark SQL has no TIME type.
+    time_typed = FALSE,
+    date_cast = function(x) paste0("DATE '", x, "'"),
+    timestamp_cast = function(x) paste0("TIMESTAMP '", x, "'"),
+    blob_cast = function(x) paste0("CAST(", x, " AS BINARY)"),
+    # No parameter binding (dbBind()).
+    placeholder_pattern = character(),
+    dbitest_version = "1.7.3"
+  )
+}
+
+# name (a regular expression over DBItest's test names) = why it is skipped.
+dbitest_skips <- c(
+  "package_name" = "the driver lives in dbrxr, a package not named after a database (Rdbrxr)",
+  "package_dependencies" = "checks the DESCRIPTION of an installed source tree; dbrxr imports DBI and methods as required"
+)
+
+dbitest_areas <- c("getting_started", "driver", "connection", "result", "sql", "meta",
+                   "transaction", "compliance", "stress")
+
+dbitest_run <- local({
+  done <- NULL
+  function() {
+    if (!is.null(done)) return(done)
+    conn <- sql_conn()
+    DBItest::make_context(databricks_sql(), connect_args = list(conn = conn),
+                          tweaks = dbitest_tweaks(), name = "dbrxr")
+    rows <- list()
+    for (area in dbitest_areas) {
+      rep <- testthat::ListReporter$new()
+      fun <- getExportedValue("DBItest", paste0("test_", area))
+      testthat::with_reporter(rep, fun(skip = names(dbitest_skips)), start_end_reporter = FALSE)
+      res <- as.data.frame(rep$get_results())
+      if (nrow(res)) {
+        res$area <- area
+        rows[[area]] <- res
+      }
+    }
+    done <<- do.call(rbind, rows)
+    done
+  }
+})
+
+test_that("DBItest: every test that applies to Spark SQL passes", {
+  skip_if_not_installed("DBItest")
+  res <- dbitest_run()
+  ok <- !res$failed & !res$error & !res$skipped
+  report <- do.call(rbind, lapply(split(res, factor(res$area, levels = dbitest_areas)), function(r) {
+    data.frame(area = r$area[1], tests = nrow(r), passed = sum(!r$failed & !r$error & !r$skipped),
+               skipped = sum(r$skipped), failed = sum(r$failed > 0 | r$error))
+  }))
+  report <- rbind(report, data.frame(area = "total", tests = sum(report$tests), passed = sum(report$passed),
+                                     skipped = sum(report$skipped), failed = sum(report$failed)))
+  cat("\nDBItest 1.7.3 against the local cluster (Spark SQL):\n")
+  print(report, row.names = FALSE)
+  skipped <- res[res$skipped & !res$failed & !res$error, "test"]
+  if (length(skipped)) cat("skipped:", paste(skipped, collapse = ", "), "\n")
+  failed <- res[res$failed > 0 | res$error, "test"]
+  if (length(failed)) cat("FAILED:", paste(failed, collapse = ", "), "\n")
+  expect_identical(failed, character())
+  expect_gt(sum(ok), 0)
+})

@@ -94,7 +94,7 @@ setMethod("dbConnect", "DatabricksSQLDriver", function(drv, conn = NULL, ...) {
   state <- new.env(parent = emptyenv())
   state$owned <- owned
   state$valid <- TRUE
-  state$results <- 0L
+  state$open <- list()  # states of results not cleared
   con <- new("DatabricksSQLConnection", conn = conn, state = state)
   pane_opened(con)
   con
@@ -142,6 +142,13 @@ setMethod("dbDisconnect", "DatabricksSQLConnection", function(conn, ...) {
     cli::cli_warn("The connection is already closed.", class = c("dbrxr_warning"))
     return(invisible(TRUE))
   }
+  open <- Filter(function(s) !s$cleared, conn@state$open)
+  if (length(open)) {
+    cli::cli_warn(sprintf("%d result set%s not cleared before disconnecting (use `DBI::dbClearResult()`).",
+                          length(open), if (length(open) > 1) "s were" else " was"),
+                  class = "dbrxr_warning")
+  }
+  conn@state$open <- list()
   conn@state$valid <- FALSE
   pane_closed(conn)
   if (isTRUE(conn@state$owned)) dbx_disconnect(conn@conn)
@@ -248,7 +255,7 @@ setMethod("dbSendQuery", c("DatabricksSQLConnection", "character"),
   state$types <- as.character(unlist(out$types))
   state$cleared <- FALSE
   res <- new("DatabricksSQLResult", connection = conn, sql = statement, state = state)
-  conn@state$results <- conn@state$results + 1L
+  conn@state$open <- c(conn@state$open, state)
   if (state$has_result) {
     id <- state$id
     reg.finalizer(state, function(s) if (!s$cleared) dbi_clear_quiet(conn, id), onexit = FALSE)
@@ -305,7 +312,9 @@ setMethod("dbClearResult", "DatabricksSQLResult", function(res, ...) {
     return(invisible(TRUE))
   }
   res@state$cleared <- TRUE
-  if (res@state$has_result) dbi_clear_quiet(res@connection, res@state$id)
+  con <- res@connection
+  con@state$open <- Filter(function(s) !identical(s, res@state), con@state$open)
+  if (res@state$has_result) dbi_clear_quiet(con, res@state$id)
   invisible(TRUE)
 })
 
@@ -326,7 +335,7 @@ setMethod("dbGetRowCount", "DatabricksSQLResult", function(res, ...) {
 
 setMethod("dbGetRowsAffected", "DatabricksSQLResult", function(res, ...) {
   check_result(res, rlang::current_env())
-  if (res@state$has_result) NA_real_ else res@state$rows_affected
+  if (res@state$has_result) 0 else res@state$rows_affected
 })
 
 setMethod("dbColumnInfo", "DatabricksSQLResult", function(res, ...) {

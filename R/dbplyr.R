@@ -84,3 +84,8 @@ sql_query_save.DatabricksSQLConnection <- function(con, sql, name, temporary = T
     if (temporary) dbplyr::sql("CREATE OR REPLACE TEMPORARY VIEW ") else dbplyr::sql("CREATE TABLE "),
     dbplyr::as.sql(name, con = con), " AS ", sql, con = con)
 }
+
+# tbl(con, I("catalog.schema.table")): a table name used as written (what
+# dbplyr 2.4 and later do with I(); dbplyr 2.3 would quote it as one name).
+#' @exportS3Method dbplyr::as.sql
+as.sql.AsIs <- function(x, con) dbplyr::ident_q(unclass(x))

@@ -217,6 +217,7 @@ setMethod("dbGetQuery", c("DatabricksSQLConnection", "character"),
   call <- rlang::current_env()
   statement <- check_statement(statement, call)
   check_no_params(params, call)
+  check_fetch_n(n, call)
   if (is.finite(n) && n >= 0) {
     res <- dbSendQuery(conn, statement)
     on.exit(DBI::dbClearResult(res))
@@ -244,6 +245,17 @@ setMethod("dbSendQuery", c("DatabricksSQLConnection", "character"),
   call <- rlang::current_env()
   statement <- check_statement(statement, call)
   check_no_params(params, call)
+  # One open result set per connection, as DBI specifies: a new one clears the last.
+  open <- Filter(function(s) !s$cleared, conn@state$open)
+  if (length(open)) {
+    cli::cli_warn("The previous result set was cleared: a connection has one open result set.",
+                  class = "dbrxr_warning")
+    for (s in open) {
+      s$cleared <- TRUE
+      if (s$has_result) dbi_clear_quiet(conn, s$id)
+    }
+    conn@state$open <- list()
+  }
   out <- sql_request(conn, list(op = "send", sql = statement), call = call)
   state <- new.env(parent = emptyenv())
   state$id <- out$id
@@ -270,6 +282,14 @@ setMethod("dbSendStatement", c("DatabricksSQLConnection", "character"),
   dbSendQuery(conn, statement, ..., params = params)
 })
 
+check_fetch_n <- function(n, call) {
+  if (!is.numeric(n) || length(n) != 1L || is.na(n) || (n < 0 && n != -1) ||
+      (is.finite(n) && n != round(n))) {
+    abort_dbrxr("`n` must be a whole number >= 0, or -1 or Inf for all rows.", "dbrxr_input_error",
+                problems = sprintf("It is %s.", paste(format(n), collapse = ", ")), call = call)
+  }
+}
+
 dbi_clear_quiet <- function(con, id) {
   if (dbi_valid(con)) try(sql_request(con, list(op = "clear", id = id)), silent = TRUE)
 }
@@ -287,11 +307,7 @@ check_result <- function(res, call) {
 setMethod("dbFetch", "DatabricksSQLResult", function(res, n = -1, ...) {
   call <- rlang::current_env()
   check_result(res, call)
-  if (!is.numeric(n) || length(n) != 1L || is.na(n) || (n < 0 && n != -1) ||
-      (is.finite(n) && n != round(n))) {
-    abort_dbrxr("`n` must be a whole number >= 0, or -1 or Inf for all rows.", "dbrxr_input_error",
-                problems = sprintf("It is %s.", paste(format(n), collapse = ", ")), call = call)
-  }
+  check_fetch_n(n, call)
   st <- res@state
   if (!st$has_result) {
     cli::cli_warn("The statement returns no result set: nothing to fetch.", class = "dbrxr_warning")

@@ -184,6 +184,9 @@ def _to_r(table, start, end):
                 cols.append(ri.ListSexpVector([ri.NULL if v is None else ri.ByteSexpVector(v)
                                                for v in col.to_pylist()]))
             else:
+                if pa.types.is_integer(col.type) and col.type.bit_width == 64:
+                    # bigint is a double in R: beyond 2^53 it rounds (a safe cast refuses).
+                    col = col.cast(pa.float64(), safe=False)
                 cols.append(spark.arrow_column_to_r(col))
         return spark._r_call("as_df", ri.ListSexpVector(cols),
                              ri.StrSexpVector(list(part.schema.names)),

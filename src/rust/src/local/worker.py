@@ -240,6 +240,11 @@ def _spark_session():
                        # CREATE TABLE without USING makes a data source table
                        # (Databricks: Delta), not a Hive table this catalog lacks.
                        .config("spark.sql.legacy.createHiveTableByDefault", "false")
+                       # Dates before 1582 as written (proleptic Gregorian, as R's).
+                       .config("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED")
+                       .config("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
+                       .config("spark.sql.parquet.int96RebaseModeInRead", "CORRECTED")
+                       .config("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
                        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                        .config("spark.local.dir", tmp)
                        .config("spark.driver.extraJavaOptions", "-Djava.io.tmpdir=" + tmp))

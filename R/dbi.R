@@ -181,7 +181,8 @@ sql_target_error <- function(err, call) {
 }
 
 check_statement <- function(statement, call) {
-  if (inherits(statement, "SQL")) statement <- as.character(statement)
+  # DBI::SQL() is an S4 class over character: send its plain text.
+  if (is(statement, "SQL")) statement <- as.vector(statement, "character")
   check_string(statement, arg = "statement", null_ok = FALSE, call = call)
   statement
 }
@@ -494,11 +495,11 @@ setMethod("dbDataType", "DatabricksSQLConnection", function(dbObj, obj, ...) spa
 
 # A table name as the SQL text naming it.
 table_sql <- function(con, name) {
-  if (inherits(name, "SQL")) return(as.character(name))
-  if (inherits(name, "Id")) return(as.character(dbQuoteIdentifier(con, name)))
+  if (is(name, "SQL")) return(as.vector(name, "character"))
+  if (is(name, "Id")) return(as.vector(dbQuoteIdentifier(con, name), "character"))
   check_string(name, arg = "name", null_ok = FALSE, call = NULL)
   if (grepl(name_pattern, name)) return(name)
-  as.character(dbQuoteIdentifier(con, name))
+  as.vector(dbQuoteIdentifier(con, name), "character")
 }
 
 # A table name as its parts (catalog, schema, table; as many as given).

@@ -9,7 +9,7 @@ test_that("a namespace reached only as a formula environment's parent is not req
   info <- dbrxr:::inspect_object(fit, "model")
   expect_false("withr" %in% info$namespaces)
   expect_true("withr" %in% info$chained)
-  expect_true("stats" %in% dbrxr:::needed_packages(info$namespaces))
+  expect_false("withr" %in% dbrxr:::needed_packages(info$namespaces))
   # A function of the package called by the formula is needed.
   fit2 <- local(lm(mpg ~ wt + with_seed(1, hp), data = mtcars), envir = pkg_env)
   expect_identical(dbrxr:::formula_packages(fit2), "withr")

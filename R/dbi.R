@@ -379,6 +379,7 @@ setMethod("dbRollback", "DatabricksSQLConnection", function(conn, ...) no_transa
 # ---- quoting ------------------------------------------------------------------------------
 
 backtick <- function(x) {
+  if (!length(x)) return(character())
   out <- paste0("`", gsub("`", "``", x, fixed = TRUE), "`")
   out[is.na(x)] <- NA_character_
   out
@@ -422,6 +423,7 @@ setMethod("dbUnquoteIdentifier", c("DatabricksSQLConnection", "SQL"), function(c
 
 setMethod("dbQuoteString", c("DatabricksSQLConnection", "character"), function(conn, x, ...) {
   # Spark SQL escapes with backslashes ('' is two adjacent literals, not a quote).
+  if (!length(x)) return(DBI::SQL(character()))
   out <- gsub("\\", "\\\\", x, fixed = TRUE)
   out <- gsub("'", "\\'", out, fixed = TRUE)
   out <- gsub("\n", "\\n", out, fixed = TRUE)
@@ -435,6 +437,7 @@ setMethod("dbQuoteString", c("DatabricksSQLConnection", "SQL"), function(conn, x
 
 setMethod("dbQuoteLiteral", "DatabricksSQLConnection", function(conn, x, ...) {
   if (inherits(x, "SQL")) return(x)
+  if (!length(x)) return(DBI::SQL(character()))
   if (is.factor(x)) x <- as.character(x)
   out <- if (inherits(x, "POSIXt")) {
     ifelse(is.na(x), "NULL", paste0("TIMESTAMP'", format(as.POSIXct(x), "%Y-%m-%d %H:%M:%OS6", tz = "UTC"), "'"))
@@ -505,7 +508,7 @@ table_sql <- function(con, name) {
 # A table name as its parts (catalog, schema, table; as many as given).
 table_parts <- function(con, name, call) {
   if (inherits(name, "Id")) return(id_parts(name))
-  if (inherits(name, "SQL")) return(dbUnquoteIdentifier(con, name)[[1]]@name)
+  if (inherits(name, "SQL")) return(unname(dbUnquoteIdentifier(con, name)[[1]]@name))
   check_string(name, arg = "name", null_ok = FALSE, call = call)
   if (grepl(name_pattern, name)) strsplit(name, ".", fixed = TRUE)[[1]] else name
 }

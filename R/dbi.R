@@ -184,7 +184,8 @@ check_statement <- function(statement, call) {
   # DBI::SQL() is an S4 class over character: send its plain text.
   if (is(statement, "SQL")) statement <- as.vector(statement, "character")
   check_string(statement, arg = "statement", null_ok = FALSE, call = call)
-  statement
+  # dbplyr's sql() is a classed character: the request takes plain text.
+  as.vector(statement, "character")
 }
 
 check_no_params <- function(params, call) {

@@ -61,5 +61,5 @@ test_that("remote_score_table() takes a lazy table as its input", {
   out <- DBI::dbGetQuery(con, "SELECT * FROM main.dpl.score_out ORDER BY wt, hp")
   want <- cars[cars$wt > 3, ]
   want <- want[order(want$wt, want$hp), ]
-  expect_equal(out$prediction, unname(predict(fit, want)))
+  expect_equal(out$.pred, unname(predict(fit, want)))
 })

@@ -90,7 +90,9 @@ dbx_connect <- function(host = NULL, token = NULL, cluster_id = NULL, profile = 
     cli::cli_warn(cli_escape(w), class = c("dbrxr_config_warning", "dbrxr_warning"))
   }
   res$info$warnings <- NULL
-  claim_default(new_connection(res$handle, res$info, options = options))
+  conn <- claim_default(new_connection(res$handle, res$info, options = options))
+  pane_opened(conn)  # RStudio's connections pane (R/connections-pane.R)
+  conn
 }
 
 session_option_defaults <- list(poll_max = 1, cluster_timeout = 1200, install_rpy2 = FALSE,
@@ -133,6 +135,7 @@ new_connection <- function(handle, info, options = session_option_defaults, loca
 close_connection <- function(conn) {
   if (isTRUE(conn$closed)) return(invisible(FALSE))
   conn$closed <- TRUE
+  pane_closed(conn)
   on.exit(if (!is.null(conn$local)) local_cluster_stop(conn$local), add = TRUE)
   fw_pool_close(conn)  # the future backend's workers on this connection
   unwrap(rust_session_close(conn$handle))

@@ -10,21 +10,31 @@ base_packages <- c("base", "compiler", "datasets", "graphics", "grDevices", "gri
 # Walk everything serialize() would write for `x`: list elements, attributes,
 # closures (formals, body, environment) and environments up to the global,
 # package and namespace environments, which serialize as references by name.
-# Returns the paths of external pointers, the namespaces referenced and how
-# many (mutable) environments travel with `x`.
+# Returns the paths of external pointers, the namespaces `x` needs (a
+# package function's namespace, an S4 class's package), the namespaces only
+# reached as an environment's parent (`chained`: a model fitted in a
+# package's test has a formula environment whose parents lead to the
+# package's namespace; unserialize() replaces a missing one by the global
+# environment, so they are not required) and how many (mutable) environments
+# travel with `x`.
 inspect_object <- function(x, label = "x") {
   seen <- list()
   ptrs <- character()
   namespaces <- character()
+  chained <- character()
   visits <- 0L
-  walk <- function(x, path) {
+  walk <- function(x, path, closure_env = FALSE) {
     visits <<- visits + 1L
     if (typeof(x) == "externalptr") {
       ptrs <<- c(ptrs, path)
       return()
     }
     if (is.environment(x)) {
-      walk_env(x, path)
+      if (isNamespace(x) && !closure_env) {
+        chained <<- c(chained, getNamespaceName(x))
+        return()
+      }
+      walk_env(x, path, closure_env)
       return()
     }
     if (isS4(x) || !is.null(attr(class(x), "package"))) {
@@ -37,7 +47,7 @@ inspect_object <- function(x, label = "x") {
     switch(typeof(x),
       closure = {
         walk(formals(x), sprintf("formals(%s)", path))
-        walk(environment(x), sprintf("environment(%s)", path))
+        walk(environment(x), sprintf("environment(%s)", path), closure_env = TRUE)
       },
       list = , expression = , pairlist = {
         nms <- names(x)
@@ -52,7 +62,9 @@ inspect_object <- function(x, label = "x") {
       },
       NULL)
   }
-  walk_env <- function(env, path) {
+  # closure: `env` is (a parent of) a function's environment. Its code may
+  # call its namespace's internals, so a namespace there is needed.
+  walk_env <- function(env, path, closure = FALSE) {
     if (isNamespace(env)) {
       namespaces <<- c(namespaces, getNamespaceName(env))
       return()
@@ -72,11 +84,17 @@ inspect_object <- function(x, label = "x") {
       if (identical(nm, "...") || bindingIsActive(nm, env)) next
       walk(get(nm, envir = env, inherits = FALSE), sprintf("%s$%s", path, nm))
     }
-    walk_env(parent.env(env), sprintf("parent.env(%s)", path))
+    parent <- parent.env(env)
+    if (isNamespace(parent) && !closure) {
+      chained <<- c(chained, getNamespaceName(parent))
+      return()
+    }
+    walk_env(parent, sprintf("parent.env(%s)", path), closure)
   }
   walk(x, label)
-  list(externalptrs = unique(ptrs), namespaces = unique(namespaces),
-       environments = length(seen))
+  namespaces <- unique(namespaces)
+  list(externalptrs = unique(ptrs), namespaces = namespaces,
+       chained = setdiff(unique(chained), namespaces), environments = length(seen))
 }
 
 # The empty symbol (a missing argument) cannot be bound to a variable.
@@ -162,11 +180,12 @@ find_globals <- function(expr, envir, call = rlang::caller_env()) {
   list(globals = values, packages = unique(pkgs))
 }
 
-# The packages a value needs remotely, beyond those named explicitly.
+# The packages a value needs remotely, beyond those named explicitly. Never
+# dbrxr: its cluster-side code is shipped by the protocol, not installed.
 needed_packages <- function(..., extra = character()) {
   pkgs <- unique(c(extra, unlist(list(...))))
   pkgs <- pkgs[!is.na(pkgs) & nzchar(pkgs)]
-  setdiff(pkgs, "base")
+  setdiff(pkgs, c("base", "dbrxr"))
 }
 
 # Local versions of `pkgs` (NA when not installed here). Reading DESCRIPTION
@@ -242,14 +261,15 @@ report_versions <- function(remote, call = rlang::caller_env()) {
 session_code <- function(objects, skip = character(), envir = globalenv(),
                          call = rlang::caller_env()) {
   fns <- list()
+  pkgs <- character()
   for (obj in objects) {
     if (!is.object(obj) || is.function(obj) || is.environment(obj)) next
     fns <- c(fns, session_methods(class(obj), envir), formula_functions(obj))
+    pkgs <- c(pkgs, formula_packages(obj))
   }
   fns <- fns[!duplicated(names(fns)) & !names(fns) %in% skip]
-  if (!length(fns)) return(list(values = list(), packages = character()))
+  if (!length(fns)) return(list(values = list(), packages = unique(pkgs)))
   values <- fns
-  pkgs <- character()
   for (nm in names(fns)) {
     f <- fns[[nm]]
     gl <- find_globals(f, environment(f) %||% globalenv(), call = call)
@@ -322,6 +342,24 @@ formula_functions <- function(model) {
     }
   }
   out
+}
+
+# Packages whose functions a model's formulas call (found from the formula's
+# environment: in a package's tests, the package's own functions). The
+# packages a formula's environment merely leads to are not needed.
+formula_packages <- function(model) {
+  out <- character()
+  for (f in model_formulas(model)) {
+    env <- if (inherits(f, "formula")) environment(f) else NULL
+    env <- env %||% globalenv()
+    for (nm in call_heads(f)) {
+      fn <- get0(nm, envir = env, mode = "function")
+      if (is.function(fn) && !is.primitive(fn) && isNamespace(environment(fn))) {
+        out <- c(out, getNamespaceName(environment(fn)))
+      }
+    }
+  }
+  setdiff(unique(out), base_packages)
 }
 
 model_formulas <- function(model) {

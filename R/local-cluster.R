@@ -114,6 +114,7 @@ start_local_cluster <- function(python, port, token, dots, call = rlang::caller_
   conn$local_info <- list(url = info$url, cluster_id = info$cluster_id,
                           state_dir = info$state_dir, python = info$python,
                           rpy2 = isTRUE(info$rpy2))
+  pane_opened(conn)  # RStudio's connections pane (R/connections-pane.R)
   conn
 }
 

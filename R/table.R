@@ -216,7 +216,8 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
 #' @param model A fitted model, the path of an `.rds` file, or a
 #'   `function(newdata)` returning predictions (e.g. a formula wrapper around
 #'   a `glmnet` fit).
-#' @param table A table name or a [dbx_sql()] query.
+#' @param table A table name, a [dbx_sql()] query, or a dbplyr lazy table over a
+#'   [databricks_sql()] connection (its SQL, from `dbplyr::sql_render()`).
 #' @param output The output table name.
 #' @param ... Further arguments to `predict()`.
 #' @param type Passed to `predict()` as `type` when not `NULL`.
@@ -393,6 +394,8 @@ check_table_name <- function(x, arg = rlang::caller_arg(x), call = rlang::caller
 
 table_source <- function(table, call) {
   if (inherits(table, "dbx_sql")) return(list(query = table$query))
+  # A dbplyr lazy table (over a databricks_sql() connection): its query.
+  if (inherits(table, "tbl_lazy")) return(list(query = as.character(dbplyr::sql_render(table))))
   check_table_name(table, call = call)
   list(table = table)
 }

@@ -76,6 +76,19 @@ fn python_only(p: &Params) -> Result<(), Response> {
     }
 }
 
+/// A command's language: Python, or SQL (run by the context's `spark.sql`,
+/// answered as a table as on Databricks). Contexts stay Python.
+fn command_language(p: &Params) -> Result<&'static str, Response> {
+    match p.str("language") {
+        None => Ok("python"),
+        Some(l) if l.eq_ignore_ascii_case("python") => Ok("python"),
+        Some(l) if l.eq_ignore_ascii_case("sql") => Ok("sql"),
+        Some(l) => Err(legacy(format!(
+            "Language {l:?} is not supported by the dbrxr local cluster: its commands run Python, or SQL through Spark (run R through rpy2)."
+        ))),
+    }
+}
+
 async fn context_create(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
     running_cluster(&c, &p)?;
     python_only(&p)?;
@@ -100,9 +113,9 @@ async fn context_destroy(State(c): State<Compute>, Fields(p, ..): Input) -> Repl
 async fn execute(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
     running_cluster(&c, &p)?;
     let ctx = context(&c, &p)?;
-    python_only(&p)?;
+    let language = command_language(&p)?;
     let code = p.str("command").ok_or_else(|| legacy("requirement failed: missing command"))?;
-    let id = ctx.submit(code, &c.contexts.stats).map_err(legacy)?;
+    let id = ctx.submit(code, language, &c.contexts.stats).map_err(legacy)?;
     reply::ok(json!({"id": id}))
 }
 

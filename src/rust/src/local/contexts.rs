@@ -70,6 +70,8 @@ impl CmdStatus {
 struct Command {
     status: CmdStatus,
     code: String,
+    /// "python" or "sql".
+    language: &'static str,
     results: Option<Value>,
 }
 
@@ -160,7 +162,7 @@ impl Context {
     }
 
     /// Queue a command; its id. Err: why the context cannot take it.
-    pub fn submit(&self, code: String, stats: &Stats) -> Result<String, String> {
+    pub fn submit(&self, code: String, language: &'static str, stats: &Stats) -> Result<String, String> {
         let mut g = self.lock();
         // The driver notices a dead idle process from its closed stdout, but a
         // command may arrive first (kill, then call at once): check now, so the
@@ -178,7 +180,7 @@ impl Context {
             ));
         }
         let id = super::util::random_hex(16);
-        g.commands.insert(id.clone(), Command { status: CmdStatus::Queued, code, results: None });
+        g.commands.insert(id.clone(), Command { status: CmdStatus::Queued, code, language, results: None });
         g.queue.push_back(id.clone());
         g.last_used = Instant::now();
         stats.commands_executed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -469,12 +471,13 @@ async fn drive(ctx: Arc<Context>, pool: Arc<Contexts>) {
                 g.running = Some(id.clone());
                 let c = g.commands.get_mut(&id).map(|c| {
                     c.status = CmdStatus::Running;
-                    std::mem::take(&mut c.code)
+                    (std::mem::take(&mut c.code), c.language)
                 });
-                (id, n, c.unwrap_or_default())
+                let (code, language) = c.unwrap_or((String::new(), "python"));
+                (id, n, code, language)
             })
         };
-        let Some((id, n, code)) = next else {
+        let Some((id, n, code, language)) = next else {
             // Idle: a closed stdout means the process died (killed, OOM), and
             // the context turns `Error` at once, as on a workspace.
             tokio::select! {
@@ -486,7 +489,7 @@ async fn drive(ctx: Arc<Context>, pool: Arc<Contexts>) {
                 },
             }
         };
-        let mut line = json!({"id": id, "n": n, "code": code}).to_string();
+        let mut line = json!({"id": id, "n": n, "code": code, "language": language}).to_string();
         line.push('\n');
         if input.send(line).is_err() {
             return died(&ctx);
@@ -509,6 +512,8 @@ async fn drive(ctx: Arc<Context>, pool: Arc<Contexts>) {
                        "summary": v["summary"].as_str().unwrap_or("error"),
                        "cause": v["cause"].as_str().unwrap_or("")}),
             ),
+            // A SQL command's table, already cut by the worker (rows, bytes).
+            _ if v["table"].is_object() => (CmdStatus::Finished, table_result(&v["table"])),
             _ => (CmdStatus::Finished, text_result(v["data"].as_str().unwrap_or(""), pool.spec.max_output_chars)),
         };
         g.finish(&id, status, Some(results), &pool.stats);
@@ -532,6 +537,12 @@ fn text_result(data: &str, max: usize) -> Value {
         Some((cut, _)) => json!({"resultType": "text", "data": &data[..cut], "truncated": true}),
         None => json!({"resultType": "text", "data": data}),
     }
+}
+
+/// A table result in the service's shape: rows of values and the schema.
+fn table_result(t: &Value) -> Value {
+    json!({"resultType": "table", "data": t["data"], "schema": t["schema"],
+           "isJsonSchema": true, "truncated": t["truncated"].as_bool().unwrap_or(false)})
 }
 
 fn spawn(spec: &WorkerSpec, id: &str, log: &std::path::Path) -> std::io::Result<tokio::process::Child> {

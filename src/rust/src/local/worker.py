@@ -1,9 +1,10 @@
 # dbrxr local cluster: one execution context = one process running this file.
 #
-# Protocol (JSON lines): stdin carries commands {"id", "n", "code"} and cancels
+# Protocol (JSON lines): stdin carries commands {"id", "n", "code", "language"} and cancels
 # {"cancel": id}; replies go to a private copy of the original stdout as
 # {"ready": true, ...} once at start, then {"id", "status": "ok"|"error"|"cancelled",
-# "data", "summary", "cause"}. fd 1 is pointed at fd 2 so stray C-level output
+# "data", "summary", "cause"} (a SQL command's rows in "table": {"data", "schema",
+# "truncated"}). fd 1 is pointed at fd 2 so stray C-level output
 # cannot corrupt the protocol.
 #
 # Notebook semantics: common indentation removed, stdout/stderr captured, the
@@ -203,7 +204,6 @@ def _run(globals_, cid, n, code):
 _spark = {"session": None}
 _spark_lock = threading.Lock()
 _CATALOG_SEP = "__"
-_CATALOG_RE = None
 
 
 def _spark_dir():
@@ -237,6 +237,14 @@ def _spark_session():
                        .config("spark.sql.session.timeZone", "UTC")
                        .config("spark.sql.warehouse.dir", _spark_warehouse())
                        .config("spark.sql.catalogImplementation", "in-memory")
+                       # CREATE TABLE without USING makes a data source table
+                       # (Databricks: Delta), not a Hive table this catalog lacks.
+                       .config("spark.sql.legacy.createHiveTableByDefault", "false")
+                       # Dates before 1582 as written (proleptic Gregorian, as R's).
+                       .config("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED")
+                       .config("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
+                       .config("spark.sql.parquet.int96RebaseModeInRead", "CORRECTED")
+                       .config("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
                        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                        .config("spark.local.dir", tmp)
                        .config("spark.driver.extraJavaOptions", "-Djava.io.tmpdir=" + tmp))
@@ -267,21 +275,75 @@ def _local_schema(name):
     return name
 
 
+_SQL_TOKEN = None
+_SCHEMA_WORDS = {"SCHEMA", "DATABASE", "NAMESPACE", "USE"}
+_SKIP_WORDS = {"IF", "NOT", "EXISTS"}
+
+
+def _local_catalogs():
+    """Catalogs of the local cluster: main, hive_metastore, and those of
+    the schemas created so far (database `c__s` is schema s of catalog c)."""
+    names = {"main", "hive_metastore"}
+    try:
+        for entry in os.listdir(_spark_warehouse()):
+            if entry.endswith(".db") and _CATALOG_SEP in entry:
+                names.add(entry[:-3].split(_CATALOG_SEP)[0].lower())
+    except OSError:
+        pass
+    return names
+
+
 def _local_sql(query):
-    # Three-level names of the catalogs main and hive_metastore, and
-    # catalog.schema after CREATE/DROP/USE SCHEMA, become local names.
+    # Unity Catalog names become local names, quoted (`main`.`s`.`t`) or not,
+    # never inside string literals or comments: catalog.schema.table when the
+    # catalog exists, and catalog.schema after SCHEMA/DATABASE/NAMESPACE/USE
+    # and SHOW TABLES|VIEWS|FUNCTIONS IN|FROM (any catalog: it then exists).
     import re
-    global _CATALOG_RE
-    if _CATALOG_RE is None:
-        ident = r"[A-Za-z_][A-Za-z0-9_]*"
-        _CATALOG_RE = (
-            re.compile(r"(?<![\w.`])((?:main|hive_metastore)\.%s\.%s)(?![\w`])" % (ident, ident),
-                       re.IGNORECASE),
-            re.compile(r"(\b(?:SCHEMA|DATABASE)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?)"
-                       r"((?:main|hive_metastore)\.%s)(?![\w.`])" % ident, re.IGNORECASE))
-    tables, schemas = _CATALOG_RE
-    query = schemas.sub(lambda m: m.group(1) + _local_schema(m.group(2)), query)
-    return tables.sub(lambda m: _local_name(m.group(1)), query)
+    global _SQL_TOKEN
+    if _SQL_TOKEN is None:
+        _SQL_TOKEN = re.compile(r"""('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|--[^\n]*|/\*.*?(?:\*/|$)"""
+                                r"|(`(?:[^`]|``)*`?|[A-Za-z_][A-Za-z0-9_]*)(?:\s*\.\s*(?:`(?:[^`]|``)*`?|[A-Za-z_][A-Za-z0-9_]*))*"
+                                r"|\s+|.)", re.DOTALL)
+    catalogs = None
+    out, words = [], []
+    for m in _SQL_TOKEN.finditer(query):
+        tok = m.group(0)
+        if m.group(2) is None:
+            out.append(tok)
+            if not tok.isspace():
+                words.append(None)
+            continue
+        parts = re.findall(r"`(?:[^`]|``)*`?|[A-Za-z_][A-Za-z0-9_]*", tok)
+        names = [p[1:-1].replace("``", "`") if p.startswith("`") else p for p in parts]
+        quoted = any(p.startswith("`") for p in parts)
+        prev = [w for w in words if w not in _SKIP_WORDS]
+        schema_place = len(names) == 2 and prev and (
+            prev[-1] in _SCHEMA_WORDS or
+            (prev[-1] in ("IN", "FROM") and len(prev) > 1 and prev[-2] in ("TABLES", "VIEWS", "FUNCTIONS")))
+        if len(names) == 1:
+            words.append(names[0].upper() if not quoted else None)
+        else:
+            words.append(None)
+        cat = names[0].lower()
+        if schema_place and cat != "spark_catalog":
+            local = [names[1]] if cat == "hive_metastore" else [names[0] + _CATALOG_SEP + names[1]]
+            out.append(_join_name(local, quoted))
+            continue
+        if len(names) >= 3:
+            if catalogs is None:
+                catalogs = _local_catalogs()
+            if cat in catalogs:
+                head = [names[1]] if cat == "hive_metastore" else [names[0] + _CATALOG_SEP + names[1]]
+                out.append(_join_name(head + names[2:], quoted))
+                continue
+        out.append(tok)
+    return "".join(out)
+
+
+def _join_name(parts, quoted):
+    if quoted:
+        return ".".join("`%s`" % p.replace("`", "``") for p in parts)
+    return ".".join(parts)
 
 
 def _spark_sync(session):
@@ -311,6 +373,26 @@ def _spark_sync(session):
             known[db].add(t)
 
 
+def _dropped_dir(session, query):
+    """For DROP TABLE of a table registered from a warehouse directory (as
+    dbx_write_table() writes them): that directory, to remove after the drop,
+    or _spark_sync() would register the table again."""
+    import re
+    m = re.match(r"^\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(.+?)\s*;?\s*$", query, re.I | re.S)
+    if not m:
+        return None
+    try:
+        rows = session.sql("DESCRIBE TABLE EXTENDED %s" % m.group(1)).collect()
+    except Exception:
+        return None
+    info = {r[0]: r[1] for r in rows}
+    loc = re.sub(r"^file:(//)?", "/", info.get("Location") or "").replace("//", "/")
+    wh = os.path.realpath(_spark_warehouse())
+    if info.get("Type") == "EXTERNAL" and loc and os.path.realpath(loc).startswith(wh + os.sep):
+        return loc
+    return None
+
+
 class _LazySpark:
     """The `spark` global: a SparkSession started on first attribute access;
     sql() and table() accept Unity Catalog names (main.schema.table)."""
@@ -319,7 +401,14 @@ class _LazySpark:
         return getattr(_spark_session(), attr)
 
     def sql(self, query, *args, **kwargs):
-        return _spark_session().sql(_local_sql(query), *args, **kwargs)
+        session = _spark_session()
+        query = _local_sql(query)
+        drop = _dropped_dir(session, query)
+        df = session.sql(query, *args, **kwargs)
+        if drop is not None:
+            import shutil
+            shutil.rmtree(drop, ignore_errors=True)
+        return df
 
     def table(self, name):
         return _spark_session().table(_local_name(name))
@@ -327,6 +416,141 @@ class _LazySpark:
     def __repr__(self):
         return "<dbrxr local SparkSession (%s)>" % (
             "started" if _spark["session"] is not None else "starts on first use")
+
+
+# ---- SQL commands (language "sql") ---------------------------------------------
+# As a SQL cell on Databricks: the statements run on the context's `spark`
+# session, and the last one's rows come back as a table result (at most
+# 10,000 rows or 2 MB, then `truncated`). Spark errors keep their class,
+# message and position.
+_SQL_MAX_ROWS = 10000
+_SQL_MAX_BYTES = 2 << 20
+
+
+def _split_sql(code):
+    """Statements of a SQL command: split at `;` outside quotes and comments."""
+    out, cur, i, n = [], [], 0, len(code)
+    while i < n:
+        c = code[i]
+        if c in "'\"`":
+            j = i + 1
+            while j < n and code[j] != c:
+                j += 2 if code[j] == "\\" and c != "`" else 1
+            cur.append(code[i:j + 1])
+            i = j + 1
+        elif code.startswith("--", i):
+            j = code.find("\n", i)
+            i = n if j < 0 else j
+        elif code.startswith("/*", i):
+            j = code.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        elif c == ";":
+            out.append("".join(cur))
+            cur = []
+            i += 1
+        else:
+            cur.append(c)
+            i += 1
+    out.append("".join(cur))
+    return [s.strip() for s in out if s.strip()]
+
+
+def _sql_value(v):
+    """A cell as JSON: dates and times as ISO text, decimals as numbers,
+    non-finite doubles as text (JSON has no NaN)."""
+    import datetime
+    import decimal
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if v == v and v not in (float("inf"), float("-inf")) else str(v)
+    if isinstance(v, decimal.Decimal):
+        return _sql_value(float(v))
+    if isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, (bytes, bytearray)):
+        import base64
+        return base64.b64encode(bytes(v)).decode("ascii")
+    if hasattr(v, "asDict"):
+        return {k: _sql_value(x) for k, x in v.asDict().items()}
+    if isinstance(v, dict):
+        return {str(k): _sql_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_sql_value(x) for x in v]
+    return str(v)
+
+
+def _sql_table(df):
+    rows = df.take(_SQL_MAX_ROWS + 1)
+    truncated = len(rows) > _SQL_MAX_ROWS
+    data, size = [], 0
+    for r in rows[:_SQL_MAX_ROWS]:
+        row = [_sql_value(x) for x in r]
+        size += len(json.dumps(row))
+        if size > _SQL_MAX_BYTES:
+            truncated = True
+            break
+        data.append(row)
+    schema = [{"name": f.name, "type": json.dumps(f.dataType.jsonValue()),
+               "metadata": json.dumps(f.metadata or {})} for f in df.schema.fields]
+    return {"data": data, "schema": schema, "truncated": truncated}
+
+
+def _sql_error(exc):
+    """(summary, cause) of a Spark SQL error: "[CLASS] message (line l, pos p)",
+    and the whole message (with the "== SQL ==" pointer of parse errors)."""
+    if not hasattr(exc, "getErrorClass"):
+        return _error_result(exc, "<sql>")
+    text = str(exc).strip()
+    first = text.split("\n== SQL ==")[0].strip()
+    first = first.split("; line ")[0].split(";\n")[0].strip()
+    where = ""
+    origin = getattr(exc, "_origin", None)
+    try:
+        line, pos = origin.line(), origin.startPosition()
+        if line.isDefined() and pos.isDefined() and "(line " not in first:
+            where = " (line %d, pos %d)" % (line.get(), pos.get())
+    except Exception:
+        pass
+    state = exc.getSqlState()
+    summary = "%s: %s%s%s" % (type(exc).__name__, first.splitlines()[0] if first else "",
+                              " SQLSTATE: %s" % state if state else "", where)
+    return summary, "%s: %s" % (type(exc).__name__, text)
+
+
+def _run_sql(cid, n, code):
+    spark = _LazySpark()
+    result = {"status": "ok", "data": ""}
+    sc = None
+    try:
+        with _lock:
+            _state["current"] = cid
+        session = _spark_session()
+        sc = session.sparkContext
+        # Cancel interrupts the Python side; the job group stops Spark's jobs.
+        sc.setJobGroup("dbrxr-sql-%s" % cid, "SQL command %d" % n, interruptOnCancel=True)
+        df = None
+        _state["user"] = True
+        for stmt in _split_sql(code):
+            df = spark.sql(stmt)
+        table = _sql_table(df) if df is not None else {"data": [], "schema": [], "truncated": False}
+        _state["user"] = False
+        result["table"] = table
+    except BaseException as exc:  # noqa: B902
+        _state["user"] = False
+        if isinstance(exc, KeyboardInterrupt) and sc is not None:
+            sc.cancelJobGroup("dbrxr-sql-%s" % cid)
+        summary, cause = _sql_error(exc)
+        result = {"status": "error", "summary": summary, "cause": cause, "data": ""}
+    finally:
+        _state["user"] = False
+        if sc is not None:
+            sc.setLocalProperty("spark.jobGroup.id", None)
+        with _lock:
+            if _state["cancel_id"] == cid:
+                result = {"status": "cancelled", "data": ""}
+            _state["current"] = None
+    return result
 
 
 def _reply(result):
@@ -365,7 +589,10 @@ def main():
         # rpy2 may install its own SIGINT handler when R starts: take it back.
         signal.signal(signal.SIGINT, _on_sigint)
         try:
-            result = _run(globals_, cid, int(msg.get("n", 0)), msg.get("code", ""))
+            if msg.get("language") == "sql":
+                result = _run_sql(cid, int(msg.get("n", 0)), msg.get("code", ""))
+            else:
+                result = _run(globals_, cid, int(msg.get("n", 0)), msg.get("code", ""))
         except KeyboardInterrupt:  # landed after the user's code, before cleanup
             with _lock:
                 _state["current"] = None

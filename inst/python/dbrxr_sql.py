@@ -1,0 +1,306 @@
+"""dbrxr's SQL target: Spark SQL for the DBI backend (R/dbi.R).
+
+`handle(req)` answers one request of the R side (`remote_target(conn, "sql",
+req)`): statements run on the context's Spark session (on the local cluster,
+Unity Catalog names map to its local databases through dbrxr_spark), result
+sets become R data frames with the type mapping of dbx_read_table() (Arrow
+buffers to R vectors, never pandas), results fetched in chunks stay in a
+cursor of this context, and the catalog is listed (catalogs, schemas, tables,
+columns). Spark SQL errors become target errors of class "sql" carrying
+Spark's error class, SQLSTATE, message and position.
+"""
+
+import collections
+import re
+import uuid
+
+import dbrxr_spark as spark
+
+# Cursors of dbSendQuery(): id -> {"table": Arrow table, "pos": rows fetched}.
+# The oldest are dropped beyond this many (a result R forgot to clear).
+_CURSORS = collections.OrderedDict()
+_MAX_CURSORS = 32
+
+
+def handle(req):
+    op = req.get("op")
+    fn = _OPS.get(op)
+    if fn is None:
+        raise _error("input", "Unknown SQL operation %r." % (op,))
+    try:
+        return fn(req)
+    except Exception as e:
+        if hasattr(e, "getErrorClass"):
+            raise _sql_error(e, req.get("sql"))
+        raise
+
+
+def _error(cls, message, **fields):
+    import dbrxr_bootstrap as boot
+    return boot.TargetError(cls, message, **fields)
+
+
+# ---- statements -------------------------------------------------------------------
+
+def _session():
+    return spark.session()
+
+
+def _run(sql):
+    """One statement on the session. On the local cluster through its `spark`
+    (names mapped, dropped tables' directories removed)."""
+    local = spark._local()
+    if local is not None:
+        return local._LazySpark().sql(sql)
+    return _session().sql(spark.spark_sql(sql))
+
+
+_INSERT = re.compile(r"^\s*INSERT\s+(INTO|OVERWRITE)\s+(?:TABLE\s+)?"
+                     r"((?:`(?:[^`]|``)*`|[\w]+)(?:\s*\.\s*(?:`(?:[^`]|``)*`|[\w]+))*)", re.I)
+
+
+def _execute(sql):
+    """(DataFrame or None, rows affected or -1). Delta (Databricks) reports
+    num_affected_rows; for other tables an INSERT is counted before and after."""
+    m = _INSERT.match(sql)
+    before = None
+    if m and m.group(1).upper() == "INTO":
+        before = _count(m.group(2))
+    df = _run(sql)
+    cols = df.columns
+    if "num_affected_rows" in cols:
+        rows = df.select("num_affected_rows").collect()
+        return None, int(sum(r[0] or 0 for r in rows))
+    if m and not cols:
+        after = _count(m.group(2))
+        if after is not None:
+            return None, after - (before or 0)
+    if not cols:
+        return None, 0
+    return df, -1
+
+
+def _count(name):
+    try:
+        return _run("SELECT COUNT(*) FROM %s" % name).collect()[0][0]
+    except Exception:
+        return None
+
+
+def _query(req):
+    """A statement and all its rows: {"df", "types", "rows_affected", "has_result"}."""
+    df, affected = _execute(req["sql"])
+    if df is None:
+        return {"df": None, "types": [], "rows_affected": affected, "has_result": False}
+    table = _collect(df)
+    return {"df": _to_r(table, 0, table.num_rows), "types": _types(df),
+            "rows_affected": affected, "has_result": True}
+
+
+def _exec(req):
+    df, affected = _execute(req["sql"])
+    if df is not None:
+        affected = 0
+    return {"rows_affected": affected}
+
+
+def _send(req):
+    """dbSendQuery(): run the statement, keep its rows in a cursor."""
+    df, affected = _execute(req["sql"])
+    if df is None:
+        return {"id": None, "rows_affected": affected, "has_result": False,
+                "names": [], "types": [], "rows": 0, "df": None}
+    table = _collect(df)
+    cid = uuid.uuid4().hex
+    _CURSORS[cid] = {"table": table, "pos": 0}
+    while len(_CURSORS) > _MAX_CURSORS:
+        _CURSORS.popitem(last=False)
+    return {"id": cid, "rows_affected": affected, "has_result": True,
+            "names": list(table.schema.names), "types": _types(df), "rows": table.num_rows,
+            "df": _to_r(table, 0, 0)}
+
+
+def _fetch(req):
+    """The next `n` rows of a cursor (all that are left when n < 0)."""
+    cur = _CURSORS.get(req["id"])
+    if cur is None:
+        raise _error("cursor", "The result set was cleared or expired on the cluster "
+                     "(each context keeps the last %d); run the query again." % _MAX_CURSORS)
+    _CURSORS.move_to_end(req["id"])
+    table, pos = cur["table"], cur["pos"]
+    n = int(req.get("n", -1))
+    end = table.num_rows if n < 0 else min(table.num_rows, pos + n)
+    cur["pos"] = end
+    return {"df": _to_r(table, pos, end), "done": end >= table.num_rows, "pos": end}
+
+
+def _clear(req):
+    return _CURSORS.pop(req["id"], None) is not None
+
+
+# ---- results as R data frames -----------------------------------------------------
+
+def _collect(df):
+    """All rows as one Arrow table; columns R has no vector for (arrays, maps,
+    structs, intervals) as JSON text."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    plain = (T.NumericType, T.StringType, T.BooleanType, T.DateType, T.TimestampType,
+             T.BinaryType, T.NullType)
+    try:
+        plain = plain + (T.TimestampNTZType,)
+    except AttributeError:
+        pass
+    if not all(isinstance(f.dataType, plain) for f in df.schema.fields):
+        cols = []
+        for f in df.schema.fields:
+            c = F.col("`%s`" % f.name.replace("`", "``"))
+            if isinstance(f.dataType, (T.ArrayType, T.MapType, T.StructType)):
+                c = F.to_json(c)
+            elif not isinstance(f.dataType, plain):
+                c = c.cast("string")
+            cols.append(c.alias(f.name))
+        df = df.select(*cols)
+    return spark._collect_arrow(df)
+
+
+def _types(df):
+    return [f.dataType.simpleString() for f in df.schema.fields]
+
+
+def _to_r(table, start, end):
+    """Rows [start, end) of an Arrow table as an R data frame (columns by
+    dbrxr_spark's Arrow -> R conversion; binary as a list of raw vectors)."""
+    import pyarrow as pa
+    import rpy2.rinterface as ri
+    from rpy2.rinterface_lib import openrlib
+    part = table.slice(start, end - start)
+    spark._r_env()  # R started before any R vector is made
+    with openrlib.rlock:
+        cols = []
+        for i in range(part.num_columns):
+            col = part.column(i)
+            if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+                cols.append(ri.ListSexpVector([ri.NULL if v is None else ri.ByteSexpVector(v)
+                                               for v in col.to_pylist()]))
+            else:
+                if pa.types.is_integer(col.type) and col.type.bit_width == 64:
+                    # bigint is a double in R: beyond 2^53 it rounds (a safe cast refuses).
+                    col = col.cast(pa.float64(), safe=False)
+                cols.append(spark.arrow_column_to_r(col))
+        return spark._r_call("as_df", ri.ListSexpVector(cols),
+                             ri.StrSexpVector(list(part.schema.names)),
+                             ri.IntSexpVector([part.num_rows]))
+
+
+# ---- the catalog --------------------------------------------------------------------
+
+def quote(parts):
+    return ".".join("`%s`" % str(p).replace("`", "``") for p in parts)
+
+
+def _local_dbs():
+    return [d.name for d in _session().catalog.listDatabases()]
+
+
+def _catalogs(req):
+    local = spark._local()
+    if local is not None:
+        sep = local._CATALOG_SEP
+        names = set(local._local_catalogs())
+        names.update(d.split(sep)[0] for d in _local_dbs() if sep in d)
+        return sorted(names)
+    return sorted(r[0] for r in _run("SHOW CATALOGS").collect())
+
+
+def _schemas(req):
+    catalog = req.get("catalog")
+    local = spark._local()
+    if local is not None:
+        sep = local._CATALOG_SEP
+        dbs = _local_dbs()
+        if catalog is None or catalog.lower() == "hive_metastore":
+            return sorted(d for d in dbs if sep not in d)
+        prefix = catalog.lower() + sep
+        return sorted(d[len(prefix):] for d in dbs if d.lower().startswith(prefix))
+    sql = "SHOW SCHEMAS" if catalog is None else "SHOW SCHEMAS IN %s" % quote([catalog])
+    return sorted(r[0] for r in _run(sql).collect())
+
+
+def _tables(req):
+    """Tables and views of a schema (the current one when none is named):
+    {"name": [...], "type": ["table"|"view", ...]}."""
+    parts = [p for p in (req.get("catalog"), req.get("schema")) if p is not None]
+    if parts and len(parts) == 1 and req.get("catalog") is not None:
+        raise _error("input", "A schema is needed to list the tables of catalog %s." % parts[0])
+    local = spark._local()
+    catalog = _session().catalog
+    if parts:
+        db = local._local_schema(".".join(parts)) if local is not None else quote(parts)
+        if local is not None and not catalog.databaseExists(db):
+            return {"name": [], "type": []}
+        found = [t for t in catalog.listTables(db) if not t.isTemporary]
+    else:
+        found = catalog.listTables()
+    found = sorted(found, key=lambda t: t.name)
+    return {"name": [t.name for t in found],
+            "type": ["view" if (t.tableType or "").upper().endswith("VIEW") else "table" for t in found]}
+
+
+def _columns(req):
+    """Columns of a table: {"name": [...], "type": [...]} (Spark types)."""
+    df = _run("SELECT * FROM %s LIMIT 0" % quote(req["name"]))
+    return {"name": list(df.columns), "type": _types(df)}
+
+
+def _exists(req):
+    name = spark.spark_sql(quote(req["name"]))
+    try:
+        return bool(_session().catalog.tableExists(name))
+    except Exception:
+        return False
+
+
+def _preview(req):
+    """The first rows of a table (the connections pane)."""
+    df = _run("SELECT * FROM %s LIMIT %d" % (quote(req["name"]), int(req.get("n", 1000))))
+    table = _collect(df)
+    return _to_r(table, 0, table.num_rows)
+
+
+_OPS = {"query": _query, "execute": _exec, "send": _send, "fetch": _fetch, "clear": _clear,
+        "catalogs": _catalogs, "schemas": _schemas, "tables": _tables, "columns": _columns,
+        "exists": _exists, "preview": _preview}
+
+
+# ---- errors ------------------------------------------------------------------------
+
+def _sql_error(e, sql):
+    """A Spark error as a target error: class "sql", the error class, SQLSTATE,
+    the message (without the plan) and the position in the statement."""
+    text = str(e).strip()
+    head, _, pointer = text.partition("\n== SQL ==")
+    head = head.strip()
+    head = re.split(r";(?: line \d+ pos \d+;)?\n", head)[0].strip()
+    head = re.sub(r"; line \d+ pos \d+;?$", "", head).strip()
+    fields = {"error_class": e.getErrorClass() or "", "sqlstate": e.getSqlState() or "",
+              "statement": sql or ""}
+    origin = getattr(e, "_origin", None)
+    try:
+        line, pos = origin.line(), origin.startPosition()
+        if line.isDefined() and pos.isDefined():
+            fields["line"], fields["pos"] = int(line.get()), int(pos.get())
+    except Exception:
+        pass
+    try:
+        ctx = list(origin.getQueryContext())
+        if ctx:
+            fields["fragment"] = str(ctx[0].fragment())
+    except Exception:
+        pass
+    message = head
+    if "line" in fields and "(line " not in message:
+        message += " (line %d, pos %d)" % (fields["line"], fields["pos"])
+    if pointer.strip():
+        fields["context"] = pointer.strip("\n")
+    return _error("sql", message, **fields)

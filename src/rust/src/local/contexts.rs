@@ -520,6 +520,7 @@ fn spawn(local: &Local, id: &str, log: &std::path::Path) -> std::io::Result<toki
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .kill_on_drop(true);
+    super::mlflow::context_env(local, &mut cmd);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {

@@ -23,6 +23,7 @@ mod control;
 mod dbfs;
 mod faults;
 mod files;
+mod mlflow;
 mod oauth;
 mod params;
 pub mod python;

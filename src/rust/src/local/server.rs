@@ -63,6 +63,7 @@ pub fn router(local: Arc<Local>) -> Router {
         .route("/_local/cluster/restart", post(control::restart))
         .route("/_local/cluster/terminate", post(control::terminate))
         .route("/_local/contexts/evict", post(control::evict))
+        .merge(super::mlflow::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(limit_body))
         .layer(middleware::from_fn_with_state(local.clone(), inject_faults))
@@ -95,7 +96,8 @@ async fn limit_body(req: Request, next: Next) -> Response {
     }
     let path = req.uri().path().to_string();
     let streamed = (path.starts_with("/api/2.0/fs/files/") && req.method() == axum::http::Method::PUT)
-        || (path == "/api/2.0/dbfs/put" && dbfs::is_multipart(&req));
+        || (path == "/api/2.0/dbfs/put" && dbfs::is_multipart(&req))
+        || super::mlflow::streamed(&path);
     if streamed {
         return next.run(req).await;
     }

@@ -28,6 +28,7 @@ pub struct Local {
     pub oauth: Tokens,
     pub faults: Faults,
     pub stats: Stats,
+    pub mlflow: super::mlflow::Mlflow,
     /// Cancelled on stop: ends the accept loop, connections and workers.
     pub shutdown: CancellationToken,
     /// Shut down synchronously on stop (see `server::Sockets`).
@@ -60,6 +61,7 @@ impl Local {
             oauth: Tokens::default(),
             faults: Faults::default(),
             stats: Stats::default(),
+            mlflow: Default::default(),
             shutdown: CancellationToken::new(),
             sockets: Arc::default(),
             stopped: Mutex::new(false),

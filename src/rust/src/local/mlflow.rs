@@ -44,10 +44,10 @@ struct Running {
 /// The MLflow routes, forwarded to the cluster's MLflow server.
 pub fn routes() -> Router<Arc<Local>> {
     Router::new()
-        .route("/api/2.0/mlflow/{*rest}", any(proxy))
-        .route("/api/2.0/mlflow-artifacts/{*rest}", any(proxy))
-        .route("/api/3.0/mlflow/{*rest}", any(proxy))
-        .route("/ajax-api/2.0/mlflow/{*rest}", any(proxy))
+        .route("/api/2.0/mlflow/{*path}", any(proxy))
+        .route("/api/2.0/mlflow-artifacts/{*path}", any(proxy))
+        .route("/api/3.0/mlflow/{*path}", any(proxy))
+        .route("/ajax-api/2.0/mlflow/{*path}", any(proxy))
 }
 
 /// Artifact uploads and downloads stream through the proxy (no body limit):

@@ -280,7 +280,9 @@ def log(mlflow, req):
 
     model_bytes = _serialize(obj)
     spec_json = json.dumps(spec, sort_keys=True)
-    key = hashlib.sha256(model_bytes + spec_json.encode() + str(sig.to_dict()).encode()).hexdigest()
+    # The client's content hash, not these bytes: R's JIT compiles closures
+    # once they have run, so the same object serializes differently later.
+    key = hashlib.sha256((hash_ + spec_json + json.dumps(sig.to_dict(), sort_keys=True)).encode()).hexdigest()
 
     experiment = req.get("experiment") or ("dbrxr" if _local() else "/Shared/dbrxr")
     client = mlflow.MlflowClient()

@@ -1,17 +1,15 @@
-"""dbrxr's Spark side: tables to and from R, and R models scored over tables.
+"""dbrxr's Spark target: tables to and from R, and R models scored over tables.
 
-Installed once per execution context by R/table.R (after the bootstrap module,
-whose R session and staging helpers it reuses), and shipped to executors with
-SparkContext.addPyFile so `score_partitions` runs there under the same name.
+A target of the one protocol (see dbrxr_bootstrap): R's table verbs send a
+request list with `op` = "read", "write" or "score"; `handle()` answers it on
+the context's R thread. This module and the bootstrap are shipped to
+executors with SparkContext.addPyFile, so `score_partitions` runs there
+under the same name, calling R through the bootstrap's R thread.
 
 Data never goes through pandas or generated source. Arrow columns become R
 vectors from their buffers (numbers by memmove, strings through a dictionary
 of distinct values), R vectors become Arrow arrays the same way; R helpers in
 _R_SOURCE do the vectorised part on the R side.
-
-Every answer is one marker line, as the bootstrap's: "DBRXR1:SPARKOK <fields>",
-"DBRXR1:SPARKERR <fields>" (form-encoded) or INLINE/FILE with R serialize()
-bytes of a data frame (dbx_read_table()).
 """
 
 import os
@@ -21,7 +19,8 @@ import time
 import uuid
 from urllib.parse import parse_qs, urlencode
 
-MARKER = "DBRXR1"
+import dbrxr_bootstrap as boot
+
 BATCH_ERROR = "DBRXR_BATCH_ERROR"
 
 # Column kinds shared by both directions; Spark/Arrow type of each.
@@ -117,6 +116,7 @@ call_name <- function(call) {
 # value, to be signalled in the user's session after the job.
 score_batch <- function(b, cols, names, n, table_levels = NULL) {
   warns <- character()
+  unseen <- NULL
   on_warning <- function(w) {
     fn <- call_name(conditionCall(w))
     text <- conditionMessage(w)
@@ -128,11 +128,24 @@ score_batch <- function(b, cols, names, n, table_levels = NULL) {
     df <- as_df(cols, names, n)
     levels <- c(b$levels, table_levels[setdiff(names(table_levels), names(b$levels))])
     for (v in intersect(names(levels), names(df))) {
-      if (!is.factor(df[[v]])) df[[v]] <- factor(df[[v]], levels = levels[[v]])
+      x <- df[[v]]
+      if (is.factor(x)) next
+      lv <- levels[[v]]
+      # A value the model never saw keeps its level, so that predict() gives
+      # the model's own error as it would on the whole table (never an NA).
+      new <- if (v %in% names(b$levels)) setdiff(unique(x[!is.na(x)]), lv) else character()
+      if (length(new) && is.null(unseen)) {
+        unseen <- list(column = v, levels = new, rows = which(x %in% new))
+      }
+      df[[v]] <- factor(x, levels = c(lv, new))
     }
     model <- b$model
     value <- if (is.function(model)) do.call(model, c(list(df), b$args))
              else do.call(function(...) stats::predict(model, df, ...), b$args)
+    if (!is.null(unseen)) {
+      stop(sprintf(ngettext(length(unseen$levels), "factor %s has new level %s", "factor %s has new levels %s"),
+                   unseen$column, paste(unseen$levels, collapse = ", ")), call. = FALSE)
+    }
     what <- "predict()"
     if (!is.null(b$postprocess)) {
       # Called by this name, which conditions raised in it then carry.
@@ -145,15 +158,10 @@ score_batch <- function(b, cols, names, n, table_levels = NULL) {
     list(ok = FALSE, message = conditionMessage(e),
          call = call_name(conditionCall(e)),
          package = if (inherits(e, "dbrxr_missing_package")) e$package,
-         shape = inherits(e, "dbrxr_shape"))
+         shape = inherits(e, "dbrxr_shape"), unseen = unseen)
   })
 }
 '''
-
-
-def _say(kind, payload=""):
-    sys.stdout.write("%s:%s %s\n" % (MARKER, kind, payload))
-    sys.stdout.flush()
 
 
 # ---- embedded R -------------------------------------------------------------
@@ -164,16 +172,12 @@ LAST_JOB = {}
 
 
 def _r_env():
-    """dbrxr's R helpers in a private environment (R started if needed)."""
+    """dbrxr's R helpers in a private environment (on the R thread)."""
     import rpy2.rinterface as ri
-    from rpy2.rinterface_lib import openrlib
     if _R["env"] is None:
-        with openrlib.rlock:
-            if not ri.embedded.isready():
-                ri.initr_simple()
-            env = ri.baseenv["new.env"](parent=ri.globalenv)
-            ri.baseenv["eval"](ri.parse(_R_SOURCE), env)
-            _R["env"] = env
+        env = ri.baseenv["new.env"](parent=ri.globalenv)
+        ri.baseenv["eval"](ri.parse(_R_SOURCE), env)
+        _R["env"] = env
     return _R["env"]
 
 
@@ -329,8 +333,10 @@ _SHIPPED = {"path": None}
 
 
 def _ship_module(s):
+    """Executors import this module and the bootstrap from files Spark ships."""
     path = sys.modules[__name__].__file__
     if _SHIPPED["path"] != path:
+        s.sparkContext.addPyFile(os.path.join(os.path.dirname(path), "dbrxr_bootstrap.py"))
         s.sparkContext.addPyFile(path)
         _SHIPPED["path"] = path
 
@@ -411,43 +417,37 @@ def source_df(s, spec):
     return s.table(spark_name(spec["table"]))
 
 
-# ---- commands from R ------------------------------------------------------------
+# ---- requests from R ---------------------------------------------------------------
 
-def _spec(spec_b64):
-    import base64
-    q = parse_qs(base64.b64decode(spec_b64).decode("utf-8"), keep_blank_values=True)
-    return {k: (v if k in ("keep", "libpaths", "level_cols") else v[0]) for k, v in q.items()}
-
-
-def _boot():
-    return sys.modules["dbrxr_bootstrap"]
+def _as_list(x):
+    """A request field that is a character vector: length 1 arrives as a str."""
+    if x is None:
+        return []
+    return list(x) if isinstance(x, list) else [x]
 
 
-def run(spec_b64, result_path_b64=""):
-    """One table operation; prints one marker line."""
-    spec = _spec(spec_b64)
+def handle(req):
+    """One table operation: "read" (the R data frame), "write" or "score"
+    (a list of facts: rows, columns, seconds, warnings)."""
     try:
         import pyspark  # noqa: F401
         import pyarrow  # noqa: F401
     except Exception as e:
-        _say("SPARKERR", urlencode({"class": "unsupported", "message": "%s: %s" % (type(e).__name__, e),
-                                    "python": sys.executable}))
-        return
-    op = spec["op"]
-    try:
-        if op == "read":
-            _answer_r(_read(spec), _boot()._text(result_path_b64), int(spec.get("inline_max", 30000)))
-            return
-        fields = {"write": _write, "score": _score, "check": _check}[op](spec)
-        _say("SPARKOK", urlencode(fields, doseq=True))
-    except _Fail as f:
-        _say("SPARKERR", urlencode(f.fields))
+        raise boot.TargetError("unsupported", "%s: %s" % (type(e).__name__, e), python=sys.executable)
+    spec = dict(req)
+    for k in ("keep", "libpaths", "level_cols"):
+        spec[k] = _as_list(spec.get(k))
+    op = spec.get("op")
+    if op not in ("read", "write", "score"):
+        raise boot.TargetError("input", "Unknown table operation %r." % (op,))
+    return {"read": _read, "write": _write, "score": _score}[op](spec)
 
 
-class _Fail(Exception):
-    def __init__(self, **fields):
-        super().__init__(fields.get("message", ""))
-        self.fields = fields
+def _Fail(**fields):
+    """A table error for R: its class, message and fields (rows, call, ...)."""
+    cls = fields.pop("class")
+    message = fields.pop("message", "")
+    return boot.TargetError(cls, message, **fields)
 
 
 def _check_source(s, spec):
@@ -462,14 +462,6 @@ def _check_output(s, spec):
                        "message": "The schema of %s does not exist." % out})
     if mode == "error" and table_exists(s, out):
         raise _Fail(**{"class": "exists", "message": "Table %s already exists." % out})
-
-
-def _check(spec):
-    s = session()
-    _check_source(s, spec)
-    if spec.get("output"):
-        _check_output(s, spec)
-    return {"ok": "1"}
 
 
 def _arrow_schema(df):
@@ -493,56 +485,55 @@ def _read(spec):
     if spec.get("limit"):
         df = df.limit(int(spec["limit"]))
     table = _collect_arrow(df)
-    from rpy2.rinterface_lib import openrlib
-    with openrlib.rlock:
-        cols, names = arrow_to_r_columns(table)
-        return _r_call("as_df", cols, names, _ints([table.num_rows]))
-
-
-def _answer_r(value, result_path, inline_max):
-    import base64
-    import rpy2.rinterface as ri
-    boot = _boot()
-    raw = ri.baseenv["serialize"](value, ri.NULL, xdr=ri.BoolSexpVector([False]))
-    buf = boot._raw_buffer(raw)
-    if len(buf) <= inline_max or not result_path:
-        _say("INLINE", base64.b64encode(buf).decode("ascii"))
-        return
-    local = boot.map_path(result_path)
-    os.makedirs(os.path.dirname(local), exist_ok=True)
-    with open(local + ".part", "wb") as f:
-        f.write(buf)
-    os.replace(local + ".part", local)
-    _say("FILE", urlencode({"path": result_path, "size": len(buf)}))
+    cols, names = arrow_to_r_columns(table)
+    return _r_call("as_df", cols, names, _ints([table.num_rows]))
 
 
 def _write(spec):
-    """A staged R data frame (serialize() bytes) to a table, through parquet."""
+    """The request's R data frame to a table, through a parquet file in the
+    session's staging directory (which every node sees)."""
+    import shutil
     import pyarrow as pa
     import pyarrow.parquet as pq
-    import rpy2.rinterface as ri
-    from rpy2.rinterface_lib import openrlib
     s = session()
     _check_output(s, spec)
-    staged = _boot().map_path(spec["data"])
-    with openrlib.rlock:
-        raw = ri.baseenv["readBin"](staged, "raw", os.path.getsize(staged))
-        df = ri.baseenv["unserialize"](raw)
-        try:
-            cols = _r_call("df_to_arrow", df)
-        except Exception as e:
-            raise _Fail(**{"class": "input", "message": str(e).strip()})
-        names, arrays = r_columns_to_arrow(cols)
+    try:
+        cols = _r_call("df_to_arrow", spec["data"])
+    except Exception as e:
+        raise _Fail(**{"class": "input", "message": str(e).strip()})
+    names, arrays = r_columns_to_arrow(cols)
     table = pa.Table.from_arrays(arrays, names=names)
-    pq_path = staged + ".parquet"
+    pq_path = boot.map_path(boot.scratch_path("write-%s.parquet" % uuid.uuid4().hex[:16]))
+    os.makedirs(os.path.dirname(pq_path), exist_ok=True)
     pq.write_table(table, pq_path)
     t0 = time.time()
     try:
         src = s.read.parquet(_spark_path(pq_path))
         write_df(s, src, spec["output"], spec["mode"])
     finally:
-        os.remove(pq_path)
+        if os.path.isdir(pq_path):
+            shutil.rmtree(pq_path, ignore_errors=True)
+        elif os.path.exists(pq_path):
+            os.remove(pq_path)
     return {"rows": table.num_rows, "seconds": time.time() - t0, "columns": names}
+
+
+def _bundle_file(spec):
+    """The model bundle's staged file (content-addressed, shared by sessions):
+    written from the request's bytes when they came along; a bundle that is
+    neither here nor sent is asked for."""
+    path = boot.cache_path(spec["hash"])
+    local = boot.map_path(path)
+    data = spec.get("bundle")
+    if not os.path.exists(local):
+        if data is None:
+            raise boot.TargetError("need_object", "The cluster does not have this model yet.")
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        part = "%s.part-%s" % (local, uuid.uuid4().hex[:8])
+        with open(part, "wb") as f:
+            f.write(data)
+        os.replace(part, local)
+    return local
 
 
 def _spark_path(path):
@@ -566,10 +557,11 @@ def _score(spec):
     if missing:
         raise _Fail(**{"class": "input", "message": "`keep` names columns the table does not have: %s."
                        % ", ".join(missing)})
-    spec["bundle_local"] = _boot().map_path(spec["bundle"])
+    spec["bundle_local"] = _bundle_file(spec)
+    spec.pop("bundle", None)
     # The connection's remote_library(): a /dbfs or /Volumes path every node
     # sees (mapped into the state directory on the local cluster).
-    spec["libpaths"] = [_boot().map_path(p) for p in spec.get("libpaths", [])]
+    spec["libpaths"] = [boot.map_path(p) for p in spec.get("libpaths", [])]
     spec["table_levels"] = _table_levels(df, spec.get("level_cols", []))
     # Probe: score the first rows here, for the output schema and early errors.
     probe = _collect_arrow(df.limit(int(spec.get("probe_rows", 100))))
@@ -605,12 +597,10 @@ def _score(spec):
     s.conf.set(batch_key, str(_batch_rows(len(df.columns))))
     sc.setJobGroup(group, "dbrxr remote_score_table -> %s" % spec["output"], interruptOnCancel=True)
     t0 = time.time()
-    stop = None
-    if spec.get("progress"):
-        import threading
-        stop = threading.Event()
-        threading.Thread(target=_report_progress, daemon=True,
-                         args=(sc, group, _boot().map_path(spec["progress"]), stop)).start()
+    import threading
+    stop = threading.Event()
+    threading.Thread(target=_report_progress, daemon=True, args=(sc, group, stop)).start()
+    boot.on_cancel(lambda: sc.cancelJobGroup(group))
     try:
         write_df(s, scored, spec["output"], spec["mode"])
     except KeyboardInterrupt:
@@ -622,8 +612,7 @@ def _score(spec):
             raise _Fail(**_table_rows({k: v[0] for k, v in parse_qs(m.group(1)).items()}, df))
         raise
     finally:
-        if stop is not None:
-            stop.set()
+        stop.set()
         sc.setLocalProperty("spark.jobGroup.id", None)
         if batch_before is None:
             s.conf.unset(batch_key)
@@ -677,9 +666,8 @@ def _batch_rows(columns):
     return max(10000, min(200000, (32 << 20) // (8 * max(1, columns))))
 
 
-def _report_progress(sc, group, path, stop):
-    """Write "<tasks done> <tasks>" of the job group to `path` twice a second."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+def _report_progress(sc, group, stop):
+    """Report the Spark tasks of the job group done, twice a second."""
     while not stop.wait(0.5):
         try:
             tracker = sc.statusTracker()
@@ -691,9 +679,8 @@ def _report_progress(sc, group, path, stop):
                     if si:
                         done += si.numCompletedTasks
                         total += si.numTasks
-            with open(path + ".part", "w") as f:
-                f.write("%d %d" % (done, total))
-            os.replace(path + ".part", path)
+            if total:
+                boot.progress(done, total, "Spark tasks")
         except Exception:
             return
 
@@ -713,40 +700,52 @@ def _bundle(path, hash_, libpaths):
 
 
 def _score_arrow(spec, batch, offset, probe=False):
-    """Score one Arrow batch in R: (names, arrays) of the prediction columns,
-    the texts of the R warnings raised, and the seconds the batch took to
-    become R columns."""
+    """Score one Arrow batch in R (on the R thread): (names, arrays) of the
+    prediction columns, the texts of the R warnings raised, and the seconds
+    the batch took to become R columns."""
+    return boot.run_r(_score_arrow_r, spec, batch, offset, probe)
+
+
+def _rows(offset, idx):
+    """Row numbers (1-based, in the batch's source order) as text, at most 10."""
+    rows = [str(offset + int(i)) for i in list(idx)[:10]]
+    return ", ".join(rows) + (", ..." if len(idx) > 10 else "")
+
+
+def _score_arrow_r(spec, batch, offset, probe):
     import rpy2.rinterface as ri
-    from rpy2.rinterface_lib import openrlib
     n = batch.num_rows
-    _r_env()  # on an executor, R starts here (before any R vector is made)
-    with openrlib.rlock:
-        try:
-            b = _bundle(spec["bundle_local"], spec["hash"], spec.get("libpaths", []))
-        except Exception as e:
-            pkg = re.search(r"Package '([^']+)' is not installed", str(e))
-            _batch_fail(probe, {"class": "missing_package" if pkg else "remote",
-                                "package": pkg.group(1) if pkg else "",
-                                "message": str(e).strip(), "rows": "%d-%d" % (offset + 1, offset + n)})
-        t0 = time.perf_counter()
-        if spec.get("convert") == "pandas2ri":
-            cols, names = _pandas2ri_columns(batch)
-        else:
-            cols, names = arrow_to_r_columns(batch)
-        converting = time.perf_counter() - t0
-        res = _r_call("score_batch", b, cols, names, _ints([n]),
-                      _levels_list(spec.get("table_levels") or {}))
-        if not bool(_field(res, "ok")[0]):
-            shape = bool(_field(res, "shape")[0])
-            fields = {"class": "input" if shape else "remote",
-                      "message": str(_field(res, "message")[0]),
-                      "rows": "%d-%d" % (offset + 1, offset + n)}
-            call = _field(res, "call")
-            if not isinstance(call, ri.NULLType) and len(call):
-                fields["call"] = str(call[0])
-            _batch_fail(probe, fields)
-        names, arrays = r_columns_to_arrow(_field(res, "cols"))
-        return names, arrays, [str(w) for w in _field(res, "warnings")], converting
+    try:
+        b = _bundle(spec["bundle_local"], spec["hash"], spec.get("libpaths", []))
+    except Exception as e:
+        pkg = re.search(r"Package '([^']+)' is not installed", str(e))
+        _batch_fail(probe, {"class": "missing_package" if pkg else "remote",
+                            "package": pkg.group(1) if pkg else "",
+                            "message": str(e).strip(), "rows": "%d-%d" % (offset + 1, offset + n)})
+    t0 = time.perf_counter()
+    if spec.get("convert") == "pandas2ri":
+        cols, names = _pandas2ri_columns(batch)
+    else:
+        cols, names = arrow_to_r_columns(batch)
+    converting = time.perf_counter() - t0
+    res = _r_call("score_batch", b, cols, names, _ints([n]),
+                  _levels_list(spec.get("table_levels") or {}))
+    if not bool(_field(res, "ok")[0]):
+        shape = bool(_field(res, "shape")[0])
+        fields = {"class": "input" if shape else "remote",
+                  "message": str(_field(res, "message")[0]),
+                  "rows": "%d-%d" % (offset + 1, offset + n)}
+        call = _field(res, "call")
+        if not isinstance(call, ri.NULLType) and len(call):
+            fields["call"] = str(call[0])
+        unseen = _field(res, "unseen")
+        if not isinstance(unseen, ri.NULLType):
+            fields["unseen_column"] = str(_field(unseen, "column")[0])
+            fields["unseen_levels"] = ", ".join(str(x) for x in _field(unseen, "levels"))
+            fields["unseen_rows"] = _rows(offset, _field(unseen, "rows"))
+        _batch_fail(probe, fields)
+    names, arrays = r_columns_to_arrow(_field(res, "cols"))
+    return names, arrays, [str(w) for w in _field(res, "warnings")], converting
 
 
 def _levels_list(levels):
@@ -762,7 +761,6 @@ def _table_levels(df, columns):
     """Levels for string inputs the model recorded none for: the table's
     distinct values, sorted as R's factor() sorts them."""
     from pyspark.sql.types import StringType
-    from rpy2.rinterface_lib import openrlib
     import rpy2.rinterface as ri
     types = {f.name: f.dataType for f in df.schema.fields}
     out = {}
@@ -770,9 +768,7 @@ def _table_levels(df, columns):
         if not isinstance(types.get(c), StringType):
             continue
         vals = [r[0] for r in df.select(c).where(df[c].isNotNull()).distinct().collect()]
-        _r_env()
-        with openrlib.rlock:
-            out[c] = list(ri.baseenv["sort"](_strs(vals)))
+        out[c] = list(boot.run_r(lambda v: list(ri.baseenv["sort"](_strs(v))), vals))
     return out
 
 

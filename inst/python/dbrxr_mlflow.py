@@ -314,8 +314,17 @@ def log(mlflow, req):
     _resolved[(name, version)] = (hashlib.sha256(model_bytes).hexdigest(), len(model_bytes))
     return {"name": name, "version": version, "run_id": run_id, "model_uri": model_uri,
             "alias": alias, "experiment": experiment, "reused": reused is not None,
-            "inputs": json.dumps(sig.inputs.to_dict()), "outputs": json.dumps(sig.outputs.to_dict()),
+            "inputs": _describe(sig.inputs), "outputs": _describe(sig.outputs),
             "registry": mlflow.get_registry_uri() if not _local() else "local"}
+
+
+def _describe(schema):
+    """A schema's columns as "type" or "name (type)" strings."""
+    out = []
+    for c in schema.inputs:
+        t = str(getattr(c.type, "name", c.type))
+        out.append("%s (%s)" % (c.name, t) if c.name else t)
+    return out
 
 
 def _find_logged(client, experiment_id, key):

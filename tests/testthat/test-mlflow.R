@@ -54,7 +54,12 @@ python_predict <- function(conn, uri, newdata) {
   writeLines(c(
     "import sys, numpy as np, pandas as pd, mlflow",
     "uri, csv, out = sys.argv[1:4]",
-    "p = mlflow.pyfunc.load_model(uri).predict(pd.read_csv(csv))",
+    "df = pd.read_csv(csv)",
+    "m = mlflow.pyfunc.load_model(uri)",
+    "# MLflow refuses int64 where the signature says double: cast as its users do",
+    "doubles = [c.name for c in m.metadata.get_input_schema().inputs if str(c.type) in ('double', 'DataType.double')]",
+    "df = df.astype({c: 'float64' for c in doubles if c in df.columns})",
+    "p = m.predict(df)",
     "a = np.asarray(p)",
     "if a.dtype == object:",
     "    open(out, 'w').write('\\n'.join(str(x) for x in a))",
@@ -230,7 +235,8 @@ test_that("`mlflow models serve --env-manager local` answers /invocations with t
   if (is.null(logged$mpg)) skip("the models were not logged")
   port <- free_port()
   env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = mlflow_token,
-           R_LIBS = paste(.libPaths(), collapse = ":"))
+           R_LIBS = paste(.libPaths(), collapse = ":"),
+           PATH = paste(dirname(mlflow_python()), Sys.getenv("PATH"), sep = ":"))  # uvicorn
   mlflow_bin <- file.path(dirname(mlflow_python()), "mlflow")
   srv <- processx::process$new(mlflow_bin, c("models", "serve", "-m", "models:/main.ml.mpg@champion",
                                              "--env-manager", "local", "-h", "127.0.0.1",

@@ -62,7 +62,7 @@ python_predict <- function(conn, uri, newdata) {
     "p = m.predict(df)",
     "a = np.asarray(p)",
     "if a.dtype == object:",
-    "    open(out, 'w').write('\\n'.join(str(x) for x in a))",
+    "    open(out, 'w').write(''.join(str(x) + '\\n' for x in a))",
     "else:",
     "    a.astype('float64').tofile(out)"), script)
   env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = mlflow_token,

@@ -190,8 +190,8 @@ remote_target <- function(conn, target, req, timeout = NULL, progress = FALSE, e
   abort_dbrxr(sprintf("dbrxr's %s module failed on the cluster: %s", target,
                       err$message %||% "(no message)"),
               "dbrxr_remote_error",
-              problems = if (!is.null(err$traceback)) paste("Python traceback:", err$traceback),
-              remote_message = err$message, remote_class = err$class, call = call)
+              remote_message = err$message, remote_class = err$class,
+              remote_traceback = err$traceback, call = call)
 }
 
 # The finished job's answer bytes and facts: counters, a bootstrap on the way.

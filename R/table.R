@@ -33,8 +33,9 @@ print.dbx_sql <- function(x, ...) {
 #' frame, converted column by column from Arrow (no pandas).
 #'
 #' Type mapping (Spark → R): `boolean` → logical; `tinyint`, `smallint`,
-#' `int` → integer; `bigint`, `float`, `double`, `decimal` → double;
-#' `string` → character; `date` → `Date`; `timestamp` → `POSIXct` (time zone
+#' `int` → integer; `bigint` → `bit64::integer64` when bit64 is installed
+#' (exact), else double (with a `dbrxr_precision_warning` when a value is beyond
+#' 2^53); `float`, `double`, `decimal` → double; `string` → character; `date` → `Date`; `timestamp` → `POSIXct` (time zone
 #' UTC, microseconds). Nulls become `NA`; a double `NaN` stays `NaN`. Other
 #' types (arrays, maps, structs, binary) are a `dbrxr_input_error`.
 #'
@@ -59,10 +60,66 @@ dbx_read_table <- function(table, limit = NULL, conn = dbx_default_connection(),
   check_connection(conn, call = call)
   spec$op <- "read"
   spec$limit <- limit
-  spark_request(conn, spec, timeout = timeout, call = call)
+  # bigint columns: integer64 when bit64 is here to hold them exactly.
+  spec$int64 <- if (requireNamespace("bit64", quietly = TRUE)) "integer64" else "double"
+  df <- spark_request(conn, spec, timeout = timeout, call = call)
+  lost <- attr(df, "dbrxr_int64_inexact")
+  if (length(lost)) {
+    attr(df, "dbrxr_int64_inexact") <- NULL
+    cli::cli_warn(c("bigint column{?s} {.field {lost}} {?has/have} values beyond 2^53, read as doubles with lost precision.",
+                    "i" = "Install bit64 to read them exactly as integer64."),
+                  class = c("dbrxr_precision_warning", "dbrxr_warning"))
+  }
+  df
 }
 
-#' Write a data frame to a table
+# Columns a table can hold, checked before anything is sent: names unique
+# (also ignoring case, as Spark does) and non-empty, types with a Spark type.
+check_table_columns <- function(df, call = rlang::caller_env()) {
+  nms <- names(df)
+  if (anyNA(nms) || any(!nzchar(nms))) {
+    abort_dbrxr("Every column of `df` needs a name.", "dbrxr_input_error",
+                problems = sprintf("Column%s %s ha%s none.", if (sum(is.na(nms) | !nzchar(nms)) > 1) "s" else "",
+                                   paste(which(is.na(nms) | !nzchar(nms)), collapse = ", "),
+                                   if (sum(is.na(nms) | !nzchar(nms)) > 1) "ve" else "s"),
+                call = call)
+  }
+  low <- tolower(nms)
+  clash <- unique(low[duplicated(low)])
+  if (length(clash)) {
+    sets <- vapply(clash, function(l) paste0("`", nms[low == l], "`", collapse = " and "), "")
+    abort_dbrxr("Column names of `df` must differ in more than case: Spark does not tell them apart.",
+                "dbrxr_input_error", problems = paste("Same name:", sets),
+                hints = "Rename the columns (e.g. with make.unique(tolower(names(df))))", call = call)
+  }
+  for (nm in nms) {
+    x <- df[[nm]]
+    why <- column_refusal(x)
+    if (!is.null(why)) {
+      abort_dbrxr(sprintf("Column `%s` cannot be written to a table: %s", nm, why[[1]]),
+                  "dbrxr_input_error", hints = why[[2]], column = nm, call = call)
+    }
+  }
+  invisible(df)
+}
+
+# Why a column cannot become a Spark column, and what to do; NULL if it can.
+column_refusal <- function(x) {
+  if (inherits(x, "POSIXlt")) return(list("it is a POSIXlt.", "Convert it with as.POSIXct()."))
+  if (inherits(x, "difftime")) {
+    return(list(sprintf("it is a difftime (in %s); a table column has no units.", attr(x, "units")),
+                "Store the number in the unit you mean, e.g. as.numeric(x, units = \"secs\"), and name the column after the unit."))
+  }
+  if (is.matrix(x) || is.array(x) || is.data.frame(x)) {
+    return(list("it is a matrix or data frame column.", "Split it into one column per column (e.g. cbind() its columns into `df`)."))
+  }
+  if (is.list(x)) return(list("it is a list column.", "Turn it into atomic columns, or serialize each element to text (e.g. jsonlite::toJSON())."))
+  if (is.complex(x)) return(list("it is complex.", "Store Re(x) and Im(x) as two double columns."))
+  if (is.raw(x)) return(list("it is raw.", "Store it as text, e.g. as.character(x) or a base64 string."))
+  if (inherits(x, c("factor", "Date", "POSIXct", "integer64"))) return(NULL)
+  if (is.logical(x) || is.integer(x) || is.double(x) || is.character(x)) return(NULL)
+  list(sprintf("it is a %s.", class(x)[1]), "Convert it to logical, integer, double, character, factor, Date, POSIXct or integer64.")
+}
 #'
 #' The inverse of [dbx_read_table()]: `df` travels as R serialize() bytes
 #' through the connection's staging location, becomes a parquet file on the
@@ -70,9 +127,23 @@ dbx_read_table <- function(table, limit = NULL, conn = dbx_default_connection(),
 #'
 #' Type mapping (R → Spark): logical → `boolean`; integer → `int`; double →
 #' `double`; character and factor → `string`; `Date` → `date`; `POSIXct` →
-#' `timestamp`. Round trips are `identical()` except: factors come back as
-#' character, `POSIXct` comes back in time zone UTC and to the microsecond,
-#' `Date`s are whole days, row names and other attributes are dropped.
+#' `timestamp`; `bit64::integer64` → `bigint` (exactly). Round trips are
+#' `identical()` except: factors come back as character, `POSIXct` comes back
+#' in time zone UTC and to the microsecond, `Date`s are whole days, row names
+#' and other attributes are dropped.
+#'
+#' Refused before anything is sent, with a `dbrxr_input_error` naming the column
+#' and what to do: `difftime` (a table column has no units: store the number in
+#' the unit you mean), `POSIXlt`, matrix, data frame, list, complex and raw
+#' columns, and column names that are empty or differ only in case (Spark does
+#' not tell them apart). Any other name works (dots, spaces, backticks,
+#' non-ASCII letters).
+#'
+#' `mode = "append"` first checks the rows against the table: the same columns,
+#' with types the table's can hold (a smaller integer into a larger one, an
+#' integer or float into a double); anything else is a `dbrxr_schema_error`
+#' (also a `dbrxr_input_error`) listing each mismatched column with both types,
+#' and nothing is written.
 #'
 #' @param df A data frame.
 #' @param name The table name (`catalog.schema.table`); the schema must exist.
@@ -96,7 +167,9 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
   check_table_name(name, call = call)
   mode <- rlang::arg_match(mode, error_call = call)
   check_connection(conn, call = call)
-  res <- spark_request(conn, list(op = "write", output = name, mode = mode, data = as.data.frame(df)),
+  df <- as.data.frame(df)
+  check_table_columns(df, call = call)
+  res <- spark_request(conn, list(op = "write", output = name, mode = mode, data = df),
                        timeout = timeout, call = call)
   invisible(new_dbx_table(name, res))
 }
@@ -116,6 +189,16 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
 #' atomic vector becomes one column named `prediction`, a factor its labels,
 #' a matrix or data frame one column per column named
 #' `{prediction}_{colname}`.
+#'
+#' A value in a factor column that the model never saw is an error, as
+#' `predict()` on the whole table gives it, never a silent `NA`: a
+#' `dbrxr_remote_error` with the model's own message (`lm`, `glm`, `rpart`:
+#' "factor g has new level zz"), its fields `column` and `levels`, and the rows;
+#' the output table is untouched. `ranger` records its factor levels only with
+#' `respect.unordered.factors = "order"` or `"partition"`; its `predict()` then
+#' maps a new level to a value silently, and on tables it is the same error.
+#' Without recorded levels (ranger's default "ignore" mode) the table's sorted
+#' distinct values are the levels, as `predict()` on the whole table does.
 #'
 #' An R error in a batch is a `dbrxr_remote_error` with the R message and the
 #' batch's rows, counted in the source as [dbx_read_table()] returns it (also
@@ -351,6 +434,11 @@ spark_error <- function(f, spec, call) {
                             hints = "Create it first, e.g. dbx_exec(\"spark.sql('CREATE SCHEMA IF NOT EXISTS main.crm')\").",
                             call = call),
     input = abort_dbrxr(f$message, "dbrxr_input_error", call = call),
+    schema = abort_dbrxr(sprintf("The rows do not fit table %s; nothing was written.", spec$output),
+                         c("dbrxr_schema_error", "dbrxr_input_error"),
+                         problems = unlist(f$problems),
+                         hints = "Make the columns and types match the table's (see dbx_read_table(limit = 0)), or write with `mode = \"overwrite\"`.",
+                         table = spec$output, call = call),
     missing_package = abort_dbrxr(f$message, "dbrxr_missing_package_error",
                                   package = f$package,
                                   hints = "Install it on the cluster (remote_install_packages() or remote_library()).",
@@ -372,8 +460,7 @@ spark_error <- function(f, spec, call) {
       partition = f$partition, partition_rows = f$partition_rows,
       column = f$unseen_column, levels = f$unseen_levels, call = call),
     abort_dbrxr("A table operation failed on the cluster.", "dbrxr_internal_error",
-                problems = c(f$message, if (!is.null(f$traceback)) paste("Python traceback:", f$traceback)),
-                call = call))
+                problems = f$message, remote_traceback = f$traceback, call = call))
 }
 
 # For examples: run them only where the local cluster has PySpark.

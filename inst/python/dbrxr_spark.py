@@ -31,8 +31,9 @@ from_arrow <- function(kind, data, na, dict) {
     logical = as.logical(data),
     date = structure(as.double(data), class = "Date"),
     timestamp = structure(data, class = c("POSIXct", "POSIXt"), tzone = "UTC"),
+    int64 = structure(data, class = "integer64"),
     string = if (length(dict)) dict[data] else rep(NA_character_, length(data)))
-  if (length(na)) x[na] <- NA
+  if (length(na) && kind != "int64") x[na] <- NA
   x
 }
 as_df <- function(cols, names, n) {
@@ -50,6 +51,7 @@ to_arrow <- function(x) {
     dict <- unique(x[!is.na(x)])
     return(list(kind = "string", data = match(x, dict) - 1L, na = na, dict = enc2utf8(dict)))
   }
+  if (inherits(x, "integer64")) return(list(kind = "int64", data = unclass(x), na = integer()))
   if (inherits(x, "Date")) return(list(kind = "date", data = as.double(unclass(x)), na = na))
   if (inherits(x, "POSIXct")) return(list(kind = "timestamp", data = as.double(unclass(x)), na = na))
   if (is.logical(x)) return(list(kind = "logical", data = as.integer(x), na = na))
@@ -230,6 +232,15 @@ def arrow_column_to_r(arr):
         data, kind = _doubles(us.to_numpy(zero_copy_only=False) / 1e6), "timestamp"
     elif pa.types.is_integer(t) and t.bit_width <= 32 and t != pa.uint32():
         data, kind = _ints(pc.fill_null(arr.cast(pa.int32()), 0).to_numpy(zero_copy_only=False)), "integer"
+    elif pa.types.is_int64(t) and _INT64["as"] == "integer64":
+        # bit64's integer64: the int64 bits in an R double; NA is INT64_MIN.
+        v = pc.fill_null(arr, _INT64_NA).to_numpy(zero_copy_only=False).astype(np.int64)
+        data, kind = _doubles(v.view(np.float64)), "int64"
+    elif pa.types.is_int64(t):
+        v = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        if np.any(np.abs(v) > (1 << 53)):
+            _INT64["inexact"].append(_INT64["column"])
+        data, kind = _doubles(v.astype(np.float64)), "double"
     elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         data, kind = _doubles(pc.fill_null(arr.cast(pa.float64()), 0).to_numpy(zero_copy_only=False)), "double"
     elif pa.types.is_null(t):
@@ -241,9 +252,18 @@ def arrow_column_to_r(arr):
     return _r_call("from_arrow", _strs([kind]), data, _ints(na), dict_)
 
 
+# How bigint columns are read (per request): "integer64" or "double", and
+# the columns where doubles lost precision.
+_INT64 = {"as": "double", "inexact": [], "column": None}
+_INT64_NA = -(1 << 63)
+
+
 def arrow_to_r_columns(batch):
     import rpy2.rinterface as ri
-    cols = [arrow_column_to_r(batch.column(i)) for i in range(batch.num_columns)]
+    cols = []
+    for i in range(batch.num_columns):
+        _INT64["column"] = batch.schema.names[i]
+        cols.append(arrow_column_to_r(batch.column(i)))
     return ri.ListSexpVector(cols), _strs(list(batch.schema.names))
 
 
@@ -253,7 +273,7 @@ _ARROW_TYPES = {}
 def _arrow_type(kind):
     import pyarrow as pa
     if not _ARROW_TYPES:
-        _ARROW_TYPES.update(double=pa.float64(), integer=pa.int32(), logical=pa.bool_(),
+        _ARROW_TYPES.update(double=pa.float64(), integer=pa.int32(), logical=pa.bool_(), int64=pa.int64(),
                             string=pa.string(), date=pa.date32(),
                             timestamp=pa.timestamp("us", "UTC"))
     return _ARROW_TYPES[kind]
@@ -284,6 +304,9 @@ def r_column_to_arrow(col):
         if len(dict_) == 0:
             return pa.nulls(n, pa.string())
         return dict_.take(pa.array(idx, mask=mask))
+    if kind == "int64":
+        vals = _numpy(data, np.float64).view(np.int64)
+        return pa.array(vals, type=pa.int64(), mask=vals == _INT64_NA)
     if kind in ("integer", "logical"):
         vals = _numpy(data, np.int32)
         if kind == "logical":
@@ -351,6 +374,56 @@ def spark_sql(query):
     return local._local_sql(query) if local is not None else query
 
 
+def col(name):
+    """A column by its exact name: quoted, so dots, spaces and backticks in it
+    are part of the name (unquoted, Spark reads `a.b` as a field of a struct)."""
+    from pyspark.sql import functions as F
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+# Types an append may widen into, as Delta's append rules allow: a smaller
+# integer into a larger one, an integer or float into a double (or decimal).
+def _widens(incoming, target):
+    from pyspark.sql import types as T
+    if incoming == target or isinstance(incoming, T.NullType):
+        return True
+    rank = {T.ByteType: 1, T.ShortType: 2, T.IntegerType: 3, T.LongType: 4}
+    r_in, r_to = rank.get(type(incoming)), rank.get(type(target))
+    if r_in is not None and r_to is not None:
+        return r_in <= r_to
+    if r_in is not None or isinstance(incoming, T.FloatType):
+        return isinstance(target, (T.DoubleType, T.DecimalType))
+    return False
+
+
+def append_schema(s, schema, name):
+    """Refuse an append whose columns or types do not fit table `name`, before
+    anything is written; return the casts that make the rows the table's types."""
+    target = s.table(spark_name(name)).schema
+    by_name = {f.name.lower(): f for f in target.fields}
+    incoming = {f.name.lower(): f for f in schema.fields}
+    problems = []
+    for f in schema.fields:
+        t = by_name.get(f.name.lower())
+        if t is None:
+            problems.append("`%s` is not a column of the table" % f.name)
+        elif not _widens(f.dataType, t.dataType):
+            problems.append("`%s` is %s here but %s in the table" % (f.name, f.dataType.simpleString(),
+                                                                      t.dataType.simpleString()))
+    for t in target.fields:
+        if t.name.lower() not in incoming:
+            problems.append("the table's column `%s` (%s) is missing" % (t.name, t.dataType.simpleString()))
+    if problems:
+        raise _Fail(**{"class": "schema",
+                       "message": "The rows do not fit table %s: %s." % (name, "; ".join(problems)),
+                       "problems": problems})
+    return [(incoming[t.name.lower()].name, t) for t in target.fields]
+
+
+def _cast_to(df, casts):
+    return df.select([col(src).cast(t.dataType).alias(t.name) for src, t in casts])
+
+
 def table_exists(s, name):
     return s.catalog.tableExists(spark_name(name))
 
@@ -381,11 +454,15 @@ def write_df(s, df, name, mode):
     failed job leaves the previous table as it was; on Databricks, Delta's
     own atomic overwrite does that."""
     local = _local()
+    if mode == "append" and table_exists(s, name):
+        df = _cast_to(df, append_schema(s, df.schema, name))
     if local is None:
         df.write.mode("errorifexists" if mode == "error" else mode).saveAsTable(name)
         return
     path, local_name = _local_path(s, name)
     if mode == "append" and os.path.exists(path):
+        # Spark's committer moves the new files in only when the job
+        # succeeded; the casts above keep every file of the table one schema.
         df.write.mode("append").parquet(path)
         s.catalog.refreshTable(local_name)
         return
@@ -485,8 +562,15 @@ def _read(spec):
     if spec.get("limit"):
         df = df.limit(int(spec["limit"]))
     table = _collect_arrow(df)
-    cols, names = arrow_to_r_columns(table)
-    return _r_call("as_df", cols, names, _ints([table.num_rows]))
+    _INT64.update({"as": spec.get("int64") or "double", "inexact": []})
+    try:
+        cols, names = arrow_to_r_columns(table)
+    finally:
+        _INT64["as"] = "double"
+    out = _r_call("as_df", cols, names, _ints([table.num_rows]))
+    if _INT64["inexact"]:
+        out.do_slot_assign("dbrxr_int64_inexact", _strs(sorted(set(_INT64["inexact"]))))
+    return out
 
 
 def _write(spec):
@@ -554,6 +638,7 @@ def _score(spec):
     df = source_df(s, spec)
     keep = spec.get("keep", [])
     missing = [k for k in keep if k not in df.columns]
+    df = df.select([col(c) for c in df.columns])
     if missing:
         raise _Fail(**{"class": "input", "message": "`keep` names columns the table does not have: %s."
                        % ", ".join(missing)})
@@ -570,11 +655,13 @@ def _score(spec):
     in_schema = _arrow_schema(df)
     fields = [in_schema.field(k) for k in keep]
     fields += [pa.field(n, a.type) for n, a in zip(pred_names, pred_arrays)]
-    clash = set(keep) & set(pred_names)
+    clash = {k.lower() for k in keep} & {p.lower() for p in pred_names}
     if clash:
         raise _Fail(**{"class": "input", "message": "Output column names clash with `keep`: %s; "
                        "choose another `prediction`." % ", ".join(sorted(clash))})
     out_schema = pa.schema(fields)
+    if spec["mode"] == "append" and table_exists(s, spec["output"]):
+        append_schema(s, from_arrow_schema(out_schema), spec["output"])  # before any work
     sc = s.sparkContext
     # R warnings of the batches come back through an accumulator: the
     # executors add {text: batches}, the driver reads it after the job.
@@ -584,10 +671,15 @@ def _score(spec):
     converting = sc.accumulator(0.0)
     task = functools.partial(score_partitions, {
         "bundle_local": spec["bundle_local"], "hash": spec["hash"], "keep": keep,
+        "source_names": list(df.columns),
         "libpaths": spec.get("libpaths", []), "schema": out_schema,
         "convert": spec.get("convert"), "table_levels": spec["table_levels"],
         "warnings": warned, "converting": converting})
-    scored = df.mapInArrow(task, from_arrow_schema(out_schema))
+    # Executors see columns by position under plain names (PySpark's
+    # mapInArrow cannot take a backtick in a name); batches get the source's
+    # names back in R.
+    safe = df.toDF(*["_dbrxr_c%d" % i for i in range(len(df.columns))])
+    scored = safe.mapInArrow(task, from_arrow_schema(out_schema))
     group = spec.get("group") or uuid.uuid4().hex
     # Arrow batches of about 32 MB for this job: Spark's default of 10,000
     # rows makes the per-batch cost of the R call show (1e6 rows: 3.4 s ->
@@ -727,6 +819,8 @@ def _score_arrow_r(spec, batch, offset, probe):
         cols, names = _pandas2ri_columns(batch)
     else:
         cols, names = arrow_to_r_columns(batch)
+    if spec.get("source_names"):
+        names = _strs(spec["source_names"])
     converting = time.perf_counter() - t0
     res = _r_call("score_batch", b, cols, names, _ints([n]),
                   _levels_list(spec.get("table_levels") or {}))
@@ -767,7 +861,7 @@ def _table_levels(df, columns):
     for c in columns:
         if not isinstance(types.get(c), StringType):
             continue
-        vals = [r[0] for r in df.select(c).where(df[c].isNotNull()).distinct().collect()]
+        vals = [r[0] for r in df.select(col(c)).where(col(c).isNotNull()).distinct().collect()]
         out[c] = list(boot.run_r(lambda v: list(ri.baseenv["sort"](_strs(v))), vals))
     return out
 
@@ -799,7 +893,8 @@ def score_partitions(spec, batches):
     """mapInArrow function: run on executors, one call per partition."""
     import pyarrow as pa
     schema = spec["schema"]
-    keep = spec["keep"]
+    position = {n: i for i, n in enumerate(spec["source_names"])}
+    keep = [position[k] for k in spec["keep"]]
     offset = 0
     for batch in batches:
         if batch.num_rows == 0:
@@ -808,7 +903,7 @@ def score_partitions(spec, batches):
         spec["converting"].add(converting)
         if warnings:
             spec["warnings"].add({w: 1 for w in warnings})
-        out = [batch.column(batch.schema.get_field_index(k)) for k in keep]
+        out = [batch.column(i) for i in keep]
         for f, a in zip(list(schema)[len(keep):], arrays):
             out.append(a if a.type == f.type else a.cast(f.type))
         offset += batch.num_rows

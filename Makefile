@@ -21,12 +21,13 @@ build/.deps: tools/install-deps.sh
 
 # The venv is the local cluster's Python: Debian's rpy2 through system site
 # packages, PySpark + PyArrow for the `spark` session and table scoring, and the
-# official databricks-sdk for the conformance suite.
+# official databricks-sdk for the conformance suite, MLflow for the local
+# tracking server and R models as pyfuncs.
 VENV_PYTHON := $(CURDIR)/.venv/bin/python
 venv: .venv/.ok
-.venv/.ok: conformance/requirements.txt tools/requirements-spark.txt | deps
+.venv/.ok: conformance/requirements.txt tools/requirements-spark.txt tools/requirements-mlflow.txt | deps
 	/usr/bin/python3 -m venv --system-site-packages .venv
-	.venv/bin/pip install -q --disable-pip-version-check -r conformance/requirements.txt -r tools/requirements-spark.txt
+	.venv/bin/pip install -q --disable-pip-version-check -r conformance/requirements.txt -r tools/requirements-spark.txt -r tools/requirements-mlflow.txt
 	@touch $@
 
 wrappers:

@@ -30,8 +30,10 @@
 #' `predict()` call. Remote output is printed here and remote warnings and
 #' messages are re-signalled; an error on the cluster is a `dbrxr_remote_error`.
 #'
-#' @param model A fitted model, the path of an `.rds` file holding one, or a
-#'   `dbx_remote_model` from [remote_model()].
+#' @param model A fitted model, the path of an `.rds` file holding one, a
+#'   `dbx_remote_model` from [remote_model()], or a registered model's URI
+#'   (`models:/catalog.schema.model/3`, `models:/catalog.schema.model@champion`;
+#'   see [remote_log_model()]), loaded by the cluster from the registry.
 #' @param newdata The data to score (passed as the second argument of
 #'   `predict()`, so matrices for e.g. `glmnet` work too).
 #' @param ... Further arguments to `predict()`, e.g. `s = 0.01` or
@@ -70,7 +72,7 @@ remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_co
   check_string(type)
   check_flag(progress)
   check_number(timeout, min = 0)
-  rm <- as_remote_model(model, envir = parent.frame(), call = call)
+  rm <- as_remote_model(model, envir = parent.frame(), call = call, conn = conn)
   args <- list(...)
   if (!is.null(type)) args$type <- type
   nd_info <- check_transportable(newdata, "newdata", call = call)
@@ -105,7 +107,8 @@ remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_co
 #' inside a function keeps that function's variables), a
 #' `dbrxr_size_warning` says so, once per model, with the fix.
 #'
-#' @param model A fitted model, or the path of an `.rds` file holding one.
+#' @param model A fitted model, the path of an `.rds` file holding one, or a
+#'   registered model's URI (`models:/name/version`, `models:/name@alias`).
 #' @param conn A `dbx_connection`.
 #' @param timeout Seconds shipping may take; see [remote_score()].
 #' @return A `dbx_remote_model`.
@@ -121,7 +124,7 @@ remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_co
 remote_model <- function(model, conn = dbx_default_connection(), timeout = NULL) {
   call <- rlang::current_env()
   check_number(timeout, min = 0)
-  rm <- as_remote_model(model, envir = parent.frame(), call = call)
+  rm <- as_remote_model(model, envir = parent.frame(), call = call, conn = conn)
   check_connection(conn)
   rm$conn <- conn
   ans <- within_limit(remote_object_request(conn, list(op = "put", hash = rm$hash, packages = rm$packages),
@@ -167,8 +170,11 @@ format_bytes <- function(n) {
 # A dbx_remote_model (not yet shipped) for a model object or .rds path. The
 # serialized bytes are kept to re-ship after a context loss.
 # `envir`: where the caller's own functions are (see session_code()).
-as_remote_model <- function(model, envir = globalenv(), call = rlang::caller_env()) {
+# A registered model's URI (`models:/name/version`, `models:/name@alias`) is
+# resolved on `conn`'s cluster (R/mlflow.R).
+as_remote_model <- function(model, envir = globalenv(), call = rlang::caller_env(), conn = NULL) {
   if (inherits(model, "dbx_remote_model")) return(model)
+  if (is_model_uri(model)) return(registry_model(model, conn, call))
   if (is.character(model)) {
     check_string(model, "model", null_ok = FALSE, call = call)
     if (!file.exists(model)) {

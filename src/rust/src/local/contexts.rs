@@ -280,6 +280,9 @@ pub struct WorkerSpec {
     pub max_output_chars: usize,
     /// How long a cancelled command may ignore the interrupt.
     pub cancel_grace: Duration,
+    /// Environment for every worker, known once the server listens (the
+    /// cluster's MLflow tracking URI and token).
+    pub extra_env: Arc<std::sync::OnceLock<Vec<(String, String)>>>,
 }
 
 /// The table of live contexts.
@@ -570,6 +573,12 @@ fn spawn(spec: &WorkerSpec, id: &str, log: &std::path::Path) -> std::io::Result<
     for (name, _) in std::env::vars_os() {
         if name.to_str().is_some_and(is_secret_name) {
             cmd.env_remove(name);
+        }
+    }
+    // What the cluster adds (e.g. its MLflow server), after the scrub.
+    if let Some(vars) = spec.extra_env.get() {
+        for (k, v) in vars {
+            cmd.env(k, v);
         }
     }
     // SAFETY: only async-signal-safe calls between fork and exec.

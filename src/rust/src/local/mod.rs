@@ -40,6 +40,7 @@ mod dbfs;
 mod files;
 mod identity;
 pub mod jobs;
+mod mlflow;
 mod oauth;
 mod server;
 
@@ -82,6 +83,7 @@ impl LocalCluster {
         let local = Local::new(opts, token, python, state_dir, owned)?;
         let url = server::serve(local.clone())?;
         let _ = local.url.set(url.clone());
+        let _ = local.worker_env.set(mlflow::context_env(&url, &local.access.token));
         Ok(LocalCluster { local, url, _owner: owner })
     }
 

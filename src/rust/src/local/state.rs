@@ -51,6 +51,10 @@ pub struct Local {
     stopped: Mutex<bool>,
     /// `http://127.0.0.1:PORT`, once the server listens.
     pub url: std::sync::OnceLock<String>,
+    /// The environment every context gets once the server listens.
+    pub worker_env: Arc<std::sync::OnceLock<Vec<(String, String)>>>,
+    /// The MLflow server, started on the first MLflow request.
+    pub mlflow: super::mlflow::Mlflow,
 }
 
 /// The cluster and its execution contexts (clusters and 1.2 routes).
@@ -160,6 +164,7 @@ impl Local {
             },
             &opts.cluster_state,
         );
+        let worker_env: Arc<std::sync::OnceLock<Vec<(String, String)>>> = Arc::default();
         let contexts = Contexts::new(
             WorkerSpec {
                 python: python.path.clone(),
@@ -168,6 +173,7 @@ impl Local {
                 max_contexts: opts.max_contexts,
                 max_output_chars: opts.max_output_chars,
                 cancel_grace: Duration::from_millis(opts.cancel_grace_ms),
+                extra_env: worker_env.clone(),
             },
             stats.clone(),
             shutdown.clone(),
@@ -191,6 +197,8 @@ impl Local {
             sockets: Arc::default(),
             stopped: Mutex::new(false),
             url: std::sync::OnceLock::new(),
+            worker_env,
+            mlflow: Default::default(),
             opts,
             python,
             state_dir,

@@ -1,0 +1,464 @@
+"""dbrxr's MLflow target: log an R model as a pyfunc (dbrxr_pyfunc.py, models
+from code) and register it; resolve `models:/name/version` and
+`models:/name@alias` into the dispatcher's object cache for scoring; list
+registered models.
+
+Runs inside the execution context, so Python MLflow owns the registry's
+credentials and uploads: Unity Catalog (`databricks-uc`) on a workspace, the
+local cluster's MLflow server (MLFLOW_TRACKING_URI, set by the local cluster)
+otherwise. The Unity Catalog rules the open-source registry does not enforce
+(a three-level name whose catalog and schema exist, a signature with inputs
+and outputs) are checked here, before anything is logged.
+
+Requests (dicts from R lists; see R/mlflow.R):
+  op "log":     name, hash, columns, input_example, alias, experiment, tags, library
+  op "resolve": uri, bytes (also return the model's serialize() bytes)
+  op "models":  (none)
+"""
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+
+import dbrxr_bootstrap as b
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_-]*$")
+URI_RE = re.compile(r"^models:/([^/@]+)(?:/([0-9]+)|@([A-Za-z_][A-Za-z0-9_]*))$")
+
+# R classes -> MLflow column types (the signature comes from the prototype).
+R_TO_MLFLOW = {"double": "double", "integer": "long", "factor": "string",
+               "character": "string", "logical": "boolean", "Date": "datetime",
+               "POSIXct": "datetime"}
+
+# (name, version) -> (hash, size): registry models already in this context.
+_resolved = {}
+
+
+def handle(req):
+    mlflow = _mlflow()
+    op = req.get("op")
+    if op == "log":
+        return log(mlflow, req)
+    if op == "resolve":
+        return resolve(mlflow, req)
+    if op == "models":
+        return models(mlflow)
+    raise b.TargetError("input", "Unknown MLflow operation %r." % (op,))
+
+
+def _mlflow():
+    try:
+        import mlflow
+    except ImportError as e:
+        import sys
+        raise b.TargetError(
+            "unsupported",
+            "MLflow is not installed in the cluster's Python (%s): %s" % (sys.executable, e),
+            hint="Use a Databricks ML runtime, or install it as a cluster library "
+                 "({\"pypi\": {\"package\": \"mlflow\"}}); on the local cluster: "
+                 "%s -m pip install mlflow" % sys.executable)
+    if _local():
+        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+        mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", os.environ["MLFLOW_TRACKING_URI"]))
+    else:
+        mlflow.set_tracking_uri("databricks")
+        mlflow.set_registry_uri("databricks-uc")
+    return mlflow
+
+
+def _local():
+    return bool(os.environ.get("DBRXR_LOCAL_MLFLOW"))
+
+
+def _mlflow_error(e, what):
+    """An MlflowException as a classed target error."""
+    code = getattr(e, "error_code", "") or ""
+    msg = getattr(e, "message", None) or str(e)
+    if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in msg.lower() \
+            or "does not exist" in msg.lower():
+        return b.TargetError("not_found", "%s: %s" % (what, msg), error_code=code)
+    if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+        return b.TargetError("permission", "%s: %s" % (what, msg), error_code=code)
+    return b.TargetError("mlflow", "%s: %s" % (what, msg), error_code=code)
+
+
+# ---- R helpers (the context's R thread: handle() runs on it) ---------------------------
+
+def _ri():
+    import rpy2.rinterface as ri
+    return ri
+
+
+def _cache():
+    """The dispatcher's object cache (hash -> unserialized object)."""
+    env = b._state.get("r")
+    if env is None:
+        raise b.TargetError("internal", "The R dispatcher is not loaded in this context.")
+    return env.find("cache")
+
+
+def _cached(hash_):
+    ri = _ri()
+    cache = _cache()
+    if not ri.baseenv["exists"](hash_, envir=cache, inherits=False)[0]:
+        raise b.TargetError("need_object", "The model is not in this context any more.", hash=hash_)
+    return ri.baseenv["get"](hash_, envir=cache)
+
+
+def _serialize(obj):
+    ri = _ri()
+    raw = ri.baseenv["serialize"](obj, ri.NULL, xdr=False)
+    return bytes(b._raw_buffer(raw))
+
+
+def _glue(name):
+    import dbrxr_pyfunc
+    return dbrxr_pyfunc._r_fn(name)
+
+
+_R_FACTS = r"""
+function(obj) {
+  if (inherits(obj, "dbrxr_model_bundle")) obj <- obj$model
+  list(r_version = paste(R.version$major, R.version$minor, sep = "."),
+       packages = as.character(obj$packages), class = class(obj$model))
+}
+"""
+
+
+def _facts(obj):
+    """The R version here, and the logged object's packages and model class."""
+    ri = _ri()
+    f = ri.baseenv["eval"](ri.parse(_R_FACTS), ri.globalenv)
+    v = f(obj)
+    parts = dict(zip(list(v.names), list(v)))
+    return {"r_version": str(parts["r_version"][0]),
+            "packages": [str(p) for p in parts["packages"]],
+            "class": [str(c) for c in parts["class"]]}
+
+
+def _r_error_message(e):
+    msg = str(e)
+    try:
+        ri = _ri()
+        txt = ri.baseenv["geterrmessage"]()[0]
+        if txt:
+            msg = txt.strip()
+    except Exception:
+        pass
+    return msg
+
+
+# ---- log -------------------------------------------------------------------------
+
+def check_name(name):
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise b.TargetError(
+            "input", "'%s' is not a Unity Catalog model name." % (name,),
+            hint="Use catalog.schema.model, e.g. main.crm.churn.")
+
+
+def check_schema_exists(name):
+    """The catalog and schema of a three-level name exist (Unity Catalog
+    refuses to register otherwise; the open-source registry does not check)."""
+    if not _local():
+        return  # Unity Catalog checks it and MLflow reports it
+    import dbrxr_spark
+    s = dbrxr_spark.session()
+    schema = name.rsplit(".", 1)[0]
+    if not dbrxr_spark.schema_exists(s, name):
+        raise b.TargetError(
+            "not_found", "The schema %s does not exist, so %s cannot be registered in it."
+            % (schema, name),
+            hint="Create it first, e.g. dbx_exec(\"spark.sql('CREATE SCHEMA IF NOT EXISTS %s')\")."
+            % schema, schema=schema)
+
+
+def signature_for(mlflow, columns, output):
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+    inputs = Schema([ColSpec(R_TO_MLFLOW.get(c["type"], "string"), c["name"]) for c in columns])
+    outputs = Schema(output)
+    sig = ModelSignature(inputs=inputs, outputs=outputs)
+    if sig.inputs is None or sig.outputs is None or not len(sig.inputs.inputs) \
+            or not len(sig.outputs.inputs):
+        raise b.TargetError(
+            "input", "A Unity Catalog model needs a signature with inputs and outputs.",
+            hint="Pass `prototype` (the input columns) and `input_example`.")
+    return sig
+
+
+def output_schema(pred):
+    """Output column specs from predict() on the input example (pandas/NumPy)."""
+    from mlflow.types.schema import ColSpec
+    import pandas as pd
+
+    def kind(arr):
+        dt = getattr(arr, "dtype", None)
+        if dt is None or dt == object:
+            return "string"
+        if dt.kind == "f":
+            return "double"
+        if dt.kind in ("i", "u"):
+            return "long"
+        if dt.kind == "b":
+            return "boolean"
+        return "string"
+    if isinstance(pred, pd.DataFrame):
+        return [ColSpec(kind(pred[c].to_numpy()), str(c)) for c in pred.columns]
+    return [ColSpec(kind(pred))]
+
+
+def conda_env(r_version, packages):
+    import mlflow
+    import numpy
+    import pandas
+    pins = ["mlflow==%s" % mlflow.__version__, "pandas==%s" % pandas.__version__,
+            "numpy==%s" % numpy.__version__]
+    try:
+        import rpy2
+        pins.append("rpy2==%s" % rpy2.__version__)
+    except ImportError:
+        pins.append("rpy2")
+    deps = ["python=%s" % platform.python_version(), "pip", "r-base=%s" % r_version]
+    deps += ["r-%s" % p.lower().replace(".", "") for p in packages]
+    return {"name": "dbrxr-r-model", "channels": ["conda-forge"],
+            "dependencies": deps + [{"pip": pins}]}
+
+
+def _r_versions(packages):
+    ri = _ri()
+    out = {}
+    for p in packages:
+        try:
+            out[p] = str(ri.baseenv["as.character"](
+                ri.baseenv["getNamespaceVersion"](p))[0])
+        except Exception:
+            out[p] = None
+    return out
+
+
+def log(mlflow, req):
+    name = req.get("name")
+    check_name(name)
+    check_schema_exists(name)
+    columns = req.get("columns") or []
+    if isinstance(columns, str):
+        columns = json.loads(columns)
+    hash_ = req["hash"]
+    obj = _cached(hash_)
+    import dbrxr_pyfunc
+    import pandas as pd
+
+    # predict() on the input example: its failure is the user's R error, and
+    # its value gives the output signature.
+    example = req.get("input_example")
+    if example is None:
+        raise b.TargetError("input", "An input example is needed for the signature's outputs.")
+    ex_flat = _glue("flatten")(example)
+    example_df = dbrxr_pyfunc.py_result(ex_flat)
+    if not isinstance(example_df, pd.DataFrame):
+        example_df = pd.DataFrame({"x": example_df})
+    example_df = example_df[[c["name"] for c in columns]]
+    try:
+        cols, n = dbrxr_pyfunc.r_columns(example_df, columns)
+        pred = dbrxr_pyfunc.py_result(_glue("flatten")(_glue("score")(obj, cols, n)))
+    except Exception as e:
+        raise b.TargetError("predict_failed",
+                            "predict() failed on the input example: %s" % _r_error_message(e),
+                            remote_message=_r_error_message(e))
+    sig = signature_for(mlflow, columns, output_schema(pred))
+
+    facts = _facts(obj)
+    r_version, packages = facts["r_version"], facts["packages"]
+    spec = {"columns": columns, "r_version": r_version, "platform": platform.platform(),
+            "packages": _r_versions(packages), "library": req.get("library"),
+            "hash": hash_, "dbrxr_pyfunc": 1}
+
+    model_bytes = _serialize(obj)
+    spec_json = json.dumps(spec, sort_keys=True)
+    # The client's content hash, not these bytes: R's JIT compiles closures
+    # once they have run, so the same object serializes differently later.
+    key = hashlib.sha256((hash_ + spec_json + json.dumps(sig.to_dict(), sort_keys=True)).encode()).hexdigest()
+
+    experiment = req.get("experiment") or ("dbrxr" if _local() else "/Shared/dbrxr")
+    client = mlflow.MlflowClient()
+    try:
+        exp = mlflow.set_experiment(experiment)
+    except Exception as e:
+        raise _mlflow_error(e, "Could not use the experiment %s" % experiment)
+
+    tags = dict(req.get("tags") or {})
+    reused = _find_logged(client, exp.experiment_id, key)
+    try:
+        if reused is not None:
+            run_id, model_uri = reused
+        else:
+            run_id, model_uri = _log_new(mlflow, experiment, model_bytes, spec_json, sig,
+                                         example_df, spec, packages, key, tags)
+        mv = mlflow.register_model(model_uri, name, await_registration_for=300)
+    except b.TargetError:
+        raise
+    except Exception as e:
+        raise _mlflow_error(e, "Could not log and register %s" % name)
+    version = str(mv.version)
+    alias = req.get("alias")
+    if alias:
+        try:
+            client.set_registered_model_alias(name, alias, version)
+        except Exception as e:
+            raise _mlflow_error(e, "Could not set the alias %s of %s" % (alias, name))
+    _resolved[(name, version)] = (hashlib.sha256(model_bytes).hexdigest(), len(model_bytes))
+    return {"name": name, "version": version, "run_id": run_id, "model_uri": model_uri,
+            "alias": alias, "experiment": experiment, "reused": reused is not None,
+            "inputs": _describe(sig.inputs), "outputs": _describe(sig.outputs),
+            "registry": mlflow.get_registry_uri() if not _local() else "local"}
+
+
+def _describe(schema):
+    """A schema's columns as "type" or "name (type)" strings."""
+    out = []
+    for c in schema.inputs:
+        t = str(getattr(c.type, "name", c.type))
+        out.append("%s (%s)" % (c.name, t) if c.name else t)
+    return out
+
+
+def _find_logged(client, experiment_id, key):
+    """A finished run of this experiment that logged exactly these artifacts."""
+    try:
+        runs = client.search_runs([experiment_id],
+                                  filter_string="tags.`dbrxr.artifacts` = '%s'" % key,
+                                  max_results=1)
+    except Exception:
+        return None
+    for r in runs:
+        uri = r.data.tags.get("dbrxr.model_uri")
+        if uri and r.info.status == "FINISHED":
+            return r.info.run_id, uri
+    return None
+
+
+def _log_new(mlflow, experiment, model_bytes, spec_json, sig, example_df, spec, packages, key, tags):
+    work = tempfile.mkdtemp(prefix="dbrxr-mlflow-")
+    try:
+        model_path = os.path.join(work, "model.bin")
+        spec_path = os.path.join(work, "r_spec.json")
+        with open(model_path, "wb") as f:
+            f.write(model_bytes)
+        with open(spec_path, "w") as f:
+            f.write(spec_json)
+        here = b.module_dir()
+        with mlflow.start_run(run_name="dbrxr-" + spec["hash"][:12]) as run:
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=os.path.join(here, "dbrxr_pyfunc.py"),
+                artifacts={"r_model": model_path, "r_spec": spec_path},
+                code_paths=[os.path.join(here, "dbrxr_bootstrap.py")],
+                signature=sig,
+                input_example=example_df,
+                conda_env=conda_env(spec["r_version"], packages))
+            mlflow.set_tags(dict(tags, **{"dbrxr.artifacts": key, "dbrxr.model_uri": info.model_uri,
+                                          "dbrxr.r_version": spec["r_version"]}))
+        return run.info.run_id, info.model_uri
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- resolve -----------------------------------------------------------------------
+
+def parse_uri(uri):
+    m = URI_RE.match(uri or "")
+    if not m:
+        raise b.TargetError("input", "'%s' is not a registered model URI." % (uri,),
+                            hint="Use models:/catalog.schema.model/<version> or models:/catalog.schema.model@<alias>.")
+    return m.group(1), m.group(2), m.group(3)
+
+
+def resolve(mlflow, req):
+    """Load a registered R model into the dispatcher's cache; its hash and facts."""
+    uri = req.get("uri")
+    name, version, alias = parse_uri(uri)
+    client = mlflow.MlflowClient()
+    try:
+        if alias:
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            mv = client.get_model_version(name, version)
+    except Exception as e:
+        raise _mlflow_error(e, "No model version %s" % uri)
+    version = str(mv.version)
+    ri = _ri()
+    cache = _cache()
+    known = _resolved.get((name, version))
+    want_bytes = bool(req.get("bytes"))
+    data = None
+    if known is None or want_bytes or not ri.baseenv["exists"](known[0], envir=cache, inherits=False)[0]:
+        data = _download(mlflow, "models:/%s/%s" % (name, version), uri)
+        known = (hashlib.sha256(data).hexdigest(), len(data))
+        if not ri.baseenv["exists"](known[0], envir=cache, inherits=False)[0]:
+            obj = ri.baseenv["unserialize"](b._raw_from_bytes(data))
+            ri.baseenv["assign"](known[0], obj, envir=cache)
+        _resolved[(name, version)] = known
+    facts = _facts(ri.baseenv["get"](known[0], envir=cache))
+    out = {"name": name, "version": version, "hash": known[0], "size": float(known[1]),
+           "class": facts["class"], "packages": facts["packages"],
+           "run_id": mv.run_id, "uri": uri}
+    if want_bytes:
+        out["bytes"] = data
+    return out
+
+
+def _download(mlflow, version_uri, uri):
+    work = tempfile.mkdtemp(prefix="dbrxr-mlflow-")
+    try:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=version_uri, dst_path=work)
+        except Exception as e:
+            raise _mlflow_error(e, "Could not download %s" % uri)
+        import yaml
+        with open(os.path.join(local, "MLmodel")) as f:
+            mlmodel = yaml.safe_load(f)
+        arts = (mlmodel.get("flavors", {}).get("python_function", {}) or {}).get("artifacts") or {}
+        rel = (arts.get("r_model") or {}).get("path")
+        if not rel:
+            raise b.TargetError("input", "%s is not an R model logged by dbrxr (it has no r_model artifact)." % uri)
+        with open(os.path.join(local, rel), "rb") as f:
+            return f.read()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- models -------------------------------------------------------------------------
+
+def models(mlflow):
+    client = mlflow.MlflowClient()
+    rows = {"name": [], "version": [], "aliases": [], "status": [], "run_id": [],
+            "created": [], "source": []}
+    try:
+        regs = client.search_registered_models(max_results=1000)
+    except Exception as e:
+        raise _mlflow_error(e, "Could not list registered models")
+    for rm in regs:
+        aliases = {}
+        for a in (getattr(rm, "aliases", None) or {}):
+            v = rm.aliases[a] if isinstance(rm.aliases, dict) else getattr(a, "version", None)
+            key = a if isinstance(rm.aliases, dict) else getattr(a, "alias", str(a))
+            aliases.setdefault(str(v), []).append(key)
+        try:
+            versions = client.search_model_versions("name='%s'" % rm.name.replace("'", "\\'"))
+        except Exception as e:
+            raise _mlflow_error(e, "Could not list the versions of %s" % rm.name)
+        for mv in sorted(versions, key=lambda v: int(v.version)):
+            rows["name"].append(rm.name)
+            rows["version"].append(str(mv.version))
+            rows["aliases"].append(",".join(sorted(aliases.get(str(mv.version), []))))
+            rows["status"].append(str(mv.status))
+            rows["run_id"].append(mv.run_id or "")
+            rows["created"].append(float(mv.creation_timestamp or 0))
+            rows["source"].append(mv.source or "")
+    # Lists of one element would arrive as scalars: R rebuilds the columns.
+    return {"n": len(rows["name"]), "columns": {k: v for k, v in rows.items()}}

@@ -1,0 +1,263 @@
+# R models in MLflow on the local cluster's real MLflow server: logged and
+# registered from the context, scored through models:/ URIs identical() to
+# local predict(), loaded by the official Python client in a fresh process
+# (compared exactly), served by `mlflow models serve`, and the classed errors.
+# One local cluster (with its MLflow server and Spark) serves the whole file.
+
+mlflow_token <- "mlflow-test-token-0123456789"
+
+mlflow_python <- function() {
+  py <- spark_python()
+  if (is.null(py)) return(NULL)
+  ok <- identical(suppressWarnings(system2(py, c("-c", shQuote("import mlflow")),
+                                           stdout = FALSE, stderr = FALSE)), 0L)
+  if (ok) py else NULL
+}
+
+skip_if_no_mlflow <- function() {
+  skip_if_no_spark()
+  if (is.null(mlflow_python())) {
+    testthat::skip("the local cluster's Python has no MLflow: run `make venv` and set DBRXR_PYTHON=.venv/bin/python")
+  }
+}
+
+mlflow_conn <- local({
+  conn <- NULL
+  function() {
+    skip_if_no_mlflow()
+    if (is.null(conn)) {
+      conn <<- local_cluster(python = mlflow_python(), token = mlflow_token)
+      provide_dbrxr_on_cluster(conn)
+      withr::defer(dbx_disconnect(conn), envir = testthat::teardown_env())
+      dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS main.ml')", conn)
+    }
+    conn
+  }
+})
+
+# Logged once, used by several tests: name -> list(version, fit, newdata, expected).
+logged <- new.env()
+
+iris_rows <- function() {
+  iris[c(1:10, 51:60, 101:110), c("Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width")]
+}
+
+# mlflow.pyfunc.load_model(uri).predict(csv) in a fresh Python process of the
+# venv, with the tracking URI pointing at the local cluster: the predictions
+# as R doubles (numbers travel as raw float64, so the comparison is exact)
+# or strings.
+python_predict <- function(conn, uri, newdata) {
+  csv <- withr::local_tempfile(fileext = ".csv")
+  out <- withr::local_tempfile()
+  utils::write.csv(newdata, csv, row.names = FALSE)
+  script <- withr::local_tempfile(fileext = ".py")
+  writeLines(c(
+    "import sys, numpy as np, pandas as pd, mlflow",
+    "uri, csv, out = sys.argv[1:4]",
+    "df = pd.read_csv(csv)",
+    "m = mlflow.pyfunc.load_model(uri)",
+    "# MLflow refuses int64 where the signature says double: cast as its users do",
+    "doubles = [c.name for c in m.metadata.get_input_schema().inputs if str(c.type) in ('double', 'DataType.double')]",
+    "df = df.astype({c: 'float64' for c in doubles if c in df.columns})",
+    "p = m.predict(df)",
+    "a = np.asarray(p)",
+    "if a.dtype == object:",
+    "    open(out, 'w').write(''.join(str(x) + '\\n' for x in a))",
+    "else:",
+    "    a.astype('float64').tofile(out)"), script)
+  env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = mlflow_token,
+           R_LIBS = paste(.libPaths(), collapse = ":"))
+  res <- processx::run(mlflow_python(), c(script, uri, csv, out), env = c("current", env),
+                       error_on_status = FALSE, timeout = 600)
+  if (res$status != 0) stop("Python failed: ", substr(res$stderr, max(1, nchar(res$stderr) - 3000), nchar(res$stderr)))
+  raw <- readBin(out, "raw", file.size(out))
+  n <- nrow(newdata)
+  if (length(raw) == 8L * n) readBin(raw, "double", n) else readLines(out)
+}
+
+free_port <- function() {
+  as.integer(system2(mlflow_python(), c("-c", shQuote(paste(
+    "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"))),
+    stdout = TRUE))
+}
+
+test_that("bad names and URIs are input errors before any network call", {
+  conn <- mlflow_conn()
+  fit <- lm(mpg ~ wt, data = mtcars)
+  before <- local_stats(conn)$commands$executed
+  e <- expect_error(remote_log_model(fit, "crm.churn", input_example = mtcars[1:3, "wt", drop = FALSE],
+                                     conn = conn), class = "dbrxr_input_error")
+  expect_match(conditionMessage(e), "main.crm.churn", fixed = TRUE)
+  expect_error(remote_log_model(fit, "main.ml.x", conn = conn), class = "dbrxr_input_error")
+  expect_error(remote_score("models:/main.ml.x@", mtcars, conn = conn), class = "dbrxr_input_error")
+  expect_error(remote_score("models:/main.ml.x/v1", mtcars, conn = conn), class = "dbrxr_input_error")
+  expect_equal(local_stats(conn)$commands$executed, before)
+})
+
+test_that("lm, glm, ranger, randomForest and a function are logged, registered and scored by URI identical() to predict()", {
+  conn <- mlflow_conn()
+  fit_lm <- lm(mpg ~ wt + hp + factor(cyl), data = mtcars)
+  v <- remote_log_model(fit_lm, "main.ml.mpg", input_example = head(mtcars[c("wt", "hp", "cyl")]),
+                        alias = "champion", tags = list(team = "r"), conn = conn)
+  expect_s3_class(v, "dbx_model_version")
+  expect_equal(v$alias, "champion")
+  expect_equal(unname(v$inputs), c("double", "double", "double"))
+  expect_equal(v$outputs, "double")
+  expect_output(print(v), "main.ml.mpg version [0-9]+ @champion")
+  expect_identical(remote_score("models:/main.ml.mpg@champion", mtcars, conn = conn),
+                   predict(fit_lm, mtcars))
+  expect_identical(remote_score(sprintf("models:/main.ml.mpg/%d", v$version), mtcars, conn = conn),
+                   predict(fit_lm, mtcars))
+  m <- remote_model("models:/main.ml.mpg@champion", conn = conn)
+  expect_identical(predict(m, mtcars[1:7, ]), predict(fit_lm, mtcars[1:7, ]))
+  logged$mpg <- list(version = v$version, fit = fit_lm, newdata = mtcars,
+                     expected = unname(predict(fit_lm, mtcars)))
+
+  fit_glm <- glm(am ~ wt + hp, data = mtcars, family = binomial)
+  v <- remote_log_model(fit_glm, "main.ml.am", type = "response",
+                        input_example = head(mtcars[c("wt", "hp")]), alias = "champion", conn = conn)
+  expect_identical(remote_score("models:/main.ml.am@champion", mtcars, conn = conn),
+                   predict(fit_glm, mtcars, type = "response"))
+  logged$am <- list(newdata = mtcars, expected = unname(predict(fit_glm, mtcars, type = "response")))
+
+  set.seed(1)
+  fit_rg <- ranger::ranger(Species ~ ., iris, probability = TRUE, num.trees = 50)
+  pp <- function(p) p$predictions[, "virginica"]
+  v <- remote_log_model(fit_rg, "main.ml.species_prob", postprocess = pp,
+                        input_example = head(iris[1:4]), alias = "champion", conn = conn)
+  expect_identical(remote_score("models:/main.ml.species_prob@champion", iris, conn = conn),
+                   pp(predict(fit_rg, iris)))
+  logged$species_prob <- list(newdata = iris_rows(), expected = unname(pp(predict(fit_rg, iris_rows()))))
+
+  set.seed(2)
+  fit_rf <- randomForest::randomForest(Species ~ ., iris, ntree = 51)
+  v <- remote_log_model(fit_rf, "main.ml.species", type = "class", input_example = head(iris[1:4]),
+                        alias = "champion", conn = conn)
+  expect_equal(v$outputs, "string")
+  expect_identical(remote_score("models:/main.ml.species@champion", iris, conn = conn),
+                   predict(fit_rf, iris, type = "class"))
+  logged$species <- list(newdata = iris_rows(),
+                         expected = as.character(predict(fit_rf, iris_rows(), type = "class")))
+
+  k <- 2.5
+  f <- function(newdata) k * newdata$wt + log(newdata$hp)
+  v <- remote_log_model(f, "main.ml.fun", prototype = mtcars[0, c("wt", "hp")],
+                        input_example = head(mtcars), alias = "champion", conn = conn)
+  expect_identical(remote_score("models:/main.ml.fun@champion", mtcars, conn = conn), f(mtcars))
+  logged$fun <- list(newdata = mtcars[c("wt", "hp")], expected = f(mtcars))
+
+  models <- dbx_models(conn)
+  expect_true(all(c("main.ml.mpg", "main.ml.am", "main.ml.species_prob", "main.ml.species",
+                    "main.ml.fun") %in% models$name))
+  expect_true(all(grepl("champion", models$aliases[models$name == "main.ml.fun"])))
+})
+
+test_that("mlflow.pyfunc.load_model() in a fresh Python process returns exactly the same values", {
+  conn <- mlflow_conn()
+  if (is.null(logged$fun)) skip("the models were not logged")
+  for (nm in c("mpg", "am", "species_prob", "species", "fun")) {
+    got <- python_predict(conn, sprintf("models:/main.ml.%s@champion", nm), logged[[nm]]$newdata)
+    expect_identical(got, unname(logged[[nm]]$expected), label = nm)
+  }
+})
+
+test_that("a second log of the same model ships no model bytes, uploads no artifacts and registers the next version", {
+  conn <- mlflow_conn()
+  set.seed(3)
+  big <- data.frame(x = rnorm(20000), y = rnorm(20000))
+  fit <- ranger::ranger(y ~ x, big, num.trees = 30)
+  size <- length(serialize(fit, NULL))
+  expect_gt(size, 1e6)
+  pp <- function(p) p$predictions
+  v1 <- remote_log_model(fit, "main.ml.big", postprocess = pp, input_example = head(big["x"]), conn = conn)
+  route_bytes <- function(s, pattern) {
+    r <- s$routes[grepl(pattern, names(s$routes))]
+    sum(vapply(r, function(x) as.numeric(x$bytes_in), numeric(1)))
+  }
+  s0 <- local_stats(conn)
+  v2 <- remote_log_model(fit, "main.ml.big", postprocess = pp, input_example = head(big["x"]), conn = conn)
+  s1 <- local_stats(conn)
+  expect_equal(v2$version, v1$version + 1L)
+  expect_true(v2$reused)
+  client_bytes <- route_bytes(s1, "commands/execute|dbfs|fs/files") - route_bytes(s0, "commands/execute|dbfs|fs/files")
+  expect_lt(client_bytes, size / 10)
+  expect_equal(route_bytes(s1, "mlflow-artifacts"), route_bytes(s0, "mlflow-artifacts"))
+})
+
+test_that("registry errors are classed: missing schema, failing predict(), unknown alias or version", {
+  conn <- mlflow_conn()
+  fit <- lm(mpg ~ wt, data = mtcars)
+  e <- expect_error(remote_log_model(fit, "main.nosuchschema.m", input_example = mtcars[1:3, "wt", drop = FALSE],
+                                     conn = conn), class = "dbrxr_not_found_error")
+  expect_match(conditionMessage(e), "main.nosuchschema")
+  bad <- function(newdata) stop("no scores for you")
+  e <- expect_error(remote_log_model(bad, "main.ml.bad", input_example = mtcars[1:3, "wt", drop = FALSE],
+                                     conn = conn), class = "dbrxr_remote_error")
+  expect_match(conditionMessage(e), "no scores for you")
+  expect_error(remote_score("models:/main.ml.mpg@nosuchalias", mtcars, conn = conn),
+               class = "dbrxr_not_found_error")
+  expect_error(remote_score("models:/main.ml.mpg/999", mtcars, conn = conn),
+               class = "dbrxr_not_found_error")
+  expect_error(remote_score("models:/main.ml.nosuchmodel/1", mtcars, conn = conn),
+               class = "dbrxr_not_found_error")
+})
+
+test_that("a cluster whose Python has no MLflow gives dbrxr_unsupported_error naming the fix", {
+  skip_if_no_rpy2()
+  py <- "/usr/bin/python3"
+  has <- identical(suppressWarnings(system2(py, c("-c", shQuote("import rpy2, mlflow")),
+                                            stdout = FALSE, stderr = FALSE)), 0L)
+  rpy2 <- identical(suppressWarnings(system2(py, c("-c", shQuote("import rpy2")),
+                                             stdout = FALSE, stderr = FALSE)), 0L)
+  if (has || !rpy2) skip("needs a Python with rpy2 and without MLflow")
+  conn <- local_test_cluster(python = py)
+  e <- expect_error(dbx_models(conn), class = "dbrxr_unsupported_error")
+  expect_match(conditionMessage(e), "pip install mlflow", fixed = TRUE)
+})
+
+test_that("remote_score_table() with a models:/ URI over 100,000 rows is identical() to predict()", {
+  conn <- mlflow_conn()
+  if (is.null(logged$mpg)) skip("the models were not logged")
+  set.seed(4)
+  n <- 1e5
+  df <- data.frame(id = seq_len(n), wt = runif(n, 1.5, 5.5), hp = round(runif(n, 50, 330)),
+                   cyl = sample(c(4, 6, 8), n, replace = TRUE))
+  dbx_write_table(df, "main.ml.cars", mode = "overwrite", conn = conn)
+  remote_score_table("models:/main.ml.mpg@champion", "main.ml.cars", "main.ml.cars_scored",
+                     keep = "id", mode = "overwrite", conn = conn)
+  out <- dbx_read_table("main.ml.cars_scored", conn = conn)
+  out <- out[order(out$id), ]
+  expect_identical(unname(out$.pred), unname(predict(logged$mpg$fit, df)))
+})
+
+test_that("`mlflow models serve --env-manager local` answers /invocations with the same values", {
+  conn <- mlflow_conn()
+  if (is.null(logged$mpg)) skip("the models were not logged")
+  port <- free_port()
+  env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = mlflow_token,
+           R_LIBS = paste(.libPaths(), collapse = ":"),
+           PATH = paste(dirname(mlflow_python()), Sys.getenv("PATH"), sep = ":"))  # uvicorn
+  mlflow_bin <- file.path(dirname(mlflow_python()), "mlflow")
+  srv <- processx::process$new(mlflow_bin, c("models", "serve", "-m", "models:/main.ml.mpg@champion",
+                                             "--env-manager", "local", "-h", "127.0.0.1",
+                                             "-p", port),
+                               env = c("current", env), stdout = "|", stderr = "2>&1")
+  withr::defer(srv$kill_tree())
+  url <- sprintf("http://127.0.0.1:%d", port)
+  deadline <- Sys.time() + 300
+  ready <- FALSE
+  while (!ready && Sys.time() < deadline && srv$is_alive()) {
+    ready <- tryCatch({
+      con <- url(paste0(url, "/ping")); on.exit(close(con)); readLines(con, warn = FALSE); TRUE
+    }, error = function(e) FALSE, warning = function(w) FALSE)
+    if (!ready) Sys.sleep(1)
+  }
+  if (!ready) fail(paste("the scoring server did not start:", paste(srv$read_output_lines(), collapse = "\n")))
+  nd <- mtcars[1:8, c("wt", "hp", "cyl")]
+  body <- jsonlite::toJSON(list(dataframe_split = list(columns = names(nd), data = unname(as.matrix(nd)))),
+                           auto_unbox = TRUE, digits = NA)
+  res <- processx::run("curl", c("-s", "-X", "POST", "-H", "Content-Type: application/json",
+                                 "--data", body, paste0(url, "/invocations")))
+  got <- jsonlite::fromJSON(res$stdout)$predictions
+  expect_identical(as.numeric(got), unname(predict(logged$mpg$fit, nd)))
+})

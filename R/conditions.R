@@ -89,6 +89,9 @@ raise_rust_error <- function(err, call = rlang::caller_env()) {
   }
   fields <- err$fields
   if (is.null(fields)) fields <- list()
+  # A request whose context was lost after it started: not run again, and
+  # not known to have finished.
+  if (identical(fields$may_have_run, "true")) class <- c("dbrxr_may_have_run_error", class)
   args <- c(list(message = err$message, class = class, hints = unlist(err$hints),
                  problems = problems, status = err$status, error_code = err$error_code,
                  request_id = err$request_id, attempts = err$attempts, call = call),

@@ -90,7 +90,7 @@ dbx_connect <- function(host = NULL, token = NULL, cluster_id = NULL, profile = 
     cli::cli_warn(cli_escape(w), class = c("dbrxr_config_warning", "dbrxr_warning"))
   }
   res$info$warnings <- NULL
-  claim_default(new_connection(res$id, res$info, options = options))
+  claim_default(new_connection(res$handle, res$info, options = options))
 }
 
 session_option_defaults <- list(poll_max = 1, cluster_timeout = 1200, install_rpy2 = FALSE,
@@ -109,7 +109,7 @@ check_session_options <- function(opts, call = rlang::caller_env()) {
 }
 
 # A connection is an environment (so finalizers and per-session state work):
-#   handle  id of the Rust session
+#   handle  the Rust connection (session + protocol state), an external pointer
 #   info    host, cluster_id, auth_type, profile, config_file, staging, sources
 #   options session options (see check_session_options())
 #   local   id of the Rust local cluster this connection owns, or NULL
@@ -118,6 +118,8 @@ new_connection <- function(handle, info, options = session_option_defaults, loca
                            class = character()) {
   conn <- new.env(parent = emptyenv())
   conn$handle <- handle
+  the$connections <- (the$connections %||% 0) + 1
+  conn$key <- paste0("c", the$connections)  # names this connection in tables of R state
   conn$info <- info
   conn$options <- options
   conn$local <- local

@@ -61,6 +61,10 @@ inspect_object <- function(x, label = "x") {
         identical(env, emptyenv()) || startsWith(environmentName(env), "package:")) {
       return()
     }
+    # A dbrxr connection in a frame a model or function was made in travels
+    # along (its handle arrives dead, its secrets stay in Rust): not a pointer
+    # the shipped code could use.
+    if (inherits(env, "dbx_connection")) return()
     for (s in seen) if (identical(s, env)) return()
     seen[[length(seen) + 1L]] <<- env
     for (nm in ls(env, all.names = TRUE, sorted = FALSE)) {

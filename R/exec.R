@@ -9,15 +9,18 @@ want_progress <- function(progress) {
 }
 
 # Wait for a Rust job and return its value. Progress (a cli status with what
-# the job is doing, e.g. the cluster's state message) appears after 0.5 s.
-# `tick`, if given, is called between waits (table scoring's task bar).
-# `full = TRUE` returns the job's whole final report (value and meta).
-run_job <- function(job, progress = NULL, call = rlang::caller_env(), tick = NULL, full = FALSE) {
+# the job is doing, e.g. the cluster's state message) appears after 0.5 s; a
+# job that counts units (a remote target's progress reports, e.g. Spark
+# tasks) shows a bar instead. `full = TRUE` returns the job's whole final
+# report (value and meta).
+run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FALSE) {
   done <- FALSE
   status <- NULL
+  bar <- NULL
   on.exit({
     if (!done) rust_job_cancel(job)
     if (!is.null(status)) cli::cli_status_clear(status)
+    if (!is.null(bar)) try(cli::cli_progress_done(id = bar), silent = TRUE)
   }, add = TRUE)
   show <- want_progress(progress)
   shown <- ""
@@ -34,14 +37,35 @@ run_job <- function(job, progress = NULL, call = rlang::caller_env(), tick = NUL
       rust_job_cancel(job)
       rlang::interrupt()
     }
-    if (!is.null(tick)) tick()
-    if (show && st$elapsed > 0.5 && nzchar(st$progress) && !identical(st$progress, shown)) {
+    if (!show) next
+    if (length(st$units) == 2L && st$units[2] > 0) {
+      if (!is.null(status)) {
+        cli::cli_status_clear(status)
+        status <- NULL
+      }
+      bar <- progress_units(bar, st$units, st$unit_text)
+    } else if (is.null(bar) && st$elapsed > 0.5 && nzchar(st$progress) && !identical(st$progress, shown)) {
       shown <- st$progress
       msg <- cli_escape(shown)
       if (is.null(status)) status <- cli::cli_status(msg, .auto_close = FALSE)
       else cli::cli_status_update(status, msg)
     }
   }
+}
+
+# A bar of counted units, made or moved. Without auto_terminate: cli removes
+# an auto-terminating bar when done == total, and the next stage's update
+# then hits a dead id ("Cannot find progress bar"). A display problem never
+# fails the call.
+progress_units <- function(bar, units, text) {
+  tryCatch({
+    if (is.null(bar)) {
+      bar <- cli::cli_progress_bar(if (length(text) && nzchar(text)) text else "Working",
+                                   total = units[2], auto_terminate = FALSE, .auto_close = FALSE)
+    }
+    cli::cli_progress_update(id = bar, set = min(units[1], units[2]), total = units[2])
+    bar
+  }, error = function(e) bar)
 }
 
 languages <- c("python", "sql", "scala", "r")

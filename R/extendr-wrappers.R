@@ -11,29 +11,25 @@
 #' @useDynLib dbrxr, .registration = TRUE
 NULL
 
-rust_base64_decode <- function(text) .Call(wrap__rust_base64_decode, text)
+rust_bootstrap_code <- function(sources, install_rpy2) .Call(wrap__rust_bootstrap_code, sources, install_rpy2)
 
-rust_base64_encode <- function(x) .Call(wrap__rust_base64_encode, x)
+rust_bootstrap_start <- function(conn, timeout, poll_max, cluster_timeout) .Call(wrap__rust_bootstrap_start, conn, timeout, poll_max, cluster_timeout)
 
-rust_bootstrap_code <- function(module, dispatcher, install_rpy2) .Call(wrap__rust_bootstrap_code, module, dispatcher, install_rpy2)
+rust_call_code <- function(request_id, target, sources, req, paths, result_path, inline_max) .Call(wrap__rust_call_code, request_id, target, sources, req, paths, result_path, inline_max)
 
-rust_bootstrap_start <- function(id, timeout, poll_max, cluster_timeout) .Call(wrap__rust_bootstrap_start, id, timeout, poll_max, cluster_timeout)
-
-rust_call_code <- function(request_id, req, paths, result_path, inline_max) .Call(wrap__rust_call_code, request_id, req, paths, result_path, inline_max)
-
-rust_cluster_status_start <- function(id) .Call(wrap__rust_cluster_status_start, id)
+rust_cluster_status_start <- function(conn) .Call(wrap__rust_cluster_status_start, conn)
 
 rust_connect <- function(explicit) .Call(wrap__rust_connect, explicit)
 
-rust_connect_clone <- function(id) .Call(wrap__rust_connect_clone, id)
+rust_connect_clone <- function(conn) .Call(wrap__rust_connect_clone, conn)
 
 rust_debug_calls <- function() .Call(wrap__rust_debug_calls)
 
 rust_deferred_row_range <- function(x) .Call(wrap__rust_deferred_row_range, x)
 
-rust_exec_start <- function(id, code, language, timeout, poll_max, cluster_timeout, poll_fixed) .Call(wrap__rust_exec_start, id, code, language, timeout, poll_max, cluster_timeout, poll_fixed)
+rust_exec_start <- function(conn, code, language, timeout, poll_max, cluster_timeout, poll_fixed) .Call(wrap__rust_exec_start, conn, code, language, timeout, poll_max, cluster_timeout, poll_fixed)
 
-rust_fetch_start <- function(id, path, dest) .Call(wrap__rust_fetch_start, id, path, dest)
+rust_fetch_start <- function(conn, path, dest) .Call(wrap__rust_fetch_start, conn, path, dest)
 
 rust_job_cancel <- function(job) .Call(wrap__rust_job_cancel, job)
 
@@ -49,17 +45,17 @@ rust_local_stop <- function(id) .Call(wrap__rust_local_stop, id)
 
 rust_parse_marker <- function(text) .Call(wrap__rust_parse_marker, text)
 
-rust_protocol_setup <- function(id, module, dispatcher, install_rpy2) .Call(wrap__rust_protocol_setup, id, module, dispatcher, install_rpy2)
+rust_protocol_setup <- function(conn, sources, install_rpy2) .Call(wrap__rust_protocol_setup, conn, sources, install_rpy2)
 
-rust_remove_start <- function(id, path) .Call(wrap__rust_remove_start, id, path)
+rust_remove_start <- function(conn, path) .Call(wrap__rust_remove_start, conn, path)
 
-rust_request_start <- function(id, req, kind, timeout, poll_max, cluster_timeout, limits) .Call(wrap__rust_request_start, id, req, kind, timeout, poll_max, cluster_timeout, limits)
+rust_request_start <- function(conn, target, req, kind, timeout, poll_max, cluster_timeout, limits, progress) .Call(wrap__rust_request_start, conn, target, req, kind, timeout, poll_max, cluster_timeout, limits, progress)
 
 rust_serialize <- function(x) .Call(wrap__rust_serialize, x)
 
-rust_session_close <- function(id) .Call(wrap__rust_session_close, id)
+rust_session_close <- function(conn) .Call(wrap__rust_session_close, conn)
 
-rust_session_info <- function(id) .Call(wrap__rust_session_info, id)
+rust_session_info <- function(conn) .Call(wrap__rust_session_info, conn)
 
 rust_sha256 <- function(x) .Call(wrap__rust_sha256, x)
 
@@ -67,7 +63,7 @@ rust_sha256_file <- function(path) .Call(wrap__rust_sha256_file, path)
 
 rust_slice_rows <- function(x, from, to) .Call(wrap__rust_slice_rows, x, from, to)
 
-rust_stage_start <- function(id, x, scope, path, overwrite) .Call(wrap__rust_stage_start, id, x, scope, path, overwrite)
+rust_stage_start <- function(conn, x, scope, path, overwrite) .Call(wrap__rust_stage_start, conn, x, scope, path, overwrite)
 
 
 # nolint end

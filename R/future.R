@@ -240,7 +240,7 @@ fw_poll_max <- 0.25
 
 fw_pool <- function(conn, workers) {
   if (is.null(the$fw_pools)) the$fw_pools <- new.env(parent = emptyenv())
-  key <- as.character(conn$handle)
+  key <- conn$key
   pool <- the$fw_pools[[key]]
   if (is.null(pool) || !identical(pool$conn, conn)) {
     pool <- new.env(parent = emptyenv())
@@ -260,7 +260,7 @@ fw_pool <- function(conn, workers) {
 }
 
 fw_free_workers <- function(conn, workers) {
-  pool <- if (!is.null(the$fw_pools)) the$fw_pools[[as.character(conn$handle)]]
+  pool <- if (!is.null(the$fw_pools)) the$fw_pools[[conn$key]]
   if (is.null(pool)) return(workers)
   busy <- sum(vapply(pool$slots[seq_len(min(workers, length(pool$slots)))],
                      function(s) !is.null(s$future), logical(1)))
@@ -295,7 +295,7 @@ fw_worker_conn <- function(pool, slot) {
     opts <- pool$conn$options
     opts$poll_max <- min(opts$poll_max, fw_poll_max)
     opts$progress <- FALSE
-    slot$conn <- new_connection(res$id, res$info, options = opts)
+    slot$conn <- new_connection(res$handle, res$info, options = opts)
   }
   slot$conn
 }
@@ -319,7 +319,7 @@ fw_retire <- function(slot) {
 # run. Closing `conn` (dbx_disconnect(), its finalizer) calls this.
 fw_pool_close <- function(conn = NULL) {
   if (is.null(the$fw_pools)) return(invisible())
-  keys <- if (is.null(conn)) ls(the$fw_pools) else intersect(as.character(conn$handle), ls(the$fw_pools))
+  keys <- if (is.null(conn)) ls(the$fw_pools) else intersect(conn$key, ls(the$fw_pools))
   for (key in keys) {
     for (slot in the$fw_pools[[key]]$slots) {
       if (!is.null(slot$future$handle)) fw_cancel(slot$future$handle)

@@ -119,7 +119,7 @@ start_local_cluster <- function(python, port, token, dots, call = rlang::caller_
       stop(e)
     }
   )
-  conn <- new_connection(res$id, res$info, options = session, local = started$id,
+  conn <- new_connection(res$handle, res$info, options = session, local = started$id,
                          class = "dbx_local_connection")
   conn$local_info <- list(url = info$url, cluster_id = info$cluster_id,
                           state_dir = info$state_dir, python = info$python,

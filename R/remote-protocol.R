@@ -1,9 +1,11 @@
-# The client side of the remote R protocol. One request is one Python command
-# calling the bootstrap module installed in the context (inst/python), which
-# hands R serialize() bytes to the dispatcher (inst/remote/dispatcher.R) and hands
-# its serialized answer back. Small requests travel inline as base64, larger
-# ones are staged; small answers come back inline, larger ones are staged by
-# the cluster and fetched. Values never appear in generated source.
+# The client side of the one protocol. A request is an R list for a
+# *target* in the context: "r" (the dispatcher, inst/remote/dispatcher.R) or
+# one of dbrxr's Python modules (inst/python/dbrxr_<target>.py: "spark" for
+# tables, and the verbs built on it). Rust (src/rust/src/protocol.rs) carries
+# it: one Python command calling the bootstrap module (inst/python), inline
+# or staged, answered inline or staged, exactly once, within one deadline.
+# R builds no Python source and reads no markers; values never appear in
+# generated source.
 
 protocol_version <- 1L
 
@@ -39,26 +41,39 @@ read_source <- function(dir, file) {
   readBin(path, "raw", file.size(path))
 }
 
+# Every source a context needs, by file name: the bootstrap module, the
+# Python targets (all of inst/python) and the R dispatcher. Read once.
+protocol_sources <- function() {
+  if (is.null(the$protocol_sources)) {
+    dir <- system.file("python", package = "dbrxr")
+    py <- sort(list.files(dir, pattern = "\\.py$"))
+    src <- lapply(py, function(f) read_source("python", f))
+    names(src) <- py
+    src[["dispatcher.R"]] <- read_source("remote", "dispatcher.R")
+    the$protocol_sources <- src
+  }
+  the$protocol_sources
+}
+
 # The Python of the bootstrap command and of one request, and the marker of
 # an answer: generated and parsed in Rust (src/rust/src/protocol.rs); these
 # wrappers let tests run them outside a cluster.
 bootstrap_code <- function(install_rpy2) {
-  unwrap(rust_bootstrap_code(read_source("python", "dbrxr_bootstrap.py"),
-                             read_source("remote", "dispatcher.R"), isTRUE(install_rpy2)))
+  unwrap(rust_bootstrap_code(protocol_sources(), isTRUE(install_rpy2)))
 }
-call_code <- function(req_raw, req_paths, result_path, request_id = "r1") {
-  unwrap(rust_call_code(request_id, req_raw, req_paths, result_path %||% "", inline_answer_max()))
+call_code <- function(req_raw, req_paths, result_path, request_id = "r1", target = "r") {
+  unwrap(rust_call_code(request_id, target, protocol_sources(), req_raw, req_paths,
+                        result_path %||% "", inline_answer_max()))
 }
 parse_marker <- function(text, call = rlang::caller_env()) {
   unwrap(rust_parse_marker(paste(text, collapse = "\n")), call = call)
 }
 
-# The protocol lives in Rust; it gets the bootstrap sources once per connection.
+# The protocol lives in Rust; it gets the sources once per connection.
 protocol_setup <- function(conn, call = rlang::caller_env()) {
   st <- remote_state(conn)
   if (isTRUE(st$setup)) return(invisible())
-  unwrap(rust_protocol_setup(conn$handle, read_source("python", "dbrxr_bootstrap.py"),
-                             read_source("remote", "dispatcher.R"),
+  unwrap(rust_protocol_setup(conn$handle, protocol_sources(),
                              isTRUE(conn$options$install_rpy2)), call = call)
   st$setup <- TRUE
   invisible()
@@ -110,7 +125,8 @@ remote_request <- function(conn, req, timeout = NULL, call = rlang::caller_env()
 # A request is one Rust job: R hands over the request list (Rust serializes
 # it, as serialize(xdr = FALSE) does) and gets the answer's bytes back (see
 # src/rust/src/protocol.rs).
-remote_request_start <- function(conn, req, timeout = NULL, call = rlang::caller_env()) {
+remote_request_start <- function(conn, req, timeout = NULL, call = rlang::caller_env(),
+                                 target = "r", progress = FALSE) {
   protocol_setup(conn, call = call)
   req$protocol <- protocol_version
   req$libpaths <- remote_state(conn)$library$path  # the connection's remote_library(), first
@@ -118,12 +134,14 @@ remote_request_start <- function(conn, req, timeout = NULL, call = rlang::caller
   h <- new.env(parent = emptyenv())
   h$conn <- conn
   h$call <- call
-  # The kind of request (operation, object; Rust adds the size) lets Rust
-  # check the command's status when such requests finish.
+  h$progress <- isTRUE(progress)
+  # The kind of request (operation, object; Rust adds the target and the
+  # size) lets Rust check the command's status when such requests finish.
   kind <- paste(format(req$op), req$hash %||% "")
-  h$job <- unwrap(rust_request_start(conn$handle, req, kind, request_timeout(conn, timeout),
+  h$job <- unwrap(rust_request_start(conn$handle, target, req, kind, request_timeout(conn, timeout),
                                      opts$poll_max, opts$cluster_timeout,
-                                     c(inline_request_max(), inline_answer_max())), call = call)
+                                     c(inline_request_max(), inline_answer_max()),
+                                     isTRUE(progress)), call = call)
   h
 }
 
@@ -141,13 +159,39 @@ remote_request_finish <- function(handle) {
   if (is.null(job)) {
     abort_dbrxr("This remote request was cancelled.", "dbrxr_cancelled_error", call = call)
   }
-  request_answer(handle$conn, run_job(job, FALSE, call = call, full = TRUE), call = call)
+  request_answer(handle$conn, run_job(job, handle$progress %||% FALSE, call = call, full = TRUE),
+                 call = call)
 }
 
 remote_request_cancel <- function(handle) {
   if (!is.null(handle$job)) try(rust_job_cancel(handle$job), silent = TRUE)
   handle$job <- NULL
   invisible(handle)
+}
+
+# One request to a Python target (inst/python/dbrxr_<target>.py): its
+# handler's value. A target's error (`list(class, message, ...)`) goes to
+# `errors(err, call)`, which raises the verb's own conditions (or returns a
+# value to return instead); without it (or when it returns NULL) it is a
+# dbrxr_remote_error. `progress`: show the target's
+# progress reports as a bar (NULL: the connection's option, else while
+# interactive).
+remote_target <- function(conn, target, req, timeout = NULL, progress = FALSE, errors = NULL,
+                          call = rlang::caller_env()) {
+  show <- want_progress(progress %||% conn$options$progress)
+  ans <- remote_request_finish(remote_request_start(conn, req, timeout = timeout, call = call,
+                                                    target = target, progress = show))
+  if (identical(ans$status, "ok")) return(ans$value)
+  err <- ans$error
+  if (!is.null(errors)) {
+    handled <- errors(err, call)
+    if (!is.null(handled)) return(handled)
+  }
+  abort_dbrxr(sprintf("dbrxr's %s module failed on the cluster: %s", target,
+                      err$message %||% "(no message)"),
+              "dbrxr_remote_error",
+              remote_message = err$message, remote_class = err$class,
+              remote_traceback = err$traceback, call = call)
 }
 
 # The finished job's answer bytes and facts: counters, a bootstrap on the way.
@@ -176,11 +220,6 @@ request_cleanup <- function(conn, p) {
 
 exec_output <- function(res) if (is.null(res$data)) "" else as.character(res$data)
 
-# Run Python in the connection's context; its text output.
-run_python <- function(conn, code, timeout = NULL, call = rlang::caller_env()) {
-  exec_output(exec_command(conn, code, timeout = timeout, call = call))
-}
-
 # When a call with `timeout` seconds (else the default of request_timeout())
 # must end; NULL for no limit.
 request_deadline <- function(conn, timeout = NULL) {
@@ -195,40 +234,11 @@ time_left <- function(deadline) {
   max(0.001, as.numeric(difftime(deadline, Sys.time(), units = "secs")))
 }
 
-# ---- Commands outside the protocol job ----------------------------------
-# Table operations (table.R) run commands of their own in the context, next
-# to the bootstrap module; these are the pieces they share.
-marker <- "DBRXR1"
-
-# Python string literal of arbitrary text: base64 inside quotes, so nothing a
-# caller passes can change the meaning of the generated source.
-py_b64 <- function(x) {
-  if (is.null(x) || length(x) == 0L) return("\"\"")
-  if (is.character(x)) {
-    if (!nzchar(x)) return("\"\"")
-    x <- charToRaw(enc2utf8(x))
-  }
-  paste0("\"", unwrap(rust_base64_encode(x)), "\"")
-}
-
-# A fresh path in the session's staging directory for an answer the cluster
-# writes (removed after it is fetched, or with the session).
-result_path <- function(conn) {
-  info <- unwrap(rust_session_info(conn$handle))
-  paste0(sub("/+$", "", info$staging), "/sessions/", info$session_id,
-         "/result-", unique_id(), ".bin")
-}
-
 # A unique name without touching the user's random number stream.
 unique_id <- function() {
   the$unique_counter <- (the$unique_counter %||% 0) + 1
   seed <- serialize(list(Sys.time(), Sys.getpid(), the$unique_counter), NULL)
   substr(unwrap(rust_sha256(seed)), 1L, 24L)
-}
-
-stage_remove_quiet <- function(conn, path) {
-  tryCatch(stage_remove(conn, path), error = function(e) invisible(FALSE),
-           interrupt = function(e) invisible(FALSE))
 }
 
 # Requests running user code carry this session's random number state; the

@@ -1,8 +1,8 @@
 # Tables: R data frames to and from Unity Catalog tables, and R models scored
-# over tables on the cluster's Spark executors. The Spark side is
-# inst/python/dbrxr_spark.py, installed in the context next to the bootstrap
-# module; values travel as R serialize() bytes and staged files (a data frame
-# up, a model bundle once by content hash), never in generated source.
+# over tables on the cluster's Spark executors. Each verb is one request of
+# the one protocol to the "spark" target (inst/python/dbrxr_spark.py); values
+# travel as R serialize() bytes (a data frame up, a model bundle once by
+# content hash), never in generated source.
 
 #' A SQL query as a table source
 #'
@@ -33,8 +33,9 @@ print.dbx_sql <- function(x, ...) {
 #' frame, converted column by column from Arrow (no pandas).
 #'
 #' Type mapping (Spark → R): `boolean` → logical; `tinyint`, `smallint`,
-#' `int` → integer; `bigint`, `float`, `double`, `decimal` → double;
-#' `string` → character; `date` → `Date`; `timestamp` → `POSIXct` (time zone
+#' `int` → integer; `bigint` → `bit64::integer64` when bit64 is installed
+#' (exact), else double (with a `dbrxr_precision_warning` when a value is beyond
+#' 2^53); `float`, `double`, `decimal` → double; `string` → character; `date` → `Date`; `timestamp` → `POSIXct` (time zone
 #' UTC, microseconds). Nulls become `NA`; a double `NaN` stays `NaN`. Other
 #' types (arrays, maps, structs, binary) are a `dbrxr_input_error`.
 #'
@@ -58,12 +59,67 @@ dbx_read_table <- function(table, limit = NULL, conn = dbx_default_connection(),
   check_number(limit, min = 0, call = call)
   check_connection(conn, call = call)
   spec$op <- "read"
-  spec$limit <- if (!is.null(limit)) format(limit, scientific = FALSE)
-  spec$inline_max <- format(inline_answer_max(), scientific = FALSE)
-  spark_run(conn, spec, timeout = timeout, call = call)
+  spec$limit <- limit
+  # bigint columns: integer64 when bit64 is here to hold them exactly.
+  spec$int64 <- if (requireNamespace("bit64", quietly = TRUE)) "integer64" else "double"
+  df <- spark_request(conn, spec, timeout = timeout, call = call)
+  lost <- attr(df, "dbrxr_int64_inexact")
+  if (length(lost)) {
+    attr(df, "dbrxr_int64_inexact") <- NULL
+    cli::cli_warn(c("bigint column{?s} {.field {lost}} {?has/have} values beyond 2^53, read as doubles with lost precision.",
+                    "i" = "Install bit64 to read them exactly as integer64."),
+                  class = c("dbrxr_precision_warning", "dbrxr_warning"))
+  }
+  df
 }
 
-#' Write a data frame to a table
+# Columns a table can hold, checked before anything is sent: names unique
+# (also ignoring case, as Spark does) and non-empty, types with a Spark type.
+check_table_columns <- function(df, call = rlang::caller_env()) {
+  nms <- names(df)
+  if (anyNA(nms) || any(!nzchar(nms))) {
+    abort_dbrxr("Every column of `df` needs a name.", "dbrxr_input_error",
+                problems = sprintf("Column%s %s ha%s none.", if (sum(is.na(nms) | !nzchar(nms)) > 1) "s" else "",
+                                   paste(which(is.na(nms) | !nzchar(nms)), collapse = ", "),
+                                   if (sum(is.na(nms) | !nzchar(nms)) > 1) "ve" else "s"),
+                call = call)
+  }
+  low <- tolower(nms)
+  clash <- unique(low[duplicated(low)])
+  if (length(clash)) {
+    sets <- vapply(clash, function(l) paste0("`", nms[low == l], "`", collapse = " and "), "")
+    abort_dbrxr("Column names of `df` must differ in more than case: Spark does not tell them apart.",
+                "dbrxr_input_error", problems = paste("Same name:", sets),
+                hints = "Rename the columns (e.g. with make.unique(tolower(names(df))))", call = call)
+  }
+  for (nm in nms) {
+    x <- df[[nm]]
+    why <- column_refusal(x)
+    if (!is.null(why)) {
+      abort_dbrxr(sprintf("Column `%s` cannot be written to a table: %s", nm, why[[1]]),
+                  "dbrxr_input_error", hints = why[[2]], column = nm, call = call)
+    }
+  }
+  invisible(df)
+}
+
+# Why a column cannot become a Spark column, and what to do; NULL if it can.
+column_refusal <- function(x) {
+  if (inherits(x, "POSIXlt")) return(list("it is a POSIXlt.", "Convert it with as.POSIXct()."))
+  if (inherits(x, "difftime")) {
+    return(list(sprintf("it is a difftime (in %s); a table column has no units.", attr(x, "units")),
+                "Store the number in the unit you mean, e.g. as.numeric(x, units = \"secs\"), and name the column after the unit."))
+  }
+  if (is.matrix(x) || is.array(x) || is.data.frame(x)) {
+    return(list("it is a matrix or data frame column.", "Split it into one column per column (e.g. cbind() its columns into `df`)."))
+  }
+  if (is.list(x)) return(list("it is a list column.", "Turn it into atomic columns, or serialize each element to text (e.g. jsonlite::toJSON())."))
+  if (is.complex(x)) return(list("it is complex.", "Store Re(x) and Im(x) as two double columns."))
+  if (is.raw(x)) return(list("it is raw.", "Store it as text, e.g. as.character(x) or a base64 string."))
+  if (inherits(x, c("factor", "Date", "POSIXct", "integer64"))) return(NULL)
+  if (is.logical(x) || is.integer(x) || is.double(x) || is.character(x)) return(NULL)
+  list(sprintf("it is a %s.", class(x)[1]), "Convert it to logical, integer, double, character, factor, Date, POSIXct or integer64.")
+}
 #'
 #' The inverse of [dbx_read_table()]: `df` travels as R serialize() bytes
 #' through the connection's staging location, becomes a parquet file on the
@@ -71,9 +127,23 @@ dbx_read_table <- function(table, limit = NULL, conn = dbx_default_connection(),
 #'
 #' Type mapping (R → Spark): logical → `boolean`; integer → `int`; double →
 #' `double`; character and factor → `string`; `Date` → `date`; `POSIXct` →
-#' `timestamp`. Round trips are `identical()` except: factors come back as
-#' character, `POSIXct` comes back in time zone UTC and to the microsecond,
-#' `Date`s are whole days, row names and other attributes are dropped.
+#' `timestamp`; `bit64::integer64` → `bigint` (exactly). Round trips are
+#' `identical()` except: factors come back as character, `POSIXct` comes back
+#' in time zone UTC and to the microsecond, `Date`s are whole days, row names
+#' and other attributes are dropped.
+#'
+#' Refused before anything is sent, with a `dbrxr_input_error` naming the column
+#' and what to do: `difftime` (a table column has no units: store the number in
+#' the unit you mean), `POSIXlt`, matrix, data frame, list, complex and raw
+#' columns, and column names that are empty or differ only in case (Spark does
+#' not tell them apart). Any other name works (dots, spaces, backticks,
+#' non-ASCII letters).
+#'
+#' `mode = "append"` first checks the rows against the table: the same columns,
+#' with types the table's can hold (a smaller integer into a larger one, an
+#' integer or float into a double); anything else is a `dbrxr_schema_error`
+#' (also a `dbrxr_input_error`) listing each mismatched column with both types,
+#' and nothing is written.
 #'
 #' @param df A data frame.
 #' @param name The table name (`catalog.schema.table`); the schema must exist.
@@ -97,11 +167,10 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
   check_table_name(name, call = call)
   mode <- rlang::arg_match(mode, error_call = call)
   check_connection(conn, call = call)
-  bytes <- serialize(as.data.frame(df), NULL, xdr = FALSE)
-  staged <- stage_bytes(conn, bytes, "session", progress = FALSE, call = call)
-  on.exit(stage_remove_quiet(conn, staged$path), add = TRUE)
-  res <- spark_run(conn, list(op = "write", output = name, mode = mode, data = staged$path),
-                   timeout = timeout, call = call)
+  df <- as.data.frame(df)
+  check_table_columns(df, call = call)
+  res <- spark_request(conn, list(op = "write", output = name, mode = mode, data = df),
+                       timeout = timeout, call = call)
   invisible(new_dbx_table(name, res))
 }
 
@@ -120,6 +189,16 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
 #' atomic vector becomes one column named `prediction`, a factor its labels,
 #' a matrix or data frame one column per column named
 #' `{prediction}_{colname}`.
+#'
+#' A value in a factor column that the model never saw is an error, as
+#' `predict()` on the whole table gives it, never a silent `NA`: a
+#' `dbrxr_remote_error` with the model's own message (`lm`, `glm`, `rpart`:
+#' "factor g has new level zz"), its fields `column` and `levels`, and the rows;
+#' the output table is untouched. `ranger` records its factor levels only with
+#' `respect.unordered.factors = "order"` or `"partition"`; its `predict()` then
+#' maps a new level to a value silently, and on tables it is the same error.
+#' Without recorded levels (ranger's default "ignore" mode) the table's sorted
+#' distinct values are the levels, as `predict()` on the whole table does.
 #'
 #' An R error in a batch is a `dbrxr_remote_error` with the R message and the
 #' batch's rows, counted in the source as [dbx_read_table()] returns it (also
@@ -181,23 +260,25 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
   args <- list(...)
   if (!is.null(type)) args$type <- type
   bundle <- score_bundle(model, args, postprocess, prediction, call = call)
-  spec$op <- "check"
+  spec$op <- "score"
   spec$output <- output
   spec$mode <- mode
-  spark_run(conn, spec, call = call)
-  staged <- stage_bytes(conn, bundle$bytes, "cache", progress = FALSE, call = call)
-  spec$op <- "score"
   spec$keep <- keep
   spec$level_cols <- bundle$level_cols
-  spec$bundle <- staged$path
   spec$hash <- bundle$hash
-  spec$libpaths <- remote_state(conn)$library$path
-  spec$group <- paste0("dbrxr-", unique_id())
   spec$convert <- getOption("dbrxr.table_convert")  # "pandas2ri": benchmarks only
-  if (want_progress(progress %||% conn$options$progress)) {
-    spec$progress <- sub("result-", "progress-", result_path(conn), fixed = TRUE)
+  # The bundle's bytes go along only when the cluster may not have them: the
+  # target keeps them under their hash in the staging location's cache.
+  st <- remote_state(conn)
+  deadline <- request_deadline(conn, timeout)
+  send <- function(with_bundle) {
+    spec$bundle <- if (with_bundle) bundle$bytes
+    spark_request(conn, spec, timeout = time_left(deadline), progress = progress,
+                  call = call, need_object = !with_bundle)
   }
-  res <- spark_run(conn, spec, timeout = timeout, call = call)
+  res <- send(!isTRUE(st$objects[[bundle$hash]]))
+  if (inherits(res, "dbrxr_need_object")) res <- send(TRUE)
+  assign(bundle$hash, TRUE, envir = st$objects)
   relay_batch_warnings(res$warning, res$warning_batches)
   invisible(new_dbx_table(output, res))
 }
@@ -316,115 +397,22 @@ table_source <- function(table, call) {
   list(table = table)
 }
 
-# ---- running a table operation in the context ---------------------------------
+# ---- one table request ----------------------------------------------------------
 
-spark_module_code <- function() {
-  src <- read_source("python", "dbrxr_spark.py")
-  paste0(
-    "import sys, os, base64, hashlib, tempfile, importlib\n",
-    "_s = base64.b64decode(", py_b64(src), ")\n",
-    "_d = os.path.join(tempfile.gettempdir(), 'dbrxr-py-' + hashlib.sha256(_s).hexdigest()[:16])\n",
-    "os.makedirs(_d, exist_ok=True)\n",
-    "_p = os.path.join(_d, 'dbrxr_spark.py')\n",
-    "if not os.path.exists(_p):\n",
-    "    open(_p + '.part', 'wb').write(_s)\n",
-    "    os.replace(_p + '.part', _p)\n",
-    "if _d not in sys.path:\n",
-    "    sys.path.insert(0, _d)\n",
-    "if 'dbrxr_spark' in sys.modules and sys.modules['dbrxr_spark'].__file__ != _p:\n",
-    "    del sys.modules['dbrxr_spark']\n",
-    "import dbrxr_spark\n",
-    "del _s, _d, _p\n")
-}
+# The answer to a score request that did not carry its bundle, when the
+# cluster does not have it.
+need_object_answer <- structure(list(), class = "dbrxr_need_object")
 
-spark_call_code <- function(spec, result) {
-  fields <- unlist(lapply(names(spec), function(k) {
-    v <- spec[[k]]
-    if (is.null(v)) return(NULL)
-    paste0(k, "=", vapply(as.character(v), utils::URLencode, "", reserved = TRUE))
-  }))
-  paste0(
-    "import sys\n",
-    "if 'dbrxr_bootstrap' not in sys.modules:\n",
-    "    print('", marker, ":NOBOOT')\n",
-    "elif 'dbrxr_spark' not in sys.modules:\n",
-    "    print('", marker, ":NOSPARK')\n",
-    "else:\n",
-    "    sys.modules['dbrxr_spark'].run(", py_b64(paste(fields, collapse = "&")), ", ",
-    py_b64(result), ")\n")
-}
-
-spark_run <- function(conn, spec, timeout = NULL, call = rlang::caller_env()) {
-  if (is.null(remote_state(conn)$info)) remote_bootstrap(conn, call = call)
-  result <- if (identical(spec$op, "read")) result_path(conn)
-  for (attempt in 1:3) {
-    # Spark jobs take seconds: checked at least every 0.2 s, they are not
-    # found finished half a second late.
-    job <- exec_start(conn, spark_call_code(spec, result), timeout = timeout,
-                      poll_max = min(conn$options$poll_max, 0.2), call = call)
-    res <- if (is.null(spec$progress)) run_job(job, FALSE, call = call)
-           else spark_wait(conn, job, spec$progress, call = call)
-    m <- parse_marker(exec_output(res), call = call)
-    if (identical(m$kind, "NOBOOT")) {
-      remote_bootstrap(conn, call = call)
-    } else if (identical(m$kind, "NOSPARK")) {
-      run_python(conn, spark_module_code(), call = call)
-    } else {
-      break
-    }
+# One request to the spark target; its errors become the verbs' conditions.
+spark_request <- function(conn, spec, timeout = NULL, progress = FALSE, call = rlang::caller_env(),
+                          need_object = FALSE) {
+  errors <- function(err, call) {
+    if (need_object && identical(err$class, "need_object")) return(need_object_answer)
+    spark_error(err, spec, call)
   }
-  switch(m$kind,
-    SPARKOK = parse_spark_fields(m$payload),
-    SPARKERR = spark_error(parse_spark_fields(m$payload), spec, call),
-    INLINE = unserialize(unwrap(rust_base64_decode(m$payload), call = call)),
-    FILE = {
-      on.exit(stage_remove_quiet(conn, result), add = TRUE)
-      unserialize(stage_fetch(conn, result, progress = FALSE, call = call))
-    },
-    abort_dbrxr("The cluster gave an unexpected answer to a table operation.",
-                "dbrxr_internal_error", problems = substr(m$payload, 1, 300), call = call))
-}
-
-# Wait for a scoring command, showing a bar of the Spark tasks done, which the
-# cluster writes to the staged file `path` every half second.
-spark_wait <- function(conn, job, path, call) {
-  bar <- NULL
-  last <- Sys.time()
-  on.exit({
-    if (!is.null(bar)) cli::cli_progress_done(id = bar)
-    stage_remove_quiet(conn, path)
-  }, add = TRUE)
-  tick <- function() {
-    if (as.numeric(Sys.time() - last, units = "secs") < 0.5) return()
-    last <<- Sys.time()
-    tasks <- spark_tasks(conn, path)
-    if (length(tasks) == 2L && tasks[2] > 0) {
-      if (is.null(bar)) {
-        bar <<- cli::cli_progress_bar("Spark tasks", total = tasks[2], .auto_close = FALSE)
-      }
-      cli::cli_progress_update(id = bar, set = tasks[1], total = tasks[2])
-    }
-  }
-  run_job(job, FALSE, call = call, tick = tick)
-}
-
-# c(done, total) from the progress file, or NULL while there is none.
-spark_tasks <- function(conn, path) {
-  raw <- tryCatch(stage_fetch(conn, path, progress = FALSE), error = function(e) NULL)
-  if (is.null(raw)) return(NULL)
-  n <- suppressWarnings(as.numeric(strsplit(rawToChar(raw), " ", fixed = TRUE)[[1]]))
-  if (anyNA(n)) NULL else n
-}
-
-# Form fields where `columns` may repeat.
-parse_spark_fields <- function(text) {
-  if (!nzchar(text)) return(list())
-  pairs <- strsplit(strsplit(text, "&", fixed = TRUE)[[1]], "=", fixed = TRUE)
-  dec <- function(x) utils::URLdecode(gsub("+", " ", x, fixed = TRUE))
-  keys <- vapply(pairs, function(p) dec(p[[1]]), "")
-  vals <- vapply(pairs, function(p) if (length(p) > 1) dec(p[[2]]) else "", "")
-  out <- lapply(split(vals, factor(keys, unique(keys))), unname)
-  out
+  res <- remote_target(conn, "spark", spec, timeout = timeout, progress = progress,
+                       errors = errors, call = call)
+  res
 }
 
 spark_error <- function(f, spec, call) {
@@ -446,6 +434,11 @@ spark_error <- function(f, spec, call) {
                             hints = "Create it first, e.g. dbx_exec(\"spark.sql('CREATE SCHEMA IF NOT EXISTS main.crm')\").",
                             call = call),
     input = abort_dbrxr(f$message, "dbrxr_input_error", call = call),
+    schema = abort_dbrxr(sprintf("The rows do not fit table %s; nothing was written.", spec$output),
+                         c("dbrxr_schema_error", "dbrxr_input_error"),
+                         problems = unlist(f$problems),
+                         hints = "Make the columns and types match the table's (see dbx_read_table(limit = 0)), or write with `mode = \"overwrite\"`.",
+                         table = spec$output, call = call),
     missing_package = abort_dbrxr(f$message, "dbrxr_missing_package_error",
                                   package = f$package,
                                   hints = "Install it on the cluster (remote_install_packages() or remote_library()).",
@@ -453,6 +446,10 @@ spark_error <- function(f, spec, call) {
     remote = abort_dbrxr(
       paste0("R error while scoring rows ", f$rows, ": ", f$message), "dbrxr_remote_error",
       problems = c(if (!is.null(f$call)) paste("In", f$call),
+                   if (!is.null(f$unseen_column)) {
+                     sprintf("Column %s has values the model never saw: %s (rows %s of the batch).",
+                             f$unseen_column, f$unseen_levels, f$unseen_rows)
+                   },
                    if (!is.null(f$partition)) {
                      sprintf("Rows are counted in %s as dbx_read_table() returns it; Spark partition %s, rows %s of it.",
                              what, f$partition, f$partition_rows %||% f$rows)
@@ -460,9 +457,10 @@ spark_error <- function(f, spec, call) {
                      sprintf("The first rows of %s (rows %s), scored on the driver before the Spark job.", what, f$rows)
                    }),
       remote_message = f$message, remote_call = f$call, rows = f$rows,
-      partition = f$partition, partition_rows = f$partition_rows, call = call),
+      partition = f$partition, partition_rows = f$partition_rows,
+      column = f$unseen_column, levels = f$unseen_levels, call = call),
     abort_dbrxr("A table operation failed on the cluster.", "dbrxr_internal_error",
-                problems = f$message, call = call))
+                problems = f$message, remote_traceback = f$traceback, call = call))
 }
 
 # For examples: run them only where the local cluster has PySpark.

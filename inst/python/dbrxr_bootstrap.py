@@ -1,29 +1,55 @@
 """dbrxr bootstrap: installed once per execution context by the dbrxr R package.
 
-It embeds R through rpy2 and keeps dbrxr's R dispatcher in a private R
-environment. Every later command is one short call to `call()`, which moves
-only R serialize() bytes: a request arrives inline (base64) or as a staged
-file, the answer leaves inline (base64 on stdout) or as a file written to
-staging. Nothing here converts values; R unserializes and serializes them.
+One protocol for every verb. A request names its *target*: "r" (dbrxr's R
+dispatcher, kept in a private R environment) or one of our Python modules
+(`dbrxr_<target>.py`, e.g. dbrxr_spark for tables). All of them arrive in one
+bootstrap command, are written to one directory keyed by the hash of their
+sources (on sys.path, so targets import each other and Spark can ship them to
+executors), and are answered the same way: the request is R serialize() bytes,
+inline (base64) or staged; the answer is R serialize() bytes of
+`list(status, value | error)`, inline (base64 on stdout) or written to
+staging. Request ids make a repeated request answer from a cache instead of
+running twice.
 
-Every answer is one line starting with MARKER so the client can find it among
-whatever else the runtime prints: "DBRXR1:<KIND> <payload>", the payload being
-base64 (INLINE) or form-encoded fields. Paths arrive base64-encoded so no
-caller-supplied text is ever part of the command's source.
+R runs on one thread of its own (`run_r`): a stack of known size with R's C
+stack check pointed at it (rpy2 turns the check off, so deep recursion would
+kill the process), and the caller's contextvars (rpy2's conversion rules).
+
+The answer line is "<MARKER>:<KIND> <payload>"; MARKER is handed over by the
+client at setup (it is defined once, in the Rust client).
 """
 
 import base64
 import collections
+import contextvars
+import ctypes
+import importlib
 import os
 import platform
+import queue
 import sys
+import tempfile
 import threading
+import traceback
 from urllib.parse import urlencode
 
-MARKER = "DBRXR1"
+MARKER = None  # handed over by the client at setup(): defined once, in Rust
+SOURCES_HASH = None
 
-_state = {"r": None, "ready": False}
+_state = {"r": None, "ready": False, "dir": None, "progress": None, "cancel": [],
+          "result": None, "root": None}
 _lock = threading.Lock()
+
+
+class TargetError(Exception):
+    """An expected failure of a Python target: R receives
+    list(class = cls, message = message, <fields>)."""
+
+    def __init__(self, cls, message, **fields):
+        super().__init__(message)
+        self.cls = cls
+        self.message = message
+        self.fields = fields
 
 
 def _say(kind, payload=""):
@@ -42,6 +68,31 @@ def map_path(path):
         return os.path.join(root, path.lstrip("/"))
     return path
 
+
+def scratch_path(name):
+    """A staged path for the running request's temporary files: the
+    session's staging directory, which every node sees and which goes with
+    the session."""
+    result = _state["result"]
+    if not result:
+        raise RuntimeError("no request is running, so there is no session directory")
+    return result.rsplit("/", 1)[0] + "/" + name
+
+
+def cache_path(hash_):
+    """The staged path of a content-addressed object (shared by sessions)."""
+    root = _state["root"]
+    if not root:
+        raise RuntimeError("no request is running, so the staging location is unknown")
+    return root.rstrip("/") + "/cache/" + hash_
+
+
+def module_dir():
+    """The directory holding this module and the targets (None before setup)."""
+    return _state["dir"] or os.path.dirname(os.path.abspath(__file__))
+
+
+# ---- rpy2 ------------------------------------------------------------------------
 
 def _rpy2_requirement():
     """rpy2 >= 3.6 calls R_getVar, which R only has from 4.5: older R (DBR 16.4
@@ -68,7 +119,6 @@ def _pip_install_rpy2():
     if proc.returncode != 0:
         tail = proc.stdout.decode("utf-8", "replace")[-2000:]
         raise RuntimeError("pip install rpy2 failed (exit %d): %s" % (proc.returncode, tail))
-    import importlib
     importlib.invalidate_caches()
 
 
@@ -89,18 +139,67 @@ def _import_rpy2(install):
         return "%s: %s" % (type(e).__name__, e)
 
 
-def setup(dispatcher_b64, install_rpy2=False):
-    """Start R (once), load the dispatcher, report versions or why it cannot."""
-    problem = _import_rpy2(install_rpy2)
-    if problem is not None:
-        _say("NORPY2", urlencode({
-            "python": sys.executable, "python_version": platform.python_version(),
-            "problem": problem}))
+# ---- the R thread ----------------------------------------------------------------
+
+def _stack_bytes():
+    """The R thread's stack: as large as the process's main stack (so deep
+    recursion ends where a local R ends it), at least 8 MB."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+        if soft == resource.RLIM_INFINITY or soft <= 0:
+            return 64 << 20
+        return max(8 << 20, min(soft, 1 << 30))
+    except Exception:
+        return 8 << 20
+
+
+def _libr():
+    from rpy2.rinterface_lib import openrlib
+    for path in (None, os.path.join(getattr(openrlib, "R_HOME", "") or "", "lib", "libR.so")):
+        try:
+            lib = ctypes.CDLL(path)
+            ctypes.c_int.in_dll(lib, "R_interrupts_pending")
+            return lib
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _this_thread_stack():
+    """(top, size) of the calling thread's stack, from pthread."""
+    libc = ctypes.CDLL(None)
+    libc.pthread_self.restype = ctypes.c_ulong
+    attr = ctypes.create_string_buffer(256)  # pthread_attr_t is 56 bytes on x86_64
+    if libc.pthread_getattr_np(ctypes.c_ulong(libc.pthread_self()), attr) != 0:
+        return None
+    addr, size = ctypes.c_void_p(), ctypes.c_size_t()
+    try:
+        if libc.pthread_attr_getstack(attr, ctypes.byref(addr), ctypes.byref(size)) != 0:
+            return None
+    finally:
+        libc.pthread_attr_destroy(attr)
+    return addr.value + size.value, size.value
+
+
+def _point_c_stack_check_here():
+    """R's C stack check for this thread: rpy2 sets the limit to -1 (off),
+    and R measured its start on the main thread. Without it, deep recursion
+    overflows the stack and kills the process instead of an R error."""
+    lib = _libr()
+    where = _this_thread_stack()
+    if lib is None or where is None:
         return
-    import rpy2
+    top, size = where
+    ctypes.c_size_t.in_dll(lib, "R_CStackStart").value = top
+    # A little below the real size: Python's frames below R use some too.
+    ctypes.c_size_t.in_dll(lib, "R_CStackLimit").value = max(size - (256 << 10), 1 << 20)
+
+
+def _init_r():
     import rpy2.rinterface as ri
     from rpy2.rinterface_lib import openrlib
-    with _lock, openrlib.rlock:
+    with openrlib.rlock:
         if not ri.embedded.isready():
             # This R serves large requests one after another: each leaves
             # tens of MB of garbage that R's default heap growth collects
@@ -110,20 +209,245 @@ def setup(dispatcher_b64, install_rpy2=False):
             if not os.environ.get("R_GC_MEM_GROW"):
                 os.environ["R_GC_MEM_GROW"] = "3"
             ri.initr_simple()
-        src = base64.b64decode(dispatcher_b64).decode("utf-8")
-        # The dispatcher lives in its own environment, never in the global one.
-        make_env = ri.baseenv["new.env"]
-        env = make_env(parent=ri.globalenv)
-        ri.baseenv["eval"](ri.parse(src), env)
-        _state["r"] = env
-        _state["ready"] = True
-        info = env.find("dbrxr_info")()
-        r_version = str(info[0][0])
+    _point_c_stack_check_here()
+
+
+class _RThread(object):
+    def __init__(self):
+        self.jobs = queue.Queue()
+        self.started = threading.Event()
+        self.error = None
+        old = threading.stack_size()
+        threading.stack_size(_stack_bytes())
+        try:
+            self.thread = threading.Thread(target=self._loop, name="dbrxr-R", daemon=True)
+            self.thread.start()
+        finally:
+            threading.stack_size(old)
+        self.started.wait()
+        if self.error is not None:
+            raise self.error
+
+    def _loop(self):
+        try:
+            _init_r()
+        except BaseException as e:  # noqa: B902 - reported to the caller
+            self.error = e
+        self.started.set()
+        while True:
+            ctx, fn, args, box, done = self.jobs.get()
+            try:
+                box.append((True, ctx.run(fn, *args)))
+            except BaseException as e:  # noqa: B902 - re-raised by the caller
+                box.append((False, e))
+            done.set()
+
+
+_thread = {"r": None}
+_thread_lock = threading.Lock()
+
+
+def _r_thread():
+    with _thread_lock:
+        if _thread["r"] is None:
+            _thread["r"] = _RThread()
+        return _thread["r"]
+
+
+def ensure_r():
+    """Start embedded R (once, on the R thread)."""
+    _r_thread()
+
+
+def _interrupt_r(value=1):
+    lib = _libr()
+    if lib is not None:
+        ctypes.c_int.in_dll(lib, "R_interrupts_pending").value = value
+
+
+def run_r(fn, *args):
+    """Run fn(*args) on the R thread with the caller's contextvars; an
+    interrupt of the caller interrupts R (and calls the on_cancel hooks) and
+    waits for R to stop before it is raised."""
+    t = _r_thread()
+    if threading.current_thread() is t.thread:
+        return fn(*args)
+    box, done = [], threading.Event()
+    t.jobs.put((contextvars.copy_context(), fn, args, box, done))
+    interrupted = False
+    while True:
+        try:
+            while not done.wait(0.05):
+                pass
+            break
+        except KeyboardInterrupt:
+            if not interrupted:
+                interrupted = True
+                _interrupt_r()
+                for hook in list(_state["cancel"]):
+                    try:
+                        hook()
+                    except Exception:
+                        pass
+    ok, value = box[0]
+    if interrupted:
+        _interrupt_r(0)  # R has stopped: an interrupt left pending would hit the next call
+    if ok:
+        return value
+    if interrupted:
+        raise KeyboardInterrupt()
+    raise value
+
+
+def on_cancel(fn):
+    """Call fn() if the running request is cancelled (e.g. cancel a Spark job group)."""
+    _state["cancel"].append(fn)
+
+
+def progress(done, total, text=""):
+    """Report progress of the running request (shown to the R user); never fails."""
+    path = _state["progress"]
+    if not path:
+        return
+    try:
+        local = map_path(path)
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        with open(local + ".part", "w") as f:
+            f.write("%s %s %s" % (float(done), float(total), str(text).replace("\n", " ")))
+        os.replace(local + ".part", local)
+    except Exception:
+        pass
+
+
+# ---- setup -------------------------------------------------------------------------
+
+def _install_files(files):
+    """Write the sources to a directory keyed by their hash (once; atomic per
+    file) and put it first on sys.path. Modules of another version are
+    dropped so they import again from here."""
+    d = os.path.join(tempfile.gettempdir(), "dbrxr-py-" + SOURCES_HASH[:16])
+    os.makedirs(d, exist_ok=True)
+    for name, data in files.items():
+        p = os.path.join(d, name)
+        if not os.path.exists(p):
+            with open(p + ".part", "wb") as f:
+                f.write(data)
+            os.replace(p + ".part", p)
+    if d in sys.path:
+        sys.path.remove(d)
+    sys.path.insert(0, d)
+    for name in list(sys.modules):
+        mod = sys.modules[name]
+        f = getattr(mod, "__file__", None) or ""
+        if name.startswith("dbrxr_") and name != "dbrxr_bootstrap" and os.path.dirname(f) != d:
+            del sys.modules[name]
+    importlib.invalidate_caches()
+    _state["dir"] = d
+    return d
+
+
+def _load_dispatcher(src):
+    import rpy2.rinterface as ri
+    # The dispatcher lives in its own environment, never in the global one.
+    env = ri.baseenv["new.env"](parent=ri.globalenv)
+    ri.baseenv["eval"](ri.parse(src), env)
+    _state["r"] = env
+    return str(env.find("dbrxr_info")()[0][0])
+
+
+def setup(marker, sources_hash, files_b64, install_rpy2=False):
+    """Install the sources, start R, load the dispatcher; report versions or
+    why it cannot."""
+    global MARKER, SOURCES_HASH
+    MARKER, SOURCES_HASH = marker, sources_hash
+    files = {k: base64.b64decode(v) for k, v in files_b64.items()}
+    d = _install_files(files)
+    this = sys.modules.get(__name__)
+    if this is not None:
+        this.__file__ = os.path.join(d, "dbrxr_bootstrap.py")
+    problem = _import_rpy2(install_rpy2)
+    if problem is not None:
+        _say("NORPY2", urlencode({
+            "python": sys.executable, "python_version": platform.python_version(),
+            "problem": problem}))
+        return
+    import rpy2
+    r_version = run_r(_load_dispatcher, files["dispatcher.R"].decode("utf-8"))
+    _state["ready"] = True
     _say("READY", urlencode({
         "r_version": r_version, "rpy2_version": rpy2.__version__,
         "python_version": platform.python_version(),
-        "platform": platform.platform(), "pid": os.getpid()}))
+        "platform": platform.platform(), "pid": os.getpid(),
+        "sources": SOURCES_HASH}))
 
+
+# ---- R values <-> Python values ------------------------------------------------------
+
+def from_r(x):
+    """A request list as Python: named list -> dict, unclassed atomic vectors
+    -> scalars (length 1) or lists, NULL -> None, raw -> bytes; anything else
+    (data frames, factors, functions, models) stays an rpy2 Sexp."""
+    import rpy2.rinterface as ri
+    t = x.typeof
+    R = ri.RTYPES
+    if t == R.NILSXP:
+        return None
+    classed = "class" in list(x.list_attrs())
+    if t == R.VECSXP and not classed:
+        names = x.names
+        items = [from_r(v) for v in x]
+        if isinstance(names, ri.NULLType) or any(n in ("", None) for n in names):
+            return items
+        return dict(zip(list(names), items))
+    if t == R.RAWSXP and not classed:
+        return bytes(_raw_buffer(x))
+    if t in (R.STRSXP, R.REALSXP, R.INTSXP, R.LGLSXP) and not classed:
+        na = {R.STRSXP: ri.NA_Character, R.INTSXP: ri.NA_Integer, R.LGLSXP: ri.NA_Logical}.get(t)
+        vals = []
+        for v in x:
+            if na is not None and v is na:
+                vals.append(None)
+            elif t == R.LGLSXP:
+                vals.append(bool(v))
+            else:
+                vals.append(v)
+        return vals[0] if len(vals) == 1 else vals
+    return x
+
+
+def to_r(v):
+    """A Python value as R (the inverse of from_r for what targets return)."""
+    import rpy2.rinterface as ri
+    if v is None:
+        return ri.NULL
+    if isinstance(v, ri.Sexp):
+        return v
+    if isinstance(v, bool):
+        return ri.BoolSexpVector([v])
+    if isinstance(v, (int, float)):
+        return ri.FloatSexpVector([float(v)])
+    if isinstance(v, str):
+        return ri.StrSexpVector([v])
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return ri.ByteSexpVector.from_memoryview(memoryview(bytes(v)))
+    if isinstance(v, dict):
+        out = ri.ListSexpVector([to_r(x) for x in v.values()])
+        out.names = ri.StrSexpVector([str(k) for k in v.keys()])
+        return out
+    if isinstance(v, (list, tuple)):
+        vals = list(v)
+        present = [x for x in vals if x is not None]
+        if present and all(isinstance(x, str) for x in present):
+            return ri.StrSexpVector([ri.NA_Character if x is None else x for x in vals])
+        if present and all(isinstance(x, bool) for x in present):
+            return ri.BoolSexpVector([ri.NA_Logical if x is None else x for x in vals])
+        if present and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in present):
+            return ri.FloatSexpVector([float("nan") if x is None else float(x) for x in vals])
+        return ri.ListSexpVector([to_r(x) for x in vals])
+    raise TypeError("cannot return a %s to R" % type(v).__name__)
+
+
+# ---- one request -----------------------------------------------------------------------
 
 def _raw_from_bytes(data):
     # memmove into a fresh R raw vector; ByteSexpVector(bytes) would go
@@ -164,45 +488,75 @@ def _text(b64):
     return base64.b64decode(b64).decode("utf-8") if b64 else ""
 
 
-def _answer(req_b64, req_paths, result_path, inline_max):
-    """Run one request and return its marker (kind, payload). The request is
-    inline (base64) or staged as one or more parts, concatenated in order; the
-    serialized answer is inline when it has at most `inline_max` bytes, else
-    written to `result_path`."""
-    from rpy2.rinterface_lib import openrlib
-    env = _state["r"]
-    with _lock, openrlib.rlock:
+def _python_answer(target, req_raw):
+    """A Python target's answer to one request, as an R list."""
+    import rpy2.rinterface as ri
+    try:
+        try:
+            mod = importlib.import_module("dbrxr_" + target)
+        except ImportError as e:
+            raise TargetError("unknown_target", "This cluster's dbrxr has no target '%s' (%s)." % (target, e))
+        req = from_r(ri.baseenv["unserialize"](req_raw))
+        ans = {"status": "ok", "value": mod.handle(req)}
+    except TargetError as e:
+        err = {"class": e.cls, "message": e.message}
+        err.update(e.fields)
+        ans = {"status": "error", "error": err}
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        msg = str(e).strip()
+        ans = {"status": "error", "error": {
+            "class": "python", "message": "%s: %s" % (type(e).__name__, msg) if msg else type(e).__name__,
+            "traceback": traceback.format_exc(limit=20)}}
+    return to_r(ans)
+
+
+def _serialize(value):
+    import rpy2.rinterface as ri
+    return ri.baseenv["serialize"](value, ri.NULL, xdr=ri.BoolSexpVector([False]))
+
+
+def _answer_raw(target, req_raw):
+    """The serialized answer (an R raw vector) to a request of `target`."""
+    if target == "r":
+        return _state["r"].find("dispatch_raw")(req_raw)
+    ans = _python_answer(target, req_raw)
+    try:
+        return _serialize(ans)
+    except Exception as e:  # e.g. a value nested too deep for R's C stack
+        return _serialize(to_r({"status": "error", "error": {
+            "class": "python", "message": "The answer could not be serialized: %s" % str(e).strip()}}))
+
+
+def _answer(target, req_b64, req_paths, result_path, inline_max):
+    """Run one request on the R thread and return its marker (kind, payload).
+    The request is inline (base64) or staged as one or more parts,
+    concatenated in order; the serialized answer is inline when it has at most
+    `inline_max` bytes, else written to `result_path`."""
+    if req_paths:
+        local = [map_path(p) for p in req_paths]
+        missing = [p for p, l in zip(req_paths, local) if not os.path.exists(l)]
+        if missing:
+            return "NOFILE", urlencode({"path": missing[0]})
+
+    def work():
         if req_paths:
-            local = [map_path(p) for p in req_paths]
-            missing = [p for p, l in zip(req_paths, local) if not os.path.exists(l)]
-            if missing:
-                return "NOFILE", urlencode({"path": missing[0]})
-            if len(local) == 1:
-                res = env.find("dispatch_file")(local[0])
-            else:
-                res = env.find("dispatch_raw")(_raw_from_files(local))
+            raw = _raw_from_files(local)
         else:
-            res = env.find("dispatch_raw")(_raw_from_bytes(base64.b64decode(req_b64)))
-        buf = _raw_buffer(res)
+            raw = _raw_from_bytes(base64.b64decode(req_b64))
+        buf = _raw_buffer(_answer_raw(target, raw))
         n = len(buf)
         if n <= inline_max or not result_path:
             return "INLINE", base64.b64encode(buf).decode("ascii")
-        local = map_path(result_path)
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        tmp = local + ".part"
-        with open(tmp, "wb") as f:
+        out = map_path(result_path)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with open(out + ".part", "wb") as f:
             f.write(buf)
-        os.replace(tmp, local)
-    return "FILE", urlencode({"path": result_path, "size": n})
+        os.replace(out + ".part", out)
+        return "FILE", urlencode({"path": result_path, "size": n})
 
-
-def call(req_b64, req_path_b64, result_path_b64, inline_max):
-    """Run one request (no request id: never answered from the cache)."""
-    if not _state["ready"]:
-        _say("NOBOOT")
-        return
-    req_path = _text(req_path_b64)
-    _say(*_answer(req_b64, [req_path] if req_path else [], _text(result_path_b64), inline_max))
+    return run_r(work)
 
 
 # Answers of recent request ids, so a request the client sent again (its
@@ -222,9 +576,63 @@ def _remember(request_id, answer):
         size -= len(old[1])
 
 
-def call_once(request_id, req_b64, req_paths_b64, result_path_b64, inline_max):
-    """Run request `request_id` once: a repeat gets the stored answer. Staged
-    parts arrive as base64 of newline-separated paths."""
+# Records of requests on the driver's disk, which every context of the
+# cluster shares: a request whose context was lost (evicted, killed) is sent
+# again to a new context, which answers from the record instead of running it
+# twice, or says it may have run when it started and never finished.
+_RECORDS_MAX = 512
+
+
+def _record_path(request_id):
+    result = _state["result"]  # <root>/sessions/<session id>/result-<rid>.bin
+    if not result or "/" not in result:
+        return None
+    session = result.rsplit("/", 2)[-2]
+    return os.path.join(tempfile.gettempdir(), "dbrxr-answers", session, request_id)
+
+
+def _read_record(request_id):
+    path = _record_path(request_id)
+    try:
+        with open(path) as f:
+            kind, _, payload = f.read().partition(" ")
+        return kind, payload
+    except (OSError, TypeError):
+        return None
+
+
+def _write_record(request_id, kind, payload=""):
+    path = _record_path(request_id)
+    if path is None:
+        return
+    try:
+        d = os.path.dirname(path)
+        os.makedirs(d, exist_ok=True)
+        with open(path + ".part", "w") as f:
+            f.write("%s %s" % (kind, payload))
+        os.replace(path + ".part", path)
+        names = os.listdir(d)
+        if len(names) > _RECORDS_MAX:
+            old = sorted(names, key=lambda n: os.path.getmtime(os.path.join(d, n)))
+            for n in old[:len(names) // 2]:
+                os.remove(os.path.join(d, n))
+    except OSError:
+        pass
+
+
+def _drop_record(request_id):
+    try:
+        os.remove(_record_path(request_id))
+    except (OSError, TypeError):
+        pass
+
+
+def call_once(request_id, target, req_b64, req_paths_b64, result_path_b64, inline_max,
+              progress_b64="", root_b64=""):
+    """Run request `request_id` for `target` once: a repeat gets the stored
+    answer. Staged parts arrive as base64 of newline-separated paths; the
+    answer goes to `result_path` when large, progress reports to
+    `progress_path`; `root` is the staging location."""
     if not _state["ready"]:
         _say("NOBOOT")
         return
@@ -235,8 +643,49 @@ def call_once(request_id, req_b64, req_paths_b64, result_path_b64, inline_max):
         _say(*seen)
         return
     paths = [p for p in _text(req_paths_b64).split("\n") if p]
-    answer = _answer(req_b64, paths, _text(result_path_b64), inline_max)
+    result_path = _text(result_path_b64)
+    _state.update(progress=_text(progress_b64) or None, cancel=[], result=result_path,
+                  root=_text(root_b64) or None)
+    try:
+        record = _read_record(request_id)
+        if record is not None:
+            _say(*(record if record[0] != "STARTED" else ("MAYRAN",)))
+            return
+        _write_record(request_id, "STARTED")
+        answer = _answer(target, req_b64, paths, result_path, inline_max)
+        if answer[0] == "NOFILE":
+            _drop_record(request_id)
+        else:
+            _write_record(request_id, *answer)
+    finally:
+        _state.update(progress=None, cancel=[], result=None)
     if answer[0] != "NOFILE":
         with _lock:
             _remember(request_id, answer)
     _say(*answer)
+
+
+# ---- outside a command: job runners, a pyfunc in a fresh Python ---------------------------
+
+def answer_file(target, request_path, answer_path, dispatcher_path=None, root=None):
+    """Answer the serialized request in `request_path` as a command would,
+    writing the serialized answer to `answer_path` (write, then rename).
+    `root`: the staging location (for targets that stage objects)."""
+    _state.update(result=answer_path, root=root or _state["root"])
+    if not _state["ready"] and target == "r":
+        src_path = dispatcher_path or os.path.join(module_dir(), "dispatcher.R")
+        with open(src_path, "rb") as f:
+            run_r(_load_dispatcher, f.read().decode("utf-8"))
+        _state["ready"] = True
+
+    def work():
+        raw = _raw_from_files([map_path(request_path)])
+        buf = _raw_buffer(_answer_raw(target, raw))
+        out = map_path(answer_path)
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        with open(out + ".part", "wb") as f:
+            f.write(buf)
+        os.replace(out + ".part", out)
+        return len(buf)
+
+    return run_r(work)

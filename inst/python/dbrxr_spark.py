@@ -1,17 +1,15 @@
-"""dbrxr's Spark side: tables to and from R, and R models scored over tables.
+"""dbrxr's Spark target: tables to and from R, and R models scored over tables.
 
-Installed once per execution context by R/table.R (after the bootstrap module,
-whose R session and staging helpers it reuses), and shipped to executors with
-SparkContext.addPyFile so `score_partitions` runs there under the same name.
+A target of the one protocol (see dbrxr_bootstrap): R's table verbs send a
+request list with `op` = "read", "write" or "score"; `handle()` answers it on
+the context's R thread. This module and the bootstrap are shipped to
+executors with SparkContext.addPyFile, so `score_partitions` runs there
+under the same name, calling R through the bootstrap's R thread.
 
 Data never goes through pandas or generated source. Arrow columns become R
 vectors from their buffers (numbers by memmove, strings through a dictionary
 of distinct values), R vectors become Arrow arrays the same way; R helpers in
 _R_SOURCE do the vectorised part on the R side.
-
-Every answer is one marker line, as the bootstrap's: "DBRXR1:SPARKOK <fields>",
-"DBRXR1:SPARKERR <fields>" (form-encoded) or INLINE/FILE with R serialize()
-bytes of a data frame (dbx_read_table()).
 """
 
 import os
@@ -21,7 +19,8 @@ import time
 import uuid
 from urllib.parse import parse_qs, urlencode
 
-MARKER = "DBRXR1"
+import dbrxr_bootstrap as boot
+
 BATCH_ERROR = "DBRXR_BATCH_ERROR"
 
 # Column kinds shared by both directions; Spark/Arrow type of each.
@@ -32,8 +31,9 @@ from_arrow <- function(kind, data, na, dict) {
     logical = as.logical(data),
     date = structure(as.double(data), class = "Date"),
     timestamp = structure(data, class = c("POSIXct", "POSIXt"), tzone = "UTC"),
+    int64 = structure(data, class = "integer64"),
     string = if (length(dict)) dict[data] else rep(NA_character_, length(data)))
-  if (length(na)) x[na] <- NA
+  if (length(na) && kind != "int64") x[na] <- NA
   x
 }
 as_df <- function(cols, names, n) {
@@ -51,6 +51,7 @@ to_arrow <- function(x) {
     dict <- unique(x[!is.na(x)])
     return(list(kind = "string", data = match(x, dict) - 1L, na = na, dict = enc2utf8(dict)))
   }
+  if (inherits(x, "integer64")) return(list(kind = "int64", data = unclass(x), na = integer()))
   if (inherits(x, "Date")) return(list(kind = "date", data = as.double(unclass(x)), na = na))
   if (inherits(x, "POSIXct")) return(list(kind = "timestamp", data = as.double(unclass(x)), na = na))
   if (is.logical(x)) return(list(kind = "logical", data = as.integer(x), na = na))
@@ -117,6 +118,7 @@ call_name <- function(call) {
 # value, to be signalled in the user's session after the job.
 score_batch <- function(b, cols, names, n, table_levels = NULL) {
   warns <- character()
+  unseen <- NULL
   on_warning <- function(w) {
     fn <- call_name(conditionCall(w))
     text <- conditionMessage(w)
@@ -128,11 +130,24 @@ score_batch <- function(b, cols, names, n, table_levels = NULL) {
     df <- as_df(cols, names, n)
     levels <- c(b$levels, table_levels[setdiff(names(table_levels), names(b$levels))])
     for (v in intersect(names(levels), names(df))) {
-      if (!is.factor(df[[v]])) df[[v]] <- factor(df[[v]], levels = levels[[v]])
+      x <- df[[v]]
+      if (is.factor(x)) next
+      lv <- levels[[v]]
+      # A value the model never saw keeps its level, so that predict() gives
+      # the model's own error as it would on the whole table (never an NA).
+      new <- if (v %in% names(b$levels)) setdiff(unique(x[!is.na(x)]), lv) else character()
+      if (length(new) && is.null(unseen)) {
+        unseen <- list(column = v, levels = new, rows = which(x %in% new))
+      }
+      df[[v]] <- factor(x, levels = c(lv, new))
     }
     model <- b$model
     value <- if (is.function(model)) do.call(model, c(list(df), b$args))
              else do.call(function(...) stats::predict(model, df, ...), b$args)
+    if (!is.null(unseen)) {
+      stop(sprintf(ngettext(length(unseen$levels), "factor %s has new level %s", "factor %s has new levels %s"),
+                   unseen$column, paste(unseen$levels, collapse = ", ")), call. = FALSE)
+    }
     what <- "predict()"
     if (!is.null(b$postprocess)) {
       # Called by this name, which conditions raised in it then carry.
@@ -145,15 +160,10 @@ score_batch <- function(b, cols, names, n, table_levels = NULL) {
     list(ok = FALSE, message = conditionMessage(e),
          call = call_name(conditionCall(e)),
          package = if (inherits(e, "dbrxr_missing_package")) e$package,
-         shape = inherits(e, "dbrxr_shape"))
+         shape = inherits(e, "dbrxr_shape"), unseen = unseen)
   })
 }
 '''
-
-
-def _say(kind, payload=""):
-    sys.stdout.write("%s:%s %s\n" % (MARKER, kind, payload))
-    sys.stdout.flush()
 
 
 # ---- embedded R -------------------------------------------------------------
@@ -164,16 +174,12 @@ LAST_JOB = {}
 
 
 def _r_env():
-    """dbrxr's R helpers in a private environment (R started if needed)."""
+    """dbrxr's R helpers in a private environment (on the R thread)."""
     import rpy2.rinterface as ri
-    from rpy2.rinterface_lib import openrlib
     if _R["env"] is None:
-        with openrlib.rlock:
-            if not ri.embedded.isready():
-                ri.initr_simple()
-            env = ri.baseenv["new.env"](parent=ri.globalenv)
-            ri.baseenv["eval"](ri.parse(_R_SOURCE), env)
-            _R["env"] = env
+        env = ri.baseenv["new.env"](parent=ri.globalenv)
+        ri.baseenv["eval"](ri.parse(_R_SOURCE), env)
+        _R["env"] = env
     return _R["env"]
 
 
@@ -226,6 +232,15 @@ def arrow_column_to_r(arr):
         data, kind = _doubles(us.to_numpy(zero_copy_only=False) / 1e6), "timestamp"
     elif pa.types.is_integer(t) and t.bit_width <= 32 and t != pa.uint32():
         data, kind = _ints(pc.fill_null(arr.cast(pa.int32()), 0).to_numpy(zero_copy_only=False)), "integer"
+    elif pa.types.is_int64(t) and _INT64["as"] == "integer64":
+        # bit64's integer64: the int64 bits in an R double; NA is INT64_MIN.
+        v = pc.fill_null(arr, _INT64_NA).to_numpy(zero_copy_only=False).astype(np.int64)
+        data, kind = _doubles(v.view(np.float64)), "int64"
+    elif pa.types.is_int64(t):
+        v = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        if np.any(np.abs(v) > (1 << 53)):
+            _INT64["inexact"].append(_INT64["column"])
+        data, kind = _doubles(v.astype(np.float64)), "double"
     elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         data, kind = _doubles(pc.fill_null(arr.cast(pa.float64()), 0).to_numpy(zero_copy_only=False)), "double"
     elif pa.types.is_null(t):
@@ -237,9 +252,18 @@ def arrow_column_to_r(arr):
     return _r_call("from_arrow", _strs([kind]), data, _ints(na), dict_)
 
 
+# How bigint columns are read (per request): "integer64" or "double", and
+# the columns where doubles lost precision.
+_INT64 = {"as": "double", "inexact": [], "column": None}
+_INT64_NA = -(1 << 63)
+
+
 def arrow_to_r_columns(batch):
     import rpy2.rinterface as ri
-    cols = [arrow_column_to_r(batch.column(i)) for i in range(batch.num_columns)]
+    cols = []
+    for i in range(batch.num_columns):
+        _INT64["column"] = batch.schema.names[i]
+        cols.append(arrow_column_to_r(batch.column(i)))
     return ri.ListSexpVector(cols), _strs(list(batch.schema.names))
 
 
@@ -249,7 +273,7 @@ _ARROW_TYPES = {}
 def _arrow_type(kind):
     import pyarrow as pa
     if not _ARROW_TYPES:
-        _ARROW_TYPES.update(double=pa.float64(), integer=pa.int32(), logical=pa.bool_(),
+        _ARROW_TYPES.update(double=pa.float64(), integer=pa.int32(), logical=pa.bool_(), int64=pa.int64(),
                             string=pa.string(), date=pa.date32(),
                             timestamp=pa.timestamp("us", "UTC"))
     return _ARROW_TYPES[kind]
@@ -280,6 +304,9 @@ def r_column_to_arrow(col):
         if len(dict_) == 0:
             return pa.nulls(n, pa.string())
         return dict_.take(pa.array(idx, mask=mask))
+    if kind == "int64":
+        vals = _numpy(data, np.float64).view(np.int64)
+        return pa.array(vals, type=pa.int64(), mask=vals == _INT64_NA)
     if kind in ("integer", "logical"):
         vals = _numpy(data, np.int32)
         if kind == "logical":
@@ -329,8 +356,10 @@ _SHIPPED = {"path": None}
 
 
 def _ship_module(s):
+    """Executors import this module and the bootstrap from files Spark ships."""
     path = sys.modules[__name__].__file__
     if _SHIPPED["path"] != path:
+        s.sparkContext.addPyFile(os.path.join(os.path.dirname(path), "dbrxr_bootstrap.py"))
         s.sparkContext.addPyFile(path)
         _SHIPPED["path"] = path
 
@@ -343,6 +372,56 @@ def spark_name(name):
 def spark_sql(query):
     local = _local()
     return local._local_sql(query) if local is not None else query
+
+
+def col(name):
+    """A column by its exact name: quoted, so dots, spaces and backticks in it
+    are part of the name (unquoted, Spark reads `a.b` as a field of a struct)."""
+    from pyspark.sql import functions as F
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+# Types an append may widen into, as Delta's append rules allow: a smaller
+# integer into a larger one, an integer or float into a double (or decimal).
+def _widens(incoming, target):
+    from pyspark.sql import types as T
+    if incoming == target or isinstance(incoming, T.NullType):
+        return True
+    rank = {T.ByteType: 1, T.ShortType: 2, T.IntegerType: 3, T.LongType: 4}
+    r_in, r_to = rank.get(type(incoming)), rank.get(type(target))
+    if r_in is not None and r_to is not None:
+        return r_in <= r_to
+    if r_in is not None or isinstance(incoming, T.FloatType):
+        return isinstance(target, (T.DoubleType, T.DecimalType))
+    return False
+
+
+def append_schema(s, schema, name):
+    """Refuse an append whose columns or types do not fit table `name`, before
+    anything is written; return the casts that make the rows the table's types."""
+    target = s.table(spark_name(name)).schema
+    by_name = {f.name.lower(): f for f in target.fields}
+    incoming = {f.name.lower(): f for f in schema.fields}
+    problems = []
+    for f in schema.fields:
+        t = by_name.get(f.name.lower())
+        if t is None:
+            problems.append("`%s` is not a column of the table" % f.name)
+        elif not _widens(f.dataType, t.dataType):
+            problems.append("`%s` is %s here but %s in the table" % (f.name, f.dataType.simpleString(),
+                                                                      t.dataType.simpleString()))
+    for t in target.fields:
+        if t.name.lower() not in incoming:
+            problems.append("the table's column `%s` (%s) is missing" % (t.name, t.dataType.simpleString()))
+    if problems:
+        raise _Fail(**{"class": "schema",
+                       "message": "The rows do not fit table %s: %s." % (name, "; ".join(problems)),
+                       "problems": problems})
+    return [(incoming[t.name.lower()].name, t) for t in target.fields]
+
+
+def _cast_to(df, casts):
+    return df.select([col(src).cast(t.dataType).alias(t.name) for src, t in casts])
 
 
 def table_exists(s, name):
@@ -375,11 +454,15 @@ def write_df(s, df, name, mode):
     failed job leaves the previous table as it was; on Databricks, Delta's
     own atomic overwrite does that."""
     local = _local()
+    if mode == "append" and table_exists(s, name):
+        df = _cast_to(df, append_schema(s, df.schema, name))
     if local is None:
         df.write.mode("errorifexists" if mode == "error" else mode).saveAsTable(name)
         return
     path, local_name = _local_path(s, name)
     if mode == "append" and os.path.exists(path):
+        # Spark's committer moves the new files in only when the job
+        # succeeded; the casts above keep every file of the table one schema.
         df.write.mode("append").parquet(path)
         s.catalog.refreshTable(local_name)
         return
@@ -411,43 +494,37 @@ def source_df(s, spec):
     return s.table(spark_name(spec["table"]))
 
 
-# ---- commands from R ------------------------------------------------------------
+# ---- requests from R ---------------------------------------------------------------
 
-def _spec(spec_b64):
-    import base64
-    q = parse_qs(base64.b64decode(spec_b64).decode("utf-8"), keep_blank_values=True)
-    return {k: (v if k in ("keep", "libpaths", "level_cols") else v[0]) for k, v in q.items()}
-
-
-def _boot():
-    return sys.modules["dbrxr_bootstrap"]
+def _as_list(x):
+    """A request field that is a character vector: length 1 arrives as a str."""
+    if x is None:
+        return []
+    return list(x) if isinstance(x, list) else [x]
 
 
-def run(spec_b64, result_path_b64=""):
-    """One table operation; prints one marker line."""
-    spec = _spec(spec_b64)
+def handle(req):
+    """One table operation: "read" (the R data frame), "write" or "score"
+    (a list of facts: rows, columns, seconds, warnings)."""
     try:
         import pyspark  # noqa: F401
         import pyarrow  # noqa: F401
     except Exception as e:
-        _say("SPARKERR", urlencode({"class": "unsupported", "message": "%s: %s" % (type(e).__name__, e),
-                                    "python": sys.executable}))
-        return
-    op = spec["op"]
-    try:
-        if op == "read":
-            _answer_r(_read(spec), _boot()._text(result_path_b64), int(spec.get("inline_max", 30000)))
-            return
-        fields = {"write": _write, "score": _score, "check": _check}[op](spec)
-        _say("SPARKOK", urlencode(fields, doseq=True))
-    except _Fail as f:
-        _say("SPARKERR", urlencode(f.fields))
+        raise boot.TargetError("unsupported", "%s: %s" % (type(e).__name__, e), python=sys.executable)
+    spec = dict(req)
+    for k in ("keep", "libpaths", "level_cols"):
+        spec[k] = _as_list(spec.get(k))
+    op = spec.get("op")
+    if op not in ("read", "write", "score"):
+        raise boot.TargetError("input", "Unknown table operation %r." % (op,))
+    return {"read": _read, "write": _write, "score": _score}[op](spec)
 
 
-class _Fail(Exception):
-    def __init__(self, **fields):
-        super().__init__(fields.get("message", ""))
-        self.fields = fields
+def _Fail(**fields):
+    """A table error for R: its class, message and fields (rows, call, ...)."""
+    cls = fields.pop("class")
+    message = fields.pop("message", "")
+    return boot.TargetError(cls, message, **fields)
 
 
 def _check_source(s, spec):
@@ -462,14 +539,6 @@ def _check_output(s, spec):
                        "message": "The schema of %s does not exist." % out})
     if mode == "error" and table_exists(s, out):
         raise _Fail(**{"class": "exists", "message": "Table %s already exists." % out})
-
-
-def _check(spec):
-    s = session()
-    _check_source(s, spec)
-    if spec.get("output"):
-        _check_output(s, spec)
-    return {"ok": "1"}
 
 
 def _arrow_schema(df):
@@ -493,56 +562,62 @@ def _read(spec):
     if spec.get("limit"):
         df = df.limit(int(spec["limit"]))
     table = _collect_arrow(df)
-    from rpy2.rinterface_lib import openrlib
-    with openrlib.rlock:
+    _INT64.update({"as": spec.get("int64") or "double", "inexact": []})
+    try:
         cols, names = arrow_to_r_columns(table)
-        return _r_call("as_df", cols, names, _ints([table.num_rows]))
-
-
-def _answer_r(value, result_path, inline_max):
-    import base64
-    import rpy2.rinterface as ri
-    boot = _boot()
-    raw = ri.baseenv["serialize"](value, ri.NULL, xdr=ri.BoolSexpVector([False]))
-    buf = boot._raw_buffer(raw)
-    if len(buf) <= inline_max or not result_path:
-        _say("INLINE", base64.b64encode(buf).decode("ascii"))
-        return
-    local = boot.map_path(result_path)
-    os.makedirs(os.path.dirname(local), exist_ok=True)
-    with open(local + ".part", "wb") as f:
-        f.write(buf)
-    os.replace(local + ".part", local)
-    _say("FILE", urlencode({"path": result_path, "size": len(buf)}))
+    finally:
+        _INT64["as"] = "double"
+    out = _r_call("as_df", cols, names, _ints([table.num_rows]))
+    if _INT64["inexact"]:
+        out.do_slot_assign("dbrxr_int64_inexact", _strs(sorted(set(_INT64["inexact"]))))
+    return out
 
 
 def _write(spec):
-    """A staged R data frame (serialize() bytes) to a table, through parquet."""
+    """The request's R data frame to a table, through a parquet file in the
+    session's staging directory (which every node sees)."""
+    import shutil
     import pyarrow as pa
     import pyarrow.parquet as pq
-    import rpy2.rinterface as ri
-    from rpy2.rinterface_lib import openrlib
     s = session()
     _check_output(s, spec)
-    staged = _boot().map_path(spec["data"])
-    with openrlib.rlock:
-        raw = ri.baseenv["readBin"](staged, "raw", os.path.getsize(staged))
-        df = ri.baseenv["unserialize"](raw)
-        try:
-            cols = _r_call("df_to_arrow", df)
-        except Exception as e:
-            raise _Fail(**{"class": "input", "message": str(e).strip()})
-        names, arrays = r_columns_to_arrow(cols)
+    try:
+        cols = _r_call("df_to_arrow", spec["data"])
+    except Exception as e:
+        raise _Fail(**{"class": "input", "message": str(e).strip()})
+    names, arrays = r_columns_to_arrow(cols)
     table = pa.Table.from_arrays(arrays, names=names)
-    pq_path = staged + ".parquet"
+    pq_path = boot.map_path(boot.scratch_path("write-%s.parquet" % uuid.uuid4().hex[:16]))
+    os.makedirs(os.path.dirname(pq_path), exist_ok=True)
     pq.write_table(table, pq_path)
     t0 = time.time()
     try:
         src = s.read.parquet(_spark_path(pq_path))
         write_df(s, src, spec["output"], spec["mode"])
     finally:
-        os.remove(pq_path)
+        if os.path.isdir(pq_path):
+            shutil.rmtree(pq_path, ignore_errors=True)
+        elif os.path.exists(pq_path):
+            os.remove(pq_path)
     return {"rows": table.num_rows, "seconds": time.time() - t0, "columns": names}
+
+
+def _bundle_file(spec):
+    """The model bundle's staged file (content-addressed, shared by sessions):
+    written from the request's bytes when they came along; a bundle that is
+    neither here nor sent is asked for."""
+    path = boot.cache_path(spec["hash"])
+    local = boot.map_path(path)
+    data = spec.get("bundle")
+    if not os.path.exists(local):
+        if data is None:
+            raise boot.TargetError("need_object", "The cluster does not have this model yet.")
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        part = "%s.part-%s" % (local, uuid.uuid4().hex[:8])
+        with open(part, "wb") as f:
+            f.write(data)
+        os.replace(part, local)
+    return local
 
 
 def _spark_path(path):
@@ -563,13 +638,15 @@ def _score(spec):
     df = source_df(s, spec)
     keep = spec.get("keep", [])
     missing = [k for k in keep if k not in df.columns]
+    df = df.select([col(c) for c in df.columns])
     if missing:
         raise _Fail(**{"class": "input", "message": "`keep` names columns the table does not have: %s."
                        % ", ".join(missing)})
-    spec["bundle_local"] = _boot().map_path(spec["bundle"])
+    spec["bundle_local"] = _bundle_file(spec)
+    spec.pop("bundle", None)
     # The connection's remote_library(): a /dbfs or /Volumes path every node
     # sees (mapped into the state directory on the local cluster).
-    spec["libpaths"] = [_boot().map_path(p) for p in spec.get("libpaths", [])]
+    spec["libpaths"] = [boot.map_path(p) for p in spec.get("libpaths", [])]
     spec["table_levels"] = _table_levels(df, spec.get("level_cols", []))
     # Probe: score the first rows here, for the output schema and early errors.
     probe = _collect_arrow(df.limit(int(spec.get("probe_rows", 100))))
@@ -578,11 +655,13 @@ def _score(spec):
     in_schema = _arrow_schema(df)
     fields = [in_schema.field(k) for k in keep]
     fields += [pa.field(n, a.type) for n, a in zip(pred_names, pred_arrays)]
-    clash = set(keep) & set(pred_names)
+    clash = {k.lower() for k in keep} & {p.lower() for p in pred_names}
     if clash:
         raise _Fail(**{"class": "input", "message": "Output column names clash with `keep`: %s; "
                        "choose another `prediction`." % ", ".join(sorted(clash))})
     out_schema = pa.schema(fields)
+    if spec["mode"] == "append" and table_exists(s, spec["output"]):
+        append_schema(s, from_arrow_schema(out_schema), spec["output"])  # before any work
     sc = s.sparkContext
     # R warnings of the batches come back through an accumulator: the
     # executors add {text: batches}, the driver reads it after the job.
@@ -592,10 +671,15 @@ def _score(spec):
     converting = sc.accumulator(0.0)
     task = functools.partial(score_partitions, {
         "bundle_local": spec["bundle_local"], "hash": spec["hash"], "keep": keep,
+        "source_names": list(df.columns),
         "libpaths": spec.get("libpaths", []), "schema": out_schema,
         "convert": spec.get("convert"), "table_levels": spec["table_levels"],
         "warnings": warned, "converting": converting})
-    scored = df.mapInArrow(task, from_arrow_schema(out_schema))
+    # Executors see columns by position under plain names (PySpark's
+    # mapInArrow cannot take a backtick in a name); batches get the source's
+    # names back in R.
+    safe = df.toDF(*["_dbrxr_c%d" % i for i in range(len(df.columns))])
+    scored = safe.mapInArrow(task, from_arrow_schema(out_schema))
     group = spec.get("group") or uuid.uuid4().hex
     # Arrow batches of about 32 MB for this job: Spark's default of 10,000
     # rows makes the per-batch cost of the R call show (1e6 rows: 3.4 s ->
@@ -605,12 +689,10 @@ def _score(spec):
     s.conf.set(batch_key, str(_batch_rows(len(df.columns))))
     sc.setJobGroup(group, "dbrxr remote_score_table -> %s" % spec["output"], interruptOnCancel=True)
     t0 = time.time()
-    stop = None
-    if spec.get("progress"):
-        import threading
-        stop = threading.Event()
-        threading.Thread(target=_report_progress, daemon=True,
-                         args=(sc, group, _boot().map_path(spec["progress"]), stop)).start()
+    import threading
+    stop = threading.Event()
+    threading.Thread(target=_report_progress, daemon=True, args=(sc, group, stop)).start()
+    boot.on_cancel(lambda: sc.cancelJobGroup(group))
     try:
         write_df(s, scored, spec["output"], spec["mode"])
     except KeyboardInterrupt:
@@ -622,8 +704,7 @@ def _score(spec):
             raise _Fail(**_table_rows({k: v[0] for k, v in parse_qs(m.group(1)).items()}, df))
         raise
     finally:
-        if stop is not None:
-            stop.set()
+        stop.set()
         sc.setLocalProperty("spark.jobGroup.id", None)
         if batch_before is None:
             s.conf.unset(batch_key)
@@ -677,9 +758,8 @@ def _batch_rows(columns):
     return max(10000, min(200000, (32 << 20) // (8 * max(1, columns))))
 
 
-def _report_progress(sc, group, path, stop):
-    """Write "<tasks done> <tasks>" of the job group to `path` twice a second."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+def _report_progress(sc, group, stop):
+    """Report the Spark tasks of the job group done, twice a second."""
     while not stop.wait(0.5):
         try:
             tracker = sc.statusTracker()
@@ -691,9 +771,8 @@ def _report_progress(sc, group, path, stop):
                     if si:
                         done += si.numCompletedTasks
                         total += si.numTasks
-            with open(path + ".part", "w") as f:
-                f.write("%d %d" % (done, total))
-            os.replace(path + ".part", path)
+            if total:
+                boot.progress(done, total, "Spark tasks")
         except Exception:
             return
 
@@ -713,40 +792,54 @@ def _bundle(path, hash_, libpaths):
 
 
 def _score_arrow(spec, batch, offset, probe=False):
-    """Score one Arrow batch in R: (names, arrays) of the prediction columns,
-    the texts of the R warnings raised, and the seconds the batch took to
-    become R columns."""
+    """Score one Arrow batch in R (on the R thread): (names, arrays) of the
+    prediction columns, the texts of the R warnings raised, and the seconds
+    the batch took to become R columns."""
+    return boot.run_r(_score_arrow_r, spec, batch, offset, probe)
+
+
+def _rows(offset, idx):
+    """Row numbers (1-based, in the batch's source order) as text, at most 10."""
+    rows = [str(offset + int(i)) for i in list(idx)[:10]]
+    return ", ".join(rows) + (", ..." if len(idx) > 10 else "")
+
+
+def _score_arrow_r(spec, batch, offset, probe):
     import rpy2.rinterface as ri
-    from rpy2.rinterface_lib import openrlib
     n = batch.num_rows
-    _r_env()  # on an executor, R starts here (before any R vector is made)
-    with openrlib.rlock:
-        try:
-            b = _bundle(spec["bundle_local"], spec["hash"], spec.get("libpaths", []))
-        except Exception as e:
-            pkg = re.search(r"Package '([^']+)' is not installed", str(e))
-            _batch_fail(probe, {"class": "missing_package" if pkg else "remote",
-                                "package": pkg.group(1) if pkg else "",
-                                "message": str(e).strip(), "rows": "%d-%d" % (offset + 1, offset + n)})
-        t0 = time.perf_counter()
-        if spec.get("convert") == "pandas2ri":
-            cols, names = _pandas2ri_columns(batch)
-        else:
-            cols, names = arrow_to_r_columns(batch)
-        converting = time.perf_counter() - t0
-        res = _r_call("score_batch", b, cols, names, _ints([n]),
-                      _levels_list(spec.get("table_levels") or {}))
-        if not bool(_field(res, "ok")[0]):
-            shape = bool(_field(res, "shape")[0])
-            fields = {"class": "input" if shape else "remote",
-                      "message": str(_field(res, "message")[0]),
-                      "rows": "%d-%d" % (offset + 1, offset + n)}
-            call = _field(res, "call")
-            if not isinstance(call, ri.NULLType) and len(call):
-                fields["call"] = str(call[0])
-            _batch_fail(probe, fields)
-        names, arrays = r_columns_to_arrow(_field(res, "cols"))
-        return names, arrays, [str(w) for w in _field(res, "warnings")], converting
+    try:
+        b = _bundle(spec["bundle_local"], spec["hash"], spec.get("libpaths", []))
+    except Exception as e:
+        pkg = re.search(r"Package '([^']+)' is not installed", str(e))
+        _batch_fail(probe, {"class": "missing_package" if pkg else "remote",
+                            "package": pkg.group(1) if pkg else "",
+                            "message": str(e).strip(), "rows": "%d-%d" % (offset + 1, offset + n)})
+    t0 = time.perf_counter()
+    if spec.get("convert") == "pandas2ri":
+        cols, names = _pandas2ri_columns(batch)
+    else:
+        cols, names = arrow_to_r_columns(batch)
+    if spec.get("source_names"):
+        names = _strs(spec["source_names"])
+    converting = time.perf_counter() - t0
+    res = _r_call("score_batch", b, cols, names, _ints([n]),
+                  _levels_list(spec.get("table_levels") or {}))
+    if not bool(_field(res, "ok")[0]):
+        shape = bool(_field(res, "shape")[0])
+        fields = {"class": "input" if shape else "remote",
+                  "message": str(_field(res, "message")[0]),
+                  "rows": "%d-%d" % (offset + 1, offset + n)}
+        call = _field(res, "call")
+        if not isinstance(call, ri.NULLType) and len(call):
+            fields["call"] = str(call[0])
+        unseen = _field(res, "unseen")
+        if not isinstance(unseen, ri.NULLType):
+            fields["unseen_column"] = str(_field(unseen, "column")[0])
+            fields["unseen_levels"] = ", ".join(str(x) for x in _field(unseen, "levels"))
+            fields["unseen_rows"] = _rows(offset, _field(unseen, "rows"))
+        _batch_fail(probe, fields)
+    names, arrays = r_columns_to_arrow(_field(res, "cols"))
+    return names, arrays, [str(w) for w in _field(res, "warnings")], converting
 
 
 def _levels_list(levels):
@@ -762,17 +855,14 @@ def _table_levels(df, columns):
     """Levels for string inputs the model recorded none for: the table's
     distinct values, sorted as R's factor() sorts them."""
     from pyspark.sql.types import StringType
-    from rpy2.rinterface_lib import openrlib
     import rpy2.rinterface as ri
     types = {f.name: f.dataType for f in df.schema.fields}
     out = {}
     for c in columns:
         if not isinstance(types.get(c), StringType):
             continue
-        vals = [r[0] for r in df.select(c).where(df[c].isNotNull()).distinct().collect()]
-        _r_env()
-        with openrlib.rlock:
-            out[c] = list(ri.baseenv["sort"](_strs(vals)))
+        vals = [r[0] for r in df.select(col(c)).where(col(c).isNotNull()).distinct().collect()]
+        out[c] = list(boot.run_r(lambda v: list(ri.baseenv["sort"](_strs(v))), vals))
     return out
 
 
@@ -803,7 +893,8 @@ def score_partitions(spec, batches):
     """mapInArrow function: run on executors, one call per partition."""
     import pyarrow as pa
     schema = spec["schema"]
-    keep = spec["keep"]
+    position = {n: i for i, n in enumerate(spec["source_names"])}
+    keep = [position[k] for k in spec["keep"]]
     offset = 0
     for batch in batches:
         if batch.num_rows == 0:
@@ -812,7 +903,7 @@ def score_partitions(spec, batches):
         spec["converting"].add(converting)
         if warnings:
             spec["warnings"].add({w: 1 for w in warnings})
-        out = [batch.column(batch.schema.get_field_index(k)) for k in keep]
+        out = [batch.column(i) for i in keep]
         for f, a in zip(list(schema)[len(keep):], arrays):
             out.append(a if a.type == f.type else a.cast(f.type))
         offset += batch.num_rows

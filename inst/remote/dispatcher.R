@@ -18,7 +18,13 @@ dbrxr_info <- function() {
 }
 
 dispatch_raw <- function(req_raw) {
-  serialize(handle(req_raw), NULL, xdr = FALSE)
+  ans <- handle(req_raw)
+  # A value R cannot serialize (e.g. nested deeper than the C stack allows)
+  # is an error answer, not a lost context.
+  tryCatch(serialize(ans, NULL, xdr = FALSE), error = function(e) {
+    serialize(answer_error(paste("The value could not be sent back:", conditionMessage(e)),
+                           "serialize()"), NULL, xdr = FALSE)
+  })
 }
 
 dispatch_file <- function(path) {

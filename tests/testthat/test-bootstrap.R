@@ -30,7 +30,7 @@ markers <- function(out) {
 }
 
 decode_inline <- function(line) {
-  unserialize(dbrxr:::rust_base64_decode(sub("^DBRXR1:INLINE ", "", line))$value)
+  unserialize(jsonlite::base64_dec(sub("^DBRXR1:INLINE ", "", line)))
 }
 
 test_that("a call before the bootstrap reports NOBOOT; bootstrap reports versions", {
@@ -162,4 +162,39 @@ test_that("the bootstrap starts R with faster heap growth, unless it is set alre
   # system2() sets variables on top of this R's environment: clear ours.
   expect_identical(grow("R_GC_MEM_GROW="), "3")
   expect_identical(grow("R_GC_MEM_GROW=1"), "1")
+})
+
+test_that("a Python target answers through the same carrier, with its errors as data", {
+  req <- list(op = "nonsense", protocol = dbrxr:::protocol_version)
+  bytes <- serialize(req, NULL, xdr = FALSE)
+  out <- run_commands(c(dbrxr:::bootstrap_code(FALSE),
+                        dbrxr:::call_code(bytes, NULL, "", request_id = "p1", target = "spark"),
+                        dbrxr:::call_code(bytes, NULL, "", request_id = "p2", target = "nosuchtarget")))
+  m <- markers(out)
+  ans <- decode_inline(m[2])
+  expect_equal(ans$status, "error")
+  # Without PySpark in this Python the target says so; with it, the op is refused.
+  expect_true(ans$error$class %in% c("unsupported", "input"))
+  expect_equal(decode_inline(m[3])$error$class, "unknown_target")
+})
+
+test_that("a context whose bootstrap holds other sources is asked to bootstrap again", {
+  req <- request_code(list(op = "ping"))
+  stale <- "import sys\nsys.modules['dbrxr_bootstrap'].SOURCES_HASH = 'old'"
+  m <- markers(run_commands(c(dbrxr:::bootstrap_code(FALSE), stale, req)))
+  expect_equal(m[2], "DBRXR1:NOBOOT")
+})
+
+test_that("deep recursion is an R error on the R thread, and R goes on", {
+  deep <- request_code(list(op = "eval", globals = list(), expr = quote({
+    options(expressions = 5e5)
+    f <- function(n) if (n == 0) 0 else 1 + f(n - 1)
+    f(1e5)
+  })))
+  after <- request_code(list(op = "eval", expr = quote(1 + 1), globals = list()))
+  m <- markers(run_commands(c(dbrxr:::bootstrap_code(FALSE), deep, after)))
+  ans <- decode_inline(m[2])
+  expect_equal(ans$status, "error")
+  expect_match(ans$error$message, "C stack usage")
+  expect_identical(decode_inline(m[3])$value, 2)
 })

@@ -24,7 +24,7 @@ test_that("braces in messages are shown, not interpolated", {
 })
 
 test_that("the Rust core turns bad input into errors, not crashes", {
-  expect_error(dbrxr:::unwrap(dbrxr:::rust_base64_decode("%%%not base64")),
+  expect_error(dbrxr:::unwrap(dbrxr:::rust_parse_marker("no marker here")),
                class = "dbrxr_internal_error")
   expect_error(dbrxr:::unwrap(dbrxr:::rust_sha256("not raw")), class = "dbrxr_input_error")
   expect_error(dbrxr:::unwrap(dbrxr:::rust_sha256_file(tempfile())), class = "dbrxr_io_error")

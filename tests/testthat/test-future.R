@@ -177,6 +177,18 @@ test_that("timeout bounds each future with dbrxr_timeout_error; the next future 
   expect_identical(future::value(future::future(1 + 1)), 2)
 })
 
+test_that("deep recursion in a future is an R error; the worker's context goes on", {
+  conn <- local_databricks_plan(workers = 1)
+  f <- future::future({
+    options(expressions = 5e5)
+    g <- function(n) if (n == 0) 0 else 1 + g(n - 1)
+    g(1e5)
+  })
+  err <- tryCatch(future::value(f), error = function(e) e)
+  expect_match(conditionMessage(err), "C stack usage")
+  expect_identical(future::value(future::future(1 + 1)), 2)
+})
+
 test_that("Ctrl-C in value() cancels the command on the cluster; the next future runs", {
   skip_if_not_installed("callr")
   token <- "future-interrupt-token-0123456789"

@@ -135,3 +135,37 @@ test_that("programmatic use: substitute = FALSE, expression(), and rlang's !!", 
   expect_error(remote_eval(list(1), conn, substitute = FALSE), class = "dbrxr_input_error")
   expect_identical(remote_eval(7L, conn, substitute = FALSE), 7L)
 })
+
+test_that("deep recursion is the R error a local R gives, on the same context", {
+  conn <- remote_test_conn(file_env)
+  remote_eval(1, conn)
+  ctx <- dbrxr:::unwrap(dbrxr:::rust_session_info(conn$handle))$context_id
+  err <- expect_error(remote_eval({
+    options(expressions = 5e5)
+    f <- function(n) if (n == 0) 0 else 1 + f(n - 1)
+    f(1e5)
+  }, conn), class = "dbrxr_remote_error")
+  expect_match(conditionMessage(err), "C stack usage .* too close to the limit")
+  # A value nested deeper than serialize() can go: an error, not a lost context.
+  err <- expect_error(remote_eval({ x <- list(); for (i in 1:1e5) x <- list(x); x }, conn),
+                      class = "dbrxr_remote_error")
+  expect_match(conditionMessage(err), "C stack|could not be sent back")
+  expect_identical(remote_eval(1 + 1, conn), 2)
+  expect_identical(dbrxr:::unwrap(dbrxr:::rust_session_info(conn$handle))$context_id, ctx)
+})
+
+test_that("R runs on one thread of its own, with the caller's contextvars (rpy2's conversion rules)", {
+  conn <- remote_test_conn(file_env)
+  remote_eval(1, conn)
+  out <- dbx_exec(paste(
+    "import contextvars, threading, dbrxr_bootstrap as b",
+    "import rpy2.robjects as ro",
+    "from rpy2.robjects import numpy2ri",
+    "from rpy2.robjects.conversion import localconverter",
+    "v = contextvars.ContextVar('dbrxr_test')",
+    "v.set('caller')",
+    "with localconverter(ro.default_converter + numpy2ri.converter):",
+    "    got = b.run_r(lambda: (threading.current_thread().name, v.get(), type(ro.r('1:3')).__name__))",
+    "print(got)", sep = "\n"), conn)
+  expect_match(out, "('dbrxr-R', 'caller', 'ndarray')", fixed = TRUE)
+})

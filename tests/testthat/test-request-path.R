@@ -178,3 +178,52 @@ test_that("a cluster terminated while a command runs is a dbrxr_cluster_error; t
   expect_error(dbrxr:::run_job(job, FALSE), class = "dbrxr_cluster_error")
   expect_identical(dbx_exec("print('back')", conn), "back")
 })
+
+test_that("contexts evicted every 0.2 s under two clients: every call answered, none run twice", {
+  skip_if_not_installed("callr")
+  n <- as.integer(Sys.getenv("DBRXR_EVICT_CALLS", "50"))
+  conn <- local_test_cluster(token = "evict-test-token-0123456789")
+  runs <- withr::local_tempfile()
+  file.create(runs)
+  client <- function(who, n, url, token, cluster_id, runs) {
+    library(dbrxr)
+    conn <- dbx_connect(host = url, token = token, cluster_id = cluster_id)
+    options(dbrxr.timeout = 120)
+    out <- list(ok = 0L, may_have_run = 0L, failed = character())
+    for (i in seq_len(n)) {
+      tag <- sprintf("%s-%d", who, i)
+      got <- tryCatch(remote_eval({ cat(tag, "\n", sep = "", file = runs, append = TRUE); tag }, conn),
+                      error = function(e) e)
+      if (identical(got, tag)) {
+        out$ok <- out$ok + 1L
+      } else if (inherits(got, "dbrxr_may_have_run_error")) {
+        out$may_have_run <- out$may_have_run + 1L
+      } else {
+        out$failed <- c(out$failed, conditionMessage(got))
+      }
+    }
+    out
+  }
+  env <- c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep))
+  args <- function(who) list(who, n, conn$local_info$url, "evict-test-token-0123456789",
+                             conn$local_info$cluster_id, runs)
+  a <- callr::r_bg(client, args = args("a"), env = env)
+  b <- callr::r_bg(client, args = args("b"), env = env)
+  on.exit({ a$kill(); b$kill() }, add = TRUE)
+  evictions <- 0L
+  deadline <- Sys.time() + 600
+  while ((a$is_alive() || b$is_alive()) && Sys.time() < deadline) {
+    evictions <- evictions + length(dbrxr:::local_evict(conn))
+    Sys.sleep(0.2)
+  }
+  res <- list(a$get_result(), b$get_result())
+  lines <- readLines(runs)
+  expect_gt(evictions, 0)
+  expect_identical(c(res[[1]]$failed, res[[2]]$failed), character())
+  # Idle contexts are evicted, so no request is lost while it runs: every
+  # call is answered (none "may have run").
+  expect_identical(c(res[[1]]$ok, res[[2]]$ok), c(n, n))
+  # Counted inside the remote R: every call ran, and none twice.
+  expect_false(any(duplicated(lines)))
+  expect_setequal(lines, c(sprintf("a-%d", seq_len(n)), sprintf("b-%d", seq_len(n))))
+})

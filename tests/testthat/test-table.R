@@ -312,3 +312,215 @@ test_that("without PySpark the table verbs raise dbrxr_unsupported_error", {
   err <- expect_error(dbx_read_table("main.tt.data", conn = conn), class = "dbrxr_unsupported_error")
   expect_match(conditionMessage(err), "pip install pyspark")
 })
+
+test_that("warm table verbs cross into Rust at most 3 times (score) and 2 times (read)", {
+  conn <- spark_conn()
+  fit <- lm(y ~ x2, data = make_rows(200, 5))
+  dbx_write_table(make_rows(500, 6), "main.tt.calls", mode = "overwrite", conn = conn)
+  remote_score_table(fit, "main.tt.calls", "main.tt.calls_out", mode = "overwrite", conn = conn)
+  dbx_read_table("main.tt.calls", limit = 5, conn = conn)
+  calls <- function(expr) {
+    before <- dbrxr:::rust_debug_calls()
+    force(expr)
+    after <- dbrxr:::rust_debug_calls()
+    (after$calls - before$calls) - (after$waits - before$waits)
+  }
+  expect_lte(calls(remote_score_table(fit, "main.tt.calls", "main.tt.calls_out",
+                                      mode = "overwrite", conn = conn)), 3)
+  expect_lte(calls(dbx_read_table("main.tt.calls", limit = 5, conn = conn)), 2)
+})
+
+test_that("R builds no Python source and reads no markers: the marker is defined once", {
+  root <- test_path("..", "..")
+  skip_if_not(dir.exists(file.path(root, "R")), "the package sources are not here")
+  strings <- unlist(lapply(list.files(file.path(root, "R"), "\\.R$", full.names = TRUE), function(f) {
+    pd <- utils::getParseData(parse(f, keep.source = TRUE, encoding = "UTF-8"))
+    pd$text[pd$token == "STR_CONST"]
+  }))
+  python <- grepl("(^\"|\\\\n)(import|from) [a-z]|sys\\.modules|b64decode|def [a-z_]+\\(|\\bprint\\(", strings, useBytes = TRUE)
+  # Probes of a local Python (system2(python, "-c", ...)), never sent to a cluster.
+  local_probes <- c("\"import pyspark\"", "\"import rpy2.rinterface\"")
+  expect_identical(setdiff(strings[python], local_probes), character())
+  expect_false(any(grepl("DBRXR1", strings, fixed = TRUE, useBytes = TRUE)))
+  where <- function(dir) {
+    files <- list.files(file.path(root, dir), recursive = TRUE, full.names = TRUE)
+    files[vapply(files, function(f) {
+      any(grepl("DBRXR1", readLines(f, warn = FALSE, encoding = "UTF-8"), fixed = TRUE, useBytes = TRUE))
+    }, NA)]
+  }
+  expect_identical(basename(c(where("R"), where("inst"), where("src/rust/src"))), "protocol.rs")
+})
+
+test_that("a factor level the model never saw is the model's own error naming column, level and rows", {
+  conn <- spark_conn()
+  set.seed(11)
+  train <- data.frame(g = factor(sample(c("a", "b", "c"), 300, TRUE)), x = rnorm(300))
+  train$y <- as.numeric(train$g) + train$x + rnorm(300)
+  train$cls <- factor(ifelse(train$y > 2, "yes", "no"))
+  new <- data.frame(g = c("a", "b", "zz", "c"), x = c(0.1, 0.2, 0.3, 0.4), stringsAsFactors = FALSE)
+  dbx_write_table(new, "main.tt.unseen", mode = "overwrite", conn = conn)
+  dbx_write_table(data.frame(old = 1), "main.tt.unseen_out", mode = "overwrite", conn = conn)
+  local_err <- function(fit, ...) {
+    e <- tryCatch(predict(fit, new, ...), error = function(e) e)
+    expect_s3_class(e, "error")
+    conditionMessage(e)
+  }
+  check <- function(fit, ...) {
+    err <- expect_error(remote_score_table(fit, "main.tt.unseen", "main.tt.unseen_out",
+                                           mode = "overwrite", conn = conn, ...),
+                        class = "dbrxr_remote_error")
+    expect_identical(err$column, "g")
+    expect_identical(err$levels, "zz")
+    expect_match(paste(conditionMessage(err), collapse = "\n"), "never saw: zz")
+    expect_identical(dbx_read_table("main.tt.unseen_out", conn = conn), data.frame(old = 1))
+    err
+  }
+  fit_lm <- lm(y ~ g + x, data = train)
+  err <- check(fit_lm)
+  expect_identical(err$remote_message, local_err(fit_lm))          # "factor g has new level zz"
+  fit_glm <- glm(cls ~ g + x, data = train, family = binomial())
+  err <- check(fit_glm, type = "response")
+  expect_identical(err$remote_message, local_err(fit_glm, type = "response"))
+  skip_if_not_installed("rpart")
+  fit_rp <- rpart::rpart(y ~ g + x, data = train)
+  err <- check(fit_rp)
+  expect_identical(err$remote_message, local_err(fit_rp))
+  # ranger records its factor levels only when it respects unordered
+  # factors ("order", "partition"); its own predict() then maps a new level
+  # to a value silently: on tables, dbrxr makes it the error lm gives. (In
+  # ranger's default "ignore" mode it records none: the table's sorted
+  # distinct values are the levels, as predict() on the whole table does.)
+  skip_if_not_installed("ranger")
+  fit_rg <- ranger::ranger(y ~ g + x, data = train, num.trees = 20, num.threads = 1, seed = 1,
+                           respect.unordered.factors = "order")
+  err <- check(fit_rg, postprocess = function(p) p$predictions)
+  expect_identical(err$remote_message, "factor g has new level zz")
+})
+
+test_that("deep recursion in a table batch is an R error; the context goes on", {
+  conn <- spark_conn()
+  deep <- function(newdata) {
+    options(expressions = 5e5)
+    f <- function(n) if (n == 0) 0 else 1 + f(n - 1)
+    rep(f(1e5), nrow(newdata))
+  }
+  dbx_write_table(data.frame(x = 1:3), "main.tt.deep", mode = "overwrite", conn = conn)
+  err <- expect_error(remote_score_table(deep, "main.tt.deep", "main.tt.deep_out",
+                                         mode = "overwrite", conn = conn),
+                      class = "dbrxr_remote_error")
+  expect_match(conditionMessage(err), "C stack usage")
+  expect_identical(remote_eval(1 + 1, conn), 2)
+})
+
+test_that("remote_score_table(progress = TRUE) in a fresh R process shows a bar over Spark stages and succeeds", {
+  skip_if_not_installed("callr")
+  conn <- spark_conn()
+  dbx_write_table(make_rows(20000, 8), "main.tt.progress", mode = "overwrite", conn = conn)
+  log <- withr::local_tempfile()
+  out <- callr::r(function(url, token, cluster_id) {
+    library(dbrxr)
+    options(cli.progress_show_after = 0)
+    conn <- dbx_connect(host = url, token = token, cluster_id = cluster_id)
+    fit <- lm(y ~ x2 + f, data = data.frame(x2 = runif(50), f = c("a", "b", "c", "0rare", "a"),
+                                             y = rnorm(50)))
+    # A sorted source: Spark samples it (one stage), then sorts and scores
+    # (more stages), so the bar reaches the end of a stage and goes on. Slow
+    # batches make every stage last long enough to be drawn.
+    src <- dbx_sql("SELECT * FROM main.tt.progress ORDER BY id DESC")
+    slow <- function(p) { Sys.sleep(0.3); p }
+    for (i in 1:2) {
+      res <- remote_score_table(fit, src, "main.tt.progress_out", mode = "overwrite",
+                                postprocess = slow, progress = TRUE, conn = conn)
+    }
+    res$rows
+  }, args = list(conn$local_info$url, spark_token, conn$local_info$cluster_id),
+  env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep)),
+  stdout = log, stderr = "2>&1")
+  expect_identical(out, 20000)
+  expect_match(paste(readLines(log), collapse = "\n"), "Spark tasks")
+})
+
+test_that("an append that does not fit the table is refused, naming each column; the table stays readable", {
+  conn <- spark_conn()
+  dbx_write_table(data.frame(id = 1:3, x = c(.1, .2, .3)), "main.tt.ap", mode = "overwrite", conn = conn)
+  err <- expect_error(
+    dbx_write_table(data.frame(id = "a", x = "b", extra = 1), "main.tt.ap", mode = "append", conn = conn),
+    class = "dbrxr_schema_error")
+  expect_s3_class(err, "dbrxr_input_error")
+  msg <- paste(conditionMessage(err), collapse = "\n")
+  expect_match(msg, "`id` is string here but int in the table")
+  expect_match(msg, "`x` is string here but double in the table")
+  expect_match(msg, "`extra` is not a column of the table")
+  expect_identical(dbx_read_table("main.tt.ap", conn = conn), data.frame(id = 1:3, x = c(.1, .2, .3)))
+  # Compatible types are widened as Delta's append does: integer into double.
+  dbx_write_table(data.frame(id = 4L, x = 5L), "main.tt.ap", mode = "append", conn = conn)
+  got <- dbx_read_table("main.tt.ap", conn = conn)
+  expect_identical(got[order(got$id), "x"], c(.1, .2, .3, 5))
+  # remote_score_table(mode = "append") into a table of other columns: refused before the job.
+  fit <- lm(x ~ id, data = got)
+  expect_error(remote_score_table(fit, "main.tt.ap", "main.tt.ap", mode = "append", conn = conn),
+               class = "dbrxr_schema_error")
+  expect_identical(nrow(dbx_read_table("main.tt.ap", conn = conn)), 4L)
+})
+
+test_that("any column name works: dots, spaces, backticks, non-ASCII, a leading dot; case clashes are refused", {
+  conn <- spark_conn()
+  df <- data.frame(a = 1:4, b = c(2.5, 3.5, 1, 0), c = c("x", "y", "x", "y"), d = 4:1, e = 1:4,
+                   stringsAsFactors = FALSE)
+  names(df) <- c("Sepal.Length", "has space", "back`tick", "caf\u00e9", ".lead")
+  dbx_write_table(df, "main.tt.names", mode = "overwrite", conn = conn)
+  expect_identical(dbx_read_table("main.tt.names", conn = conn), df)
+  fit <- lm(Sepal.Length ~ ., data = df)   # every other column, whatever its name
+  remote_score_table(fit, "main.tt.names", "main.tt.names_out", keep = names(df),
+                     mode = "overwrite", conn = conn)
+  out <- dbx_read_table("main.tt.names_out", conn = conn)
+  expect_identical(out$.pred, unname(predict(fit, df)))
+  # A table that already has a .pred column, scored again (into itself).
+  remote_score_table(fit, "main.tt.names_out", "main.tt.names_out", keep = names(df),
+                     prediction = ".pred2", mode = "overwrite", conn = conn)
+  expect_identical(dbx_read_table("main.tt.names_out", conn = conn)$.pred2, unname(predict(fit, df)))
+  # Names that differ only in case, or repeat: refused before anything is sent.
+  commands <- function() dbrxr:::local_stats(conn)$commands$executed
+  n0 <- commands()
+  err <- expect_error(dbx_write_table(data.frame(a = 1, A = 2), "main.tt.case", conn = conn),
+                      class = "dbrxr_input_error")
+  expect_match(paste(conditionMessage(err), collapse = "\n"), "`a` and `A`")
+  dup <- data.frame(a = 1, b = 2)
+  names(dup) <- c("a", "a")
+  expect_error(dbx_write_table(dup, "main.tt.case", conn = conn), class = "dbrxr_input_error")
+  expect_equal(commands(), n0)
+})
+
+test_that("every R column type is written exactly or refused before any upload", {
+  skip_if_not_installed("bit64")
+  conn <- spark_conn()
+  big <- bit64::as.integer64(c("3", "4", NA, "9007199254740993", "-9223372036854775807"))
+  dbx_write_table(data.frame(i = big), "main.tt.i64", mode = "overwrite", conn = conn)
+  back <- dbx_read_table("main.tt.i64", conn = conn)
+  expect_s3_class(back$i, "integer64")
+  expect_identical(back$i, big)
+  commands <- function() dbrxr:::local_stats(conn)$commands$executed
+  n0 <- commands()
+  bad <- list(
+    difftime = as.difftime(c(1, 2), units = "mins"),
+    posixlt = as.POSIXlt(c("2024-01-01", "2024-01-02"), tz = "UTC"),
+    complex = c(1i, 2i),
+    raw = as.raw(1:2))
+  for (nm in names(bad)) {
+    df <- data.frame(id = 1:2)
+    df$col <- bad[[nm]]
+    err <- expect_error(dbx_write_table(df, "main.tt.bad", mode = "overwrite", conn = conn),
+                        class = "dbrxr_input_error")
+    expect_identical(err$column, "col")
+  }
+  m <- data.frame(id = 1:2)
+  m$m <- matrix(1:4, 2)
+  expect_error(dbx_write_table(m, "main.tt.bad", mode = "overwrite", conn = conn), "matrix")
+  l <- data.frame(id = 1:2)
+  l$l <- list(1, "a")
+  expect_error(dbx_write_table(l, "main.tt.bad", mode = "overwrite", conn = conn), "list column")
+  err <- expect_error(dbx_write_table(data.frame(d = as.difftime(1, units = "hours")), "main.tt.bad",
+                                      conn = conn), class = "dbrxr_input_error")
+  expect_match(paste(conditionMessage(err), collapse = "\n"), "hours")
+  expect_equal(commands(), n0)
+})

@@ -15,6 +15,17 @@ use crate::error::{Error, ErrorKind, Result};
 pub struct Control {
     pub cancel: CancellationToken,
     progress: Arc<Mutex<String>>,
+    /// Units done and in all, with what they are (a remote target's own
+    /// progress report, shown as a bar).
+    counts: Arc<Mutex<Option<Counts>>>,
+}
+
+/// Progress counted in units (e.g. Spark tasks).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counts {
+    pub done: f64,
+    pub total: f64,
+    pub text: String,
 }
 
 impl Control {
@@ -23,6 +34,12 @@ impl Control {
     }
     pub fn progress(&self) -> String {
         self.progress.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    pub fn set_counts(&self, counts: Counts) {
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner()) = Some(counts);
+    }
+    pub fn counts(&self) -> Option<Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
     fn cancelled_error(&self) -> Error {
         Error::new(ErrorKind::Cancelled, "the operation was interrupted")

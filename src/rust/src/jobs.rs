@@ -29,7 +29,7 @@ pub enum Output {
 /// Where a job is.
 #[derive(Debug)]
 pub enum Poll {
-    Running { progress: String, elapsed: Duration },
+    Running { progress: String, counts: Option<crate::control::Counts>, elapsed: Duration },
     Done(Result<Output>),
 }
 
@@ -95,7 +95,11 @@ pub fn wait(id: i32, budget: Duration) -> Result<Poll> {
             remove(id);
             Ok(Poll::Done(joined(r)))
         }
-        None => Ok(Poll::Running { progress: job.control.progress(), elapsed: job.started.elapsed() }),
+        None => Ok(Poll::Running {
+            progress: job.control.progress(),
+            counts: job.control.counts(),
+            elapsed: job.started.elapsed(),
+        }),
     }
 }
 

@@ -1,8 +1,15 @@
-//! The remote R protocol in one job: R hands over a serialized request and
+//! The remote protocol in one job: R hands over a serialized request and
 //! gets the serialized answer back. Everything between lives here: the
 //! bootstrap of a context (and again after it was lost), inline vs staged
 //! requests, the generated Python call, the answer markers, re-staging a
-//! vanished request, fetching a staged answer and the deferred clean-up.
+//! vanished request, progress reports, fetching a staged answer and the
+//! deferred clean-up.
+//!
+//! Targets: a request names what answers it in the context: `r` (the R
+//! dispatcher) or one of dbrxr's Python modules (`dbrxr_<target>.py`: Spark
+//! tables, MLflow, jobs, SQL). The one bootstrap installs them all, keyed by
+//! the hash of their sources; everything else here is the same for every
+//! target.
 //!
 //! Exactly once: every request carries a random request id; the bootstrap
 //! module on the cluster keeps the answers of recent ids (bounded, per
@@ -13,15 +20,14 @@
 //! started (chunked scoring starts chunk j+1 while chunk j runs, and the
 //! cluster must see j first); each job holds a [`Ticket`] until it submitted.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
 use crate::api::dbfs;
-use crate::control::Control;
+use crate::control::{Control, Counts};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::Replay;
 use crate::session::{RunOptions, Session};
@@ -31,13 +37,52 @@ pub const MARKER: &str = "DBRXR1";
 /// Parallel 1 MiB part uploads of a staged request.
 const UPLOAD_PARALLELISM: usize = 8;
 
-/// The bootstrap sources (Python module and R dispatcher) and its options,
-/// handed over once per connection by R.
+/// The sources a context needs (the bootstrap module `dbrxr_bootstrap.py`,
+/// the R dispatcher `dispatcher.R`, the Python targets), by file name, and
+/// the bootstrap's options; handed over once per connection by R.
 #[derive(Debug, Clone)]
 pub struct Sources {
-    pub module: Bytes,
-    pub dispatcher: Bytes,
+    pub files: Vec<(String, Bytes)>,
     pub install_rpy2: bool,
+    /// sha256 of the names and contents: a context whose bootstrap holds
+    /// other sources is bootstrapped again.
+    pub hash: String,
+}
+
+impl Sources {
+    pub fn new(mut files: Vec<(String, Bytes)>, install_rpy2: bool) -> Result<Sources> {
+        use sha2::{Digest, Sha256};
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, _) in &files {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+                return Err(Error::internal(format!("a bootstrap source has an invalid name: {name:?}")));
+            }
+        }
+        for needed in ["dbrxr_bootstrap.py", "dispatcher.R"] {
+            if !files.iter().any(|(n, _)| n == needed) {
+                return Err(Error::internal(format!("the bootstrap sources lack {needed}")));
+            }
+        }
+        let mut h = Sha256::new();
+        for (name, data) in &files {
+            h.update((name.len() as u64).to_le_bytes());
+            h.update(name.as_bytes());
+            h.update((data.len() as u64).to_le_bytes());
+            h.update(data);
+        }
+        Ok(Sources { files, install_rpy2, hash: hex::encode(h.finalize()) })
+    }
+    fn file(&self, name: &str) -> &[u8] {
+        self.files.iter().find(|(n, _)| n == name).map(|(_, d)| d.as_ref()).unwrap_or_default()
+    }
+}
+
+/// What answers a request in the context: `r` or a Python target's name.
+pub fn check_target(target: &str) -> Result<()> {
+    if target.is_empty() || target.len() > 40 || !target.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        return Err(Error::input(format!("`{target}` is not a protocol target (lower-case letters, digits and _)")));
+    }
+    Ok(())
 }
 
 /// Limits of one request (R options, for tests and benchmarks).
@@ -55,7 +100,8 @@ impl Default for Limits {
     }
 }
 
-/// The protocol state of one session.
+/// The protocol state of one connection (owned with its session by the R
+/// connection's handle).
 #[derive(Default)]
 pub struct State {
     sources: Mutex<Option<Arc<Sources>>>,
@@ -64,22 +110,11 @@ pub struct State {
     order: Arc<Order>,
 }
 
-fn states() -> &'static Mutex<HashMap<String, Arc<State>>> {
-    static STATES: OnceLock<Mutex<HashMap<String, Arc<State>>>> = OnceLock::new();
-    STATES.get_or_init(Default::default)
-}
-
-/// The protocol state of session `s`.
-pub fn state(s: &Session) -> Arc<State> {
-    states().lock().unwrap_or_else(|p| p.into_inner()).entry(s.id.clone()).or_default().clone()
-}
-
-/// Close a session: destroy its context, remove its staged temporary files
-/// (bounded in time, errors ignored) and forget its protocol state.
+/// Close a session: destroy its context and remove its staged temporary
+/// files (bounded in time, errors ignored).
 pub async fn close(s: &Session) {
     s.close().await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), staging::remove_session_dir(s)).await;
-    states().lock().unwrap_or_else(|p| p.into_inner()).remove(&s.id);
 }
 
 impl State {
@@ -164,47 +199,80 @@ fn py_b64(x: &[u8]) -> String {
     format!("\"{}\"", b64(x))
 }
 
+/// The bootstrap command: the module itself, then `setup()` with the
+/// marker, the sources' hash and every source file.
 pub fn bootstrap_code(src: &Sources) -> String {
+    let files: Vec<String> = src.files.iter().map(|(name, data)| format!("\"{name}\": {}", py_b64(data))).collect();
     format!(
         "import sys, types, base64\n\
          _dbrxr_m = types.ModuleType(\"dbrxr_bootstrap\")\n\
          exec(compile(base64.b64decode({}).decode(\"utf-8\"), \"dbrxr_bootstrap.py\", \"exec\"), _dbrxr_m.__dict__)\n\
          sys.modules[\"dbrxr_bootstrap\"] = _dbrxr_m\n\
          del _dbrxr_m\n\
-         sys.modules[\"dbrxr_bootstrap\"].setup({}, install_rpy2={})\n",
-        py_b64(&src.module),
-        py_b64(&src.dispatcher),
+         sys.modules[\"dbrxr_bootstrap\"].setup(\"{MARKER}\", \"{}\", {{{}}}, install_rpy2={})\n",
+        py_b64(src.file("dbrxr_bootstrap.py")),
+        src.hash,
+        files.join(", "),
         if src.install_rpy2 { "True" } else { "False" }
     )
 }
 
-fn call_code(rid: &str, carrier: &Carrier, result_path: &str, inline_max: usize) -> String {
+/// One request's command: NOBOOT unless the context's bootstrap holds these
+/// sources, else one call of the bootstrap with only base64 and our own
+/// names in it.
+struct Call<'a> {
+    rid: &'a str,
+    target: &'a str,
+    sources_hash: &'a str,
+    result_path: &'a str,
+    progress_path: &'a str,
+    staging_root: &'a str,
+    inline_max: usize,
+}
+
+fn call_code(c: &Call, carrier: &Carrier) -> String {
     let (inline, paths) = match carrier {
         Carrier::Inline(b) => (b.as_str(), String::new()),
         Carrier::Staged(parts) => ("", parts.iter().map(|l| l.api_path()).collect::<Vec<_>>().join("\n")),
     };
     format!(
         "import sys\n\
-         if \"dbrxr_bootstrap\" not in sys.modules or not hasattr(sys.modules[\"dbrxr_bootstrap\"], \"call_once\"):\n    \
+         if getattr(sys.modules.get(\"dbrxr_bootstrap\"), \"SOURCES_HASH\", None) != \"{hash}\":\n    \
              print(\"{MARKER}:NOBOOT\")\n\
          else:\n    \
-             sys.modules[\"dbrxr_bootstrap\"].call_once(\"{rid}\", \"{inline}\", {}, {}, {inline_max})\n",
+             sys.modules[\"dbrxr_bootstrap\"].call_once(\"{rid}\", \"{target}\", \"{inline}\", {}, {}, {inline_max}, {}, {})\n",
         py_b64(paths.as_bytes()),
-        py_b64(result_path.as_bytes()),
+        py_b64(c.result_path.as_bytes()),
+        py_b64(c.progress_path.as_bytes()),
+        py_b64(c.staging_root.as_bytes()),
+        hash = c.sources_hash,
+        rid = c.rid,
+        target = c.target,
+        inline_max = c.inline_max,
     )
 }
 
 /// [`call_code`] from plain parts (tests of the bootstrap run it directly).
-pub fn call_code_for(rid: &str, inline: &[u8], paths: &[String], result_path: &str, inline_max: usize) -> Result<String> {
+pub fn call_code_for(
+    rid: &str,
+    target: &str,
+    sources: &Sources,
+    inline: &[u8],
+    paths: &[String],
+    result_path: &str,
+    inline_max: usize,
+) -> Result<String> {
     if rid.is_empty() || !rid.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(Error::input("a request id is letters and digits only"));
     }
+    check_target(target)?;
     let carrier = if paths.is_empty() {
         Carrier::Inline(b64(inline))
     } else {
         Carrier::Staged(paths.iter().map(|p| Location::parse(p)).collect::<Result<_>>()?)
     };
-    Ok(call_code(rid, &carrier, result_path, inline_max))
+    let call = Call { rid, target, sources_hash: &sources.hash, result_path, progress_path: "", staging_root: "", inline_max };
+    Ok(call_code(&call, &carrier))
 }
 
 /// The marker line of a command's output: (kind, payload).
@@ -321,16 +389,40 @@ fn remove_later(s: &Arc<Session>, locs: Vec<Location>) {
     }
 }
 
-/// Run one request: `bytes` is R's serialize() of the request list.
-pub async fn request(
-    s: Arc<Session>,
-    ticket: Ticket,
-    bytes: Bytes,
-    limits: Limits,
-    opts: RunOptions,
-    ctl: Control,
-) -> Result<Answer> {
-    let st = state(&s);
+/// One request: R's serialize() of the request list, for `target`.
+pub struct Request {
+    pub target: String,
+    pub bytes: Bytes,
+    pub limits: Limits,
+    /// Poll the target's progress reports and publish them as counts.
+    pub progress: bool,
+}
+
+/// How often a request's progress file is read while it runs.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Read the target's progress file (`done total text`) until dropped.
+async fn follow_progress(s: &Session, path: &str, ctl: &Control) {
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        // A quiet control: fetching must not show as what the request does.
+        let quiet = Control::default();
+        let Ok(bytes) = staging::fetch(s, path, &quiet).await else { continue };
+        let text = String::from_utf8_lossy(&bytes);
+        let mut parts = text.splitn(3, ' ');
+        let done = parts.next().and_then(|x| x.parse::<f64>().ok());
+        let total = parts.next().and_then(|x| x.parse::<f64>().ok());
+        if let (Some(done), Some(total)) = (done, total) {
+            ctl.set_counts(Counts { done, total, text: parts.next().unwrap_or("").trim().to_string() });
+        }
+    }
+}
+
+/// Run one request on session `s` with its protocol state `st`.
+pub async fn request(s: Arc<Session>, st: Arc<State>, ticket: Ticket, req: Request, opts: RunOptions, ctl: Control) -> Result<Answer> {
+    check_target(&req.target)?;
+    let src = st.sources()?;
+    let Request { target, bytes, limits, progress } = req;
     let rid = hex::encode(rand::random::<[u8; 12]>());
     let mut meta = Map::new();
     let mut staged: Vec<Location> = Vec::new();
@@ -340,7 +432,11 @@ pub async fn request(
         staged = stage_request(&s, &bytes, &rid, &ctl).await?;
         Carrier::Staged(staged.clone())
     };
-    let result_loc = staging::session_dir(&s).join(&format!("result-{rid}.bin"));
+    let dir = staging::session_dir(&s);
+    let result_loc = dir.join(&format!("result-{rid}.bin"));
+    let progress_loc = progress.then(|| dir.join(&format!("progress-{rid}")));
+    let progress_path = progress_loc.as_ref().map(Location::api_path).unwrap_or_default();
+    let staging_root = s.staging.root.api_path();
     let mut ticket = Some(ticket);
     let mut tries = 0;
     let answer = loop {
@@ -354,14 +450,51 @@ pub async fn request(
             let info = bootstrap(&s, &st, &boot_opts, &ctl).await?;
             meta.insert("bootstrap".into(), Value::Object(info));
         }
-        let code = call_code(&rid, &carrier, &result_loc.api_path(), limits.inline_answer_max);
+        let call = Call {
+            rid: &rid,
+            target: &target,
+            sources_hash: &src.hash,
+            result_path: &result_loc.api_path(),
+            progress_path: &progress_path,
+            staging_root: &staging_root,
+            inline_max: limits.inline_answer_max,
+        };
+        let code = call_code(&call, &carrier);
         ctl.set_progress("Running the request");
         let (ctx, cmd) = s.submit_command(&code, &opts, &ctl, Replay::Safe).await?;
         drop(ticket.take());
-        let out = output_text(&s.wait_command(&ctx, &cmd, &opts, &ctl).await?);
+        let waited = match &progress_loc {
+            None => s.wait_command(&ctx, &cmd, &opts, &ctl).await,
+            Some(loc) => {
+                let path = loc.api_path();
+                tokio::select! {
+                    r = s.wait_command(&ctx, &cmd, &opts, &ctl) => r,
+                    _ = follow_progress(&s, &path, &ctl) => unreachable!("follow_progress never ends"),
+                }
+            }
+        };
+        let out = match waited {
+            // The context was lost while the request ran: a new context
+            // answers it from the driver's record of it (never running it
+            // twice), or says that it may have run.
+            Err(e) if e.kind == ErrorKind::Context && e.get_field("last_status").is_some() && tries < 6 => {
+                ctl.set_progress("The execution context was lost while the request ran: asking a new one");
+                *st.booted.lock().await = None;
+                continue;
+            }
+            r => output_text(&r?),
+        };
         let (kind, payload) = parse_marker(&out)?;
         match kind.as_str() {
-            "NOBOOT" if tries < 3 => *st.booted.lock().await = None,
+            "NOBOOT" if tries < 6 => *st.booted.lock().await = None,
+            "MAYRAN" => {
+                return Err(Error::new(
+                    ErrorKind::Context,
+                    "the execution context was lost while this request ran on it: it may have run, in part or in full",
+                )
+                .field("may_have_run", "true")
+                .hint("dbrxr did not run it again; check what it changes before you run it again"))
+            }
             "NOFILE" if tries < 3 => {
                 staged = stage_request(&s, &bytes, &rid, &ctl).await?;
                 carrier = Carrier::Staged(staged.clone());
@@ -384,6 +517,9 @@ pub async fn request(
     };
     if let Some(dir) = staged.first().and_then(Location::parent) {
         remove_later(&s, vec![dir]);
+    }
+    if let Some(loc) = progress_loc {
+        remove_later(&s, vec![loc]);
     }
     meta.insert("bytes_sent".into(), json!(bytes.len() as f64));
     meta.insert("bytes_received".into(), json!(answer.len() as f64));
@@ -409,9 +545,12 @@ mod tests {
 
     #[test]
     fn generated_code_holds_no_caller_text() {
-        let c = call_code("abc", &Carrier::Staged(vec![Location::Dbfs("/x\"; import os".into())]), "dbfs:/r", 10);
+        let call = Call { rid: "abc", target: "spark", sources_hash: "h", result_path: "dbfs:/r", progress_path: "", staging_root: "", inline_max: 10 };
+        let c = call_code(&call, &Carrier::Staged(vec![Location::Dbfs("/x\"; import os".into())]));
         assert!(!c.contains("import os"));
-        assert!(c.contains("call_once(\"abc\""));
+        assert!(c.contains("call_once(\"abc\", \"spark\""));
+        assert!(check_target("spark").is_ok());
+        assert!(check_target("x\"; import os").is_err());
     }
 
     #[tokio::test]

@@ -195,7 +195,13 @@ impl Session {
                     let _ = contexts::destroy(&self.transport, cluster, &id).await;
                     return Err(e);
                 }
-                match contexts::status(&self.transport, cluster, &id).await?.status {
+                let status = match contexts::status(&self.transport, cluster, &id).await {
+                    Ok(s) => s.status,
+                    // Gone while it started (evicted, or a restart): make another.
+                    Err(e) if contexts::is_context_gone(&e.message) => ContextStatus::Error,
+                    Err(e) => return Err(e),
+                };
+                match status {
                     ContextStatus::Running => break true,
                     ContextStatus::Error => break false,
                     _ if started.elapsed() > CONTEXT_TIMEOUT => {

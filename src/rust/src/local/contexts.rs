@@ -89,8 +89,10 @@ struct Inner {
 }
 
 impl Inner {
+    /// Running with nothing to do: what a workspace evicts. A context still
+    /// starting is not idle (it was just asked for).
     fn idle(&self) -> bool {
-        self.running.is_none() && self.queue.is_empty()
+        self.status != CtxStatus::Pending && self.running.is_none() && self.queue.is_empty()
     }
 
     /// Move a command to a terminal status once, counting it.

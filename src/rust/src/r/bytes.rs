@@ -1,4 +1,4 @@
-//! Bindings for byte helpers R lacks or does slowly: base64 and SHA-256.
+//! Bindings for a byte helper R lacks: SHA-256 (content addresses).
 
 use extendr_api::prelude::*;
 use sha2::{Digest, Sha256};
@@ -8,24 +8,6 @@ use crate::error::Error;
 
 fn raw_slice(x: &Robj) -> crate::Result<&[u8]> {
     x.as_raw_slice().ok_or_else(|| Error::input("expected a raw vector"))
-}
-
-/// Base64 (standard alphabet, padded) of a raw vector.
-/// @noRd
-#[extendr]
-fn rust_base64_encode(x: Robj) -> Robj {
-    guard(|| Ok(Robj::from(crate::b64::encode(raw_slice(&x)?))))
-}
-
-/// Decode base64 text into a raw vector.
-/// @noRd
-#[extendr]
-fn rust_base64_decode(text: &str) -> Robj {
-    guard(|| {
-        let bytes = crate::b64::decode(text)
-            .map_err(|e| Error::internal(format!("invalid base64 from the cluster: {e}")))?;
-        Ok(Raw::from_bytes(&bytes).into())
-    })
 }
 
 /// Hex SHA-256 of a raw vector.
@@ -58,8 +40,6 @@ fn rust_sha256_file(path: &str) -> Robj {
 
 extendr_module! {
     mod bytes;
-    fn rust_base64_encode;
-    fn rust_base64_decode;
     fn rust_sha256;
     fn rust_sha256_file;
 }

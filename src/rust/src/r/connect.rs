@@ -1,16 +1,65 @@
 //! Bindings for connections: resolve configuration, open and close a session.
+//!
+//! A connection is one Rust object, [`Connection`] (the session and its
+//! protocol state), behind an extendr external pointer that R's garbage
+//! collector owns: no process-wide table of sessions. `dbx_disconnect()`
+//! closes it (destroys the context, removes staged files); the collector
+//! frees it.
+
+use std::sync::{Arc, Mutex};
 
 use extendr_api::prelude::*;
 
 use super::convert::{guard, named_strings};
-use super::handles::Registry;
 use crate::config;
+use crate::error::{Error, Result};
+use crate::protocol;
 use crate::session::Session;
 
-pub static SESSIONS: Registry<Session> = Registry::new("connection");
+/// One connection: its session and protocol state, until closed.
+pub struct Connection {
+    open: Mutex<Option<(Arc<Session>, Arc<protocol::State>)>>,
+}
+
+impl Connection {
+    fn new(session: Session) -> Connection {
+        Connection { open: Mutex::new(Some((Arc::new(session), Arc::new(protocol::State::default())))) }
+    }
+    fn parts(&self) -> Result<(Arc<Session>, Arc<protocol::State>)> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| {
+            Error::input("this connection has been closed")
+                .hint("create a new one (e.g. with `dbx_connect()` or `local_cluster()`)")
+        })
+    }
+    fn take(&self) -> Option<(Arc<Session>, Arc<protocol::State>)> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+fn handle(x: &Robj) -> Result<&ExternalPtr<Connection>> {
+    <&ExternalPtr<Connection>>::try_from(x).map_err(|_| {
+        Error::input("this is not a dbrxr connection handle").hint("pass the `dbx_connection` itself (`conn = conn`)")
+    })
+}
+
+/// The session behind R's connection handle.
+pub fn session(x: &Robj) -> Result<Arc<Session>> {
+    Ok(handle(x)?.try_addr().map_err(|_| Error::input("this connection handle is empty"))?.parts()?.0)
+}
+
+/// The session and protocol state behind R's connection handle.
+pub fn session_and_protocol(x: &Robj) -> Result<(Arc<Session>, Arc<protocol::State>)> {
+    handle(x)?.try_addr().map_err(|_| Error::input("this connection handle is empty"))?.parts()
+}
+
+fn open(cfg: config::Config) -> Result<Robj> {
+    let info = describe(&cfg);
+    let ptr: Robj = ExternalPtr::new(Connection::new(Session::new(cfg)?)).into();
+    Ok(List::from_pairs([("handle", ptr), ("info", info)]).into())
+}
 
 /// Resolve configuration (arguments → env → profile → legacy env) and open a
-/// lazy session. Returns the handle id and a description without secrets.
+/// lazy session. Returns the handle and a description without secrets.
 /// @noRd
 #[extendr]
 fn rust_connect(explicit: Robj) -> Robj {
@@ -18,25 +67,17 @@ fn rust_connect(explicit: Robj) -> Robj {
         let explicit = named_strings(&explicit)?;
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
         let env = |k: &str| std::env::var(k).ok();
-        let cfg = config::resolve(&explicit, &env, home.as_deref())?;
-        let info = describe(&cfg);
-        let id = SESSIONS.insert(Session::new(cfg)?);
-        Ok(List::from_pairs([("id", Robj::from(id)), ("info", info)]).into())
+        open(config::resolve(&explicit, &env, home.as_deref())?)
     })
 }
 
-/// Open another lazy session with the configuration of session `id` (same
-/// host, credentials, cluster and staging): its own execution context, e.g.
-/// one per worker of the future backend. Secrets stay in Rust.
+/// Open another lazy session with the configuration of `conn` (same host,
+/// credentials, cluster and staging): its own execution context, e.g. one
+/// per worker of the future backend. Secrets stay in Rust.
 /// @noRd
 #[extendr]
-fn rust_connect_clone(id: i32) -> Robj {
-    guard(|| {
-        let cfg = SESSIONS.get(id)?.config.clone();
-        let info = describe(&cfg);
-        let id = SESSIONS.insert(Session::new(cfg)?);
-        Ok(List::from_pairs([("id", Robj::from(id)), ("info", info)]).into())
-    })
+fn rust_connect_clone(conn: Robj) -> Robj {
+    guard(|| open(session(&conn)?.config.clone()))
 }
 
 fn describe(cfg: &config::Config) -> Robj {
@@ -56,16 +97,39 @@ fn describe(cfg: &config::Config) -> Robj {
     .into()
 }
 
-/// Close a session: destroy its execution context, remove its staged
-/// temporary files (bounded in time, errors ignored), forget the handle.
+/// Close a connection: destroy its execution context, remove its staged
+/// temporary files (bounded in time, errors ignored). Closing twice is fine.
 /// @noRd
 #[extendr]
-fn rust_session_close(id: i32) -> Robj {
+fn rust_session_close(conn: Robj) -> Robj {
     guard(|| {
-        if let Some(session) = SESSIONS.remove(id) {
+        let taken = handle(&conn)?.try_addr().ok().and_then(Connection::take);
+        if let Some((session, _)) = taken {
             crate::runtime::block_on(crate::protocol::close(&session))?;
         }
         Ok(Robj::from(true))
+    })
+}
+
+/// Session facts R needs: the current context id (NULL before the first
+/// command), the staging root, the session id and its staging directory
+/// (removed when the session closes).
+/// @noRd
+#[extendr]
+fn rust_session_info(conn: Robj) -> Robj {
+    guard(|| {
+        let s = session(&conn)?;
+        let ctx = s.context_id().map(Robj::from).unwrap_or_else(|| Robj::from(()));
+        // Whoever learns the session directory may have the cluster write there.
+        let dir = crate::staging::session_dir(&s);
+        Ok(List::from_pairs([
+            ("context_id", ctx),
+            ("session_id", Robj::from(s.id.as_str())),
+            ("staging", Robj::from(s.staging.root.api_path())),
+            ("session_dir", Robj::from(dir.api_path())),
+            ("session_cluster_dir", Robj::from(dir.cluster_path())),
+        ])
+        .into())
     })
 }
 
@@ -74,4 +138,5 @@ extendr_module! {
     fn rust_connect;
     fn rust_connect_clone;
     fn rust_session_close;
+    fn rust_session_info;
 }

@@ -10,8 +10,11 @@ pub mod convert;
 pub mod handles;
 pub mod local;
 pub mod row_names;
+pub mod protocol;
 pub mod serialize;
-pub mod session;
+pub mod staging;
+pub mod testing;
+pub mod wait;
 
 extendr_module! {
     mod dbrxr;
@@ -19,6 +22,9 @@ extendr_module! {
     use connect;
     use local;
     use row_names;
+    use protocol;
     use serialize;
-    use session;
+    use staging;
+    use testing;
+    use wait;
 }

@@ -4,6 +4,10 @@
 #' start the cluster; the first command does that (see [dbx_exec()]).
 #'
 #' @param conn A `dbx_connection`.
+#' @param timeout Seconds to wait for the answer before raising
+#'   `dbrxr_timeout_error`; `NULL` uses the connection's `timeout` option,
+#'   else the option `dbrxr.timeout`, else 60 seconds. A workspace that
+#'   stalls never makes this call hang.
 #' @return A `dbx_cluster_status`: a list with `state` (`"RUNNING"`,
 #'   `"TERMINATED"`, `"PENDING"`, ...), `state_message`, `cluster_id`,
 #'   `cluster_name`, `spark_version`, `data_security_mode`, `num_workers`.
@@ -12,11 +16,15 @@
 #' \donttest{
 #' conn <- local_cluster()
 #' dbx_cluster_status(conn)
+#' dbx_cluster_status(conn, timeout = 5)
 #' dbx_disconnect(conn)
 #' }
-dbx_cluster_status <- function(conn = dbx_default_connection()) {
+dbx_cluster_status <- function(conn = dbx_default_connection(), timeout = NULL) {
   check_connection(conn)
-  d <- run_job(unwrap(rust_cluster_status_start(conn$handle)), FALSE)
+  check_number(timeout, min = 0)
+  limit <- request_timeout(conn, timeout) %||% status_timeout_default
+  d <- run_job_within(unwrap(rust_cluster_status_start(conn$handle)), limit,
+                      "asking for the cluster's status")
   structure(list(
     state = d$state %||% "UNKNOWN",
     state_message = d$state_message %||% "",
@@ -26,6 +34,41 @@ dbx_cluster_status <- function(conn = dbx_default_connection()) {
     data_security_mode = d$data_security_mode,
     num_workers = d$num_workers
   ), class = "dbx_cluster_status")
+}
+
+# Status calls are quick when the workspace is well: one that takes longer
+# than this is stuck (a stalled answer is retried until then).
+status_timeout_default <- 60
+
+# Wait for a Rust job for at most `limit` seconds; past it the job (and its
+# requests) is cancelled and the error is `dbrxr_timeout_error`. For calls
+# whose Rust job carries no deadline of its own (status calls). The loop is
+# run_job()'s without progress: short waits, so Ctrl-C stays with R.
+run_job_within <- function(job, limit, what, call = rlang::caller_env()) {
+  done <- FALSE
+  on.exit(if (!done) rust_job_cancel(job), add = TRUE)
+  started <- proc.time()[["elapsed"]]
+  repeat {
+    st <- rust_job_wait(job, 150)
+    if (!isTRUE(st$ok)) done <- TRUE
+    st <- unwrap(st, call = call)
+    if (isTRUE(st$done)) {
+      done <- TRUE
+      return(st$value)
+    }
+    if (isTRUE(st$interrupted)) {
+      done <- TRUE
+      rust_job_cancel(job)
+      rlang::interrupt()
+    }
+    if (proc.time()[["elapsed"]] - started >= limit) {
+      abort_dbrxr(sprintf("The call did not finish within its timeout of %s s (%s).", format(limit), what),
+                  "dbrxr_timeout_error",
+                  hints = c("The workspace did not answer in time: it may be overloaded, or the network stalled.",
+                            "Raise `timeout` (or the connection's `timeout` option) if it is just slow."),
+                  timeout = limit, call = call)
+    }
+  }
 }
 
 #' @export

@@ -108,17 +108,58 @@ check_string <- function(x, arg = rlang::caller_arg(x), null_ok = TRUE,
                 "dbrxr_input_error",
                 problems = sprintf("It is %s.", obj_type(x)), call = call)
   }
+  check_utf8(x, arg, call = call)
+}
+
+# Strings sent to the cluster or the workspace (code, names, paths,
+# settings) must be UTF-8 text: their bytes are what the Rust core sends, so
+# the bytes are checked, whatever the encoding mark or the locale. The bytes
+# are never shown (a secret may be among them): only where the first bad one is.
+check_utf8 <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (!is.character(x)) return(invisible(x))
+  bad <- which(!is.na(x) & !validUTF8(x))
+  if (length(bad)) {
+    i <- bad[[1]]
+    bytes <- charToRaw(x[[i]])
+    at <- first_invalid_utf8(bytes)
+    abort_dbrxr(sprintf("`%s` is not valid UTF-8 text.", arg), "dbrxr_input_error",
+                problems = sprintf("%sbyte %d of %d is not part of a UTF-8 character.",
+                                   if (length(x) > 1L) sprintf("In element %d, ", i) else "",
+                                   at, length(bytes)),
+                hints = c("Convert it first: `enc2utf8(x)` for text marked latin1, `iconv(x, from = \"latin1\", to = \"UTF-8\")` for text read in another encoding.",
+                          "Binary data travels as a raw vector or inside R objects, not as text."),
+                call = call)
+  }
   invisible(x)
 }
 
+# 1-based position of the first byte that breaks UTF-8 in `bytes`.
+first_invalid_utf8 <- function(bytes) {
+  lo <- 1L
+  hi <- length(bytes)
+  # The longest valid prefix, by bisection on validUTF8() of prefixes.
+  while (lo < hi) {
+    mid <- (lo + hi) %/% 2L
+    if (validUTF8(rawToChar(bytes[seq_len(mid)]))) lo <- mid + 1L else hi <- mid
+  }
+  lo
+}
+
+# `finite = TRUE` (the default) refuses Inf and -Inf as well as NA/NaN:
+# limits and intervals are numbers of seconds, items or bytes.
 check_number <- function(x, arg = rlang::caller_arg(x), null_ok = TRUE, min = -Inf,
-                         call = rlang::caller_env()) {
+                         finite = TRUE, call = rlang::caller_env()) {
   if (is.null(x) && null_ok) return(invisible(x))
-  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x < min) {
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x < min || (finite && !is.finite(x))) {
+    infinite <- is.numeric(x) && length(x) == 1L && is.infinite(x)
     abort_dbrxr(sprintf("`%s` must be a single number%s%s.", arg,
                         if (is.finite(min)) paste0(" >= ", min) else "",
                         if (null_ok) " or NULL" else ""),
-                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(x)), call = call)
+                "dbrxr_input_error",
+                problems = if (infinite) sprintf("It is %s: only finite numbers are allowed.", format(x))
+                           else if (is.numeric(x) && length(x) == 1L && is.nan(x)) "It is NaN."
+                           else sprintf("It is %s.", obj_type(x)),
+                call = call)
   }
   invisible(x)
 }

@@ -11,8 +11,8 @@ use tokio::sync::Mutex;
 
 use crate::config::AuthSpec;
 use crate::error::{Error, Result};
-use crate::http::RetryPolicy;
 use crate::redact::{scrub, Secret};
+use crate::retry::{Attempt, Replay, RetryPolicy};
 
 #[derive(Clone)]
 struct CachedToken {
@@ -118,40 +118,32 @@ impl Credentials {
         client_secret: &Secret,
     ) -> Result<CachedToken> {
         let discovery_url = format!("{}/oidc/.well-known/oauth-authorization-server", self.host);
-        let resp = send_with_retry(|| client.get(&discovery_url)).await.map_err(|e| {
-            Error::auth(format!("OAuth discovery at {discovery_url} failed: {e}"))
-                .hint("check the host; OAuth M2M needs a workspace that serves /oidc")
+        let what = format!("OAuth discovery at {discovery_url}");
+        let (status, body) = send_auth(&what, &[client_secret], || client.get(&discovery_url)).await.map_err(|e| {
+            e.hint("check the host; OAuth M2M needs a workspace that serves /oidc")
         })?;
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(Error::auth(format!(
-                "OAuth discovery at {discovery_url} answered HTTP {}",
-                status.as_u16()
-            ))
-            .hint("check that the host is a Databricks workspace URL"));
+        if !(200..300).contains(&status) {
+            return Err(Error::auth(format!("OAuth discovery at {discovery_url} answered HTTP {status}"))
+                .hint("check that the host is a Databricks workspace URL"));
         }
         let d: Discovery = serde_json::from_str(&body).map_err(|e| {
             Error::auth(format!("OAuth discovery at {discovery_url} returned no token_endpoint ({e})"))
         })?;
         let basic = crate::b64::encode(format!("{client_id}:{}", client_secret.expose()).as_bytes());
         let endpoint = d.token_endpoint;
-        let resp = send_with_retry(|| {
+        let what = format!("OAuth token request to {endpoint}");
+        let (status, body) = send_auth(&what, &[client_secret], || {
             client
                 .post(&endpoint)
                 .header("Authorization", format!("Basic {basic}"))
                 .header("Content-Type", "application/x-www-form-urlencoded")
                 .body("grant_type=client_credentials&scope=all-apis")
         })
-        .await
-        .map_err(|e| Error::auth(format!("OAuth token request to {endpoint} failed: {e}")))?;
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
+        .await?;
+        if !(200..300).contains(&status) {
             let detail = oauth_error_text(&body);
             return Err(Error::auth(format!(
-                "the workspace refused the OAuth client credentials (HTTP {}): {}",
-                status.as_u16(),
+                "the workspace refused the OAuth client credentials (HTTP {status}): {}",
                 scrub(&detail, &[client_secret])
             ))
             .hint("check DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET: the secret must be an OAuth secret of that service principal")
@@ -210,30 +202,39 @@ impl Credentials {
     }
 }
 
-/// Auth endpoints sit outside the transport (which needs credentials
-/// itself), but they follow the same retry policy ([`RetryPolicy::auth`]:
-/// the transport's backoff, fewer attempts) and the call's deadline.
-async fn send_with_retry<F>(make: F) -> std::result::Result<reqwest::Response, reqwest::Error>
+/// Send an auth request (discovery, token) through the one retry loop:
+/// auth endpoints sit outside the transport (which needs credentials
+/// itself), but follow the same rules with [`RetryPolicy::auth`] (the same
+/// backoff, fewer attempts) and the call's deadline. Returns the status and
+/// body of the answer that was not "try again later".
+async fn send_auth<F>(what: &str, secrets: &[&Secret], make: F) -> Result<(u16, String)>
 where
     F: Fn() -> reqwest::RequestBuilder,
 {
     let policy = RetryPolicy::auth();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let retry = attempt < policy.max_attempts;
-        match make().timeout(crate::deadline::cap(crate::http::REQUEST_TIMEOUT)).send().await {
-            Ok(r) if retry && RetryPolicy::retryable_status(r.status().as_u16()) => {}
-            Ok(r) => return Ok(r),
-            Err(e) if retry && (e.is_connect() || e.is_timeout()) => {}
-            Err(e) => return Err(e),
-        }
-        let wait = policy.backoff(attempt);
-        if crate::deadline::would_pass(wait) {
-            return make().timeout(crate::deadline::cap(crate::http::REQUEST_TIMEOUT)).send().await;
-        }
-        tokio::time::sleep(wait).await;
-    }
+    let lost = |e: reqwest::Error| {
+        let err = Error::auth(scrub(&format!("{what} failed: {e}"), secrets));
+        policy.unanswered(err, e.is_connect(), Replay::Safe)
+    };
+    policy
+        .run(what, || async {
+            let resp = match make().timeout(policy.attempt_limit(None)).send().await {
+                Ok(r) => r,
+                Err(e) => return lost(e),
+            };
+            let status = resp.status().as_u16();
+            let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+            // The request's timeout covers its body too.
+            let body = match resp.text().await {
+                Ok(b) => b,
+                Err(e) => return lost(e),
+            };
+            if RetryPolicy::retryable_status(status) {
+                return policy.answered(Error::auth(format!("{what} answered HTTP {status}")), status, retry_after.as_deref());
+            }
+            Attempt::Done((status, body))
+        })
+        .await
 }
 
 fn oauth_error_text(body: &str) -> String {

@@ -205,7 +205,14 @@ fn load_profile(
             .hint("create the profile with `databricks configure --profile <name>`, or set DATABRICKS_CONFIG_FILE"));
         }
     };
-    let ini = parse_ini(&text);
+    // The error names the file and line, never the line's text (it may be a secret).
+    let ini = parse_ini(&text).map_err(|m| {
+        Error::config(format!("line {} of the config file {} is malformed: {}", m.line, path.display(), m.why))
+            .field("config_file", path.display().to_string())
+            .field("line", m.line.to_string())
+            .hint("fix or remove that line: settings are `key = value` under a `[profile]` header")
+            .hint("a value that went onto a line of its own (a pasted token) belongs after its `key =`")
+    })?;
     let (profile, explicit) = match values.get("profile") {
         Some(p) => (p.clone(), true),
         None => match ini.get("__settings__").and_then(|s| s.get("default_profile")) {
@@ -253,32 +260,63 @@ fn load_profile(
     Ok(())
 }
 
+/// A line of a config file that is not `[section]`, `key = value` or a
+/// comment (1-based line number, and what is wrong without its text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    pub line: usize,
+    pub why: &'static str,
+}
+
 /// A tiny INI reader matching Python's configparser for the files the
 /// Databricks CLI writes: `[section]`, `key = value` (or `key: value`), `#`/`;`
-/// comments. Keys are lower-cased, values trimmed.
-pub fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+/// comments, indented lines continuing a value. Keys are lower-cased, values
+/// trimmed. Anything else is [`Malformed`], as configparser refuses it too
+/// (a token pasted on a line of its own must not be silently dropped).
+pub fn parse_ini(text: &str) -> std::result::Result<BTreeMap<String, BTreeMap<String, String>>, Malformed> {
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut current: Option<String> = None;
-    for line in text.lines() {
+    let mut last_key: Option<String> = None;
+    for (i, line) in text.lines().enumerate() {
+        let bad = |why| Malformed { line: i + 1, why };
         let l = line.trim();
         if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
             continue;
         }
-        if l.starts_with('[') && l.ends_with(']') {
+        let indented = line.starts_with([' ', '\t']);
+        if let (true, Some(sec), Some(key)) = (indented, &current, &last_key) {
+            // A continuation of the previous value (configparser joins with a newline).
+            if let Some(v) = out.get_mut(sec).and_then(|m| m.get_mut(key)) {
+                v.push('\n');
+                v.push_str(l);
+            }
+            continue;
+        }
+        if l.starts_with('[') {
+            if !l.ends_with(']') || l.len() < 3 {
+                return Err(bad("a section header must be `[name]`"));
+            }
             let name = l[1..l.len() - 1].trim().to_string();
             out.entry(name.clone()).or_default();
             current = Some(name);
+            last_key = None;
             continue;
         }
-        let Some(sec) = &current else { continue };
-        let split = l.find(['=', ':']);
-        if let Some(i) = split {
-            let key = l[..i].trim().to_lowercase();
-            let value = l[i + 1..].trim().to_string();
-            out.entry(sec.clone()).or_default().insert(key, value);
+        let Some(sec) = &current else {
+            return Err(bad("a setting comes before any `[section]` header"));
+        };
+        match l.find(['=', ':']) {
+            Some(0) => return Err(bad("a setting has no name before `=`")),
+            Some(k) => {
+                let key = l[..k].trim().to_lowercase();
+                let value = l[k + 1..].trim().to_string();
+                out.entry(sec.clone()).or_default().insert(key.clone(), value);
+                last_key = Some(key);
+            }
+            None => return Err(bad("it is not `key = value`, a `[section]` header or a comment")),
         }
     }
-    out
+    Ok(out)
 }
 
 /// Normalise a host like the SDKs: add `https://` when there is no scheme, keep
@@ -576,6 +614,26 @@ mod tests {
         let e = resolve(&explicit(&[("profile", "nope")]), &env_of(&[]), Some(home.path())).unwrap_err();
         assert!(e.message.contains("`nope` does not exist"));
         assert!(e.hints[0].contains("DEFAULT, dev"));
+    }
+
+    #[test]
+    fn a_malformed_line_names_the_file_and_line_never_its_text() {
+        let secret = "dapiSECRET0123456789abcdef";
+        let home = cfg_home(&format!("[DEFAULT]\nhost = https://x.cloud.databricks.com\ntoken =\n{secret}\ncluster_id = c\n"));
+        let e = resolve(&explicit(&[]), &env_of(&[]), Some(home.path())).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Config);
+        assert!(e.message.contains("line 4 of the config file"), "{}", e.message);
+        assert!(e.message.contains(".databrickscfg"), "{}", e.message);
+        assert_eq!(e.get_field("line"), Some("4"));
+        assert!(!format!("{e} {e:?}").contains(secret));
+
+        assert_eq!(parse_ini("host = x\n").unwrap_err().line, 1);
+        assert_eq!(parse_ini("# c\n[a\nx = 1\n").unwrap_err().line, 2);
+        assert_eq!(parse_ini("[a]\n = 1\n").unwrap_err().line, 2);
+        // Comments, blank lines, `key: value` and continuations are fine.
+        let ini = parse_ini("; c\n\n[a]\nk: v\nlong = one\n  two\n").unwrap();
+        assert_eq!(ini["a"]["k"], "v");
+        assert_eq!(ini["a"]["long"], "one\ntwo");
     }
 
     #[test]

@@ -1,20 +1,20 @@
-//! The transport: pooled HTTP client, auth header, retries, error body parsing.
+//! The transport: pooled HTTP client, auth header, error body parsing.
 //!
-//! This is the only place that retries (design: one place per concern). What is
-//! retried (reference §4.5): 429 and 503 (an integer `Retry-After` is honoured,
-//! capped), connection failures, and the transient messages the SDKs know,
-//! with capped exponential backoff and full jitter inside a budget of attempts
-//! and time. A request marked [`Replay::Never`] (`commands/execute`) is resent
-//! only when the server surely did not run it: it answered with an error, or the
-//! connection was never made. Every error body shape of §4.1 becomes one
-//! [`Error`] with status, code, message and request id, secrets scrubbed.
+//! Each request is sent through the one retry loop of [`crate::retry`]: this
+//! module makes one attempt and says how it ended (answered, unanswered,
+//! rejected credentials). Every attempt is bounded: in total (the request's
+//! timeout, else the policy's, never past the call's deadline) and while its
+//! body arrives ([`IDLE_TIMEOUT`] of silence ends it), so a server that stalls
+//! ends in a retry or a `Timeout` error, never a hang. Every error body shape
+//! of §4.1 becomes one [`Error`] with status, code, message and request id,
+//! secrets scrubbed.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use rand::Rng;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 
@@ -22,101 +22,15 @@ use crate::auth::Credentials;
 use crate::deadline;
 use crate::error::{Error, ErrorKind, Result};
 use crate::redact::{scrub, Secret};
+pub use crate::retry::{Replay, RetryPolicy, REQUEST_TIMEOUT};
+use crate::retry::Attempt;
 
 pub const USER_AGENT: &str = concat!("dbrxr/", env!("CARGO_PKG_VERSION"));
 
-/// Messages that mean "try again" whatever the status (SDKs, reference §4.5).
-const TRANSIENT_MESSAGES: &[&str] = &[
-    "com.databricks.backend.manager.util.UnknownWorkerEnvironmentException",
-    "does not have any associated worker environments",
-    "There is no worker environment with id",
-    "Unknown worker environment",
-    "ClusterNotReadyException",
-    "Unexpected error",
-    "Please try again later or try a faster operation.",
-    "RPC token bucket limit has been exceeded",
-    "REQUEST_LIMIT_EXCEEDED",
-];
-
-/// How hard the transport tries before giving up.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts in total (first try included).
-    pub max_attempts: u32,
-    /// No retry starts after this much time since the first attempt.
-    pub max_elapsed: Duration,
-    /// First backoff ceiling; doubles each retry up to `cap`.
-    pub base: Duration,
-    pub cap: Duration,
-    /// Longest `Retry-After` we honour.
-    pub retry_after_cap: Duration,
-    /// Attempts when the connection cannot be made: a host that refuses
-    /// connections should fail in seconds, not after the whole time budget.
-    /// (A connection dropped mid-request counts against `max_attempts`.)
-    pub max_network_attempts: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 30,
-            max_elapsed: Duration::from_secs(300),
-            base: Duration::from_millis(100),
-            cap: Duration::from_secs(10),
-            retry_after_cap: Duration::from_secs(60),
-            max_network_attempts: 5,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The policy of auth endpoints (token, discovery): same backoff, three
-    /// attempts, as a login that fails should say so quickly.
-    pub fn auth() -> Self {
-        RetryPolicy { max_attempts: 3, ..Default::default() }
-    }
-
-    /// The policy of creating an execution context that ended in `Error`
-    /// (an overloaded driver): four attempts, slower backoff.
-    pub fn context() -> Self {
-        RetryPolicy { max_attempts: 4, base: Duration::from_millis(500), ..Default::default() }
-    }
-
-    /// Statuses that mean "try again later".
-    pub fn retryable_status(status: u16) -> bool {
-        status == 429 || status == 503
-    }
-
-    /// Full-jitter backoff before retry number `retry` (1-based):
-    /// uniform in `[0, min(cap, base * 2^(retry-1))]`.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let ceiling = self.ceiling(retry);
-        let ms = ceiling.as_millis() as u64;
-        Duration::from_millis(if ms == 0 { 0 } else { rand::thread_rng().gen_range(0..=ms) })
-    }
-
-    pub fn ceiling(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
-        std::cmp::min(self.cap, self.base.saturating_mul(factor))
-    }
-
-    /// The wait a `Retry-After` asks for (integer seconds only, as the SDKs),
-    /// capped, plus up to 50 ms of jitter so clients don't stampede.
-    pub fn retry_after(&self, header: Option<&str>) -> Option<Duration> {
-        let secs: u64 = header?.trim().parse().ok()?;
-        let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..=50));
-        Some(std::cmp::min(Duration::from_secs(secs), self.retry_after_cap) + jitter)
-    }
-}
-
-/// Whether a request may be sent again after an ambiguous failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replay {
-    /// Reads, and writes that are idempotent (status, put with overwrite...).
-    Safe,
-    /// Resend only if the server surely did not act on it (`commands/execute`).
-    Never,
-}
+/// Longest silence while an answer's body arrives, whatever the request's
+/// own timeout (big transfers have an hour): a server that stalls mid-body
+/// ends the attempt instead of hanging it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A request body. Bytes are reference-counted, so retries do not copy.
 #[derive(Debug, Clone)]
@@ -226,6 +140,8 @@ pub struct Transport {
     host: String,
     credentials: Arc<Credentials>,
     policy: RetryPolicy,
+    /// Longest silence while a body arrives ([`IDLE_TIMEOUT`]).
+    idle_timeout: Duration,
     /// Where the credential came from, for auth hints (`config.sources`).
     auth_source: Option<String>,
 }
@@ -255,17 +171,6 @@ fn shared_client() -> Result<reqwest::Client> {
         .map_err(|e| Error::internal(format!("could not build the HTTP client: {e}")))
 }
 
-/// Default per-request timeout (the SDKs use 60 s).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How one attempt ended.
-enum Attempt {
-    Done(Response),
-    /// Retry after the given wait (or the policy's backoff when `None`).
-    Retry(Error, Option<Duration>),
-    Fail(Error),
-}
-
 impl Transport {
     pub fn new(host: &str, credentials: Arc<Credentials>, auth_source: Option<String>) -> Result<Self> {
         Ok(Transport {
@@ -273,12 +178,19 @@ impl Transport {
             host: host.trim_end_matches('/').to_string(),
             credentials,
             policy: RetryPolicy::default(),
+            idle_timeout: IDLE_TIMEOUT,
             auth_source,
         })
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Change the idle bound of body reads (tests of stalling servers).
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
         self
     }
 
@@ -290,51 +202,19 @@ impl Transport {
         &self.client
     }
 
-    /// Send with retries; the body of a success is read in full. The task's
-    /// deadline (see [`crate::deadline`]) bounds every attempt and every wait:
-    /// when it passes, the error is a timeout saying what was being sent.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Send with retries ([`RetryPolicy::run`]); the body of a success is
+    /// read in full. The task's deadline (see [`crate::deadline`]) bounds
+    /// every attempt and every wait: when it passes, the error is a timeout
+    /// saying what was being sent.
     pub async fn send(&self, req: Request) -> Result<Response> {
         let what = format!("{} {}", req.method, req.path);
-        let started = Instant::now();
-        let mut attempts = 0u32;
-        let mut refreshed = false;
-        loop {
-            if deadline::remaining().is_some_and(|r| r.is_zero()) {
-                return Err(deadline::expired(&format!("sending {what}")).attempts(attempts));
-            }
-            attempts += 1;
-            let outcome = match deadline::bound(&format!("waiting for {what}"), async {
-                Ok(self.attempt(&req, &mut refreshed).await)
-            })
-            .await
-            {
-                Ok(o) => o,
-                Err(e) => return Err(e.attempts(attempts)),
-            };
-            let (err, wait) = match outcome {
-                Attempt::Done(r) => return Ok(r),
-                Attempt::Fail(e) => return Err(e.attempts(attempts)),
-                Attempt::Retry(e, wait) => (e, wait),
-            };
-            let wait = wait.unwrap_or_else(|| self.policy.backoff(attempts));
-            let limit = if err.kind == ErrorKind::Network && err.get_field("never_sent").is_some() {
-                self.policy.max_network_attempts.min(self.policy.max_attempts)
-            } else {
-                self.policy.max_attempts
-            };
-            if deadline::would_pass(wait) {
-                let e = deadline::expired(&format!("{what} was retried {attempts} times; last: {}", err.message));
-                return Err(e.attempts(attempts));
-            }
-            if attempts >= limit || started.elapsed() + wait > self.policy.max_elapsed {
-                let e = err.hint(format!(
-                    "gave up after {attempts} attempts in {:.1} s; the workspace may be overloaded: try again later",
-                    started.elapsed().as_secs_f64()
-                ));
-                return Err(e.attempts(attempts));
-            }
-            tokio::time::sleep(wait).await;
-        }
+        // OAuth tokens can be revoked or expire early: one fresh try per call.
+        let refreshed = AtomicBool::new(false);
+        self.policy.run(&what, || self.attempt(&req, &what, &refreshed)).await
     }
 
     /// Send and parse a JSON answer.
@@ -343,8 +223,7 @@ impl Transport {
         self.send(req).await?.json(&what)
     }
 
-    async fn attempt(&self, req: &Request, refreshed: &mut bool) -> Attempt {
-        let what = format!("{} {}", req.method, req.path);
+    async fn attempt(&self, req: &Request, what: &str, refreshed: &AtomicBool) -> Attempt<Response> {
         let auth = match self.credentials.authorization(&self.client).await {
             Ok(a) => a,
             Err(e) => return Attempt::Fail(e),
@@ -354,11 +233,8 @@ impl Transport {
         secrets.push(&token);
 
         let url = format!("{}{}", self.host, req.path);
-        let mut rb = self
-            .client
-            .request(req.method.clone(), &url)
-            .timeout(deadline::cap(req.timeout.unwrap_or(REQUEST_TIMEOUT)).max(Duration::from_millis(1)))
-            .header("Authorization", auth.as_str());
+        let limit = self.policy.attempt_limit(req.timeout);
+        let mut rb = self.client.request(req.method.clone(), &url).timeout(limit).header("Authorization", auth.as_str());
         if !req.query.is_empty() {
             rb = rb.query(&req.query);
         }
@@ -381,19 +257,30 @@ impl Transport {
             },
         };
 
-        let resp = match rb.send().await {
+        let mut resp = match rb.send().await {
             Ok(r) => r,
-            Err(e) => return self.network_failure(&what, req.replay, &e, &secrets),
+            Err(e) => return self.unanswered(what, req.replay, &e, &secrets),
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         if req.stream && (200..300).contains(&status) {
             return Attempt::Done(Response { status, headers, body: Bytes::new(), stream: Some(resp) });
         }
-        let body = match resp.bytes().await {
+        // The answer was cut or stalled: the request arrived, so only safe
+        // requests are resent.
+        let body = match read_body(&mut resp, self.idle_timeout).await {
             Ok(b) => b,
-            // The answer was cut: the request arrived, so only safe requests are resent.
-            Err(e) => return self.network_failure(&what, req.replay, &e, &secrets),
+            Err(BodyError::Cut(e)) if !e.is_timeout() => return self.unanswered(what, req.replay, &e, &secrets),
+            // A body that stops arriving is a timeout (`dbrxr_timeout_error`
+            // when it is not retried), whichever bound ended it.
+            Err(stall) => {
+                if deadline::remaining().is_some_and(|r| r.is_zero()) {
+                    return Attempt::Fail(deadline::expired(&format!("waiting for {what}")));
+                }
+                let bound = if matches!(stall, BodyError::Stalled) { self.idle_timeout } else { limit };
+                let err = stalled(what, bound, "its answer arrived");
+                return self.policy.unanswered(err, false, req.replay);
+            }
         };
         if (200..300).contains(&status) {
             return Attempt::Done(Response { status, headers, body, stream: None });
@@ -402,45 +289,28 @@ impl Transport {
         let mut err = parse_error(status, &headers, &body);
         err.message = scrub(&format!("{what} failed: {}", err.message), &secrets);
         if status == 401 || status == 403 {
-            if self.credentials.can_refresh() && !*refreshed {
-                // OAuth tokens can be revoked or expire early: one fresh try.
-                *refreshed = true;
+            if self.credentials.can_refresh() && !refreshed.swap(true, Ordering::SeqCst) {
                 self.credentials.invalidate().await;
                 return Attempt::Retry(err, Some(Duration::ZERO));
             }
             return Attempt::Fail(self.auth_error(err));
         }
-        // The server answered with an error, so it did not run the request:
-        // retrying is safe even for `Replay::Never`.
-        if RetryPolicy::retryable_status(status) {
-            let wait = self.policy.retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()));
-            return Attempt::Retry(err, wait);
-        }
-        if is_transient_message(&err.message) || err.error_code.as_deref().is_some_and(is_throttle_code) {
-            return Attempt::Retry(err, None);
-        }
-        Attempt::Fail(err)
+        self.policy.answered(err, status, headers.get("retry-after").and_then(|v| v.to_str().ok()))
     }
 
-    fn network_failure(&self, what: &str, replay: Replay, e: &reqwest::Error, secrets: &[&Secret]) -> Attempt {
-        let detail = scrub(&error_chain(e), secrets);
+    /// No (whole) answer: a connection never made, one cut, or no answer
+    /// within the attempt's time.
+    fn unanswered(&self, what: &str, replay: Replay, e: &reqwest::Error, secrets: &[&Secret]) -> Attempt<Response> {
         if e.is_timeout() && deadline::remaining().is_some_and(|r| r.is_zero()) {
             return Attempt::Fail(deadline::expired(&format!("waiting for {what}")));
         }
         let never_sent = e.is_connect();
+        let detail = scrub(&error_chain(e), secrets);
         let mut err = Error::new(ErrorKind::Network, format!("{what} failed: {detail}"));
-        if never_sent {
-            err = err.field("never_sent", "true");
-        }
         if never_sent || replay == Replay::Safe {
-            let err = err
-                .hint(format!("check that {} is reachable from this machine (VPN, proxy, firewall)", self.host));
-            return Attempt::Retry(err, None);
+            err = err.hint(format!("check that {} is reachable from this machine (VPN, proxy, firewall)", self.host));
         }
-        Attempt::Fail(
-            err.hint("the request may have reached the workspace, so it was not sent again (it may have run)")
-                .hint("check the outcome on the cluster before running it again"),
-        )
+        self.policy.unanswered(err, never_sent, replay)
     }
 
     fn auth_error(&self, mut err: Error) -> Error {
@@ -487,12 +357,45 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
-pub fn is_transient_message(msg: &str) -> bool {
-    TRANSIENT_MESSAGES.iter().any(|m| msg.contains(m))
+/// The error for an attempt that made no progress for `limit`.
+pub fn stalled(what: &str, limit: Duration, while_doing: &str) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("{what} failed: nothing arrived for {} s while {while_doing}", limit.as_secs_f64()),
+    )
+    .field("timeout", format!("{}", limit.as_secs_f64()))
+    .hint("the server or the network stalled; dbrxr retries what is safe to send again")
 }
 
-fn is_throttle_code(code: &str) -> bool {
-    matches!(code, "RESOURCE_EXHAUSTED" | "REQUEST_LIMIT_EXCEEDED" | "TOO_MANY_REQUESTS")
+/// Why a body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Nothing arrived for the idle bound.
+    Stalled,
+    /// The connection failed (reset, closed early, the attempt's timeout).
+    Cut(reqwest::Error),
+}
+
+/// The next chunk of a body, within `idle` of silence.
+pub async fn next_chunk(resp: &mut reqwest::Response, idle: Duration) -> std::result::Result<Option<Bytes>, BodyError> {
+    match tokio::time::timeout(idle, resp.chunk()).await {
+        Err(_) => Err(BodyError::Stalled),
+        Ok(r) => r.map_err(BodyError::Cut),
+    }
+}
+
+/// Read a whole body chunk by chunk, each within `idle`.
+async fn read_body(resp: &mut reqwest::Response, idle: Duration) -> std::result::Result<Bytes, BodyError> {
+    let Some(first) = next_chunk(resp, idle).await? else { return Ok(Bytes::new()) };
+    let Some(second) = next_chunk(resp, idle).await? else { return Ok(first) };
+    // More than one chunk: gather them (a body of one chunk is not copied).
+    let mut buf = bytes::BytesMut::with_capacity(resp.content_length().unwrap_or(0) as usize + first.len() + second.len());
+    buf.extend_from_slice(&first);
+    buf.extend_from_slice(&second);
+    while let Some(chunk) = next_chunk(resp, idle).await? {
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 /// Turn an error answer into an [`Error`] (reference §4.1, in the SDKs' order).
@@ -661,33 +564,6 @@ mod tests {
         let e = parse_error(502, &h(), b"upstream went away");
         assert_eq!(e.error_code.as_deref(), Some("UNKNOWN"));
         assert!(e.message.contains("upstream went away"));
-    }
-
-    #[test]
-    fn backoff_is_capped_full_jitter() {
-        let p = RetryPolicy { base: Duration::from_millis(100), cap: Duration::from_secs(2), ..Default::default() };
-        assert_eq!(p.ceiling(1), Duration::from_millis(100));
-        assert_eq!(p.ceiling(3), Duration::from_millis(400));
-        assert_eq!(p.ceiling(30), Duration::from_secs(2));
-        for r in 1..40 {
-            assert!(p.backoff(r) <= p.ceiling(r));
-        }
-    }
-
-    #[test]
-    fn retry_after_integer_only_and_capped() {
-        let p = RetryPolicy { retry_after_cap: Duration::from_secs(5), ..Default::default() };
-        let w = p.retry_after(Some("2")).unwrap();
-        assert!(w >= Duration::from_secs(2) && w <= Duration::from_millis(2050));
-        assert!(p.retry_after(Some("3600")).unwrap() <= Duration::from_millis(5050));
-        assert!(p.retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")).is_none());
-        assert!(p.retry_after(None).is_none());
-    }
-
-    #[test]
-    fn transient_messages() {
-        assert!(is_transient_message("x ClusterNotReadyException y"));
-        assert!(!is_transient_message("Cluster x does not exist"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Layers (each calls only the one below it):
 //! - [`config`] + [`auth`]: resolve a connection like the Databricks SDKs, hold credentials;
-//! - [`http`]: the transport, the only place that retries;
+//! - [`retry`]: the one retry policy and loop (below both `auth` and `http`);
+//! - [`http`]: the transport: one attempt at a time, through [`retry`];
 //! - [`api`]: typed wrappers of the REST endpoints (clusters, contexts, commands, dbfs, files);
 //! - [`control`] + [`poll`] + [`deadline`]: cancellation, progress, polling schedules and
 //!   the call's deadline, shared by the layers that wait;
@@ -25,6 +26,7 @@ pub mod location;
 pub mod poll;
 pub mod protocol;
 pub mod redact;
+pub mod retry;
 pub mod runtime;
 pub mod session;
 pub mod staging;

@@ -9,7 +9,7 @@
 //! parallel 1 MiB ranged reads.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -20,11 +20,10 @@ use crate::api::{dbfs, files};
 use crate::control::Control;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::Body;
+use crate::retry::{Attempt, RetryPolicy};
 use crate::session::Session;
 pub use crate::location::{Location, StagingState, DEFAULT_ROOT};
 
-/// Uploads through DBFS blocks that come out wrong are redone this often.
-const UPLOAD_ATTEMPTS: u32 = 3;
 /// Parallel ranged reads for DBFS downloads.
 const READ_PARALLELISM: usize = 8;
 
@@ -181,36 +180,55 @@ async fn upload(s: &Session, loc: &Location, source: Source, overwrite: bool, ct
             // the file comes out too long, so its size is checked after close
             // and a wrong one is uploaded again from the start.
             let expected = source.len().await?;
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let handle = ctl.run(dbfs::create(&s.transport, p, overwrite || attempt > 1)).await?;
-                let sent = ctl.run(add_blocks(s, handle, source.clone())).await;
-                let closed = dbfs::close(&s.transport, handle).await;
-                let checked: Result<()> = match sent.and(closed) {
-                    Ok(()) => match ctl.run(dbfs::get_status(&s.transport, p)).await {
-                        Ok(Some(info)) if info.file_size == expected => return Ok(()),
-                        Ok(info) => Err(Error::new(
-                            ErrorKind::Http,
-                            format!(
-                                "the upload to {} ended with {} bytes instead of {expected}",
-                                loc.api_path(),
-                                info.map(|i| i.file_size).unwrap_or(0)
-                            ),
-                        )),
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                };
-                let e = checked.unwrap_err();
-                // Never leave a partial file under a content hash.
-                let _ = dbfs::delete(&s.transport, p, false).await;
-                if attempt >= UPLOAD_ATTEMPTS || matches!(e.kind, ErrorKind::Timeout | ErrorKind::Cancelled | ErrorKind::Auth | ErrorKind::Io) {
-                    return Err(e);
-                }
-            }
+            let tries = AtomicU32::new(0);
+            let what = format!("the upload to {}", loc.api_path());
+            RetryPolicy::upload()
+                .run(&what, || async {
+                    let first = tries.fetch_add(1, Ordering::SeqCst) == 0;
+                    match upload_dbfs_once(s, loc, p, source.clone(), overwrite || !first, expected, ctl).await {
+                        Ok(()) => Attempt::Done(()),
+                        Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Cancelled | ErrorKind::Auth | ErrorKind::Io) => {
+                            Attempt::Fail(e)
+                        }
+                        Err(e) => Attempt::Retry(e, None),
+                    }
+                })
+                .await
         }
     }
+}
+
+/// One DBFS upload from the start: create, blocks, close, then the size
+/// checked. A failed one is deleted: never a partial file under a hash.
+async fn upload_dbfs_once(
+    s: &Session,
+    loc: &Location,
+    p: &str,
+    source: Source,
+    overwrite: bool,
+    expected: u64,
+    ctl: &Control,
+) -> Result<()> {
+    let handle = ctl.run(dbfs::create(&s.transport, p, overwrite)).await?;
+    let sent = ctl.run(add_blocks(s, handle, source)).await;
+    let closed = dbfs::close(&s.transport, handle).await;
+    let checked: Result<()> = match sent.and(closed) {
+        Ok(()) => match ctl.run(dbfs::get_status(&s.transport, p)).await {
+            Ok(Some(info)) if info.file_size == expected => return Ok(()),
+            Ok(info) => Err(Error::new(
+                ErrorKind::Http,
+                format!(
+                    "the upload to {} ended with {} bytes instead of {expected}",
+                    loc.api_path(),
+                    info.map(|i| i.file_size).unwrap_or(0)
+                ),
+            )),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    let _ = dbfs::delete(&s.transport, p, false).await;
+    checked
 }
 
 /// Send the blocks of `source` in order; the next block is read and encoded

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::{encode_path, Body, Request, Transport};
+use crate::http::{encode_path, next_chunk, stalled, Body, BodyError, Request, Transport};
 
 /// Big transfers get more time than the default request timeout.
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -73,9 +73,16 @@ pub async fn download_to<W: tokio::io::AsyncWrite + Unpin>(t: &Transport, path: 
         .ok_or_else(|| Error::internal("a streamed download came back without its body"))?;
     let mut written = 0u64;
     loop {
-        let chunk = resp.chunk().await.map_err(|e| {
-            Error::new(ErrorKind::Network, format!("the download of {path} was cut: {e}")).hint("try again")
-        })?;
+        // Each chunk within the transport's idle bound: a stalled download
+        // ends in a timeout, not a hang.
+        let chunk = match next_chunk(&mut resp, t.idle_timeout()).await {
+            Ok(c) => c,
+            Err(BodyError::Cut(e)) if !e.is_timeout() => {
+                return Err(Error::new(ErrorKind::Network, format!("the download of {path} was cut: {e}")).hint("try again"))
+            }
+            Err(BodyError::Stalled) => return Err(stalled(&format!("the download of {path}"), t.idle_timeout(), "it arrived")),
+            Err(BodyError::Cut(_)) => return Err(stalled(&format!("the download of {path}"), TRANSFER_TIMEOUT, "it arrived")),
+        };
         let Some(chunk) = chunk else { return Ok(written) };
         out.write_all(&chunk).await.map_err(|e| Error::io(format!("cannot write the download of {path}: {e}")))?;
         written += chunk.len() as u64;

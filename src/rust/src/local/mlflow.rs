@@ -24,22 +24,13 @@ use axum::Router;
 use futures_util::TryStreamExt;
 
 use super::reply;
+use super::mlflow_state::{Mlflow, Running};
 use super::state::{Local, Shared};
 
 /// How long the server may take to answer `/health` after it is spawned
 /// (importing MLflow's server takes seconds; tens of seconds on a loaded machine).
 const START_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// The MLflow server of one local cluster (none until first used).
-#[derive(Default)]
-pub struct Mlflow {
-    server: tokio::sync::Mutex<Option<Running>>,
-}
-
-struct Running {
-    url: String,
-    child: tokio::process::Child,
-}
 
 /// The MLflow routes, forwarded to the cluster's MLflow server (streamed:
 /// no body limit, a model's bytes can be large).

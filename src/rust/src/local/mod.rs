@@ -22,6 +22,7 @@ mod cluster;
 mod contexts;
 mod extract;
 mod faults;
+mod mlflow_state;
 mod options;
 mod params;
 pub mod python;

@@ -54,7 +54,7 @@ pub struct Local {
     /// The environment every context gets once the server listens.
     pub worker_env: Arc<std::sync::OnceLock<Vec<(String, String)>>>,
     /// The MLflow server, started on the first MLflow request.
-    pub mlflow: super::mlflow::Mlflow,
+    pub mlflow: super::mlflow_state::Mlflow,
 }
 
 /// The cluster and its execution contexts (clusters and 1.2 routes).

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::cron::Schedule;
 use super::exec;
 use super::model::{Jobs, Life};
-use super::now_ms;
+use crate::local::cluster::now_ms;
 use crate::local::params::Params;
 use crate::local::reply::{self, invalid, Reply};
 

@@ -314,7 +314,7 @@ impl Schedule {
 /// Validate an expression and zone; the client calls this before any request.
 pub fn check(expr: &str, timezone_id: &str) -> Result<(), String> {
     let s = Schedule::new(expr, timezone_id)?;
-    let now = crate::local::jobs::now_ms() as i64;
+    let now = crate::local::cluster::now_ms() as i64;
     if s.next_after(now).is_none() {
         return Err(format!("`{expr}` never fires (no matching time in the next ten years)"));
     }

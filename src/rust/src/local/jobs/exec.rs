@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::model::{Jobs, Life};
-use super::now_ms;
+use crate::local::cluster::now_ms;
 use crate::local::cluster::ClusterState;
 use crate::local::store;
 

@@ -29,11 +29,7 @@ use axum::Router;
 use super::state::Local;
 pub use model::Jobs;
 
-const LAUNCHER_PY: &str = include_str!("launcher.py");
-
-pub fn now_ms() -> u64 {
-    super::cluster::now_ms()
-}
+pub use super::cluster::now_ms;
 
 /// The Jobs routes with their own state, mergeable into the server's router
 /// (whatever its state type). Starts the scheduler, which ends with the server.

@@ -10,7 +10,10 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::cron::Schedule;
-use super::now_ms;
+
+/// The job process's launcher (runs the task's file with the cluster's Spark helpers).
+const LAUNCHER_PY: &str = include_str!("launcher.py");
+use crate::local::cluster::now_ms;
 use crate::local::state::Local;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +214,7 @@ impl Jobs {
     pub fn new(local: Arc<Local>) -> Arc<Jobs> {
         let dir = local.state_dir.join("jobs");
         let _ = std::fs::create_dir_all(dir.join("logs"));
-        let _ = std::fs::write(dir.join("launcher.py"), super::LAUNCHER_PY);
+        let _ = std::fs::write(dir.join("launcher.py"), LAUNCHER_PY);
         Arc::new(Jobs { local, inner: Mutex::new(Inner::default()) })
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::model::Jobs;
-use super::now_ms;
+use crate::local::cluster::now_ms;
 
 const TICK: Duration = Duration::from_millis(100);
 

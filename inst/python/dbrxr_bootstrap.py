@@ -620,6 +620,8 @@ def _write_record(request_id, kind, payload=""):
         return
     try:
         d = os.path.dirname(path)
+        if not os.path.isdir(d):
+            _prune_records(os.path.dirname(d))
         os.makedirs(d, exist_ok=True)
         with open(path + ".part", "w") as f:
             f.write("%s %s" % (kind, payload))
@@ -629,6 +631,20 @@ def _write_record(request_id, kind, payload=""):
             old = sorted(names, key=lambda n: os.path.getmtime(os.path.join(d, n)))
             for n in old[:len(names) // 2]:
                 os.remove(os.path.join(d, n))
+    except OSError:
+        pass
+
+
+def _prune_records(root, max_age=86400):
+    """Records of sessions untouched for a day go (sessions end; their
+    directories on the driver's disk are not told)."""
+    import shutil
+    import time
+    try:
+        for name in os.listdir(root):
+            p = os.path.join(root, name)
+            if time.time() - os.path.getmtime(p) > max_age:
+                shutil.rmtree(p, ignore_errors=True)
     except OSError:
         pass
 

@@ -10,7 +10,12 @@ python_with_rpy2 <- function() {
 run_commands <- function(commands, env = character()) {
   py <- python_with_rpy2()
   script <- tempfile(fileext = ".py")
-  on.exit(unlink(script))
+  # The bootstrap's request records live in the temporary directory: a fresh
+  # one per run, as these tests reuse session and request ids.
+  tmp <- tempfile("dbrxr-py-tmp-")
+  dir.create(tmp)
+  env <- c(env, paste0("TMPDIR=", tmp))
+  on.exit(unlink(c(script, tmp), recursive = TRUE))
   writeLines(paste(commands, collapse = "\n"), script)
   out <- suppressWarnings(system2(py, script, stdout = TRUE, stderr = FALSE, env = env))
   paste(out, collapse = "\n")

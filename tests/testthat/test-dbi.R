@@ -44,10 +44,13 @@ test_that("dbGetQuery, dbExecute, dbSendQuery/dbFetch in chunks", {
     i = 1:3, s = c("a", NA, "it's"), d = as.Date(c("2024-01-02", NA, "1960-01-01")),
     b = c(TRUE, FALSE, NA), x = c(10, NA, 30),
     ts = as.POSIXct(c("2024-01-02 03:04:05", NA, NA), tz = "UTC"), stringsAsFactors = FALSE))
-  # The same mapping as dbx_read_table().
+  # The same mapping as dbx_read_table(), but for bigint: dbx_read_table()
+  # gives integer64 when bit64 is installed, SQL results give doubles (yet).
   read <- dbx_read_table("main.dbi.t", conn = con@conn)
   read <- read[order(read$i), ]
   rownames(read) <- NULL
+  big <- vapply(read, inherits, NA, "integer64")
+  read[big] <- lapply(read[big], as.double)
   expect_identical(got, read)
   res <- DBI::dbSendQuery(con, "SELECT id FROM range(25) ORDER BY id")
   chunks <- list()

@@ -50,6 +50,7 @@ test_that("dbGetQuery, dbExecute, dbSendQuery/dbFetch in chunks", {
   read <- read[order(read$i), ]
   rownames(read) <- NULL
   big <- vapply(read, inherits, NA, "integer64")
+  if (any(big)) loadNamespace("bit64")  # its as.double() method
   read[big] <- lapply(read[big], as.double)
   expect_identical(got, read)
   res <- DBI::dbSendQuery(con, "SELECT id FROM range(25) ORDER BY id")

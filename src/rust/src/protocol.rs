@@ -420,7 +420,7 @@ async fn follow_progress(s: &Session, path: &str, ctl: &Control) {
 
 /// Attempts of a request whose contexts keep going away (evictions): each
 /// is asked again of a new context, which answers from its record.
-const LOST_TRIES: u32 = 12;
+const LOST_TRIES: u32 = 30;
 
 /// An error saying the context went away (evicted, killed, restarted).
 fn context_lost(e: &Error) -> bool {

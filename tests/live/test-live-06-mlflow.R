@@ -13,6 +13,8 @@ test_that("remote_log_model() registers a model that scores identically, also fr
     "print('\\n'.join(repr(float(x)) for x in (lambda m, pd, np: np.asarray(m.pyfunc.load_model(%s).predict(",
     "pd.DataFrame({'wt': [2.62, 3.44], 'hp': [110.0, 175.0]}))).ravel())",
     "(__import__('mlflow.pyfunc'), __import__('pandas'), __import__('numpy'))))"), uri), live$conn)
-  got <- as.numeric(strsplit(trimws(out), "\n", fixed = TRUE)[[1]])
+  # Only the printed numbers: MLflow may print notes of its own first.
+  lines <- trimws(strsplit(out, "\n", fixed = TRUE)[[1]])
+  got <- as.numeric(grep("^-?[0-9][0-9.eE+-]*$", lines, value = TRUE))
   expect_identical(got, unname(predict(fit, data.frame(wt = c(2.62, 3.44), hp = c(110, 175)))))
 })

@@ -20,7 +20,9 @@ python_has <- function(module) {
                                      stdout = FALSE, stderr = FALSE)), 0L)
 }
 
-local_option_available <- function(name) name %in% dbrxr:::local_server_options
+local_option_available <- function(name) {
+  name %in% dbrxr:::unwrap(dbrxr:::rust_local_option_table())$name
+}
 
 test_that("on the local cluster every check is ok, and the report leaves nothing behind", {
   conn <- dbrxr::local_test_cluster()

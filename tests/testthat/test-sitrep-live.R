@@ -27,7 +27,10 @@ start_standalone <- function(state_dir, token, .env = parent.frame()) {
 # server's own scratch (logs, temporary uploads, the context's working dir).
 stored <- function(state_dir) {
   files <- list.files(state_dir, recursive = TRUE, all.files = TRUE, include.dirs = TRUE)
-  scratch <- "^((logs|tmp|driver|r-site-library)(/|$)|worker\\.py$|fs/spark/tmp(/|$))"
+  # The server's own bookkeeping, not objects the suite made: context logs,
+  # job run logs, and the MLflow server's store (a deleted registered model's
+  # artifacts stay there, as they do in a workspace's run history).
+  scratch <- "^((logs|tmp|driver|r-site-library|mlflow)(/|$)|jobs/logs(/|$)|worker\\.py$|fs/spark/tmp(/|$))"
   sort(files[!grepl(scratch, files)])
 }
 

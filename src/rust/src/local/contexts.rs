@@ -581,16 +581,7 @@ fn spawn(spec: &WorkerSpec, id: &str, log: &std::path::Path) -> std::io::Result<
             cmd.env(k, v);
         }
     }
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            // The mask is inherited: give the worker the usual SIGPIPE.
-            crate::runtime::unblock_sigpipe();
-            libc::setsid();
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    super::util::own_group_dying_with_parent(&mut cmd);
     cmd.spawn()
 }
 

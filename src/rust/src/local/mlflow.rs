@@ -121,15 +121,7 @@ async fn start(local: &Arc<Local>) -> Result<Running, Response> {
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
         .kill_on_drop(true);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            crate::runtime::unblock_sigpipe();
-            libc::setsid();
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    super::util::own_group_dying_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| {
         unavailable(format!("could not start the MLflow server with {}: {e}", local.python.path))
     })?;

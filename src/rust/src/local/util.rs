@@ -20,3 +20,18 @@ pub(crate) fn pid_alive(pid: i32) -> bool {
     let exists = unsafe { libc::kill(pid, 0) } == 0;
     exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
+
+/// A child of the local cluster leads a process group of its own (so it and
+/// its children can be killed together) and dies with the server; its
+/// SIGPIPE is the usual one (the mask is inherited).
+pub(crate) fn own_group_dying_with_parent(cmd: &mut tokio::process::Command) {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            crate::runtime::unblock_sigpipe();
+            libc::setsid();
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}

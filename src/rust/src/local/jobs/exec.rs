@@ -436,15 +436,7 @@ fn spawn(
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .kill_on_drop(true);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            crate::runtime::unblock_sigpipe();
-            libc::setsid();
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    crate::local::util::own_group_dying_with_parent(&mut cmd);
     cmd.spawn()
 }
 

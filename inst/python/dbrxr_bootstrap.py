@@ -285,23 +285,27 @@ def run_r(fn, *args):
         return fn(*args)
     box, done = [], threading.Event()
     t.jobs.put((contextvars.copy_context(), fn, args, box, done))
-    interrupted = False
+    # The one who cancels keeps sending SIGINT until the command ends, so a
+    # KeyboardInterrupt can land anywhere in this function's own code: the
+    # handler only sets a flag, and the work of cancelling happens in the
+    # loop, with the hooks on a thread of their own (Python raises
+    # KeyboardInterrupt on the main thread only, so a hook's Py4J call to
+    # cancel a Spark job group is never cut short).
+    interrupted = cancelling = False
     while True:
         try:
-            while not done.wait(0.05):
+            while not done.is_set():
+                if interrupted and not cancelling:
+                    cancelling = True
+                    _interrupt_r()
+                    threading.Thread(target=_run_cancel_hooks, daemon=True,
+                                     args=(list(_state["cancel"]),)).start()
                 if interrupted:
                     _wake(t.thread)
+                done.wait(0.05)
             break
         except KeyboardInterrupt:
-            if not interrupted:
-                interrupted = True
-                _interrupt_r()
-                _wake(t.thread)
-                for hook in list(_state["cancel"]):
-                    try:
-                        hook()
-                    except Exception:
-                        pass
+            interrupted = True
     ok, value = box[0]
     if interrupted:
         _interrupt_r(0)  # R has stopped: an interrupt left pending would hit the next call
@@ -310,6 +314,14 @@ def run_r(fn, *args):
     if interrupted:
         raise KeyboardInterrupt()
     raise value
+
+
+def _run_cancel_hooks(hooks):
+    for hook in hooks:
+        try:
+            hook()
+        except BaseException:  # noqa: B902 - a failed hook must not stop the others
+            pass
 
 
 def on_cancel(fn):

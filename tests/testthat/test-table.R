@@ -246,7 +246,6 @@ test_that("R warnings raised in batches reach the caller once per text, with the
 })
 
 test_that("timeout cancels the Spark job group; the previous output stays intact", {
-  skip("Known regression (stop 25): since R runs on its own thread, cancelling a table job no longer stops its Spark job in time; to fix before un-skipping")
   conn <- spark_conn()
   fit <- lm(y ~ x2, data = make_rows(100, 5))
   before <- dbx_read_table("main.tt.err_out", conn = conn)
@@ -263,7 +262,6 @@ test_that("timeout cancels the Spark job group; the previous output stays intact
 })
 
 test_that("Ctrl-C (an interrupt from outside) cancels the Spark job within 2 s; overwrite keeps the old table", {
-  skip("Known regression (stop 25): since R runs on its own thread, cancelling a table job no longer stops its Spark job in time; to fix before un-skipping")
   skip_if_not_installed("callr")
   conn <- spark_conn()
   before <- dbx_read_table("main.tt.err_out", conn = conn)

@@ -69,11 +69,19 @@ pub fn would_pass(wait: Duration) -> bool {
     remaining().is_some_and(|r| wait >= r)
 }
 
+/// The deadline's total as people write it: "8", "0.5", "120" (a timeout
+/// that R passed as what was left of 8 s reads 8, not 7.9991509910000005).
+pub fn total_text() -> String {
+    let total = current().map(|d| d.total.as_secs_f64()).unwrap_or_default();
+    let text = format!("{total:.1}");
+    text.strip_suffix(".0").map(str::to_owned).unwrap_or(text)
+}
+
 /// The error for a deadline that ran out while doing `what`.
 pub fn expired(what: &str) -> Error {
-    let total = current().map(|d| d.total.as_secs_f64()).unwrap_or_default();
+    let total = total_text();
     Error::new(ErrorKind::Timeout, format!("the call did not finish within its timeout of {total} s ({what})"))
-        .field("timeout", format!("{total}"))
+        .field("timeout", total)
         .hint("raise `timeout`, or check that the workspace is reachable and not overloaded")
 }
 

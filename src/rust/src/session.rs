@@ -349,7 +349,7 @@ impl Session {
                 Ok(st) => st,
                 Err(e) if e.kind == ErrorKind::Timeout => {
                     let status = deadline::replace(CANCEL_CONFIRM * 2, self.cancel_command(&ctx, &cmd)).await;
-                    let t = deadline::current().map(|d| d.total.as_secs_f64()).unwrap_or_default();
+                    let t = deadline::total_text();
                     return Err(Error::new(
                         ErrorKind::Timeout,
                         format!("the command did not finish within {t} s and was cancelled on the cluster"),

@@ -42,33 +42,15 @@ status_timeout_default <- 60
 
 # Wait for a Rust job for at most `limit` seconds; past it the job (and its
 # requests) is cancelled and the error is `dbrxr_timeout_error`. For calls
-# whose Rust job carries no deadline of its own (status calls). The loop is
-# run_job()'s without progress: short waits, so Ctrl-C stays with R.
+# whose Rust job carries no deadline of its own (status calls).
 run_job_within <- function(job, limit, what, call = rlang::caller_env()) {
-  done <- FALSE
-  on.exit(if (!done) rust_job_cancel(job), add = TRUE)
-  started <- proc.time()[["elapsed"]]
-  repeat {
-    st <- rust_job_wait(job, 150)
-    if (!isTRUE(st$ok)) done <- TRUE
-    st <- unwrap(st, call = call)
-    if (isTRUE(st$done)) {
-      done <- TRUE
-      return(st$value)
-    }
-    if (isTRUE(st$interrupted)) {
-      done <- TRUE
-      rust_job_cancel(job)
-      rlang::interrupt()
-    }
-    if (proc.time()[["elapsed"]] - started >= limit) {
-      abort_dbrxr(sprintf("The call did not finish within its timeout of %s s (%s).", format(limit), what),
-                  "dbrxr_timeout_error",
-                  hints = c("The workspace did not answer in time: it may be overloaded, or the network stalled.",
-                            "Raise `timeout` (or the connection's `timeout` option) if it is just slow."),
-                  timeout = limit, call = call)
-    }
-  }
+  run_job(job, FALSE, call = call, deadline = Sys.time() + limit, on_expiry = function() {
+    abort_dbrxr(sprintf("The call did not finish within its timeout of %s s (%s).", format(limit), what),
+                "dbrxr_timeout_error",
+                hints = c("The workspace did not answer in time: it may be overloaded, or the network stalled.",
+                          "Raise `timeout` (or the connection's `timeout` option) if it is just slow."),
+                timeout = limit, call = call)
+  })
 }
 
 #' @export

@@ -8,12 +8,15 @@ want_progress <- function(progress) {
   if (is.null(progress)) interactive() else isTRUE(progress)
 }
 
-# Wait for a Rust job and return its value. Progress (a cli status with what
-# the job is doing, e.g. the cluster's state message) appears after 0.5 s; a
-# job that counts units (a remote target's progress reports, e.g. Spark
-# tasks) shows a bar instead. `full = TRUE` returns the job's whole final
-# report (value and meta).
-run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FALSE) {
+# Wait for a Rust job and return its value: the one loop every wait on Rust
+# goes through. Progress (a cli status with what the job is doing, e.g. the
+# cluster's state message) appears after 0.5 s; a job that counts units (a
+# remote target's progress reports, e.g. Spark tasks) shows a bar instead.
+# `full = TRUE` returns the job's whole final report (value and meta). For
+# jobs that carry no deadline of their own, `deadline` (a time) bounds the
+# wait: past it the job is cancelled and `on_expiry()` raises the error.
+run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FALSE,
+                    deadline = NULL, on_expiry = NULL) {
   done <- FALSE
   status <- NULL
   bar <- NULL
@@ -25,7 +28,13 @@ run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FAL
   show <- want_progress(progress)
   shown <- ""
   repeat {
-    st <- rust_job_wait(job, 150)
+    slice <- 150
+    if (!is.null(deadline)) {
+      left <- as.numeric(difftime(deadline, Sys.time(), units = "secs"))
+      if (left <= 0) on_expiry()  # on.exit cancels the job
+      slice <- min(slice, max(1, left * 1000))
+    }
+    st <- rust_job_wait(job, slice)
     if (!isTRUE(st$ok)) done <- TRUE
     st <- unwrap(st, call = call)
     if (isTRUE(st$done)) {

@@ -147,27 +147,10 @@ seconds_left <- function(deadline) {
 
 # Wait for a Rust job until `deadline`; then cancel it and raise a timeout.
 wait_within <- function(job, deadline, what, call = rlang::caller_env()) {
-  done <- FALSE
-  on.exit(if (!done) rust_job_cancel(job), add = TRUE)
-  repeat {
-    left <- as.numeric(difftime(deadline, Sys.time(), units = "secs"))
-    if (left <= 0) {
-      abort_dbrxr(sprintf("%s took longer than the check's time limit.", what),
-                  "dbrxr_timeout_error", call = call)
-    }
-    st <- rust_job_wait(job, min(150, max(1, left * 1000)))
-    if (!isTRUE(st$ok)) done <- TRUE
-    st <- unwrap(st, call = call)
-    if (isTRUE(st$done)) {
-      done <- TRUE
-      return(st$value)
-    }
-    if (isTRUE(st$interrupted)) {
-      done <- TRUE
-      rust_job_cancel(job)
-      rlang::interrupt()
-    }
-  }
+  run_job(job, FALSE, call = call, deadline = deadline, on_expiry = function() {
+    abort_dbrxr(sprintf("%s took longer than the check's time limit.", what),
+                "dbrxr_timeout_error", call = call)
+  })
 }
 
 cluster_is_up <- function(found) {

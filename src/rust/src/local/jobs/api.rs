@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde_json::{json, Map, Value};
 
@@ -11,36 +11,24 @@ use super::cron::Schedule;
 use super::exec;
 use super::model::{Jobs, Life};
 use crate::local::cluster::now_ms;
+use crate::local::extract::{Fields, Invalid, JsonBody, Shape};
 use crate::local::params::Params;
 use crate::local::reply::{self, invalid, Reply};
 
 type Obj = Map<String, Value>;
 
-/// A POST body: a JSON object (empty body: no fields).
-async fn body(req: Request) -> Result<Obj, Response> {
-    let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
-        .await
-        .map_err(|e| invalid(format!("could not read the request body: {e}")))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Obj::new());
-    }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(invalid("The request body must be a JSON object.")),
-        Err(e) => Err(api_malformed(e)),
+/// How the Jobs API answers a body it cannot parse (`400 MALFORMED_REQUEST`).
+pub struct Unparsable;
+impl Shape for Unparsable {
+    fn reject(message: String) -> Response {
+        reply::api(400, "MALFORMED_REQUEST", format!("Could not parse request object: {message}"))
     }
 }
 
-fn api_malformed(e: serde_json::Error) -> Response {
-    reply::api(400, "MALFORMED_REQUEST", format!("Could not parse request object: {e}"))
-}
-
-async fn query(req: Request) -> Result<Params, Response> {
-    let (parts, body) = req.into_parts();
-    let ctype = parts.headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let body = axum::body::to_bytes(body, 1 << 20).await.map_err(|e| invalid(format!("could not read the request body: {e}")))?;
-    Params::parse(parts.uri.query(), &ctype, &body).map_err(invalid)
-}
+/// A POST body: a JSON object (an empty body has no fields).
+type Body = JsonBody<Obj, Unparsable>;
+/// A GET's fields: the query string (or a form body).
+type Query = Fields<Invalid>;
 
 fn missing(name: &str) -> Response {
     invalid(format!("Missing required field: {name}"))
@@ -148,8 +136,7 @@ fn timeout_field(m: &Obj) -> Result<u64, Response> {
     Ok(t as u64)
 }
 
-pub async fn runs_submit(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
-    let m = body(req).await?;
+pub async fn runs_submit(State(jobs): State<Arc<Jobs>>, JsonBody(m, ..): Body) -> Reply {
     let token = idempotency_token(&m)?;
     let (tasks, job_clusters) = check_tasks(&m, &jobs.local.opts.cluster_id)?;
     let timeout = timeout_field(&m)?;
@@ -168,8 +155,7 @@ pub async fn runs_submit(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
     reply::ok(json!({"run_id": run_id}))
 }
 
-pub async fn runs_get(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
-    let p = query(req).await?;
+pub async fn runs_get(State(jobs): State<Arc<Jobs>>, Fields(p, ..): Query) -> Reply {
     let id = run_id_of(p.int("run_id"))?;
     let g = jobs.lock();
     if let Some(run) = g.runs.get(&id) {
@@ -193,8 +179,7 @@ fn task_as_run(jobs: &Jobs, run: &super::model::Run, i: usize) -> Value {
     v
 }
 
-pub async fn runs_get_output(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
-    let p = query(req).await?;
+pub async fn runs_get_output(State(jobs): State<Arc<Jobs>>, Fields(p, ..): Query) -> Reply {
     let id = run_id_of(p.int("run_id"))?;
     let g = jobs.lock();
     if g.runs.contains_key(&id) {
@@ -220,8 +205,7 @@ pub async fn runs_get_output(State(jobs): State<Arc<Jobs>>, req: Request) -> Rep
     reply::ok(v)
 }
 
-pub async fn runs_cancel(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
-    let m = body(req).await?;
+pub async fn runs_cancel(State(jobs): State<Arc<Jobs>>, JsonBody(m, ..): Body) -> Reply {
     let id = int_field(&m, "run_id")?.ok_or_else(|| missing("run_id"))?;
     let mut g = jobs.lock();
     let run_id = if g.runs.contains_key(&id) {
@@ -272,8 +256,7 @@ fn paged(key: &str, items: Vec<Value>, offset: usize, limit: usize) -> Value {
     v
 }
 
-pub async fn runs_list(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
-    let p = query(req).await?;
+pub async fn runs_list(State(jobs): State<Arc<Jobs>>, Fields(p, ..): Query) -> Reply {
     let job_id = p.int("job_id").map_err(invalid)?;
     let (active, completed) = (flag(&p, "active_only")?, flag(&p, "completed_only")?);
     if active && completed {
@@ -337,8 +320,7 @@ fn next_fire(settings: &Obj, schedule: &Option<Schedule>) -> Option<i64> {
     schedule.as_ref().filter(|_| !paused).and_then(|s| s.next_after(now_ms() as i64))
 }
 
-pub async fn jobs_create(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
-    let m = body(req).await?;
+pub async fn jobs_create(State(jobs): State<Arc<Jobs>>, JsonBody(m, ..): Body) -> Reply {
     let (settings, schedule) = settings(&m, &jobs.local.opts.cluster_id)?;
     let mut g = jobs.lock();
     let job_id = g.new_id();
@@ -354,16 +336,14 @@ fn job_id_query(p: &Params) -> Result<i64, Response> {
     p.int("job_id").map_err(invalid)?.ok_or_else(|| missing("job_id"))
 }
 
-pub async fn jobs_get(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
-    let p = query(req).await?;
+pub async fn jobs_get(State(jobs): State<Arc<Jobs>>, Fields(p, ..): Query) -> Reply {
     let id = job_id_query(&p)?;
     let g = jobs.lock();
     let job = g.jobs.get(&id).ok_or_else(|| no_job(id))?;
     reply::ok(jobs.job_json(job, true))
 }
 
-pub async fn jobs_list(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
-    let p = query(req).await?;
+pub async fn jobs_list(State(jobs): State<Arc<Jobs>>, Fields(p, ..): Query) -> Reply {
     let expand = flag(&p, "expand_tasks")?;
     let name = p.nonempty("name");
     let (offset, limit) = page(&p, 20, 100)?;
@@ -416,8 +396,7 @@ pub fn trigger(jobs: &Arc<Jobs>, job_id: i64, trigger: &'static str, python_para
     Ok(run_id)
 }
 
-pub async fn jobs_run_now(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
-    let m = body(req).await?;
+pub async fn jobs_run_now(State(jobs): State<Arc<Jobs>>, JsonBody(m, ..): Body) -> Reply {
     let job_id = int_field(&m, "job_id")?.ok_or_else(|| missing("job_id"))?;
     let token = idempotency_token(&m)?;
     let python_params = match m.get("python_params") {
@@ -430,8 +409,7 @@ pub async fn jobs_run_now(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply 
     reply::ok(json!({"run_id": run_id, "number_in_job": run_id}))
 }
 
-pub async fn jobs_reset(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
-    let m = body(req).await?;
+pub async fn jobs_reset(State(jobs): State<Arc<Jobs>>, JsonBody(m, ..): Body) -> Reply {
     let job_id = int_field(&m, "job_id")?.ok_or_else(|| missing("job_id"))?;
     let new = match m.get("new_settings") {
         Some(Value::Object(o)) => o.clone(),
@@ -446,8 +424,7 @@ pub async fn jobs_reset(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
     reply::empty()
 }
 
-pub async fn jobs_delete(State(jobs): State<Arc<Jobs>>, req: Request) -> Reply {
-    let m = body(req).await?;
+pub async fn jobs_delete(State(jobs): State<Arc<Jobs>>, JsonBody(m, ..): Body) -> Reply {
     let job_id = int_field(&m, "job_id")?.ok_or_else(|| missing("job_id"))?;
     let mut g = jobs.lock();
     g.jobs.remove(&job_id).ok_or_else(|| no_job(job_id))?;

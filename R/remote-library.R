@@ -305,7 +305,28 @@ build_source_package <- function(dir, call = rlang::caller_env()) {
                 hints = "Fix the package so that `R CMD build` succeeds, or pass a tarball.",
                 log = log, call = call)
   }
-  tarball
+  deterministic_tarball(tarball)
+}
+
+# The same tarball for the same sources, whenever built: without the
+# `Packaged:` stamp and with fixed file times, so the content hash (hence the
+# library's) changes only when the package does.
+deterministic_tarball <- function(tarball) {
+  exdir <- tempfile("dbrxr-repack-")
+  on.exit(unlink(exdir, recursive = TRUE))
+  utils::untar(tarball, exdir = exdir, tar = "internal")
+  pkg <- list.files(exdir)
+  desc_file <- file.path(exdir, pkg, "DESCRIPTION")
+  desc <- readLines(desc_file)
+  writeLines(desc[!startsWith(desc, "Packaged:")], desc_file)
+  files <- list.files(exdir, recursive = TRUE, full.names = TRUE, include.dirs = TRUE, all.files = TRUE)
+  Sys.setFileTime(c(files, file.path(exdir, pkg)), as.POSIXct("2020-01-01", tz = "UTC"))
+  old <- setwd(exdir)
+  on.exit(setwd(old), add = TRUE, after = FALSE)
+  out <- normalizePath(tarball)
+  unlink(out)
+  utils::tar(out, pkg, compression = "gzip", tar = "internal")
+  out
 }
 
 # Packages that depend on dbrxr get, unless `local` has one, a dbrxr of our
@@ -314,7 +335,7 @@ build_source_package <- function(dir, call = rlang::caller_env()) {
 # real dbrxr needs its Rust library and a workspace connection, and is no
 # repository's). Code shipped to the cluster never calls them.
 with_dbrxr_shim <- function(locals) {
-  deps <- unlist(lapply(locals, function(l) l$deps))
+  deps <- as.character(unlist(lapply(locals, function(l) l$deps)))
   named <- unlist(strsplit(deps[!is.na(deps)], ","))
   named <- trimws(sub("[ (].*$", "", trimws(named)))
   if (!"dbrxr" %in% named || "dbrxr" %in% names(locals)) return(locals)

@@ -290,13 +290,14 @@ build_source_package <- function(dir, call = rlang::caller_env()) {
                 hints = "Give the directory of a package (with DESCRIPTION) or a source tarball.",
                 call = call)
   }
+  src <- normalizePath(dir)
   out <- tempfile("dbrxr-build-")
   dir.create(out)
   old <- setwd(out)
   on.exit(setwd(old))
   log <- suppressWarnings(system2(file.path(R.home("bin"), "R"),
                                   c("CMD", "build", "--no-build-vignettes", "--no-manual",
-                                    shQuote(normalizePath(dir))),
+                                    shQuote(src)),
                                   stdout = TRUE, stderr = TRUE))
   tarball <- list.files(out, pattern = "[.]tar[.]gz$", full.names = TRUE)
   if (!is.null(attr(log, "status")) || length(tarball) != 1L) {

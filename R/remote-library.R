@@ -70,7 +70,7 @@
 #' @examples
 #' \donttest{
 #' conn <- local_cluster()
-#' # A CRAN-like repository with one small package, made here.
+#' # A small package of your own, as a source directory (a tarball works too).
 #' src <- file.path(tempfile(), "hello")
 #' dir.create(file.path(src, "R"), recursive = TRUE)
 #' writeLines(c("Package: hello", "Version: 1.0.0", "Title: Hello",
@@ -79,18 +79,11 @@
 #'            file.path(src, "DESCRIPTION"))
 #' writeLines("export(hello)", file.path(src, "NAMESPACE"))
 #' writeLines("hello <- function() 'hello from the library'", file.path(src, "R", "hello.R"))
-#' repo <- tempfile("repo")
-#' contrib <- file.path(repo, "src", "contrib")
-#' dir.create(contrib, recursive = TRUE)
-#' old <- setwd(contrib)
-#' system2(file.path(R.home("bin"), "R"), c("CMD", "build", shQuote(src)), stdout = FALSE)
-#' setwd(old)
-#' tools::write_PACKAGES(contrib, type = "source")
 #'
-#' env <- remote_library("hello", repos = paste0("file://", repo), conn = conn)
+#' env <- remote_library(local = src, conn = conn)
 #' env
-#' remote_eval(hello::hello(), conn)
-#' env <- remote_library("hello", repos = paste0("file://", repo), conn = conn)  # reused
+#' remote_eval(utils::packageVersion("hello"), conn)
+#' env <- remote_library(local = src, conn = conn)  # the same sources: reused
 #' env$installed
 #' dbx_disconnect(conn)
 #' }

@@ -414,13 +414,17 @@ id_parts <- function(x) {
 }
 
 setMethod("dbUnquoteIdentifier", c("DatabricksSQLConnection", "SQL"), function(conn, x, ...) {
-  lapply(as.character(x), function(s) {
+  out <- lapply(as.character(x), function(s) {
     parts <- regmatches(s, gregexpr("`(?:[^`]|``)*`|[^.`]+", s, perl = TRUE))[[1]]
     parts <- ifelse(startsWith(parts, "`"), gsub("``", "`", substr(parts, 2, nchar(parts) - 1)), parts)
     keys <- utils::tail(c("catalog", "schema", "table"), length(parts))
     DBI::Id(stats::setNames(parts, keys))
   })
+  names(out) <- names(x)
+  out
 })
+
+setMethod("dbUnquoteIdentifier", c("DatabricksSQLConnection", "Id"), function(conn, x, ...) list(x))
 
 setMethod("dbQuoteString", c("DatabricksSQLConnection", "character"), function(conn, x, ...) {
   # Spark SQL escapes with backslashes ('' is two adjacent literals, not a quote).
@@ -609,6 +613,11 @@ dbi_write <- function(conn, name, value, row.names, overwrite, append, field.typ
                 hints = "Column types follow dbx_write_table()'s mapping; cast in SQL afterwards if needed.",
                 call = call)
   }
+  if (!is.null(row.names) && !((is.logical(row.names) || is.character(row.names)) &&
+                               length(row.names) == 1L && !(is.character(row.names) && is.na(row.names)))) {
+    abort_dbrxr("`row.names` must be NULL, TRUE, FALSE, NA or the name of a column.", "dbrxr_input_error",
+                problems = sprintf("It is %s.", obj_type(row.names)), call = call)
+  }
   parts <- table_parts(conn, name, call)
   full <- paste(parts, collapse = ".")
   if (length(parts) > 3L || !grepl(name_pattern, full)) {
@@ -616,10 +625,29 @@ dbi_write <- function(conn, name, value, row.names, overwrite, append, field.typ
                 problems = sprintf("Got %s.", table_sql(conn, name)), call = call)
   }
   value <- DBI::sqlRownamesToColumn(value, row.names)
+  if (append) value <- dbi_append_shape(conn, full, value)
   mode <- if (overwrite) "overwrite" else if (append) "append" else "error"
   dbx_write_table(value, full, mode = mode, conn = conn@conn)
   pane_updated(conn)
   invisible(TRUE)
+}
+
+# Appending some of an existing table's columns, in any order (as DBI
+# specifies): the others are NA of the table's types, in the table's order.
+# Columns the table lacks are left for dbx_write_table()'s schema check.
+dbi_append_shape <- function(conn, full, value) {
+  if (!dbExistsTable(conn, DBI::Id(stats::setNames(strsplit(full, ".", fixed = TRUE)[[1]],
+                                                    utils::tail(c("catalog", "schema", "table"),
+                                                                length(strsplit(full, ".", fixed = TRUE)[[1]])))))) {
+    return(value)
+  }
+  proto <- dbGetQuery(conn, paste("SELECT * FROM", full, "LIMIT 0"))
+  if (!all(names(value) %in% names(proto)) || identical(names(value), names(proto))) return(value)
+  out <- lapply(names(proto), function(col) {
+    if (col %in% names(value)) value[[col]] else proto[[col]][rep(NA_integer_, nrow(value))]
+  })
+  names(out) <- names(proto)
+  as.data.frame(out, stringsAsFactors = FALSE, optional = TRUE)
 }
 
 #' @rdname databricks_sql

@@ -36,8 +36,11 @@
 #'   `repos` when given). Packages from other sources (GitHub, ...) need their
 #'   source tarball in `local`.
 #' @param local Paths of package source tarballs (`pkg_1.0.0.tar.gz`, as
-#'   `R CMD build` makes them), e.g. of internal packages in no repository.
-#'   They are uploaded once, under their content hash.
+#'   `R CMD build` makes them) or source directories (built here with
+#'   `R CMD build`), e.g. of your own package or internal packages in no
+#'   repository. They are uploaded once, under their content hash. A package
+#'   that depends on dbrxr (`Imports`, `Depends`, `LinkingTo`) gets a
+#'   cluster-side dbrxr from this session, not from a repository.
 #' @param repos Repositories the cluster installs from (as for
 #'   `install.packages()`; `"@CRAN@"` is `https://cloud.r-project.org`). A
 #'   `file://` repository must be a path the cluster can read.
@@ -67,7 +70,7 @@
 #' @examples
 #' \donttest{
 #' conn <- local_cluster()
-#' # A CRAN-like repository with one small package, made here.
+#' # A small package of your own, as a source directory (a tarball works too).
 #' src <- file.path(tempfile(), "hello")
 #' dir.create(file.path(src, "R"), recursive = TRUE)
 #' writeLines(c("Package: hello", "Version: 1.0.0", "Title: Hello",
@@ -76,18 +79,11 @@
 #'            file.path(src, "DESCRIPTION"))
 #' writeLines("export(hello)", file.path(src, "NAMESPACE"))
 #' writeLines("hello <- function() 'hello from the library'", file.path(src, "R", "hello.R"))
-#' repo <- tempfile("repo")
-#' contrib <- file.path(repo, "src", "contrib")
-#' dir.create(contrib, recursive = TRUE)
-#' old <- setwd(contrib)
-#' system2(file.path(R.home("bin"), "R"), c("CMD", "build", shQuote(src)), stdout = FALSE)
-#' setwd(old)
-#' tools::write_PACKAGES(contrib, type = "source")
 #'
-#' env <- remote_library("hello", repos = paste0("file://", repo), conn = conn)
+#' env <- remote_library(local = src, conn = conn)
 #' env
-#' remote_eval(hello::hello(), conn)
-#' env <- remote_library("hello", repos = paste0("file://", repo), conn = conn)  # reused
+#' remote_eval(utils::packageVersion("hello"), conn)
+#' env <- remote_library(local = src, conn = conn)  # the same sources: reused
 #' env$installed
 #' dbx_disconnect(conn)
 #' }
@@ -172,8 +168,12 @@ library_spec <- function(packages, lockfile, local, repos, repos_given = TRUE,
     pins <- lock$pins
     repos <- unique(c(if (repos_given || !length(lock$repos)) repos, lock$repos))
   }
-  locals <- lapply(local %||% character(), local_tarball, call = call)
+  locals <- lapply(local %||% character(), function(path) {
+    local_tarball(if (dir.exists(path)) build_source_package(path, call = call) else path,
+                  call = call)
+  })
   names(locals) <- vapply(locals, function(l) l$package, "")
+  locals <- with_dbrxr_shim(locals)
   unpinnable <- setdiff(lock_unsupported(lockfile), names(locals))
   if (length(unpinnable)) {
     abort_dbrxr(sprintf("The lockfile has packages from sources dbrxr cannot install from: %s.",
@@ -273,6 +273,103 @@ local_tarball <- function(path, call = rlang::caller_env()) {
   list(package = unname(d[1, "Package"]), version = unname(d[1, "Version"]),
        deps = unname(d[1, fields]), file = normalizePath(path))
 }
+
+# A package source directory, built with `R CMD build` (no vignettes, no
+# manual) into a temporary directory: the path of the tarball.
+build_source_package <- function(dir, call = rlang::caller_env()) {
+  if (!file.exists(file.path(dir, "DESCRIPTION"))) {
+    abort_dbrxr(sprintf("`%s` is not an R package source directory.", dir), "dbrxr_input_error",
+                problems = "It has no DESCRIPTION file.",
+                hints = "Give the directory of a package (with DESCRIPTION) or a source tarball.",
+                call = call)
+  }
+  src <- normalizePath(dir)
+  out <- tempfile("dbrxr-build-")
+  dir.create(out)
+  old <- setwd(out)
+  on.exit(setwd(old))
+  log <- suppressWarnings(system2(file.path(R.home("bin"), "R"),
+                                  c("CMD", "build", "--no-build-vignettes", "--no-manual",
+                                    shQuote(src)),
+                                  stdout = TRUE, stderr = TRUE))
+  tarball <- list.files(out, pattern = "[.]tar[.]gz$", full.names = TRUE)
+  if (!is.null(attr(log, "status")) || length(tarball) != 1L) {
+    abort_dbrxr(sprintf("`R CMD build` of `%s` failed.", dir), "dbrxr_input_error",
+                problems = utils::tail(log[nzchar(trimws(log))], 12),
+                hints = "Fix the package so that `R CMD build` succeeds, or pass a tarball.",
+                log = log, call = call)
+  }
+  deterministic_tarball(tarball)
+}
+
+# The same tarball for the same sources, whenever built: without the
+# `Packaged:` stamp and with fixed file times, so the content hash (hence the
+# library's) changes only when the package does.
+deterministic_tarball <- function(tarball) {
+  exdir <- tempfile("dbrxr-repack-")
+  on.exit(unlink(exdir, recursive = TRUE))
+  utils::untar(tarball, exdir = exdir, tar = "internal")
+  pkg <- list.files(exdir)
+  desc_file <- file.path(exdir, pkg, "DESCRIPTION")
+  desc <- readLines(desc_file)
+  writeLines(desc[!startsWith(desc, "Packaged:")], desc_file)
+  files <- list.files(exdir, recursive = TRUE, full.names = TRUE, include.dirs = TRUE, all.files = TRUE)
+  Sys.setFileTime(c(files, file.path(exdir, pkg)), as.POSIXct("2020-01-01", tz = "UTC"))
+  old <- setwd(exdir)
+  on.exit(setwd(old), add = TRUE, after = FALSE)
+  out <- normalizePath(tarball)
+  unlink(out)
+  utils::tar(out, pkg, compression = "gzip", tar = "internal")
+  out
+}
+
+# Packages that depend on dbrxr get, unless `local` has one, a dbrxr of our
+# own on the cluster: a package with dbrxr's version and exports whose
+# functions only say that they run in the R session, not on the cluster (the
+# real dbrxr needs its Rust library and a workspace connection, and is no
+# repository's). Code shipped to the cluster never calls them.
+with_dbrxr_shim <- function(locals) {
+  deps <- as.character(unlist(lapply(locals, function(l) l$deps)))
+  named <- unlist(strsplit(deps[!is.na(deps)], ","))
+  named <- trimws(sub("[ (].*$", "", trimws(named)))
+  if (!"dbrxr" %in% named || "dbrxr" %in% names(locals)) return(locals)
+  locals$dbrxr <- local_tarball(dbrxr_shim_tarball())
+  locals
+}
+
+dbrxr_shim_tarball <- local({
+  made <- NULL
+  function() {
+    if (!is.null(made) && file.exists(made)) return(made)
+    version <- as.character(utils::packageVersion("dbrxr"))
+    exports <- sort(getNamespaceExports("dbrxr"))
+    root <- tempfile("dbrxr-shim-")
+    src <- file.path(root, "dbrxr")
+    dir.create(file.path(src, "R"), recursive = TRUE)
+    writeLines(c("Package: dbrxr", paste("Version:", version),
+                 "Title: The Cluster Side of 'dbrxr'",
+                 "Description: Stands in for dbrxr on a cluster, for packages that import it.",
+                 "License: MIT", "Encoding: UTF-8"),
+               file.path(src, "DESCRIPTION"))
+    writeLines(sprintf("export(`%s`)", exports), file.path(src, "NAMESPACE"))
+    writeLines(c("client_only <- function(name) function(...) {",
+                 "  stop(sprintf(\"dbrxr::%s() runs in your R session, not on the cluster.\", name),",
+                 "       call. = FALSE)",
+                 "}",
+                 sprintf("`%s` <- client_only(\"%s\")", exports, exports)),
+               file.path(src, "R", "shim.R"))
+    # A fixed time stamp: the same dbrxr gives the same tarball, hence the
+    # same library hash in every session.
+    files <- list.files(root, recursive = TRUE, full.names = TRUE, include.dirs = TRUE)
+    Sys.setFileTime(c(files, src), as.POSIXct("2020-01-01", tz = "UTC"))
+    tarball <- file.path(root, sprintf("dbrxr_%s.tar.gz", version))
+    old <- setwd(root)
+    on.exit(setwd(old))
+    utils::tar(basename(tarball), "dbrxr", compression = "gzip", tar = "internal")
+    made <<- tarball
+    tarball
+  }
+})
 
 # ---- building or reusing a library
 

@@ -366,6 +366,9 @@ library_resolve <- function(spec) {
                     deps = NA_character_))
       }
       e <- from_repo(p, unname(pin))
+      if (is.null(e) && length(attr(available(), "unreachable"))) {
+        return(unreachable_failure(attr(available(), "unreachable"), p))
+      }
       if (is.null(e)) {
         return(fail(sprintf("Package %s %s is in none of the repositories.", p, pin), p,
                     c(paste("Repositories:", paste(spec$repos, collapse = ", ")),
@@ -382,6 +385,9 @@ library_resolve <- function(spec) {
     if (is.null(e) && in_sys && !p %in% force_repo) {
       return(list(package = p, version = unname(sys_version[p]), source = "system",
                   url = NA_character_, deps = NA_character_))
+    }
+    if (is.null(e) && length(attr(available(), "unreachable"))) {
+      return(unreachable_failure(attr(available(), "unreachable"), p))
     }
     if (is.null(e)) {
       return(fail(sprintf("Package %s is in none of the repositories and not installed on the cluster.", p), p,
@@ -450,17 +456,45 @@ library_resolve <- function(spec) {
        r_version = R.version.string, platform = R.version$platform)
 }
 
+# A package not found while some repository could not be read: say so (the
+# package may well be there), not that the package does not exist.
+unreachable_failure <- function(unreachable, package) {
+  local <- nzchar(Sys.getenv("DBRXR_LOCAL_FS_ROOT"))
+  list(failure = list(
+    message = sprintf("The cluster could not reach the repositor%s %s, so %s could not be resolved.",
+                      if (length(unreachable) > 1) "ies" else "y",
+                      paste(names(unreachable), collapse = ", "), package),
+    package = package,
+    hints = c(sprintf("%s: %s", names(unreachable), unreachable),
+              if (local) paste("The local cluster has no internet access: point `repos` at a",
+                               "`file://` repository (a directory with src/contrib/PACKAGES),",
+                               "or pass the package's source directory or tarball as `local =`.")
+              else "Check the cluster's network access to the repository, or pass the package's source tarball as `local =`.")))
+}
+
 # The source packages of `repos`, the newest version of each. A repository
-# that cannot be read is a warning, not the end of the resolution.
+# that cannot be read is a warning, not the end of the resolution; it is kept
+# in the "unreachable" attribute (named by URL: the reason).
 available_sources <- function(repos) {
   fields <- c("Package", "Version", "Repository", "File", dep_fields)
+  unreachable <- character()
   parts <- lapply(repos, function(r) {
-    a <- tryCatch(suppressWarnings(utils::available.packages(repos = r, type = "source")),
+    why <- NULL
+    a <- tryCatch(withCallingHandlers(utils::available.packages(repos = r, type = "source"),
+                                      warning = function(w) {
+                                        why <<- conditionMessage(w)
+                                        invokeRestart("muffleWarning")
+                                      }),
                   error = function(e) {
-      warning(sprintf("Repository %s could not be read: %s", r, conditionMessage(e)), call. = FALSE)
+      why <<- conditionMessage(e)
       NULL
     })
-    if (is.null(a) || !nrow(a)) return(NULL)
+    if (is.null(a) || (!nrow(a) && !is.null(why))) {
+      unreachable[[r]] <<- why %||% "no PACKAGES index"
+      warning(sprintf("Repository %s could not be read: %s", r, unreachable[[r]]), call. = FALSE)
+      return(NULL)
+    }
+    if (!nrow(a)) return(NULL)
     missing <- setdiff(fields, colnames(a))
     a <- cbind(a, matrix(NA_character_, nrow(a), length(missing), dimnames = list(NULL, missing)))
     a[, fields, drop = FALSE]
@@ -473,6 +507,7 @@ available_sources <- function(repos) {
     }, integer(1))
     a <- a[sort(best), , drop = FALSE]
   }
+  attr(a, "unreachable") <- unreachable
   a
 }
 

@@ -167,6 +167,18 @@ dbx_disconnect <- function(conn = NULL) {
   invisible(conn)
 }
 
+# A connection passed where data belongs (`remote_score(conn, fit, x)`,
+# `dbx_read_table(conn, "t")`): every verb takes `conn` by name, after its data.
+check_not_connection <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (inherits(x, "dbx_connection")) {
+    abort_dbrxr(sprintf("`%s` is a dbx_connection, not the data the verb expects there.", arg),
+                "dbrxr_input_error",
+                hints = "Every verb takes the connection by name, after its data arguments: pass it as `conn = `, e.g. `remote_score(fit, newdata, conn = conn)`.",
+                call = call)
+  }
+  invisible(x)
+}
+
 check_connection <- function(conn, arg = rlang::caller_arg(conn), call = rlang::caller_env()) {
   if (!inherits(conn, "dbx_connection")) {
     abort_dbrxr(sprintf("`%s` must be a dbx_connection.", arg), "dbrxr_input_error",

@@ -136,6 +136,7 @@ fw_request <- function(future) {
   globals <- as.list(unclass(future$globals))
   attr(globals, "where") <- NULL
   info <- check_transportable(globals, "the globals of the future")
+  warn_large_globals(globals, "The future", call = NULL)
   # Models among the globals: the packages of their predict() methods, which
   # future does not see (S3 dispatch finds them only once loaded).
   models <- Filter(is.object, globals)

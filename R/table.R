@@ -160,6 +160,7 @@ column_refusal <- function(x) {
 dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
                             conn = dbx_default_connection(), timeout = NULL) {
   call <- rlang::current_env()
+  check_not_connection(df, call = call)
   if (!is.data.frame(df)) {
     abort_dbrxr("`df` must be a data frame.", "dbrxr_input_error",
                 problems = sprintf("It is %s.", obj_type(df)), call = call)
@@ -224,6 +225,11 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
 #' @param keep Names of input columns copied to the output (e.g. an id).
 #' @param prediction Name (or prefix) of the prediction columns.
 #' @param postprocess A function applied to each batch's `predict()` value.
+#'   `NULL` (the default) has built-ins for common models: a `ranger` fit's
+#'   `$predictions` (a vector, or one column per class of the probability
+#'   matrix), a `glmnet` fit's matrix as a vector (one `s`) or one column per
+#'   `s`; a `glmnet` fit is also given each batch as the matrix of its
+#'   variables.
 #' @param mode `"error"`, `"overwrite"` or `"append"` (see [dbx_write_table()]).
 #' @param conn A `dbx_connection`.
 #' @param progress Show a progress bar of the Spark tasks done: `TRUE`,
@@ -245,6 +251,7 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
                                conn = dbx_default_connection(), progress = NULL,
                                timeout = NULL) {
   call <- rlang::current_env()
+  check_not_connection(model, call = call)
   spec <- table_source(table, call = call)
   check_table_name(output, "output", call = call)
   mode <- rlang::arg_match(mode, error_call = call)
@@ -324,6 +331,8 @@ score_bundle <- function(model, args, postprocess, prediction, call) {
       model <- rm$store$model %||% unserialize(model_bytes(rm))
     }
     packages <- rm$packages
+    if (is.null(postprocess)) postprocess <- builtin_postprocess(model)
+    if (inherits(model, "glmnet")) model <- glmnet_on_frames(model)
   }
   if (!is.null(postprocess)) {
     postprocess <- shippable_function(postprocess, call)
@@ -337,6 +346,32 @@ score_bundle <- function(model, args, postprocess, prediction, call) {
   bytes <- serialize(b, NULL, xdr = FALSE)
   list(bytes = bytes, hash = unwrap(rust_sha256(bytes)),
        level_cols = setdiff(model_inputs(model), names(levels)))
+}
+
+# predict() values of common models that are not yet columns: ranger's list
+# (its `$predictions`: a vector, or the probability matrix) and glmnet's
+# one-column matrix (a vector; several `s` stay a matrix, one column each).
+# Made here so the function's environment is the base one and nothing travels.
+builtin_postprocess <- function(model) {
+  fn <- if (inherits(model, "ranger")) {
+    function(value) if (inherits(value, "ranger.prediction")) value$predictions else value
+  } else if (inherits(model, "glmnet")) {
+    function(value) if (is.matrix(value) && ncol(value) == 1L) value[, 1L] else value
+  }
+  if (!is.null(fn)) environment(fn) <- baseenv()
+  fn
+}
+
+# glmnet predicts from a matrix (`newx`), batches are data frames: score the
+# fit's own variables as a matrix.
+glmnet_on_frames <- function(fit) {
+  beta <- if (is.list(fit$beta)) fit$beta[[1]] else fit$beta
+  env <- new.env(parent = baseenv())
+  env$fit <- fit
+  env$vars <- rownames(beta)
+  f <- function(newdata, ...) stats::predict(fit, as.matrix(newdata[, vars, drop = FALSE]), ...)
+  environment(f) <- env
+  f
 }
 
 # A function for a table job's bundle, shipped as remote_function() ships
@@ -379,9 +414,20 @@ model_levels <- function(model) {
   out
 }
 
+# The schema part of a table name, as Spark resolves it: `catalog.schema` of a
+# three-part name, `schema` of a two-part one (in the current catalog), NULL
+# for a one-part name (the current schema) or no name.
+schema_of <- function(name) {
+  if (!is.character(name) || length(name) != 1L) return(NULL)
+  parts <- strsplit(name, ".", fixed = TRUE)[[1]]
+  if (length(parts) < 2L) return(NULL)
+  paste(parts[-length(parts)], collapse = ".")
+}
+
 name_pattern <- "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*){0,2}$"
 
 check_table_name <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  check_not_connection(x, arg = arg, call = call)
   check_string(x, arg = arg, null_ok = FALSE, call = call)
   if (!grepl(name_pattern, x)) {
     abort_dbrxr(sprintf("`%s` is not a table name.", arg), "dbrxr_input_error",
@@ -393,6 +439,7 @@ check_table_name <- function(x, arg = rlang::caller_arg(x), call = rlang::caller
 }
 
 table_source <- function(table, call) {
+  check_not_connection(table, call = call)
   if (inherits(table, "dbx_sql")) return(list(query = table$query))
   # A dbplyr lazy table (over a databricks_sql() connection): its query.
   if (inherits(table, "tbl_lazy")) return(list(query = as.character(dbplyr::sql_render(table))))
@@ -413,9 +460,33 @@ spark_request <- function(conn, spec, timeout = NULL, progress = FALSE, call = r
     if (need_object && identical(err$class, "need_object")) return(need_object_answer)
     spark_error(err, spec, call)
   }
-  res <- remote_target(conn, "spark", spec, timeout = timeout, progress = progress,
-                       errors = errors, call = call)
-  res
+  say_spark_start(conn)
+  withCallingHandlers(
+    remote_target(conn, "spark", spec, timeout = timeout, progress = progress,
+                  errors = errors, call = call),
+    interrupt = function(i) say_table_unchanged(spec))
+}
+
+# After Ctrl-C in a write or a scoring job: the output is written aside and
+# swapped in only at the end (appends commit only at the end), so the table
+# the user had is still there.
+say_table_unchanged <- function(spec) {
+  out <- spec$output
+  if (is.null(out)) return(invisible())
+  text <- if (identical(spec$mode, "error")) sprintf("Table %s was not created.", out)
+          else sprintf("Table %s is unchanged: the previous table is still there.", out)
+  try(cli::cli_inform(c("i" = cli_escape(text)), class = "dbrxr_cancelled_message"), silent = TRUE)
+}
+
+# The first table operation of a connection may wait for Spark to start on
+# the cluster (tens of seconds on the local cluster): say so, once.
+say_spark_start <- function(conn) {
+  st <- remote_state(conn)
+  if (isTRUE(st$spark_announced)) return(invisible(FALSE))
+  st$spark_announced <- TRUE
+  cli::cli_inform(c("i" = "Waiting for Spark on the cluster: the first table operation of a connection starts it if needed (this can take a minute)."),
+                  class = "dbrxr_spark_start_message")
+  invisible(TRUE)
 }
 
 spark_error <- function(f, spec, call) {
@@ -434,7 +505,8 @@ spark_error <- function(f, spec, call) {
                          hints = "Use `mode = \"overwrite\"` or `\"append\"`, or another name.",
                          table = spec$output, call = call),
     no_schema = abort_dbrxr(f$message, "dbrxr_input_error",
-                            hints = "Create it first, e.g. dbx_exec(\"spark.sql('CREATE SCHEMA IF NOT EXISTS main.crm')\").",
+                            hints = sprintf("Create it first: dbx_exec(\"spark.sql('CREATE SCHEMA IF NOT EXISTS %s')\").",
+                                            schema_of(spec$output %||% spec$table) %||% "catalog.schema"),
                             call = call),
     input = abort_dbrxr(f$message, "dbrxr_input_error", call = call),
     schema = abort_dbrxr(sprintf("The rows do not fit table %s; nothing was written.", spec$output),

@@ -87,7 +87,7 @@ dbx_connect <- function(host = NULL, token = NULL, cluster_id = NULL, profile = 
   if (is.null(explicit)) explicit <- character()
   res <- unwrap(rust_connect(explicit))
   for (w in res$info$warnings) {
-    cli::cli_warn(cli_escape(w), class = c("dbrxr_config_warning", "dbrxr_warning"))
+    cli::cli_warn(cli_escape(sentence_case(w)), class = c("dbrxr_config_warning", "dbrxr_warning"))
   }
   res$info$warnings <- NULL
   conn <- claim_default(new_connection(res$handle, res$info, options = options))

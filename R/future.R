@@ -248,6 +248,7 @@ fw_pool <- function(conn, workers) {
     pool$conn <- conn
     pool$slots <- list()
     assign(key, pool, envir = the$fw_pools)
+    fw_register_cleanup()
   }
   while (length(pool$slots) < workers) {
     slot <- new.env(parent = emptyenv())
@@ -314,6 +315,26 @@ fw_retire <- function(slot) {
   if (!is.null(slot$conn)) try(close_connection(slot$conn), silent = TRUE)
   slot$conn <- NULL
   invisible()
+}
+
+# plan(sequential) (any change of plan) closes the workers' contexts, as it
+# stops multisession's workers. future 1.31 has no cleanup hook for other
+# backends: plan() stops the "cluster" of its ClusterRegistry on every change,
+# so the pools are registered there as one, whose stopCluster() closes them.
+# Registering again is a no-op (same `workers` key).
+fw_register_cleanup <- function() {
+  registry <- tryCatch(utils::getFromNamespace("ClusterRegistry", "future"),
+                       error = function(e) NULL)
+  if (!is.function(registry)) return(invisible(FALSE))
+  make <- function(workers, ...) structure(list(workers = workers),
+                                           class = c("dbrxr_future_workers", "cluster"))
+  try(registry("start", workers = "dbrxr-databricks-workers", makeCluster = make), silent = TRUE)
+  invisible(TRUE)
+}
+
+#' @exportS3Method parallel::stopCluster
+stopCluster.dbrxr_future_workers <- function(cl = NULL) {
+  fw_pool_close()
 }
 
 # Close the workers of `conn` (all of them when NULL), cancelling what they

@@ -92,7 +92,7 @@ start_local_cluster <- function(python, port, token, dots, call = rlang::caller_
   started <- unwrap(rust_local_start(opts), call = call)
   info <- started$info
   if (!isTRUE(info$rpy2)) {
-    cli::cli_warn(c("!" = cli_escape(info$warning %||% "rpy2 is not available."),
+    cli::cli_warn(c("!" = cli_escape(sentence_case(info$warning %||% "This Python has no rpy2.")),
                     "i" = "Python commands work; R code sent through rpy2 will fail."),
                   class = "dbrxr_local_no_rpy2_warning", call = call)
   }

@@ -39,7 +39,19 @@ print.dbx_sql <- function(x, ...) {
 #' UTC, microseconds). Nulls become `NA`; a double `NaN` stays `NaN`. Other
 #' types (arrays, maps, structs, binary) are a `dbrxr_input_error`.
 #'
-#' @param table A table name (`catalog.schema.table`) or a [dbx_sql()] query.
+#' @section Table names:
+#' Every table verb resolves a name as Spark SQL does on the cluster:
+#' `catalog.schema.table` names one table; `schema.table` is that schema of
+#' the session's current catalog; `table` is in the current schema (`default`
+#' unless changed with `USE`). On Databricks the current catalog is the
+#' workspace's default one; on the local cluster it is `hive_metastore`, so
+#' there `crm.t` and `main.crm.t` are two different tables: write the
+#' three-part name to mean the same table in both places. Names are letters,
+#' digits and underscores, one to three parts; a missing schema is a
+#' `dbrxr_input_error` whose hint creates that schema.
+#'
+#' @param table A table name (`catalog.schema.table`, see "Table names") or a
+#'   [dbx_sql()] query.
 #' @param limit At most this many rows (`NULL`: all; mind the memory).
 #' @param conn A `dbx_connection`.
 #' @param timeout Seconds before the read is cancelled (`NULL`: none).
@@ -146,10 +158,12 @@ column_refusal <- function(x) {
 #' and nothing is written.
 #'
 #' @param df A data frame.
-#' @param name The table name (`catalog.schema.table`); the schema must exist.
+#' @param name The table name (`catalog.schema.table`, see "Table names");
+#'   the schema must exist.
 #' @param mode `"error"` (the table must not exist), `"overwrite"` (replace it;
 #'   the old one stays intact if the write fails) or `"append"`.
 #' @inheritParams dbx_read_table
+#' @inheritSection dbx_read_table Table names
 #' @return A `dbx_table` (invisibly).
 #' @export
 #' @examplesIf dbrxr:::spark_example_ok()
@@ -219,7 +233,7 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
 #'   a `glmnet` fit).
 #' @param table A table name, a [dbx_sql()] query, or a dbplyr lazy table over a
 #'   [databricks_sql()] connection (its SQL, from `dbplyr::sql_render()`).
-#' @param output The output table name.
+#' @param output The output table name (see "Table names").
 #' @param ... Further arguments to `predict()`.
 #' @param type Passed to `predict()` as `type` when not `NULL`.
 #' @param keep Names of input columns copied to the output (e.g. an id).
@@ -235,6 +249,7 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
 #' @param progress Show a progress bar of the Spark tasks done: `TRUE`,
 #'   `FALSE`, or `NULL` (the connection's option, else while interactive).
 #' @param timeout Seconds before the job is cancelled (`NULL`: none).
+#' @inheritSection dbx_read_table Table names
 #' @return A `dbx_table` (invisibly): `name`, `rows`, `columns`, `seconds`.
 #' @export
 #' @examplesIf dbrxr:::spark_example_ok()

@@ -148,3 +148,40 @@ test_that("remote_packages() filters to `packages` and prints a summary, then th
   all <- remote_packages(conn)
   expect_true(nrow(all) > nrow(pk))
 })
+
+test_that("one-, two- and three-part table names resolve as documented", {
+  conn <- spark_friction_conn()
+  dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS fr_two')", conn)
+  df <- data.frame(x = 1:3)
+  # Two parts: the current catalog (on the local cluster, hive_metastore).
+  dbx_write_table(df, "fr_two.t", mode = "overwrite", conn = conn)
+  expect_identical(dbx_read_table("hive_metastore.fr_two.t", conn = conn), df)
+  expect_error(dbx_read_table("main.fr_two.t", conn = conn), class = "dbrxr_table_not_found_error")
+  # One part: the current schema (default).
+  dbx_write_table(df, "fr_one_t", mode = "overwrite", conn = conn)
+  expect_identical(dbx_read_table("hive_metastore.default.fr_one_t", conn = conn), df)
+  # Three parts, and the hint of a missing schema in each form.
+  e <- expect_error(dbx_write_table(df, "nosuch_fr2.t", conn = conn), class = "dbrxr_input_error")
+  expect_match(conditionMessage(e), "CREATE SCHEMA IF NOT EXISTS nosuch_fr2')", fixed = TRUE)
+  expect_error(dbx_write_table(df, "a.b.c.d", conn = conn), class = "dbrxr_input_error")
+})
+
+test_that("condition headlines start with a capital letter (all snapshot files)", {
+  files <- list.files(test_path("_snaps"), "\\.md$", full.names = TRUE)
+  files <- files[!grepl("\\.new\\.md$", files)]
+  expect_gt(length(files), 1)
+  seen <- 0
+  for (f in files) {
+    lines <- readLines(f, warn = FALSE)
+    at <- grep("^    (Error|Warning|Message|Condition) <[^>]+>$", lines)
+    for (i in at) {
+      cls <- sub(".*<([^>]+)>$", "\\1", lines[i])
+      # Text relayed from the user's own code on the cluster is theirs.
+      if (!startsWith(cls, "dbrxr_") || cls %in% c("dbrxr_remote_message", "dbrxr_remote_warning")) next
+      head <- sub("^      ([ix!v] )?", "", lines[i + 1])
+      seen <- seen + 1
+      expect_false(grepl("^[a-z]", head), info = paste0(basename(f), ": ", head))
+    }
+  }
+  expect_gt(seen, 30)
+})

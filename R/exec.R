@@ -143,15 +143,13 @@ exec_start <- function(conn, code, language = "python", timeout = NULL, poll_fix
 #'   with fields `summary` and `cause` (HTML and ANSI codes removed).
 #' @seealso [dbx_upload()], [dbx_cluster_status()].
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' dbx_exec("print(1 + 1)", conn)
 #' dbx_exec("import sys\nsys.version_info.major", conn)
 #' e <- tryCatch(dbx_exec("1/0", conn), dbrxr_remote_python_error = function(e) e)
 #' e$summary
 #' dbx_disconnect(conn)
-#' }
 dbx_exec <- function(code, conn = dbx_default_connection(), language = "python", timeout = NULL) {
   check_not_connection(code)
   if (is.null(timeout) && inherits(conn, "dbx_connection")) timeout <- conn$options$timeout

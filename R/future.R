@@ -65,8 +65,7 @@ fw_cancel <- function(h) remote_request_cancel(h)
 #' @return A `DatabricksFuture` (a `future::Future`).
 #' @seealso `vignette("parallel", package = "dbrxr")`.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' if (requireNamespace("future", quietly = TRUE)) {
 #'   conn <- local_cluster()
 #'   future::plan(databricks, conn = conn, workers = 2)
@@ -75,7 +74,6 @@ fw_cancel <- function(h) remote_request_cancel(h)
 #'   future::value(f)
 #'   future::plan(future::sequential)
 #'   dbx_disconnect(conn)
-#' }
 #' }
 databricks <- function(..., conn = dbx_default_connection(), workers = 4L, timeout = NULL,
                        envir = parent.frame()) {

@@ -65,13 +65,11 @@
 #' @seealso [dbx_connect()] for a workspace, [dbx_disconnect()],
 #'   [dbx_default_connection()], [local_test_cluster()].
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' conn
 #' conn$local_info$url
 #' dbx_disconnect(conn)
-#' }
 local_cluster <- function(python = NULL, port = 0L, token = NULL, ...) {
   claim_default(start_local_cluster(python, port, token, list(...), call = rlang::current_env()))
 }
@@ -216,3 +214,10 @@ local_terminate <- function(conn) invisible(local_control(conn, "POST", "/_local
 
 # Evict idle contexts, as a busy cluster does; the ids evicted.
 local_evict <- function(conn) unlist(local_control(conn, "POST", "/_local/contexts/evict")$evicted)
+
+# For examples (`@examplesIf`): run them where a local cluster can start, so
+# that example() and R CMD check run them: the binary is installed and a
+# Python can import rpy2.
+local_example_ok <- function() {
+  nzchar(system.file("bin", "dbrxr-local", package = "dbrxr")) && !is.null(rpy2_python())
+}

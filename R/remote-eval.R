@@ -42,8 +42,7 @@
 #'   a `dbrxr_timeout_error` raised.
 #' @return The value of `expr` on the cluster.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' n <- 10
 #' square <- function(x) x^2
@@ -55,7 +54,6 @@
 #' remote_eval(e, conn, substitute = FALSE)
 #' remote_eval(!!e, conn)
 #' dbx_disconnect(conn)
-#' }
 remote_eval <- function(expr, conn = dbx_default_connection(), envir = parent.frame(),
                         substitute = TRUE, timeout = NULL) {
   call <- rlang::current_env()
@@ -125,15 +123,13 @@ check_globals <- function(globals, call = rlang::caller_env()) {
 #' @return A function of class `dbx_remote_function`. Printing it shows the
 #'   bytes that travel (`f` with its globals) on the first call.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' slow_sum <- function(x, times = 2) sum(x) * times
 #' rsum <- remote_function(slow_sum, conn)
 #' rsum(1:10)
 #' rsum(1:10, times = 3)
 #' dbx_disconnect(conn)
-#' }
 remote_function <- function(f, conn = dbx_default_connection(), packages = NULL,
                             timeout = NULL) {
   call <- rlang::current_env()

@@ -31,14 +31,12 @@
 #'   differ or are missing on the cluster (`as.data.frame()` prints all).
 #'   `remote_install_packages()`: the new `dbx_library`, invisibly.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' pk <- remote_packages(conn)
 #' head(pk)
 #' remote_packages(conn, packages = c("stats", "utils"))
 #' dbx_disconnect(conn)
-#' }
 remote_packages <- function(conn = dbx_default_connection(), packages = NULL) {
   call <- rlang::current_env()
   if (!is.null(packages) && (!is.character(packages) || anyNA(packages))) {

@@ -50,8 +50,7 @@
 #' @return What `predict()` returns.
 #' @seealso [remote_model()] to ship a model once and score it many times.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' fit <- lm(mpg ~ wt + hp, data = mtcars)
 #' pred <- remote_score(fit, mtcars, conn = conn)
@@ -60,7 +59,6 @@
 #' fit2 <- glm(am ~ wt, data = mtcars, family = binomial)
 #' remote_score(fit2, head(mtcars), type = "response", conn = conn)
 #' dbx_disconnect(conn)
-#' }
 remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_connection(),
                          progress = NULL, timeout = NULL) {
   call <- rlang::current_env()
@@ -123,14 +121,12 @@ remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_co
 #' @param timeout Seconds shipping may take; see [remote_score()].
 #' @return A `dbx_remote_model`.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' rm <- remote_model(lm(mpg ~ wt, data = mtcars), conn)
 #' rm
 #' predict(rm, head(mtcars))
 #' dbx_disconnect(conn)
-#' }
 remote_model <- function(model, conn = dbx_default_connection(), timeout = NULL) {
   call <- rlang::current_env()
   check_not_connection(model, call = call)

@@ -162,6 +162,9 @@ column_refusal <- function(x) {
 #'   the schema must exist.
 #' @param mode `"error"` (the table must not exist), `"overwrite"` (replace it;
 #'   the old one stays intact if the write fails) or `"append"`.
+#' @param progress For frames over 10 MB, show what the write is doing
+#'   (uploading the rows, then the table job): `TRUE`, `FALSE`, or `NULL`
+#'   (the connection's `progress` option, else while interactive).
 #' @inheritParams dbx_read_table
 #' @inheritSection dbx_read_table Table names
 #' @return A `dbx_table` (invisibly).
@@ -172,7 +175,7 @@ column_refusal <- function(x) {
 #' dbx_write_table(iris, "main.demo.iris", mode = "overwrite", conn = conn)
 #' dbx_disconnect(conn)
 dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
-                            conn = dbx_default_connection(), timeout = NULL) {
+                            conn = dbx_default_connection(), timeout = NULL, progress = NULL) {
   call <- rlang::current_env()
   check_not_connection(df, call = call)
   if (!is.data.frame(df)) {
@@ -184,8 +187,11 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
   check_connection(conn, call = call)
   df <- as.data.frame(df)
   check_table_columns(df, call = call)
+  check_flag(progress, call = call)
+  # Small frames are written in a blink: progress only for large ones.
+  big <- as.numeric(utils::object.size(df)) > 10 * 1024^2
   res <- spark_request(conn, list(op = "write", output = name, mode = mode, data = df),
-                       timeout = timeout, call = call)
+                       timeout = timeout, progress = if (big) progress else FALSE, call = call)
   invisible(new_dbx_table(name, res))
 }
 

@@ -185,3 +185,51 @@ test_that("condition headlines start with a capital letter (all snapshot files)"
   }
   expect_gt(seen, 30)
 })
+
+test_that("examples that need only a local cluster are @examplesIf and run with example()", {
+  skip_if_no_local_cluster()
+  db <- tools::Rd_db("dbrxr")
+  # remote_library (R/remote-library.R) is being rewritten in parallel;
+  # dbrxr-testing's example also shows a call that needs no cluster.
+  later <- c("remote_library.Rd", "dbrxr-testing.Rd")
+  topics <- character()
+  for (nm in setdiff(names(db), later)) {
+    out <- tempfile()
+    tools::Rd2ex(db[[nm]], out)
+    ex <- if (file.exists(out)) paste(readLines(out), collapse = "\n") else ""
+    if (!grepl("local_cluster()", ex, fixed = TRUE)) next
+    expect_false(grepl("## No test:", ex, fixed = TRUE), info = nm)
+    expect_true(grepl("_example_ok()|interactive()", ex), info = nm)
+    if (grepl("local_example_ok()", ex, fixed = TRUE)) topics <- c(topics, sub("\\.Rd$", "", nm))
+  }
+  expect_gte(length(topics), 10)
+  for (topic in topics) {
+    err <- tryCatch({
+      suppressMessages(utils::capture.output(
+        utils::example(topic, package = "dbrxr", character.only = TRUE, ask = FALSE, echo = FALSE)))
+      NULL
+    }, error = function(e) conditionMessage(e))
+    expect_null(err, info = topic)
+  }
+  expect_null(dbrxr:::current_default())
+})
+
+test_that("dbx_write_table() shows progress for large frames only", {
+  conn <- spark_friction_conn()
+  withr::local_options(cli.dynamic = FALSE, cli.progress_show_after = 0)
+  said <- character()
+  keep <- function(m) {
+    said <<- c(said, conditionMessage(m))
+    invokeRestart("muffleMessage")
+  }
+  big <- data.frame(x = runif(2e6), y = runif(2e6))   # 32 MB
+  withCallingHandlers(dbx_write_table(big, "main.fr.big", mode = "overwrite", conn = conn,
+                                      progress = TRUE), message = keep)
+  expect_true(any(grepl("Command Running|Uploading the request", said)), info = paste(said, collapse = " | "))
+  said <- character()
+  withCallingHandlers(dbx_write_table(mtcars, "main.fr.small", mode = "overwrite", conn = conn,
+                                      progress = TRUE), message = keep)
+  expect_false(any(grepl("Command Running|Uploading|Running the request", said)))
+  expect_error(dbx_write_table(mtcars, "main.fr.small", progress = "yes", conn = conn),
+               class = "dbrxr_input_error")
+})

@@ -12,13 +12,11 @@
 #'   `"TERMINATED"`, `"PENDING"`, ...), `state_message`, `cluster_id`,
 #'   `cluster_name`, `spark_version`, `data_security_mode`, `num_workers`.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' dbx_cluster_status(conn)
 #' dbx_cluster_status(conn, timeout = 5)
 #' dbx_disconnect(conn)
-#' }
 dbx_cluster_status <- function(conn = dbx_default_connection(), timeout = NULL) {
   check_connection(conn)
   check_number(timeout, min = 0)

@@ -60,6 +60,13 @@ abort_dbrxr <- function(message, class, hints = character(), problems = characte
                  parent = parent, .envir = emptyenv())
 }
 
+# The Rust core writes its messages as clauses ("no Databricks workspace is
+# configured"); a condition's headline starts with a capital letter.
+sentence_case <- function(x) {
+  if (!is.character(x)) return(x)
+  sub("^([a-z])", "\\U\\1", x, perl = TRUE)
+}
+
 # Unwrap the tagged list a Rust binding returns: the value, or a raised error.
 unwrap <- function(res, call = rlang::caller_env()) {
   if (isTRUE(res$ok)) return(res$value)
@@ -92,7 +99,7 @@ raise_rust_error <- function(err, call = rlang::caller_env()) {
   # A request whose context was lost after it started: not run again, and
   # not known to have finished.
   if (identical(fields$may_have_run, "true")) class <- c("dbrxr_may_have_run_error", class)
-  args <- c(list(message = err$message, class = class, hints = unlist(err$hints),
+  args <- c(list(message = sentence_case(err$message), class = class, hints = unlist(err$hints),
                  problems = problems, status = err$status, error_code = err$error_code,
                  request_id = err$request_id, attempts = err$attempts, call = call),
             fields)

@@ -87,7 +87,7 @@ dbx_connect <- function(host = NULL, token = NULL, cluster_id = NULL, profile = 
   if (is.null(explicit)) explicit <- character()
   res <- unwrap(rust_connect(explicit))
   for (w in res$info$warnings) {
-    cli::cli_warn(cli_escape(w), class = c("dbrxr_config_warning", "dbrxr_warning"))
+    cli::cli_warn(cli_escape(sentence_case(w)), class = c("dbrxr_config_warning", "dbrxr_warning"))
   }
   res$info$warnings <- NULL
   conn <- claim_default(new_connection(res$handle, res$info, options = options))
@@ -165,6 +165,18 @@ dbx_disconnect <- function(conn = NULL) {
   close_connection(conn)
   forget_default(conn)
   invisible(conn)
+}
+
+# A connection passed where data belongs (`remote_score(conn, fit, x)`,
+# `dbx_read_table(conn, "t")`): every verb takes `conn` by name, after its data.
+check_not_connection <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (inherits(x, "dbx_connection")) {
+    abort_dbrxr(sprintf("`%s` is a dbx_connection, not the data the verb expects there.", arg),
+                "dbrxr_input_error",
+                hints = "Every verb takes the connection by name, after its data arguments: pass it as `conn = `, e.g. `remote_score(fit, newdata, conn = conn)`.",
+                call = call)
+  }
+  invisible(x)
 }
 
 check_connection <- function(conn, arg = rlang::caller_arg(conn), call = rlang::caller_env()) {

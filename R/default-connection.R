@@ -21,8 +21,7 @@
 #' @return The default `dbx_connection` (when `conn` is given: the previous
 #'   default, invisibly, or `NULL`).
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()           # the first one: the default
 #' identical(dbx_default_connection(), conn)
 #' other <- local_cluster()          # not the default
@@ -31,7 +30,6 @@
 #' dbx_disconnect(other)
 #' dbx_disconnect(conn)
 #' dbx_disconnect()                  # nothing open: does nothing
-#' }
 dbx_default_connection <- function(conn) {
   if (!missing(conn)) {
     if (!is.null(conn)) check_connection(conn)

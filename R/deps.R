@@ -441,6 +441,26 @@ captured_env_bytes <- function(x, total) {
   total - length(bare)
 }
 
+# The globals of remote_eval(), remote_function() and futures travel with the
+# code: over getOption("dbrxr.size_notice_bytes") (10 MB), the same warning
+# class as a model's captured environments, naming the largest globals.
+warn_large_globals <- function(globals, what, size = NULL, call = rlang::caller_env()) {
+  sizes <- part_sizes(globals)
+  size <- size %||% sum(sizes)
+  if (!length(sizes) || size <= size_notice_bytes()) return(invisible(FALSE))
+  largest <- utils::head(sort(sizes, decreasing = TRUE), 3)
+  cli::cli_warn(c(
+    cli_escape(sprintf("%s and the globals it uses are %s; they travel to the cluster with it.",
+                       what, format_bytes(size))),
+    "x" = cli_escape(paste0("Largest globals: ", paste0("`", names(largest), "` (",
+                                                        vapply(largest, format_bytes, ""), ")",
+                                                        collapse = ", "), ".")),
+    "i" = "Use only what the code needs (a column or a summary rather than a whole data frame), or read the data on the cluster (e.g. dbx_read_table())."),
+    class = c("dbrxr_size_warning", "dbrxr_warning"), size = size, largest = largest,
+    call = call)
+  invisible(TRUE)
+}
+
 warn_captured_environments <- function(model, rm, call = rlang::caller_env()) {
   # Small models, or ones warned about, are not serialized a second time.
   if (rm$size < 1024^2 || isTRUE(the$size_warned[[rm$hash]])) return(invisible(FALSE))

@@ -21,7 +21,10 @@ run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FAL
   status <- NULL
   bar <- NULL
   on.exit({
-    if (!done) rust_job_cancel(job)
+    if (!done) {
+      rust_job_cancel(job)
+      say_cancelled()
+    }
     if (!is.null(status)) cli::cli_status_clear(status)
     if (!is.null(bar)) try(cli::cli_progress_done(id = bar), silent = TRUE)
   }, add = TRUE)
@@ -44,6 +47,7 @@ run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FAL
     if (isTRUE(st$interrupted)) {
       done <- TRUE
       rust_job_cancel(job)
+      say_cancelled()
       rlang::interrupt()
     }
     if (!show) next
@@ -60,6 +64,13 @@ run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FAL
       else cli::cli_status_update(status, msg)
     }
   }
+}
+
+# Ctrl-C (or an R error) while a command runs: it is cancelled on the cluster,
+# and the user is told so before the interrupt unwinds.
+say_cancelled <- function() {
+  try(cli::cli_inform(c("!" = "Interrupted: the remote command was cancelled on the cluster."),
+                      class = "dbrxr_cancelled_message"), silent = TRUE)
 }
 
 # A bar of counted units, made or moved. Without auto_terminate: cli removes
@@ -141,16 +152,15 @@ exec_start <- function(conn, code, language = "python", timeout = NULL, poll_fix
 #'   with fields `summary` and `cause` (HTML and ANSI codes removed).
 #' @seealso [dbx_upload()], [dbx_cluster_status()].
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' dbx_exec("print(1 + 1)", conn)
 #' dbx_exec("import sys\nsys.version_info.major", conn)
 #' e <- tryCatch(dbx_exec("1/0", conn), dbrxr_remote_python_error = function(e) e)
 #' e$summary
 #' dbx_disconnect(conn)
-#' }
 dbx_exec <- function(code, conn = dbx_default_connection(), language = "python", timeout = NULL) {
+  check_not_connection(code)
   if (is.null(timeout) && inherits(conn, "dbx_connection")) timeout <- conn$options$timeout
   res <- exec_command(conn, code, language = language, timeout = timeout)
   if (isTRUE(res$truncated)) {

@@ -65,8 +65,7 @@ fw_cancel <- function(h) remote_request_cancel(h)
 #' @return A `DatabricksFuture` (a `future::Future`).
 #' @seealso `vignette("parallel", package = "dbrxr")`.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' if (requireNamespace("future", quietly = TRUE)) {
 #'   conn <- local_cluster()
 #'   future::plan(databricks, conn = conn, workers = 2)
@@ -75,7 +74,6 @@ fw_cancel <- function(h) remote_request_cancel(h)
 #'   future::value(f)
 #'   future::plan(future::sequential)
 #'   dbx_disconnect(conn)
-#' }
 #' }
 databricks <- function(..., conn = dbx_default_connection(), workers = 4L, timeout = NULL,
                        envir = parent.frame()) {
@@ -136,6 +134,7 @@ fw_request <- function(future) {
   globals <- as.list(unclass(future$globals))
   attr(globals, "where") <- NULL
   info <- check_transportable(globals, "the globals of the future")
+  warn_large_globals(globals, "The future", call = NULL)
   # Models among the globals: the packages of their predict() methods, which
   # future does not see (S3 dispatch finds them only once loaded).
   models <- Filter(is.object, globals)
@@ -247,6 +246,7 @@ fw_pool <- function(conn, workers) {
     pool$conn <- conn
     pool$slots <- list()
     assign(key, pool, envir = the$fw_pools)
+    fw_register_cleanup()
   }
   while (length(pool$slots) < workers) {
     slot <- new.env(parent = emptyenv())
@@ -313,6 +313,26 @@ fw_retire <- function(slot) {
   if (!is.null(slot$conn)) try(close_connection(slot$conn), silent = TRUE)
   slot$conn <- NULL
   invisible()
+}
+
+# plan(sequential) (any change of plan) closes the workers' contexts, as it
+# stops multisession's workers. future 1.31 has no cleanup hook for other
+# backends: plan() stops the "cluster" of its ClusterRegistry on every change,
+# so the pools are registered there as one, whose stopCluster() closes them.
+# Registering again is a no-op (same `workers` key).
+fw_register_cleanup <- function() {
+  registry <- tryCatch(utils::getFromNamespace("ClusterRegistry", "future"),
+                       error = function(e) NULL)
+  if (!is.function(registry)) return(invisible(FALSE))
+  make <- function(workers, ...) structure(list(workers = workers),
+                                           class = c("dbrxr_future_workers", "cluster"))
+  try(registry("start", workers = "dbrxr-databricks-workers", makeCluster = make), silent = TRUE)
+  invisible(TRUE)
+}
+
+#' @exportS3Method parallel::stopCluster
+stopCluster.dbrxr_future_workers <- function(cl = NULL) {
+  fw_pool_close()
 }
 
 # Close the workers of `conn` (all of them when NULL), cancelling what they

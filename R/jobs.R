@@ -69,6 +69,7 @@ remote_job <- function(fun_or_expr, ..., cluster = NULL, library = NULL, name = 
                        schedule = NULL, timezone = "UTC", wait = FALSE, timeout = NULL,
                        conn = dbx_default_connection(), envir = parent.frame()) {
   call <- rlang::current_env()
+  check_not_connection(fun_or_expr, call = call)
   x <- fun_or_expr
   args <- list(...)
   if (is.function(x)) {

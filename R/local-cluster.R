@@ -65,13 +65,11 @@
 #' @seealso [dbx_connect()] for a workspace, [dbx_disconnect()],
 #'   [dbx_default_connection()], [local_test_cluster()].
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' conn
 #' conn$local_info$url
 #' dbx_disconnect(conn)
-#' }
 local_cluster <- function(python = NULL, port = 0L, token = NULL, ...) {
   claim_default(start_local_cluster(python, port, token, list(...), call = rlang::current_env()))
 }
@@ -92,7 +90,7 @@ start_local_cluster <- function(python, port, token, dots, call = rlang::caller_
   started <- unwrap(rust_local_start(opts), call = call)
   info <- started$info
   if (!isTRUE(info$rpy2)) {
-    cli::cli_warn(c("!" = cli_escape(info$warning %||% "rpy2 is not available."),
+    cli::cli_warn(c("!" = cli_escape(sentence_case(info$warning %||% "This Python has no rpy2.")),
                     "i" = "Python commands work; R code sent through rpy2 will fail."),
                   class = "dbrxr_local_no_rpy2_warning", call = call)
   }
@@ -216,3 +214,10 @@ local_terminate <- function(conn) invisible(local_control(conn, "POST", "/_local
 
 # Evict idle contexts, as a busy cluster does; the ids evicted.
 local_evict <- function(conn) unlist(local_control(conn, "POST", "/_local/contexts/evict")$evicted)
+
+# For examples (`@examplesIf`): run them where a local cluster can start, so
+# that example() and R CMD check run them: the binary is installed and a
+# Python can import rpy2.
+local_example_ok <- function() {
+  nzchar(system.file("bin", "dbrxr-local", package = "dbrxr")) && !is.null(rpy2_python())
+}

@@ -83,6 +83,7 @@ remote_log_model <- function(model, name, ..., type = NULL, postprocess = NULL, 
   call <- rlang::current_env()
   if (missing(model)) abort_dbrxr("`model` is missing.", "dbrxr_input_error", call = call)
   if (missing(name)) abort_dbrxr("`name` is missing.", "dbrxr_input_error", call = call)
+  check_not_connection(model, call = call)
   check_uc_model_name(name, call = call)
   check_string(type, call = call)
   check_string(alias, call = call)

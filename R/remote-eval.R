@@ -42,8 +42,7 @@
 #'   a `dbrxr_timeout_error` raised.
 #' @return The value of `expr` on the cluster.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' n <- 10
 #' square <- function(x) x^2
@@ -55,7 +54,6 @@
 #' remote_eval(e, conn, substitute = FALSE)
 #' remote_eval(!!e, conn)
 #' dbx_disconnect(conn)
-#' }
 remote_eval <- function(expr, conn = dbx_default_connection(), envir = parent.frame(),
                         substitute = TRUE, timeout = NULL) {
   call <- rlang::current_env()
@@ -64,6 +62,9 @@ remote_eval <- function(expr, conn = dbx_default_connection(), envir = parent.fr
   if (substitute) {
     # rlang's `!!` injects values into `expr`.
     expr <- rlang::enexpr(expr)
+    if (is.symbol(expr) && inherits(get0(as.character(expr), envir = envir), "dbx_connection")) {
+      check_not_connection(get0(as.character(expr), envir = envir), arg = "expr", call = call)
+    }
   } else if (!is.language(expr) && !is.expression(expr) && !(is.atomic(expr) && length(expr) <= 1L)) {
     abort_dbrxr("With `substitute = FALSE`, `expr` must be a language object.", "dbrxr_input_error",
                 problems = sprintf("It is %s.", obj_type(expr)),
@@ -79,6 +80,7 @@ remote_eval <- function(expr, conn = dbx_default_connection(), envir = parent.fr
   info <- check_globals(gl$globals, call = call)
   sc <- session_code(gl$globals, skip = names(gl$globals), envir = envir, call = call)
   check_max_bytes(c(gl$globals, sc$values), call = call)
+  warn_large_globals(gl$globals, "The expression", call = call)
   packages <- needed_packages(gl$packages, info$namespaces, sc$packages)
   req <- with_seed(list(op = "eval", expr = expr, globals = gl$globals, session = sc$values,
                         packages = packages))
@@ -121,19 +123,18 @@ check_globals <- function(globals, call = rlang::caller_env()) {
 #' @return A function of class `dbx_remote_function`. Printing it shows the
 #'   bytes that travel (`f` with its globals) on the first call.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' slow_sum <- function(x, times = 2) sum(x) * times
 #' rsum <- remote_function(slow_sum, conn)
 #' rsum(1:10)
 #' rsum(1:10, times = 3)
 #' dbx_disconnect(conn)
-#' }
 remote_function <- function(f, conn = dbx_default_connection(), packages = NULL,
                             timeout = NULL) {
   call <- rlang::current_env()
   name <- if (is.name(substitute(f))) as.character(substitute(f)) else "f"
+  check_not_connection(f, call = call)
   if (!is.function(f) || is.primitive(f)) {
     abort_dbrxr("`f` must be an R function (not a primitive).", "dbrxr_input_error",
                 problems = sprintf("It is %s.", if (is.function(f)) "a primitive" else obj_type(f)),
@@ -163,15 +164,7 @@ remote_function <- function(f, conn = dbx_default_connection(), packages = NULL,
   state$timeout <- timeout
   state$session <- names(sc$values)
   state$largest <- utils::head(sort(part_sizes(gl$globals), decreasing = TRUE), 3)
-  if (length(bytes) > size_notice_bytes()) {
-    cli::cli_inform(c("i" = cli_escape(sprintf(
-      "`%s` and the globals it uses are %s; they travel to the cluster on the first call%s.",
-      name, format_bytes(length(bytes)),
-      if (length(state$largest)) paste0(" (largest: ", paste0("`", names(state$largest), "` ",
-                                                                vapply(state$largest, format_bytes, ""),
-                                                                collapse = ", "), ")") else ""))),
-      class = "dbrxr_size_message")
-  }
+  warn_large_globals(gl$globals, sprintf("`%s`", name), size = length(bytes), call = call)
   env <- new.env(parent = asNamespace("dbrxr"))
   env$.dbrxr_state <- state
   wrapper <- rlang::new_function(

@@ -14,6 +14,8 @@
 #' the executors.
 #'
 #' @param conn A `dbx_connection`.
+#' @param packages `NULL` (all packages), or the names of the packages to
+#'   compare (a name on neither side is listed as missing on the cluster).
 #' @param pkgs Names of packages to install from `repos`, or paths of package
 #'   source tarballs (`.tar.gz`).
 #' @param repos Repositories the cluster installs from, as in
@@ -25,24 +27,34 @@
 #'   connection's library, or `"system"` for the runtime's libraries, `NA`
 #'   when missing) and `status` (`"same"`, `"different"`, `"only remote"` or
 #'   `"missing remote"`, for a package loaded here that the cluster lacks).
+#'   Printing it shows a summary of the statuses, then only the packages that
+#'   differ or are missing on the cluster (`as.data.frame()` prints all).
 #'   `remote_install_packages()`: the new `dbx_library`, invisibly.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' pk <- remote_packages(conn)
 #' head(pk)
-#' pk[pk$package == "stats", ]
+#' remote_packages(conn, packages = c("stats", "utils"))
 #' dbx_disconnect(conn)
-#' }
-remote_packages <- function(conn = dbx_default_connection()) {
+remote_packages <- function(conn = dbx_default_connection(), packages = NULL) {
   call <- rlang::current_env()
+  if (!is.null(packages) && (!is.character(packages) || anyNA(packages))) {
+    abort_dbrxr("`packages` must be a character vector of package names or NULL.",
+                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(packages)),
+                call = call)
+  }
   check_connection(conn)
   ans <- remote_request(conn, list(op = "packages", packages = character()), call = call)
   remote <- deliver_answer(ans, call = call)
   lib <- connection_library(conn)
   where <- ifelse(remote$in_library %in% TRUE, lib$hash %||% "library", "system")
-  missing <- setdiff(loadedNamespaces(), remote$package)
+  if (!is.null(packages)) {
+    keep <- remote$package %in% packages
+    remote <- lapply(remote, function(col) col[keep])
+    where <- where[keep]
+  }
+  missing <- setdiff(packages %||% loadedNamespaces(), remote$package)
   pkgs <- c(remote$package, missing)
   here <- installed_versions(pkgs)
   there <- c(remote$version, rep(NA_character_, length(missing)))
@@ -54,7 +66,23 @@ remote_packages <- function(conn = dbx_default_connection()) {
                     stringsAsFactors = FALSE)
   out <- out[order(tolower(out$package)), ]
   rownames(out) <- NULL
+  class(out) <- c("dbx_packages", "data.frame")
   out
+}
+
+#' @export
+print.dbx_packages <- function(x, ...) {
+  counts <- table(factor(x$status, c("same", "different", "only remote", "missing remote")))
+  cat(sprintf("<dbx_packages> %d package%s: %s\n", nrow(x), if (nrow(x) == 1L) "" else "s",
+              paste(counts, names(counts), collapse = ", ")))
+  diff <- x[x$status %in% c("different", "missing remote"), , drop = FALSE]
+  if (nrow(diff)) {
+    rownames(diff) <- NULL
+    print(as.data.frame(diff), ...)
+  } else {
+    cat("No package differs from this session's or is missing on the cluster.\n")
+  }
+  invisible(x)
 }
 
 same_version <- function(a, b) {
@@ -74,6 +102,7 @@ installed_versions <- function(pkgs) {
 remote_install_packages <- function(pkgs, conn = dbx_default_connection(),
                                     repos = getOption("repos"), progress = NULL, timeout = NULL) {
   call <- rlang::current_env()
+  check_not_connection(pkgs, call = call)
   if (!is.character(pkgs) || !length(pkgs) || anyNA(pkgs) || !all(nzchar(pkgs))) {
     abort_dbrxr("`pkgs` must be a character vector of package names or tarball paths.",
                 "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(pkgs)), call = call)

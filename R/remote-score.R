@@ -35,7 +35,9 @@
 #'   (`models:/catalog.schema.model/3`, `models:/catalog.schema.model@champion`;
 #'   see [remote_log_model()]), loaded by the cluster from the registry.
 #' @param newdata The data to score (passed as the second argument of
-#'   `predict()`, so matrices for e.g. `glmnet` work too).
+#'   `predict()`, so matrices for e.g. `glmnet` work too). The model's own
+#'   name for it works as well: `newx = x` (glmnet) or `new_data = df`
+#'   (tidymodels).
 #' @param ... Further arguments to `predict()`, e.g. `s = 0.01` or
 #'   `probability = TRUE`.
 #' @param type Passed to `predict()` as `type` when not `NULL`.
@@ -48,8 +50,7 @@
 #' @return What `predict()` returns.
 #' @seealso [remote_model()] to ship a model once and score it many times.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' fit <- lm(mpg ~ wt + hp, data = mtcars)
 #' pred <- remote_score(fit, mtcars, conn = conn)
@@ -58,22 +59,29 @@
 #' fit2 <- glm(am ~ wt, data = mtcars, family = binomial)
 #' remote_score(fit2, head(mtcars), type = "response", conn = conn)
 #' dbx_disconnect(conn)
-#' }
 remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_connection(),
                          progress = NULL, timeout = NULL) {
   call <- rlang::current_env()
   if (missing(model)) {
     abort_dbrxr("`model` is missing.", "dbrxr_input_error", call = call)
   }
+  args <- list(...)
   if (missing(newdata)) {
-    abort_dbrxr("`newdata` is missing.", "dbrxr_input_error",
-                hints = "Pass the data to score as the second argument.", call = call)
+    # The model's own name for it: glmnet's `newx`, tidymodels' `new_data`.
+    own <- intersect(c("newx", "new_data"), names(args))
+    if (!length(own)) {
+      abort_dbrxr("`newdata` is missing.", "dbrxr_input_error",
+                  hints = "Pass the data to score as the second argument.", call = call)
+    }
+    newdata <- args[[own[1]]]
+    args[[own[1]]] <- NULL
   }
+  check_not_connection(model, call = call)
+  check_not_connection(newdata, call = call)
   check_string(type)
   check_flag(progress)
   check_number(timeout, min = 0)
   rm <- as_remote_model(model, envir = parent.frame(), call = call, conn = conn)
-  args <- list(...)
   if (!is.null(type)) args$type <- type
   nd_info <- check_transportable(newdata, "newdata", call = call)
   args_info <- check_transportable(args, "...", call = call)
@@ -113,16 +121,15 @@ remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_co
 #' @param timeout Seconds shipping may take; see [remote_score()].
 #' @return A `dbx_remote_model`.
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' rm <- remote_model(lm(mpg ~ wt, data = mtcars), conn)
 #' rm
 #' predict(rm, head(mtcars))
 #' dbx_disconnect(conn)
-#' }
 remote_model <- function(model, conn = dbx_default_connection(), timeout = NULL) {
   call <- rlang::current_env()
+  check_not_connection(model, call = call)
   check_number(timeout, min = 0)
   rm <- as_remote_model(model, envir = parent.frame(), call = call, conn = conn)
   check_connection(conn)

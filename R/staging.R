@@ -77,14 +77,12 @@ check_payload <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_en
 #' @return The remote path (as the API sees it: `dbfs:/...` or `/Volumes/...`).
 #' @seealso [dbx_download()]
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' p <- dbx_upload(serialize(mtcars, NULL), conn = conn)
 #' p
 #' identical(unserialize(dbx_download(p, conn = conn)), mtcars)
 #' dbx_disconnect(conn)
-#' }
 dbx_upload <- function(x, path = NULL, conn = dbx_default_connection(), overwrite = TRUE) {
   check_connection(conn)
   x <- check_payload(x)
@@ -107,13 +105,11 @@ dbx_upload <- function(x, path = NULL, conn = dbx_default_connection(), overwrit
 #' @return A raw vector when `dest` is `NULL`, else `dest`, invisibly.
 #' @seealso [dbx_upload()]
 #' @export
-#' @examples
-#' \donttest{
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' p <- dbx_upload(charToRaw("hello"), conn = conn)
 #' rawToChar(dbx_download(p, conn = conn))
 #' dbx_disconnect(conn)
-#' }
 dbx_download <- function(path, dest = NULL, conn = dbx_default_connection()) {
   check_connection(conn)
   check_string(path, null_ok = FALSE)

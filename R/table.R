@@ -39,7 +39,19 @@ print.dbx_sql <- function(x, ...) {
 #' UTC, microseconds). Nulls become `NA`; a double `NaN` stays `NaN`. Other
 #' types (arrays, maps, structs, binary) are a `dbrxr_input_error`.
 #'
-#' @param table A table name (`catalog.schema.table`) or a [dbx_sql()] query.
+#' @section Table names:
+#' Every table verb resolves a name as Spark SQL does on the cluster:
+#' `catalog.schema.table` names one table; `schema.table` is that schema of
+#' the session's current catalog; `table` is in the current schema (`default`
+#' unless changed with `USE`). On Databricks the current catalog is the
+#' workspace's default one; on the local cluster it is `hive_metastore`, so
+#' there `crm.t` and `main.crm.t` are two different tables: write the
+#' three-part name to mean the same table in both places. Names are letters,
+#' digits and underscores, one to three parts; a missing schema is a
+#' `dbrxr_input_error` whose hint creates that schema.
+#'
+#' @param table A table name (`catalog.schema.table`, see "Table names") or a
+#'   [dbx_sql()] query.
 #' @param limit At most this many rows (`NULL`: all; mind the memory).
 #' @param conn A `dbx_connection`.
 #' @param timeout Seconds before the read is cancelled (`NULL`: none).
@@ -146,10 +158,15 @@ column_refusal <- function(x) {
 #' and nothing is written.
 #'
 #' @param df A data frame.
-#' @param name The table name (`catalog.schema.table`); the schema must exist.
+#' @param name The table name (`catalog.schema.table`, see "Table names");
+#'   the schema must exist.
 #' @param mode `"error"` (the table must not exist), `"overwrite"` (replace it;
 #'   the old one stays intact if the write fails) or `"append"`.
+#' @param progress For frames over 10 MB, show what the write is doing
+#'   (uploading the rows, then the table job): `TRUE`, `FALSE`, or `NULL`
+#'   (the connection's `progress` option, else while interactive).
 #' @inheritParams dbx_read_table
+#' @inheritSection dbx_read_table Table names
 #' @return A `dbx_table` (invisibly).
 #' @export
 #' @examplesIf dbrxr:::spark_example_ok()
@@ -158,8 +175,9 @@ column_refusal <- function(x) {
 #' dbx_write_table(iris, "main.demo.iris", mode = "overwrite", conn = conn)
 #' dbx_disconnect(conn)
 dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
-                            conn = dbx_default_connection(), timeout = NULL) {
+                            conn = dbx_default_connection(), timeout = NULL, progress = NULL) {
   call <- rlang::current_env()
+  check_not_connection(df, call = call)
   if (!is.data.frame(df)) {
     abort_dbrxr("`df` must be a data frame.", "dbrxr_input_error",
                 problems = sprintf("It is %s.", obj_type(df)), call = call)
@@ -169,8 +187,11 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
   check_connection(conn, call = call)
   df <- as.data.frame(df)
   check_table_columns(df, call = call)
+  check_flag(progress, call = call)
+  # Small frames are written in a blink: progress only for large ones.
+  big <- as.numeric(utils::object.size(df)) > 10 * 1024^2
   res <- spark_request(conn, list(op = "write", output = name, mode = mode, data = df),
-                       timeout = timeout, call = call)
+                       timeout = timeout, progress = if (big) progress else FALSE, call = call)
   invisible(new_dbx_table(name, res))
 }
 
@@ -218,17 +239,23 @@ dbx_write_table <- function(df, name, mode = c("error", "overwrite", "append"),
 #'   a `glmnet` fit).
 #' @param table A table name, a [dbx_sql()] query, or a dbplyr lazy table over a
 #'   [databricks_sql()] connection (its SQL, from `dbplyr::sql_render()`).
-#' @param output The output table name.
+#' @param output The output table name (see "Table names").
 #' @param ... Further arguments to `predict()`.
 #' @param type Passed to `predict()` as `type` when not `NULL`.
 #' @param keep Names of input columns copied to the output (e.g. an id).
 #' @param prediction Name (or prefix) of the prediction columns.
 #' @param postprocess A function applied to each batch's `predict()` value.
+#'   `NULL` (the default) has built-ins for common models: a `ranger` fit's
+#'   `$predictions` (a vector, or one column per class of the probability
+#'   matrix), a `glmnet` fit's matrix as a vector (one `s`) or one column per
+#'   `s`; a `glmnet` fit is also given each batch as the matrix of its
+#'   variables.
 #' @param mode `"error"`, `"overwrite"` or `"append"` (see [dbx_write_table()]).
 #' @param conn A `dbx_connection`.
 #' @param progress Show a progress bar of the Spark tasks done: `TRUE`,
 #'   `FALSE`, or `NULL` (the connection's option, else while interactive).
 #' @param timeout Seconds before the job is cancelled (`NULL`: none).
+#' @inheritSection dbx_read_table Table names
 #' @return A `dbx_table` (invisibly): `name`, `rows`, `columns`, `seconds`.
 #' @export
 #' @examplesIf dbrxr:::spark_example_ok()
@@ -245,6 +272,7 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
                                conn = dbx_default_connection(), progress = NULL,
                                timeout = NULL) {
   call <- rlang::current_env()
+  check_not_connection(model, call = call)
   spec <- table_source(table, call = call)
   check_table_name(output, "output", call = call)
   mode <- rlang::arg_match(mode, error_call = call)
@@ -324,6 +352,8 @@ score_bundle <- function(model, args, postprocess, prediction, call) {
       model <- rm$store$model %||% unserialize(model_bytes(rm))
     }
     packages <- rm$packages
+    if (is.null(postprocess)) postprocess <- builtin_postprocess(model)
+    if (inherits(model, "glmnet")) model <- glmnet_on_frames(model)
   }
   if (!is.null(postprocess)) {
     postprocess <- shippable_function(postprocess, call)
@@ -337,6 +367,32 @@ score_bundle <- function(model, args, postprocess, prediction, call) {
   bytes <- serialize(b, NULL, xdr = FALSE)
   list(bytes = bytes, hash = unwrap(rust_sha256(bytes)),
        level_cols = setdiff(model_inputs(model), names(levels)))
+}
+
+# predict() values of common models that are not yet columns: ranger's list
+# (its `$predictions`: a vector, or the probability matrix) and glmnet's
+# one-column matrix (a vector; several `s` stay a matrix, one column each).
+# Made here so the function's environment is the base one and nothing travels.
+builtin_postprocess <- function(model) {
+  fn <- if (inherits(model, "ranger")) {
+    function(value) if (inherits(value, "ranger.prediction")) value$predictions else value
+  } else if (inherits(model, "glmnet")) {
+    function(value) if (is.matrix(value) && ncol(value) == 1L) value[, 1L] else value
+  }
+  if (!is.null(fn)) environment(fn) <- baseenv()
+  fn
+}
+
+# glmnet predicts from a matrix (`newx`), batches are data frames: score the
+# fit's own variables as a matrix.
+glmnet_on_frames <- function(fit) {
+  beta <- if (is.list(fit$beta)) fit$beta[[1]] else fit$beta
+  env <- new.env(parent = baseenv())
+  env$fit <- fit
+  env$vars <- rownames(beta)
+  f <- function(newdata, ...) stats::predict(fit, as.matrix(newdata[, vars, drop = FALSE]), ...)
+  environment(f) <- env
+  f
 }
 
 # A function for a table job's bundle, shipped as remote_function() ships
@@ -379,9 +435,20 @@ model_levels <- function(model) {
   out
 }
 
+# The schema part of a table name, as Spark resolves it: `catalog.schema` of a
+# three-part name, `schema` of a two-part one (in the current catalog), NULL
+# for a one-part name (the current schema) or no name.
+schema_of <- function(name) {
+  if (!is.character(name) || length(name) != 1L) return(NULL)
+  parts <- strsplit(name, ".", fixed = TRUE)[[1]]
+  if (length(parts) < 2L) return(NULL)
+  paste(parts[-length(parts)], collapse = ".")
+}
+
 name_pattern <- "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*){0,2}$"
 
 check_table_name <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  check_not_connection(x, arg = arg, call = call)
   check_string(x, arg = arg, null_ok = FALSE, call = call)
   if (!grepl(name_pattern, x)) {
     abort_dbrxr(sprintf("`%s` is not a table name.", arg), "dbrxr_input_error",
@@ -393,6 +460,7 @@ check_table_name <- function(x, arg = rlang::caller_arg(x), call = rlang::caller
 }
 
 table_source <- function(table, call) {
+  check_not_connection(table, call = call)
   if (inherits(table, "dbx_sql")) return(list(query = table$query))
   # A dbplyr lazy table (over a databricks_sql() connection): its query.
   if (inherits(table, "tbl_lazy")) return(list(query = as.character(dbplyr::sql_render(table))))
@@ -413,9 +481,33 @@ spark_request <- function(conn, spec, timeout = NULL, progress = FALSE, call = r
     if (need_object && identical(err$class, "need_object")) return(need_object_answer)
     spark_error(err, spec, call)
   }
-  res <- remote_target(conn, "spark", spec, timeout = timeout, progress = progress,
-                       errors = errors, call = call)
-  res
+  say_spark_start(conn)
+  withCallingHandlers(
+    remote_target(conn, "spark", spec, timeout = timeout, progress = progress,
+                  errors = errors, call = call),
+    interrupt = function(i) say_table_unchanged(spec))
+}
+
+# After Ctrl-C in a write or a scoring job: the output is written aside and
+# swapped in only at the end (appends commit only at the end), so the table
+# the user had is still there.
+say_table_unchanged <- function(spec) {
+  out <- spec$output
+  if (is.null(out)) return(invisible())
+  text <- if (identical(spec$mode, "error")) sprintf("Table %s was not created.", out)
+          else sprintf("Table %s is unchanged: the previous table is still there.", out)
+  try(cli::cli_inform(c("i" = cli_escape(text)), class = "dbrxr_cancelled_message"), silent = TRUE)
+}
+
+# The first table operation of a connection may wait for Spark to start on
+# the cluster (tens of seconds on the local cluster): say so, once.
+say_spark_start <- function(conn) {
+  st <- remote_state(conn)
+  if (isTRUE(st$spark_announced)) return(invisible(FALSE))
+  st$spark_announced <- TRUE
+  cli::cli_inform(c("i" = "Waiting for Spark on the cluster: the first table operation of a connection starts it if needed (this can take a minute)."),
+                  class = "dbrxr_spark_start_message")
+  invisible(TRUE)
 }
 
 spark_error <- function(f, spec, call) {
@@ -434,7 +526,8 @@ spark_error <- function(f, spec, call) {
                          hints = "Use `mode = \"overwrite\"` or `\"append\"`, or another name.",
                          table = spec$output, call = call),
     no_schema = abort_dbrxr(f$message, "dbrxr_input_error",
-                            hints = "Create it first, e.g. dbx_exec(\"spark.sql('CREATE SCHEMA IF NOT EXISTS main.crm')\").",
+                            hints = sprintf("Create it first: dbx_exec(\"spark.sql('CREATE SCHEMA IF NOT EXISTS %s')\").",
+                                            schema_of(spec$output %||% spec$table) %||% "catalog.schema"),
                             call = call),
     input = abort_dbrxr(f$message, "dbrxr_input_error", call = call),
     schema = abort_dbrxr(sprintf("The rows do not fit table %s; nothing was written.", spec$output),

@@ -36,7 +36,7 @@ test_that("[__settings__] default_profile is honoured and missing profiles are e
                               "[dev]", "host = b.example.com", "token = t2", "cluster_id = c2"))
   expect_equal(dbx_connect()$info$host, "https://b.example.com")
   err <- expect_error(dbx_connect(profile = "prod"), class = "dbrxr_config_error")
-  expect_match(conditionMessage(err), "profile `prod` does not exist")
+  expect_match(conditionMessage(err), "Profile `prod` does not exist")
   expect_match(conditionMessage(err), "DEFAULT, dev")
   expect_equal(err$profile, "prod")
 })

@@ -64,9 +64,15 @@ test_that("an interrupt from outside cancels the command on the cluster within 2
     library(dbrxr)
     conn <- dbx_connect(host = url, token = token, cluster_id = cluster_id)
     dbx_exec("pass", conn)
-    r <- tryCatch(dbx_exec("import time; time.sleep(60)", conn),
-                  interrupt = function(e) "interrupted")
-    list(r = r, after = dbx_exec("print('again')", conn))
+    said <- character()
+    r <- withCallingHandlers(
+      tryCatch(dbx_exec("import time; time.sleep(60)", conn),
+               interrupt = function(e) "interrupted"),
+      dbrxr_cancelled_message = function(m) {
+        said <<- c(said, conditionMessage(m))
+        invokeRestart("muffleMessage")
+      })
+    list(r = r, said = said, after = dbx_exec("print('again')", conn))
   }, args = list(url, "interrupt-test-token-0123456789", conn$local_info$cluster_id),
   env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep)))
   on.exit(child$kill(), add = TRUE)
@@ -74,6 +80,9 @@ test_that("an interrupt from outside cancels the command on the cluster within 2
   res <- interrupt_running_child(child, conn, executed = 2, start_within = 30, settle = 0.3,
                                  wait_ms = 20000)
   expect_identical(res$r, "interrupted")
+  # The user is told what happened to the command (once).
+  expect_length(res$said, 1)
+  expect_match(res$said, "the remote command was cancelled on the cluster", fixed = TRUE)
   expect_identical(res$after, "again")
 })
 

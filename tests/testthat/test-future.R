@@ -243,6 +243,30 @@ test_that("dbx_disconnect() destroys the contexts of the connection's workers", 
   expect_error(future::future(1), class = "dbrxr_input_error")
 })
 
+test_that("plan(sequential) after plan(databricks) closes the workers' contexts, as multisession does", {
+  token <- "future-plan-change-token-0123456789"
+  server <- local_test_cluster(token = token)
+  conn <- dbx_connect(host = server$local_info$url, token = token,
+                      cluster_id = server$local_info$cluster_id)
+  on.exit(dbx_disconnect(conn), add = TRUE)
+  old <- future::plan(databricks, conn = conn, workers = 2)
+  on.exit(future::plan(old), add = TRUE)
+  pids <- future.apply::future_lapply(1:2, function(i) {
+    Sys.sleep(0.3)
+    Sys.getpid()
+  })
+  expect_length(unique(unlist(pids)), 2)
+  expect_equal(local_stats(server)$contexts$alive, 2)
+  future::plan(future::sequential)
+  expect_equal(local_stats(server)$contexts$alive, 0)
+  # The connection itself goes on, and a new plan opens new workers.
+  expect_identical(remote_eval(1 + 1, conn), 2)
+  future::plan(databricks, conn = conn, workers = 1)
+  expect_identical(future::value(future::future(3 * 2)), 6)
+  future::plan(future::sequential)
+  expect_equal(local_stats(server)$contexts$alive, 1)  # conn's own context only
+})
+
 test_that("globals holding versions or function frames with `...` can be inspected", {
   # A FutureResult holds R.version's numeric_version, whose `[[` never ends;
   # a closure made inside f(...) keeps a frame whose `...` cannot be got.

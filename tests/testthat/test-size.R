@@ -65,7 +65,7 @@ test_that("remote_function() reports the bytes that travel", {
   withr::local_options(dbrxr.size_notice_bytes = 1e6)
   lookup <- runif(3e5)
   f <- function(i) lookup[i]
-  expect_message(rf <- remote_function(f, conn), class = "dbrxr_size_message")
+  expect_warning(rf <- remote_function(f, conn), class = "dbrxr_size_warning")
   expect_output(print(rf), "size:     [0-9.]+ MB \\(f and its globals")
   expect_identical(rf(2:3), f(2:3))
 })

@@ -274,16 +274,22 @@ test_that("Ctrl-C (an interrupt from outside) cancels the Spark job within 2 s; 
       if (length(p) > 500) { file.create(started); Sys.sleep(120) }
       p
     }
-    r <- tryCatch(remote_score_table(fit, "main.tt.err", "main.tt.err_out", mode = "overwrite",
-                                     keep = "id", postprocess = slow, conn = conn),
-                  interrupt = function(e) "interrupted")
+    said <- character()
+    r <- withCallingHandlers(
+      tryCatch(remote_score_table(fit, "main.tt.err", "main.tt.err_out", mode = "overwrite",
+                                  keep = "id", postprocess = slow, conn = conn),
+               interrupt = function(e) "interrupted"),
+      dbrxr_cancelled_message = function(m) {
+        said <<- c(said, conditionMessage(m))
+        invokeRestart("muffleMessage")
+      })
     t0 <- Sys.time()
     repeat {
       active <- dbx_exec("len(spark.sparkContext.statusTracker().getActiveJobsIds())", conn)
       if (grepl("0$", active) || Sys.time() - t0 > 30) break
       Sys.sleep(0.05)
     }
-    list(r = r, active = active, done_at = Sys.time())
+    list(r = r, said = said, active = active, done_at = Sys.time())
   }, args = list(conn$local_info$url, spark_token, conn$local_info$cluster_id, started),
   env = c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep)))
   on.exit(child$kill(), add = TRUE)
@@ -296,6 +302,9 @@ test_that("Ctrl-C (an interrupt from outside) cancels the Spark job within 2 s; 
   child$wait(60000)
   res <- child$get_result()
   expect_identical(res$r, "interrupted")
+  # The user is told the command was cancelled and the table left as it was.
+  expect_match(res$said[1], "the remote command was cancelled on the cluster", fixed = TRUE)
+  expect_match(res$said[2], "Table main.tt.err_out is unchanged", fixed = TRUE)
   expect_match(res$active, "0$")
   # From the interrupt to the child seeing no active Spark job (its check included).
   expect_lt(as.numeric(res$done_at - t0, units = "secs"), 2)

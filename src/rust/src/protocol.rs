@@ -331,7 +331,7 @@ pub async fn bootstrap(s: &Session, st: &State, opts: &RunOptions, ctl: &Control
             *st.booted.lock().await = s.context_id();
             Ok(fields)
         }
-        "NORPY2" => Err(Error::new(ErrorKind::Context, "rpy2 is not available in the cluster's Python, so dbrxr cannot run R there")
+        "NORPY2" => Err(Error::new(ErrorKind::Context, "The cluster's Python has no rpy2, so dbrxr cannot run R there")
             .field("problem", get("problem"))
             .field("python", get("python"))
             .hint(format!("import failed: {}", get("problem")))

@@ -560,6 +560,8 @@ dbi_exists <- function(conn, name, call = rlang::caller_env()) {
 #' @rdname databricks_sql
 #' @param row.names See `DBI::sqlRownamesToColumn()`: `FALSE` (default) drops
 #'   them, `TRUE` or a string keeps them in a column.
+#' @param check.names Make the column names syntactic R names
+#'   ([make.names()]), as `DBI::dbReadTable()` does by default.
 #' @export
 setMethod("dbReadTable", c("DatabricksSQLConnection", "character"),
           function(conn, name, ..., row.names = FALSE, check.names = TRUE) {
@@ -668,3 +670,46 @@ dbi_remove <- function(conn, name, fail_if_missing, call = rlang::caller_env()) 
   pane_updated(conn)
   invisible(TRUE)
 }
+
+#' DBI methods of the Databricks SQL backend
+#'
+#' The other DBI generics that [databricks_sql()] connections, results and
+#' the driver implement, with the meaning DBI gives them (see each generic's
+#' page in DBI, e.g. [DBI::dbBegin()]). Transactions: Spark SQL has none, so
+#' `dbBegin()`, `dbCommit()` and `dbRollback()` are a `dbrxr_unsupported_error`;
+#' `dbBind()`: statements take no parameters (write values with
+#' [DBI::dbQuoteLiteral()] instead).
+#'
+#' @name databricks_sql-methods
+#' @keywords internal
+#' @aliases dbBegin,DatabricksSQLConnection-method
+#' @aliases dbBind,DatabricksSQLResult-method
+#' @aliases dbColumnInfo,DatabricksSQLResult-method
+#' @aliases dbCommit,DatabricksSQLConnection-method
+#' @aliases dbDisconnect,DatabricksSQLConnection-method
+#' @aliases dbExistsTable,DatabricksSQLConnection,Id-method
+#' @aliases dbGetInfo,DatabricksSQLConnection-method
+#' @aliases dbGetInfo,DatabricksSQLDriver-method
+#' @aliases dbGetRowCount,DatabricksSQLResult-method
+#' @aliases dbGetRowsAffected,DatabricksSQLResult-method
+#' @aliases dbGetStatement,DatabricksSQLResult-method
+#' @aliases dbHasCompleted,DatabricksSQLResult-method
+#' @aliases dbIsValid,DatabricksSQLConnection-method
+#' @aliases dbIsValid,DatabricksSQLDriver-method
+#' @aliases dbIsValid,DatabricksSQLResult-method
+#' @aliases dbListFields,DatabricksSQLConnection,Id-method
+#' @aliases dbQuoteIdentifier,DatabricksSQLConnection,Id-method
+#' @aliases dbQuoteIdentifier,DatabricksSQLConnection,SQL-method
+#' @aliases dbQuoteLiteral,DatabricksSQLConnection-method
+#' @aliases dbQuoteString,DatabricksSQLConnection,SQL-method
+#' @aliases dbQuoteString,DatabricksSQLConnection,character-method
+#' @aliases dbReadTable,DatabricksSQLConnection,Id-method
+#' @aliases dbRemoveTable,DatabricksSQLConnection,Id-method
+#' @aliases dbRollback,DatabricksSQLConnection-method
+#' @aliases dbUnquoteIdentifier,DatabricksSQLConnection,Id-method
+#' @aliases dbUnquoteIdentifier,DatabricksSQLConnection,SQL-method
+#' @aliases dbWriteTable,DatabricksSQLConnection,Id,data.frame-method
+#' @aliases show,DatabricksSQLConnection-method
+#' @aliases show,DatabricksSQLDriver-method
+#' @aliases show,DatabricksSQLResult-method
+NULL

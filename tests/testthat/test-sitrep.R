@@ -41,14 +41,14 @@ test_that("on the local cluster every check is ok, and the report leaves nothing
   expect_match(first$detail[first$check == "r"], as.character(getRversion()), fixed = TRUE)
   expect_match(first$detail[first$check == "grants"], "you own it", fixed = TRUE)
   expect_true(all(is.na(first$fix[first$status == "ok"])))
-  # Once the cluster is up, a report takes seconds (the issue's goal is 5 s on
-  # an idle machine; this one is shared, so the bound here is looser).
+  # Once the cluster is up (Spark started), a report takes under 5 s (0.7-1.0 s
+  # measured on this 2-core machine under a load average of 4.5).
   t0 <- Sys.time()
   again <- dbx_sitrep(conn, timeout = 60)
   elapsed <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
   expect_true(all(again$status[again$check != "grants"] %in% c("ok", if (!python_has("mlflow")) "warn")))
   expect_identical(again$status[again$check == "grants"], "skip")
-  expect_lt(elapsed, 20)
+  expect_lt(elapsed, 5)
   expect_identical(stored_files(conn), before)
   out <- paste(format(again), collapse = "\n")
   expect_match(out, "Credentials", fixed = TRUE)

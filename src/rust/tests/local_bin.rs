@@ -8,6 +8,15 @@ use dbrxr::local::{LocalCluster, LocalOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dbrxr-local");
 
+/// Every start of a server removes the state dirs that dead servers left, so
+/// the tests here run one at a time: another test's start would remove the
+/// killed server's dir before the test looks at it.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Start the binary; its stdout lines up to the python line (the last one).
 /// Callers kill and wait for it.
 #[allow(clippy::zombie_processes)]
@@ -32,6 +41,7 @@ fn field<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
 
 #[test]
 fn the_token_from_the_environment_works_and_shows_neither_in_ps_nor_in_the_output() {
+    let _serial = one_at_a_time();
     let secret = "dapi-from-env-7f3a";
     let (mut child, lines) = start(Command::new(BIN).args(["--port", "0"]).env("DBRXR_LOCAL_TOKEN", secret));
     let url = field(&lines, "dbrxr-local listening on ").expect("url line").to_string();
@@ -68,6 +78,7 @@ fn the_token_from_the_environment_works_and_shows_neither_in_ps_nor_in_the_outpu
 
 #[test]
 fn a_state_dir_left_by_a_server_killed_with_sigkill_is_removed_by_the_next_start() {
+    let _serial = one_at_a_time();
     let (mut child, lines) = start(Command::new(BIN).args(["--token", "t"]));
     let dir = std::path::PathBuf::from(field(&lines, "state dir: ").expect("state dir line"));
     assert!(dir.is_dir());

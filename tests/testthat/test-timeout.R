@@ -15,8 +15,8 @@ expect_timeout <- function(expr, conn) {
   expect_lt(elapsed, 2)
   expect_identical(e$final_status, "Cancelled")
   expect_gt(cancelled(conn), before)
-  # The context stays usable.
-  expect_identical(remote_eval(1L + 1L, conn), 2L)
+  # The context stays usable (R answers ~0.7 s after a cancel, more under load).
+  expect_identical(remote_eval(1L + 1L, conn, timeout = 10), 2L)
 }
 
 slow_model <- function() structure(list(), class = "dbrxr_t_slow")

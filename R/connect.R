@@ -67,15 +67,15 @@
 dbx_connect <- function(host = NULL, token = NULL, cluster_id = NULL, profile = NULL,
                         auth_type = NULL, client_id = NULL, client_secret = NULL,
                         config_file = NULL, staging = NULL, ...) {
-  check_string(host)
-  check_string(token)
-  check_string(cluster_id)
-  check_string(profile)
-  check_string(auth_type)
-  check_string(client_id)
-  check_string(client_secret)
-  check_string(config_file)
-  check_string(staging)
+  check_text(host)
+  check_text(token)
+  check_text(cluster_id)
+  check_text(profile)
+  check_text(auth_type)
+  check_text(client_id)
+  check_text(client_secret)
+  check_text(config_file)
+  check_text(staging)
   for (a in c("host", "token", "client_id", "client_secret")) {
     check_not_empty(get(a), a)
   }
@@ -228,4 +228,3 @@ str.dbx_connection <- function(object, ...) {
   invisible()
 }
 
-`%||%` <- function(x, y) if (is.null(x)) y else x

@@ -183,7 +183,7 @@ sql_target_error <- function(err, call) {
 check_statement <- function(statement, call) {
   # DBI::SQL() is an S4 class over character: send its plain text.
   if (is(statement, "SQL")) statement <- as.vector(statement, "character")
-  check_string(statement, arg = "statement", null_ok = FALSE, call = call)
+  check_text(statement, arg = "statement", null_ok = FALSE, call = call)
   # dbplyr's sql() is a classed character: the request takes plain text.
   as.vector(statement, "character")
 }
@@ -505,7 +505,7 @@ setMethod("dbDataType", "DatabricksSQLConnection", function(dbObj, obj, ...) spa
 table_sql <- function(con, name) {
   if (is(name, "SQL")) return(as.vector(name, "character"))
   if (is(name, "Id")) return(as.vector(dbQuoteIdentifier(con, name), "character"))
-  check_string(name, arg = "name", null_ok = FALSE, call = NULL)
+  check_text(name, arg = "name", null_ok = FALSE, call = NULL)
   if (grepl(name_pattern, name)) return(name)
   as.vector(dbQuoteIdentifier(con, name), "character")
 }
@@ -514,7 +514,7 @@ table_sql <- function(con, name) {
 table_parts <- function(con, name, call) {
   if (inherits(name, "Id")) return(id_parts(name))
   if (inherits(name, "SQL")) return(unname(dbUnquoteIdentifier(con, name)[[1]]@name))
-  check_string(name, arg = "name", null_ok = FALSE, call = call)
+  check_text(name, arg = "name", null_ok = FALSE, call = call)
   if (grepl(name_pattern, name)) strsplit(name, ".", fixed = TRUE)[[1]] else name
 }
 
@@ -523,8 +523,8 @@ table_parts <- function(con, name, call) {
 #' @export
 setMethod("dbListTables", "DatabricksSQLConnection", function(conn, ..., catalog = NULL, schema = NULL) {
   call <- rlang::current_env()
-  check_string(catalog, call = call)
-  check_string(schema, call = call)
+  check_text(catalog, call = call)
+  check_text(schema, call = call)
   out <- sql_request(conn, list(op = "tables", catalog = catalog, schema = schema), call = call)
   as.character(unlist(out$name))
 })

@@ -104,8 +104,8 @@ languages <- c("python", "sql", "scala", "r")
 exec_command <- function(conn, code, language = "python", timeout = NULL, progress = NULL,
                          call = rlang::caller_env(), poll_fixed = NULL) {
   check_connection(conn, call = call)
-  check_string(code, null_ok = FALSE, call = call)
-  check_string(language, null_ok = FALSE, call = call)
+  check_text(code, null_ok = FALSE, call = call)
+  check_text(language, null_ok = FALSE, call = call)
   check_number(timeout, min = 0, call = call)
   check_flag(progress, call = call)
   language <- tolower(language)

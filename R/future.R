@@ -130,7 +130,16 @@ run.DatabricksFuture <- function(future, ...) {
 fw_request <- function(future) {
   # immediateConditions = TRUE: conditions are recorded and muffled there, as
   # in other out-of-process backends, so they reach value() exactly once.
-  expr <- future::getExpression(future, immediateConditions = TRUE)
+  expr <- local({
+    # A stack overflow in the future's code is caught where it happens and
+    # raised again from a shallow stack. On the deep stack future's own
+    # handlers overflow too while recording it and the error is lost (the
+    # value is NULL, as under plan(sequential) with future 1.31).
+    user <- future$expr
+    on.exit(future$expr <- user)
+    future$expr <- bquote(base::tryCatch(.(user), stackOverflowError = function(e) base::stop(e)))
+    future::getExpression(future, immediateConditions = TRUE)
+  })
   globals <- as.list(unclass(future$globals))
   attr(globals, "where") <- NULL
   info <- check_transportable(globals, "the globals of the future")

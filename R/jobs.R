@@ -88,7 +88,7 @@ remote_job <- function(fun_or_expr, ..., cluster = NULL, library = NULL, name = 
                 problems = sprintf("It is %s.", obj_type(x)),
                 hints = "Quote an expression: `remote_job(quote(my_fun(data)))`.", call = call)
   }
-  check_string(name, call = call)
+  check_text(name, call = call)
   check_flag(wait, null_ok = FALSE, call = call)
   check_number(timeout, min = 0, call = call)
   if (!is.null(schedule)) check_schedule(schedule, timezone, call = call)
@@ -271,9 +271,9 @@ runner_params <- function(params) {
 job_cluster <- function(num_workers = 0, spark_version = NULL, node_type_id = NULL,
                         single_user_name = NULL, ...) {
   check_number(num_workers, min = 0)
-  check_string(spark_version)
-  check_string(node_type_id)
-  check_string(single_user_name)
+  check_text(spark_version)
+  check_text(node_type_id)
+  check_text(single_user_name)
   extra <- list(...)
   if (length(extra) && (is.null(names(extra)) || any(!nzchar(names(extra))))) {
     abort_dbrxr("Further fields in `...` must be named.", "dbrxr_input_error")
@@ -310,8 +310,8 @@ resolve_job_cluster <- function(cluster, conn, call) {
 
 # Quartz cron and time zone, checked as the service checks them.
 check_schedule <- function(schedule, timezone, call = rlang::caller_env()) {
-  check_string(schedule, null_ok = FALSE, call = call)
-  check_string(timezone, null_ok = FALSE, call = call)
+  check_text(schedule, null_ok = FALSE, call = call)
+  check_text(timezone, null_ok = FALSE, call = call)
   res <- rust_cron_check(schedule, timezone)
   if (!isTRUE(res$ok)) {
     abort_dbrxr(sprintf("`schedule` is not a valid Quartz cron schedule: %s.", res$error$message),
@@ -601,7 +601,7 @@ print.dbx_job <- function(x, ...) {
 dbx_jobs <- function(conn = dbx_default_connection(), name = NULL) {
   call <- rlang::current_env()
   check_connection(conn, call = call)
-  check_string(name, call = call)
+  check_text(name, call = call)
   jobs <- jobs_call(conn, "list_jobs", list(name = name), call = call)
   col <- function(f, type) vapply(jobs, function(j) f(j) %||% type[NA_integer_], type)
   data.frame(

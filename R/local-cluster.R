@@ -144,16 +144,6 @@ known_options_hint <- function() {
     paste("Session options:", paste(names(session_option_defaults), collapse = ", ")))
 }
 
-check_whole <- function(x, arg, min = 0, max = Inf, null_ok = FALSE, call = rlang::caller_env()) {
-  if (is.null(x) && null_ok) return(invisible(x))
-  if (!is.numeric(x) || length(x) != 1L || !is.finite(x) || x != round(x) || x < min || x > max) {
-    abort_dbrxr(sprintf("`%s` must be a whole number between %s and %s.", arg,
-                        format(min), format(max, scientific = FALSE)),
-                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(x)), call = call)
-  }
-  invisible(x)
-}
-
 # Stop a local cluster by handle id; idempotent (close_connection() calls it).
 local_cluster_stop <- function(id) {
   if (is.null(id)) return(invisible(FALSE))

@@ -85,18 +85,15 @@ remote_log_model <- function(model, name, ..., type = NULL, postprocess = NULL, 
   if (missing(name)) abort_dbrxr("`name` is missing.", "dbrxr_input_error", call = call)
   check_not_connection(model, call = call)
   check_uc_model_name(name, call = call)
-  check_string(type, call = call)
-  check_string(alias, call = call)
+  check_text(type, call = call)
+  check_text(alias, call = call)
   if (!is.null(alias) && !grepl("^[A-Za-z_][A-Za-z0-9_]*$", alias)) {
     abort_dbrxr("`alias` must be letters, digits and underscores, starting with a letter.",
                 "dbrxr_input_error", problems = sprintf("Got '%s'.", alias), call = call)
   }
-  check_string(experiment, call = call)
+  check_text(experiment, call = call)
   check_number(timeout, min = 0, call = call)
-  if (!is.null(postprocess) && !is.function(postprocess)) {
-    abort_dbrxr("`postprocess` must be a function.", "dbrxr_input_error",
-                problems = sprintf("It is %s.", obj_type(postprocess)), call = call)
-  }
+  check_fun(postprocess, call = call)
   if (!is.null(tags) && (!is.list(tags) && !is.character(tags) || is.null(names(tags)) ||
                          any(!nzchar(names(tags))))) {
     abort_dbrxr("`tags` must be a named list of strings.", "dbrxr_input_error", call = call)
@@ -187,7 +184,7 @@ new_dbx_model_version <- function(res, columns) {
 uc_name_pattern <- "^[A-Za-z_][A-Za-z0-9_]*\\.[A-Za-z_][A-Za-z0-9_]*\\.[A-Za-z_][A-Za-z0-9_-]*$"
 
 check_uc_model_name <- function(name, call) {
-  check_string(name, "name", null_ok = FALSE, call = call)
+  check_text(name, "name", null_ok = FALSE, call = call)
   if (grepl(uc_name_pattern, name)) return(invisible(name))
   parts <- strsplit(name, ".", fixed = TRUE)[[1]]
   hint <- if (length(parts) < 3L && all(grepl("^[A-Za-z_][A-Za-z0-9_-]*$", parts))) {

@@ -140,10 +140,7 @@ remote_function <- function(f, conn = dbx_default_connection(), packages = NULL,
                 problems = sprintf("It is %s.", if (is.function(f)) "a primitive" else obj_type(f)),
                 call = call)
   }
-  if (!is.null(packages) && (!is.character(packages) || anyNA(packages))) {
-    abort_dbrxr("`packages` must be a character vector or NULL.", "dbrxr_input_error",
-                problems = sprintf("It is %s.", obj_type(packages)), call = call)
-  }
+  check_chars(packages, call = call)
   check_number(timeout, min = 0)
   check_connection(conn)
   gl <- find_globals(f, environment(f) %||% globalenv(), call = call)

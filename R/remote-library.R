@@ -151,7 +151,7 @@ library_spec <- function(packages, lockfile, local, repos, repos_given = TRUE,
                 } else sprintf("It is %s.", obj_type(packages)),
                 hints = "Give package source tarballs as `local`.", call = call)
   }
-  check_string(lockfile, call = call)
+  check_text(lockfile, call = call)
   if (!is.null(local) && (!is.character(local) || anyNA(local))) {
     abort_dbrxr("`local` must be a character vector of paths of package source tarballs.",
                 "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(local)), call = call)

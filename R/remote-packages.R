@@ -39,11 +39,7 @@
 #' dbx_disconnect(conn)
 remote_packages <- function(conn = dbx_default_connection(), packages = NULL) {
   call <- rlang::current_env()
-  if (!is.null(packages) && (!is.character(packages) || anyNA(packages))) {
-    abort_dbrxr("`packages` must be a character vector of package names or NULL.",
-                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(packages)),
-                call = call)
-  }
+  check_chars(packages, call = call)
   check_connection(conn)
   ans <- remote_request(conn, list(op = "packages", packages = character()), call = call)
   remote <- deliver_answer(ans, call = call)

@@ -78,7 +78,7 @@ remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_co
   }
   check_not_connection(model, call = call)
   check_not_connection(newdata, call = call)
-  check_string(type)
+  check_text(type)
   check_flag(progress)
   check_number(timeout, min = 0)
   rm <- as_remote_model(model, envir = parent.frame(), call = call, conn = conn)
@@ -183,7 +183,7 @@ as_remote_model <- function(model, envir = globalenv(), call = rlang::caller_env
   if (inherits(model, "dbx_remote_model")) return(model)
   if (is_model_uri(model)) return(registry_model(model, conn, call))
   if (is.character(model)) {
-    check_string(model, "model", null_ok = FALSE, call = call)
+    check_text(model, "model", null_ok = FALSE, call = call)
     if (!file.exists(model)) {
       abort_dbrxr(sprintf("Model file '%s' does not exist.", model), "dbrxr_input_error",
                   call = call)

@@ -77,7 +77,7 @@ dbx_sitrep <- function(conn = dbx_default_connection(), schema = NULL, timeout =
 }
 
 check_schema_name <- function(schema, call = rlang::caller_env()) {
-  check_string(schema, call = call)
+  check_text(schema, call = call)
   if (is.null(schema)) return(invisible())
   parts <- strsplit(schema, ".", fixed = TRUE)[[1]]
   if (length(parts) != 2L || any(!nzchar(trimws(parts))) || endsWith(schema, ".")) {

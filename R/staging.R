@@ -32,7 +32,7 @@ stage_start <- function(conn, x, scope, path = NULL, overwrite = TRUE,
 #' @noRd
 stage_fetch <- function(conn, path, progress = NULL, call = rlang::caller_env()) {
   check_connection(conn, call = call)
-  check_string(path, null_ok = FALSE, call = call)
+  check_text(path, null_ok = FALSE, call = call)
   run_job(unwrap(rust_fetch_start(conn$handle, path, NULL), call = call),
           progress %||% conn$options$progress, call = call)
 }
@@ -41,7 +41,7 @@ stage_fetch <- function(conn, path, progress = NULL, call = rlang::caller_env())
 #' @noRd
 stage_remove <- function(conn, path, call = rlang::caller_env()) {
   check_connection(conn, call = call)
-  check_string(path, null_ok = FALSE, call = call)
+  check_text(path, null_ok = FALSE, call = call)
   invisible(run_job(unwrap(rust_remove_start(conn$handle, path), call = call), FALSE, call = call))
 }
 
@@ -86,7 +86,7 @@ check_payload <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_en
 dbx_upload <- function(x, path = NULL, conn = dbx_default_connection(), overwrite = TRUE) {
   check_connection(conn)
   x <- check_payload(x)
-  check_string(path)
+  check_text(path)
   check_flag(overwrite, null_ok = FALSE)
   scope <- "cache"
   res <- run_job(stage_start(conn, x, scope, path, overwrite), conn$options$progress)
@@ -112,8 +112,8 @@ dbx_upload <- function(x, path = NULL, conn = dbx_default_connection(), overwrit
 #' dbx_disconnect(conn)
 dbx_download <- function(path, dest = NULL, conn = dbx_default_connection()) {
   check_connection(conn)
-  check_string(path, null_ok = FALSE)
-  check_string(dest)
+  check_text(path, null_ok = FALSE)
+  check_text(dest)
   if (is.null(dest)) return(stage_fetch(conn, path, call = rlang::current_env()))
   dest <- path.expand(dest)
   if (!dir.exists(dirname(dest))) {

@@ -17,7 +17,7 @@
 #' q <- dbx_sql("SELECT * FROM main.crm.customers WHERE region = 'EU'")
 #' q
 dbx_sql <- function(query) {
-  check_string(query, null_ok = FALSE)
+  check_text(query, null_ok = FALSE)
   structure(list(query = query), class = "dbx_sql")
 }
 
@@ -276,15 +276,9 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
   spec <- table_source(table, call = call)
   check_table_name(output, "output", call = call)
   mode <- rlang::arg_match(mode, error_call = call)
-  if (!is.null(keep) && (!is.character(keep) || anyNA(keep))) {
-    abort_dbrxr("`keep` must be a character vector of column names.", "dbrxr_input_error",
-                call = call)
-  }
-  check_string(prediction, null_ok = FALSE, call = call)
-  if (!is.null(postprocess) && !is.function(postprocess)) {
-    abort_dbrxr("`postprocess` must be a function.", "dbrxr_input_error",
-                problems = sprintf("It is %s.", obj_type(postprocess)), call = call)
-  }
+  check_chars(keep, call = call)
+  check_text(prediction, null_ok = FALSE, call = call)
+  check_fun(postprocess, call = call)
   check_connection(conn, call = call)
   args <- list(...)
   if (!is.null(type)) args$type <- type
@@ -449,7 +443,7 @@ name_pattern <- "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*){0,2}$"
 
 check_table_name <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
   check_not_connection(x, arg = arg, call = call)
-  check_string(x, arg = arg, null_ok = FALSE, call = call)
+  check_text(x, arg = arg, null_ok = FALSE, call = call)
   if (!grepl(name_pattern, x)) {
     abort_dbrxr(sprintf("`%s` is not a table name.", arg), "dbrxr_input_error",
                 problems = sprintf("Got '%s'.", x),

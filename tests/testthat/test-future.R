@@ -180,23 +180,23 @@ test_that("timeout bounds each future with dbrxr_timeout_error; the next future 
   expect_identical(future::value(future::future(1 + 1)), 2)
 })
 
-test_that("deep recursion in a future ends as under plan(sequential); the worker's context goes on", {
+test_that("deep recursion in a future is the R error a local R gives; the worker's context goes on", {
   deep <- quote({
     options(expressions = 5e5)
     g <- function(n) if (n == 0) 0 else 1 + g(n - 1)
     g(1e5)
   })
-  # future's own condition handlers run out of C stack too, in a local R as
-  # on the cluster: the value is NULL, not an error (measured with
-  # plan(sequential)). What matters here: the context survives it.
-  local <- local({
-    old <- future::plan("sequential")
-    on.exit(future::plan(old))
-    tryCatch(future::value(future::future(deep, substitute = FALSE)), error = function(e) "error")
-  })
+  # In a local R the same code ends in R's own error (future 1.31's own
+  # handlers lose it under plan(sequential): the value is NULL there).
+  local <- tryCatch(eval(deep, new.env()), error = function(e) e)
+  expect_s3_class(local, "stackOverflowError")
   local_databricks_plan(workers = 1)
-  remote <- tryCatch(future::value(future::future(deep, substitute = FALSE)), error = function(e) "error")
-  expect_identical(remote, local)
+  pid <- future::value(future::future(Sys.getpid()))
+  remote <- tryCatch(future::value(future::future(deep, substitute = FALSE)), error = function(e) e)
+  expect_s3_class(remote, "stackOverflowError")
+  expect_match(conditionMessage(remote), "C stack usage .* is too close to the limit")
+  # The same context, alive, runs the next future.
+  expect_identical(future::value(future::future(Sys.getpid())), pid)
   expect_identical(future::value(future::future(1 + 1)), 2)
 })
 

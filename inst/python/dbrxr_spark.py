@@ -452,20 +452,22 @@ def write_df(s, df, name, mode):
     """Write a Spark DataFrame to table `name`. Locally, "error"/"overwrite"
     write a hidden directory and swap it in at the end, so a cancelled or
     failed job leaves the previous table as it was; on Databricks, Delta's
-    own atomic overwrite does that."""
+    own atomic overwrite does that. Returns the table's rows when that is
+    known without reading the table again (locally, from the Parquet
+    footers of what was written), else None."""
     local = _local()
     if mode == "append" and table_exists(s, name):
         df = _cast_to(df, append_schema(s, df.schema, name))
     if local is None:
         df.write.mode("errorifexists" if mode == "error" else mode).saveAsTable(name)
-        return
+        return None
     path, local_name = _local_path(s, name)
     if mode == "append" and os.path.exists(path):
         # Spark's committer moves the new files in only when the job
         # succeeded; the casts above keep every file of the table one schema.
         df.write.mode("append").parquet(path)
         s.catalog.refreshTable(local_name)
-        return
+        return None
     parent, base = os.path.split(path)
     tmp = os.path.join(parent, "_dbrxr_tmp_%s_%s" % (base, uuid.uuid4().hex[:12]))
     try:
@@ -486,6 +488,18 @@ def write_df(s, df, name, mode):
     if s.catalog.tableExists(local_name):
         s.sql("DROP TABLE %s" % local_name)
     s.catalog.createTable(local_name, path=path, source="parquet")
+    return _parquet_rows(path)
+
+
+def _parquet_rows(path):
+    """Rows of the Parquet files Spark wrote under `path` (their footers)."""
+    import pyarrow.parquet as pq
+    n = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            if f.endswith(".parquet") and not f.startswith((".", "_")):
+                n += pq.read_metadata(os.path.join(root, f)).num_rows
+    return n
 
 
 def source_df(s, spec):
@@ -694,7 +708,7 @@ def _score(spec):
     threading.Thread(target=_report_progress, daemon=True, args=(sc, group, stop)).start()
     boot.on_cancel(lambda: sc.cancelJobGroup(group))
     try:
-        write_df(s, scored, spec["output"], spec["mode"])
+        written = write_df(s, scored, spec["output"], spec["mode"])
     except KeyboardInterrupt:
         sc.cancelJobGroup(group)
         raise
@@ -710,7 +724,9 @@ def _score(spec):
             s.conf.unset(batch_key)
         else:
             s.conf.set(batch_key, batch_before)
-    rows = s.table(spark_name(spec["output"])).count() if spec["mode"] != "append" else -1
+    rows = -1 if spec["mode"] == "append" else written
+    if rows is None:
+        rows = s.table(spark_name(spec["output"])).count()
     warnings = sorted(warned.value.items(), key=lambda kv: -kv[1])
     seconds = time.time() - t0
     LAST_JOB.clear()

@@ -91,7 +91,10 @@ test_that("missing packages are reported before anything runs", {
 
 test_that("staged requests and answers go through the mapped /dbfs paths, fast", {
   root <- withr::local_tempdir()
-  dir <- file.path(root, "dbfs", "tmp", "dbrxr", "sessions", "s1")
+  # A session of its own: the cluster keeps request records per session
+  # (across contexts and runs), and a record of an earlier run would answer.
+  sid <- basename(tempfile("s"))
+  dir <- file.path(root, "dbfs", "tmp", "dbrxr", "sessions", sid)
   dir.create(dir, recursive = TRUE)
   big <- data.frame(matrix(runif(1.5e6), ncol = 10))  # 12 MB
   req <- list(op = "eval", expr = quote(big), globals = list(big = big),
@@ -100,15 +103,15 @@ test_that("staged requests and answers go through the mapped /dbfs paths, fast",
   writeBin(bytes, file.path(dir, "req.bin"))
   code <- c(dbrxr:::bootstrap_code(FALSE),
             "import time\n_t = time.time()",
-            dbrxr:::call_code(NULL, "dbfs:/tmp/dbrxr/sessions/s1/req.bin",
-                              "dbfs:/tmp/dbrxr/sessions/s1/answer.bin"),
+            dbrxr:::call_code(NULL, paste0("dbfs:/tmp/dbrxr/sessions/", sid, "/req.bin"),
+                              paste0("dbfs:/tmp/dbrxr/sessions/", sid, "/answer.bin")),
             "print('SECONDS', time.time() - _t)",
-            dbrxr:::call_code(NULL, "/dbfs/tmp/dbrxr/sessions/s1/gone.bin", "", request_id = "r2"))
+            dbrxr:::call_code(NULL, paste0("/dbfs/tmp/dbrxr/sessions/", sid, "/gone.bin"), "", request_id = "r2"))
   out <- run_commands(code, env = paste0("DBRXR_LOCAL_FS_ROOT=", root))
   m <- markers(out)
   file_m <- dbrxr:::parse_marker(m[2])
   expect_equal(file_m$kind, "FILE")
-  expect_equal(file_m$fields$path, "dbfs:/tmp/dbrxr/sessions/s1/answer.bin")
+  expect_equal(file_m$fields$path, paste0("dbfs:/tmp/dbrxr/sessions/", sid, "/answer.bin"))
   ans <- unserialize(readBin(file.path(dir, "answer.bin"), "raw", 2e7))
   expect_identical(ans$value, big)
   # 12 MB in and out through rpy2: the raw-memory path takes milliseconds,

@@ -70,13 +70,7 @@ async fn a_real_mlflow_server_behind_the_workspace_streams_artifacts_and_stops_w
     assert_eq!(std::fs::metadata(&stored).unwrap().len(), data.len() as u64);
 
     // Stopping the cluster stops the server: its port closes.
-    let log = std::fs::read_to_string(api.c.state_dir().join("mlflow/server.log")).unwrap_or_default();
-    let port: u16 = log
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .expect("the server's log names its port");
+    let port = local_support::mlflow_port(api.c.state_dir());
     api.c.stop();
     let mut closed = false;
     for _ in 0..50 {

@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, CONNECTION, HOST, TRANSFER_ENCODING};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
@@ -26,6 +27,14 @@ use futures_util::TryStreamExt;
 use super::reply;
 use super::mlflow_state::{Mlflow, Running};
 use super::state::{Local, Shared};
+
+/// `mlflow server` runs its web server (uvicorn) as a child process, which
+/// would outlive a server killed with SIGKILL. So a supervisor leads the
+/// process group: told of the server's death (SIGTERM, see `start`), it kills
+/// the whole group, itself included.
+const SUPERVISOR: &str = "import os, signal, subprocess, sys
+signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
+sys.exit(subprocess.call([sys.executable, '-m', 'mlflow'] + sys.argv[1:]))";
 
 /// How long the server may take to answer `/health` after it is spawned
 /// (importing MLflow's server takes seconds; tens of seconds on a loaded machine).
@@ -105,7 +114,7 @@ async fn start(local: &Arc<Local>) -> Result<Running, Response> {
         .map_err(|e| unavailable(format!("could not create {}: {e}", log_path.display())))?;
     let log_err = log.try_clone().map_err(|e| unavailable(format!("could not open the log: {e}")))?;
     let mut cmd = tokio::process::Command::new(&local.python.path);
-    cmd.args(["-m", "mlflow", "server", "--host", "127.0.0.1", "--port"])
+    cmd.args(["-c", SUPERVISOR, "server", "--host", "127.0.0.1", "--port"])
         .arg(port.to_string())
         .arg("--backend-store-uri")
         .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
@@ -121,7 +130,7 @@ async fn start(local: &Arc<Local>) -> Result<Running, Response> {
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
         .kill_on_drop(true);
-    super::util::own_group_dying_with_parent(&mut cmd);
+    super::util::own_group_told_of_parent_death(&mut cmd, libc::SIGTERM);
     let mut child = cmd.spawn().map_err(|e| {
         unavailable(format!("could not start the MLflow server with {}: {e}", local.python.path))
     })?;
@@ -198,16 +207,22 @@ fn proxy_client() -> reqwest::Client {
 }
 
 /// Forward the request (method, path, query, headers but the workspace's
-/// Authorization, body streamed) and stream the answer back.
-async fn proxy(State(Shared(local)): State<Shared>, req: Request) -> Response {
+/// Authorization, body streamed) and stream the answer back. Nothing of it
+/// is parsed here: MLflow's server answers, errors included.
+async fn proxy(
+    State(Shared(local)): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let base = match local.mlflow.url(&local).await {
         Ok(u) => u,
         Err(resp) => return resp,
     };
-    let (parts, body) = req.into_parts();
-    let target = format!("{base}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-    let mut out = proxy_client().request(parts.method.clone(), target);
-    for (name, value) in parts.headers.iter() {
+    let target = format!("{base}{}", uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let mut out = proxy_client().request(method, target);
+    for (name, value) in headers.iter() {
         if name == AUTHORIZATION || name == HOST || name == CONNECTION || name == TRANSFER_ENCODING {
             continue;
         }

@@ -11,3 +11,14 @@ pub(super) struct Running {
     pub(super) url: String,
     pub(super) child: tokio::process::Child,
 }
+
+/// A server dropped without `stop` (its cluster gone first) takes its whole
+/// process group down: the supervisor and `mlflow server`'s own children.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: the child leads its own process group (setsid at spawn).
+            unsafe { libc::killpg(pid as i32, libc::SIGKILL) };
+        }
+    }
+}

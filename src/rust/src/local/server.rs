@@ -68,12 +68,8 @@ async fn limit_url(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-async fn not_found(req: Request) -> Response {
-    reply::api(
-        404,
-        "ENDPOINT_NOT_FOUND",
-        format!("No API found for '{} {}'", req.method(), req.uri().path()),
-    )
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    reply::api(404, "ENDPOINT_NOT_FOUND", format!("No API found for '{method} {}'", uri.path()))
 }
 
 /// Count the request and the bytes of both bodies under its route template

@@ -25,12 +25,19 @@ pub(crate) fn pid_alive(pid: i32) -> bool {
 /// its children can be killed together) and dies with the server; its
 /// SIGPIPE is the usual one (the mask is inherited).
 pub(crate) fn own_group_dying_with_parent(cmd: &mut tokio::process::Command) {
+    own_group_told_of_parent_death(cmd, libc::SIGKILL);
+}
+
+/// As [`own_group_dying_with_parent`], but the child gets `signal` when the
+/// server dies: a supervisor that catches it can take its group down (the
+/// kernel signals only the direct child, never its children).
+pub(crate) fn own_group_told_of_parent_death(cmd: &mut tokio::process::Command, signal: libc::c_int) {
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             crate::runtime::unblock_sigpipe();
             libc::setsid();
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            libc::prctl(libc::PR_SET_PDEATHSIG, signal);
             Ok(())
         });
     }

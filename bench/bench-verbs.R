@@ -1,8 +1,10 @@
 # Every verb once per size on a local cluster, in a loop: the figures that
 # tools/bench-against.sh compares between this tree and a baseline build, in
 # alternating fresh R processes on the same machine. Written against the verbs'
-# public signatures (and exec_command()), which both builds share. Prints one
-# line per case: `case<TAB>seconds per call`.
+# public signatures (and exec_command()), which both builds share. As a
+# `make bench` part it prints this build's table; run as a script
+# (`Rscript bench/bench-verbs.R`, as bench-against.sh does) it prints one line
+# per case: `case<TAB>seconds per call`.
 
 bench_verbs <- function() {
   conn <- local_cluster()
@@ -45,9 +47,11 @@ bench_verbs <- function() {
                            conn = conn, progress = FALSE)
       }, 5))
   }
-  for (nm in names(out)) cat(nm, "\t", format(out[[nm]], digits = 6), "\n", sep = "")
-  invisible(out)
+  list(verbs = data.frame(verb = names(out), `per call` = vapply(out, fmt_per_call, ""),
+                          seconds = signif(unname(out), 6), check.names = FALSE))
 }
+
+fmt_per_call <- function(s) if (s < 1) sprintf("%.2f ms", 1000 * s) else sprintf("%.2f s", s)
 
 spark_available <- function() {
   ok <- tryCatch(system2(Sys.getenv("DBRXR_PYTHON", "python3"), c("-c", shQuote("import pyspark")),
@@ -57,5 +61,6 @@ spark_available <- function() {
 
 if (sys.nframe() == 0L) {
   suppressPackageStartupMessages(library(dbrxr))
-  bench_verbs()
+  v <- bench_verbs()$verbs
+  cat(paste0(v$verb, "\t", as.character(v$seconds), "\n"), sep = "")
 }

@@ -224,7 +224,7 @@ impl Context {
                             grace.as_millis()
                         );
                         g.finish(&id, CmdStatus::Cancelled, Some(cancelled_results()), &stats);
-                        kill_group(g.pid);
+                        super::util::kill_group(g.pid);
                         g.lost(&why, &stats);
                     }
                 });
@@ -237,7 +237,7 @@ impl Context {
     fn kill(&self) {
         let mut g = self.lock();
         g.gone = true;
-        kill_group(g.pid.take());
+        super::util::kill_group(g.pid.take());
         drop(g);
         self.stop.cancel();
     }
@@ -261,12 +261,6 @@ fn process_gone(pid: i32) -> bool {
         || sigkill_pending(field("ShdPnd:"))
 }
 
-fn kill_group(pid: Option<i32>) {
-    if let Some(pid) = pid {
-        // SAFETY: plain syscall; the worker is the leader of its own group.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-    }
-}
 
 /// How context processes are run.
 pub struct WorkerSpec {
@@ -425,7 +419,7 @@ async fn drive(ctx: Arc<Context>, pool: Arc<Contexts>) {
     {
         let mut g = ctx.lock();
         if g.gone {
-            kill_group(pid);
+            super::util::kill_group(pid);
             return;
         }
         g.pid = pid;

@@ -86,17 +86,9 @@ impl Mlflow {
     /// Kill the server (its process group). Idempotent.
     fn stop(&self) {
         if let Ok(mut g) = self.server.try_lock() {
-            if let Some(r) = g.take() {
-                kill_group(&r.child);
-            }
+            // Dropping the server kills its process group.
+            drop(g.take());
         }
-    }
-}
-
-fn kill_group(child: &tokio::process::Child) {
-    if let Some(pid) = child.id() {
-        // SAFETY: the child leads its own process group (setsid at spawn).
-        unsafe { libc::killpg(pid as i32, libc::SIGKILL) };
     }
 }
 
@@ -162,7 +154,7 @@ async fn start(local: &Arc<Local>) -> Result<Running, Response> {
             break;
         }
         if began.elapsed() > START_TIMEOUT {
-            kill_group(&child);
+            super::util::kill_group(child.id().map(|p| p as i32));
             return Err(unavailable(format!(
                 "The local MLflow server did not answer within {} s; see {}.",
                 START_TIMEOUT.as_secs(),

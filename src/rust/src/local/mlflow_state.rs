@@ -16,9 +16,6 @@ pub(super) struct Running {
 /// process group down: the supervisor and `mlflow server`'s own children.
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // SAFETY: the child leads its own process group (setsid at spawn).
-            unsafe { libc::killpg(pid as i32, libc::SIGKILL) };
-        }
+        super::util::kill_group(self.child.id().map(|p| p as i32));
     }
 }

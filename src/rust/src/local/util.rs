@@ -21,6 +21,16 @@ pub(crate) fn pid_alive(pid: i32) -> bool {
     exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// SIGKILL to the process group that `pid` leads (children started with
+/// [`own_group_dying_with_parent`] lead their own): the child and everything
+/// it started.
+pub(crate) fn kill_group(pid: Option<i32>) {
+    if let Some(pid) = pid {
+        // SAFETY: plain syscall; the process leads its own group (setsid at spawn).
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+}
+
 /// A child of the local cluster leads a process group of its own (so it and
 /// its children can be killed together) and dies with the server; its
 /// SIGPIPE is the usual one (the mask is inherited).

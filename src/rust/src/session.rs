@@ -330,13 +330,12 @@ impl Session {
         };
         let kind = opts.poll_kind.as_deref().filter(|_| opts.poll_fixed.is_none());
         let mut last = CommandStatus::Queued;
-        // When the last check that saw the command running was sent, and how
-        // many checks there were (for the finish estimate).
-        let (mut seen_running, mut checks) = (None, 0u32);
+        // When the last check that saw the command running was sent (for the
+        // finish estimate).
+        let mut seen_running = None;
         ctl.set_progress("Running command");
         loop {
-            let delay = sched.next_delay();
-            checks += 1;
+            let delay = sched.next_delay_at(started.elapsed());
             let mut sent = started.elapsed();
             let polled = match ctl.sleep(delay).await {
                 Ok(()) => {
@@ -377,7 +376,7 @@ impl Session {
             last = st.status;
             if st.status.is_terminal() {
                 if let Some(k) = kind {
-                    self.finish.learn(k, seen_running, sent, checks == 1);
+                    self.finish.learn(k, seen_running, sent, sched.last_was_target());
                 }
                 return outcome(st, &ctx, &cmd);
             }

@@ -606,15 +606,22 @@ def _remember(request_id, answer):
 # a new context, which answers from the record instead of running it twice,
 # or says it may have run when it started and never finished. Records need to
 # outlive a context's process, not the machine: they go to /dev/shm (tmpfs)
-# when it has room, since two of them are written per request and a create +
-# rename costs ~0.5 ms on a disk's ext4 against ~0.02 ms on tmpfs (measured);
-# else to the temporary directory. Reads look in both.
+# when it has room, else to the temporary directory; reads look in both.
+# They are on every request's path, so they cost two syscalls-worth each: a
+# request is claimed by creating its empty record (O_EXCL: the create is also
+# the look-up, ~8 us), and its answer replaces it (write + rename, ~30 us);
+# the roots are checked for room now and then, not per request.
 _RECORDS_MAX = 512
 _SHM_MIN_FREE = 64 << 20
-_record_dirs = {"known": set(), "writes": 0}
+_ROOTS_TTL = 10.0
+_record_dirs = {"known": set(), "writes": 0, "roots": None, "roots_at": 0.0}
 
 
 def _record_roots():
+    import time
+    now = time.monotonic()
+    if _record_dirs["roots"] is not None and now - _record_dirs["roots_at"] < _ROOTS_TTL:
+        return _record_dirs["roots"]
     roots = []
     try:
         st = os.statvfs("/dev/shm")
@@ -623,7 +630,14 @@ def _record_roots():
     except OSError:
         pass
     roots.append(os.path.join(tempfile.gettempdir(), "dbrxr-answers"))
+    _record_dirs.update(roots=roots, roots_at=now)
     return roots
+
+
+def _all_record_roots():
+    """Where records may be: both roots, whether or not /dev/shm has room now."""
+    return [os.path.join("/dev/shm", "dbrxr-answers"),
+            os.path.join(tempfile.gettempdir(), "dbrxr-answers")]
 
 
 def _record_session():
@@ -633,39 +647,83 @@ def _record_session():
     return result.rsplit("/", 2)[-2]
 
 
-def _record_paths(request_id):
+def _parse_record(text):
+    kind, _, payload = text.partition(" ")
+    # An empty record is a claim: the request started and has no answer yet.
+    return (kind or "STARTED"), payload
+
+
+def _read_record_at(path):
+    try:
+        with open(path) as f:
+            return _parse_record(f.read())
+    except OSError:
+        return None
+
+
+def _record_dir(root, session):
+    d = os.path.join(root, session)
+    if d not in _record_dirs["known"]:
+        _prune_records(root)
+        os.makedirs(d, exist_ok=True)
+        _record_dirs["known"].add(d)
+    return d
+
+
+def _claim_record(request_id):
+    """Claim `request_id` for this context: None when it is ours to run (its
+    empty record now exists), else the record found (kind, payload). A
+    request with no session (no result path) is not recorded."""
     session = _record_session()
     if session is None:
-        return []
-    return [os.path.join(root, session, request_id) for root in _record_roots()]
-
-
-def _read_record(request_id):
-    for path in _record_paths(request_id):
-        try:
-            with open(path) as f:
-                kind, _, payload = f.read().partition(" ")
-            return kind, payload
-        except OSError:
-            continue
+        return None
+    here = _record_roots()[0]
+    for root in _all_record_roots():
+        if root != here:
+            found = _read_record_at(os.path.join(root, session, request_id))
+            if found is not None:
+                return found
+    path = os.path.join(here, session, request_id)
+    try:
+        _record_dir(here, session)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return _read_record_at(path) or ("STARTED", "")
+    except OSError:
+        # No record can be written (a full or read-only disk): run it
+        # unrecorded, as before records existed.
+        _record_dirs["known"].discard(os.path.dirname(path))
+        return None
+    os.close(fd)
     return None
 
 
+def _record_path(request_id):
+    """The record of `request_id` where its claim is (/dev/shm may have
+    filled up since), else where a new one goes."""
+    session = _record_session()
+    if session is None:
+        return None
+    for root in _all_record_roots():
+        path = os.path.join(root, session, request_id)
+        if os.path.exists(path):
+            return path
+    return os.path.join(_record_roots()[0], session, request_id)
+
+
 def _write_record(request_id, kind, payload=""):
-    paths = _record_paths(request_id)
-    if not paths:
+    path = _record_path(request_id)
+    if path is None:
         return
-    # The final record replaces the STARTED one where it is (a read finds
-    # the first record): /dev/shm may have filled up in between.
-    path = next((p for p in paths[1:] if os.path.exists(p)), paths[0])
     try:
         d = os.path.dirname(path)
         if d not in _record_dirs["known"]:
-            _prune_records(os.path.dirname(d))
-            os.makedirs(d, exist_ok=True)
-            _record_dirs["known"].add(d)
-        with open(path + ".part", "w") as f:
-            f.write("%s %s" % (kind, payload))
+            _record_dir(os.path.dirname(d), os.path.basename(d))
+        fd = os.open(path + ".part", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, ("%s %s" % (kind, payload)).encode("utf-8"))
+        finally:
+            os.close(fd)
         os.replace(path + ".part", path)
         # The directory is counted now and then, not on every write.
         _record_dirs["writes"] += 1
@@ -694,9 +752,12 @@ def _prune_records(root, max_age=86400):
 
 
 def _drop_record(request_id):
-    for path in _record_paths(request_id):
+    session = _record_session()
+    if session is None:
+        return
+    for root in _all_record_roots():
         try:
-            os.remove(path)
+            os.remove(os.path.join(root, session, request_id))
         except OSError:
             pass
 
@@ -721,11 +782,10 @@ def call_once(request_id, target, req_b64, req_paths_b64, result_path_b64, inlin
     _state.update(progress=_text(progress_b64) or None, cancel=[], result=result_path,
                   root=_text(root_b64) or None)
     try:
-        record = _read_record(request_id)
+        record = _claim_record(request_id)
         if record is not None:
             _say(*(record if record[0] != "STARTED" else ("MAYRAN",)))
             return
-        _write_record(request_id, "STARTED")
         answer = _answer(target, req_b64, paths, result_path, inline_max)
         if answer[0] == "NOFILE":
             _drop_record(request_id)

@@ -142,6 +142,37 @@ test_that("a request sent again with the same id is answered from the cache, not
   expect_identical(decode_inline(m[4])$value, 2)
 })
 
+test_that("a request sent again to a new context is answered from its record, or said to have maybe run", {
+  # Each run_commands() is a new Python process: a new context of the same
+  # session, which finds the records the earlier one left on the driver.
+  sid <- basename(tempfile("rec"))
+  withr::defer(unlink(file.path(c("/dev/shm", tempdir()), "dbrxr-answers", sid), recursive = TRUE))
+  result <- paste0("dbfs:/tmp/dbrxr/sessions/", sid, "/result.bin")
+  code <- function(expr, id) {
+    bytes <- serialize(list(op = "eval", expr = expr, globals = list(),
+                            protocol = dbrxr:::protocol_version), NULL, xdr = FALSE)
+    dbrxr:::call_code(bytes, NULL, result, request_id = id)
+  }
+  counter <- quote({ f <- file.path(Sys.getenv("DBRXR_TEST_RUNS"), "runs")
+                     cat("x\n", file = f, append = TRUE); length(readLines(f)) })
+  runs <- withr::local_tempdir()
+  env <- paste0("DBRXR_TEST_RUNS=", runs)
+  boot <- dbrxr:::bootstrap_code(FALSE)
+  first <- markers(run_commands(c(boot, code(counter, "done1")), env = env))
+  again <- markers(run_commands(c(boot, code(counter, "done1")), env = env))
+  expect_identical(decode_inline(first[2])$value, 1L)
+  expect_identical(again[2], first[2])
+  expect_length(readLines(file.path(runs, "runs")), 1L)
+  # A context killed while it runs the request leaves its claim behind.
+  killer <- quote(tools::pskill(Sys.getpid(), tools::SIGKILL))
+  expect_length(markers(run_commands(c(boot, code(killer, "lost1")), env = env)), 1L)
+  lost <- markers(run_commands(c(boot, code(killer, "lost1")), env = env))
+  expect_identical(dbrxr:::parse_marker(lost[2])$kind, "MAYRAN")
+  # A new id runs.
+  other <- markers(run_commands(c(boot, code(counter, "new1")), env = env))
+  expect_identical(decode_inline(other[2])$value, 2L)
+})
+
 test_that("a request staged as several parts is put together in order", {
   root <- withr::local_tempdir()
   dir <- file.path(root, "dbfs", "tmp", "s2")

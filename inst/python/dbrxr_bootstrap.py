@@ -235,12 +235,13 @@ class _RThread(object):
             self.error = e
         self.started.set()
         while True:
-            ctx, fn, args, box, done = self.jobs.get()
+            ctx, fn, args, box, done, after = self.jobs.get()
             try:
                 box.append((True, ctx.run(fn, *args)))
             except BaseException as e:  # noqa: B902 - re-raised by the caller
                 box.append((False, e))
-            done.set()
+            done.release()
+            _run_after(after, box[0])
 
 
 _thread = {"r": None}
@@ -276,15 +277,32 @@ def _wake(thread):
         pass
 
 
-def run_r(fn, *args):
+def _run_after(after, outcome):
+    # Bookkeeping the caller need not wait for (a request's record): it runs
+    # on the R thread once the caller has the value, before the next job.
+    if after is not None and outcome[0]:
+        try:
+            after(outcome[1])
+        except Exception:
+            pass
+
+
+def run_r(fn, *args, **kw):
     """Run fn(*args) on the R thread with the caller's contextvars; an
     interrupt of the caller interrupts R (and calls the on_cancel hooks) and
-    waits for R to stop before it is raised."""
+    waits for R to stop before it is raised. `after=g`: g(value) runs on the R
+    thread after the caller has the value (not if fn raised)."""
+    after = kw.pop("after", None)
     t = _r_thread()
     if threading.current_thread() is t.thread:
-        return fn(*args)
-    box, done = [], threading.Event()
-    t.jobs.put((contextvars.copy_context(), fn, args, box, done))
+        value = fn(*args)
+        _run_after(after, (True, value))
+        return value
+    # A bare lock, released by the R thread, is the cheapest hand-back (an
+    # Event is a Condition: more Python code on both sides of every call).
+    box, done = [], threading.Lock()
+    done.acquire()
+    t.jobs.put((contextvars.copy_context(), fn, args, box, done, after))
     # The one who cancels keeps sending SIGINT until the command ends, so a
     # KeyboardInterrupt can land anywhere in this function's own code: the
     # handler only sets a flag, and the work of cancelling happens in the
@@ -294,7 +312,7 @@ def run_r(fn, *args):
     interrupted = cancelling = False
     while True:
         try:
-            while not done.is_set():
+            while not box:
                 if interrupted and not cancelling:
                     cancelling = True
                     _interrupt_r()
@@ -302,7 +320,8 @@ def run_r(fn, *args):
                                      args=(list(_state["cancel"]),)).start()
                 if interrupted:
                     _wake(t.thread)
-                done.wait(0.05)
+                if done.acquire(True, 0.05):
+                    break
             break
         except KeyboardInterrupt:
             interrupted = True
@@ -554,11 +573,12 @@ def _answer_raw(target, req_raw):
             "class": "python", "message": "The answer could not be serialized: %s" % str(e).strip()}}))
 
 
-def _answer(target, req_b64, req_paths, result_path, inline_max):
+def _answer(target, req_b64, req_paths, result_path, inline_max, after=None):
     """Run one request on the R thread and return its marker (kind, payload).
     The request is inline (base64) or staged as one or more parts,
     concatenated in order; the serialized answer is inline when it has at most
-    `inline_max` bytes, else written to `result_path`."""
+    `inline_max` bytes, else written to `result_path`. `after(marker)` runs
+    on the R thread once the marker is returned (see run_r)."""
     if req_paths:
         local = [map_path(p) for p in req_paths]
         missing = [p for p, l in zip(req_paths, local) if not os.path.exists(l)]
@@ -581,7 +601,7 @@ def _answer(target, req_b64, req_paths, result_path, inline_max):
         os.replace(out + ".part", out)
         return "FILE", urlencode({"path": result_path, "size": n})
 
-    return run_r(work)
+    return run_r(work, after=after)
 
 
 # Answers of recent request ids, so a request the client sent again (its
@@ -607,9 +627,9 @@ def _remember(request_id, answer):
 # or says it may have run when it started and never finished. Records need to
 # outlive a context's process, not the machine: they go to /dev/shm (tmpfs)
 # when it has room, else to the temporary directory; reads look in both.
-# They are on every request's path, so they cost two syscalls-worth each: a
-# request is claimed by creating its empty record (O_EXCL: the create is also
-# the look-up, ~8 us), and its answer replaces it (write + rename, ~30 us);
+# A request is claimed by creating its empty record (O_EXCL: the create is
+# also the look-up, ~8 us); its answer replaces it (write + rename, ~30 us) on
+# the R thread after the answer is said, before the next request runs;
 # the roots are checked for room now and then, not per request.
 _RECORDS_MAX = 512
 _SHM_MIN_FREE = 64 << 20
@@ -670,11 +690,10 @@ def _record_dir(root, session):
     return d
 
 
-def _claim_record(request_id):
-    """Claim `request_id` for this context: None when it is ours to run (its
-    empty record now exists), else the record found (kind, payload). A
-    request with no session (no result path) is not recorded."""
-    session = _record_session()
+def _claim_record(request_id, session):
+    """Claim `request_id` of `session` for this context: None when it is ours
+    to run (its empty record now exists), else the record found (kind,
+    payload). A request with no session (no result path) is not recorded."""
     if session is None:
         return None
     here = _record_roots()[0]
@@ -698,10 +717,9 @@ def _claim_record(request_id):
     return None
 
 
-def _record_path(request_id):
+def _record_path(request_id, session):
     """The record of `request_id` where its claim is (/dev/shm may have
     filled up since), else where a new one goes."""
-    session = _record_session()
     if session is None:
         return None
     for root in _all_record_roots():
@@ -711,8 +729,8 @@ def _record_path(request_id):
     return os.path.join(_record_roots()[0], session, request_id)
 
 
-def _write_record(request_id, kind, payload=""):
-    path = _record_path(request_id)
+def _write_record(request_id, session, kind, payload=""):
+    path = _record_path(request_id, session)
     if path is None:
         return
     try:
@@ -751,8 +769,7 @@ def _prune_records(root, max_age=86400):
         pass
 
 
-def _drop_record(request_id):
-    session = _record_session()
+def _drop_record(request_id, session):
     if session is None:
         return
     for root in _all_record_roots():
@@ -781,16 +798,18 @@ def call_once(request_id, target, req_b64, req_paths_b64, result_path_b64, inlin
     result_path = _text(result_path_b64)
     _state.update(progress=_text(progress_b64) or None, cancel=[], result=result_path,
                   root=_text(root_b64) or None)
+    session = _record_session()
     try:
-        record = _claim_record(request_id)
+        record = _claim_record(request_id, session)
         if record is not None:
             _say(*(record if record[0] != "STARTED" else ("MAYRAN",)))
             return
-        answer = _answer(target, req_b64, paths, result_path, inline_max)
+        # The answer's record is written on the R thread while this thread
+        # says the answer: before the next request runs, off this one's path.
+        answer = _answer(target, req_b64, paths, result_path, inline_max,
+                         after=lambda a: _write_record(request_id, session, *a))
         if answer[0] == "NOFILE":
-            _drop_record(request_id)
-        else:
-            _write_record(request_id, *answer)
+            _drop_record(request_id, session)
     finally:
         _state.update(progress=None, cancel=[], result=None)
     if answer[0] != "NOFILE":

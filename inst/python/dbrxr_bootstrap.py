@@ -235,13 +235,12 @@ class _RThread(object):
             self.error = e
         self.started.set()
         while True:
-            ctx, fn, args, box, done, after = self.jobs.get()
+            ctx, fn, args, box, done = self.jobs.get()
             try:
                 box.append((True, ctx.run(fn, *args)))
             except BaseException as e:  # noqa: B902 - re-raised by the caller
                 box.append((False, e))
             done.release()
-            _run_after(after, box[0])
 
 
 _thread = {"r": None}
@@ -277,32 +276,18 @@ def _wake(thread):
         pass
 
 
-def _run_after(after, outcome):
-    # Bookkeeping the caller need not wait for (a request's record): it runs
-    # on the R thread once the caller has the value, before the next job.
-    if after is not None and outcome[0]:
-        try:
-            after(outcome[1])
-        except Exception:
-            pass
-
-
-def run_r(fn, *args, **kw):
+def run_r(fn, *args):
     """Run fn(*args) on the R thread with the caller's contextvars; an
     interrupt of the caller interrupts R (and calls the on_cancel hooks) and
-    waits for R to stop before it is raised. `after=g`: g(value) runs on the R
-    thread after the caller has the value (not if fn raised)."""
-    after = kw.pop("after", None)
+    waits for R to stop before it is raised."""
     t = _r_thread()
     if threading.current_thread() is t.thread:
-        value = fn(*args)
-        _run_after(after, (True, value))
-        return value
+        return fn(*args)
     # A bare lock, released by the R thread, is the cheapest hand-back (an
     # Event is a Condition: more Python code on both sides of every call).
     box, done = [], threading.Lock()
     done.acquire()
-    t.jobs.put((contextvars.copy_context(), fn, args, box, done, after))
+    t.jobs.put((contextvars.copy_context(), fn, args, box, done))
     # The one who cancels keeps sending SIGINT until the command ends, so a
     # KeyboardInterrupt can land anywhere in this function's own code: the
     # handler only sets a flag, and the work of cancelling happens in the
@@ -573,12 +558,11 @@ def _answer_raw(target, req_raw):
             "class": "python", "message": "The answer could not be serialized: %s" % str(e).strip()}}))
 
 
-def _answer(target, req_b64, req_paths, result_path, inline_max, after=None):
+def _answer(target, req_b64, req_paths, result_path, inline_max):
     """Run one request on the R thread and return its marker (kind, payload).
     The request is inline (base64) or staged as one or more parts,
     concatenated in order; the serialized answer is inline when it has at most
-    `inline_max` bytes, else written to `result_path`. `after(marker)` runs
-    on the R thread once the marker is returned (see run_r)."""
+    `inline_max` bytes, else written to `result_path`."""
     if req_paths:
         local = [map_path(p) for p in req_paths]
         missing = [p for p, l in zip(req_paths, local) if not os.path.exists(l)]
@@ -601,7 +585,7 @@ def _answer(target, req_b64, req_paths, result_path, inline_max, after=None):
         os.replace(out + ".part", out)
         return "FILE", urlencode({"path": result_path, "size": n})
 
-    return run_r(work, after=after)
+    return run_r(work)
 
 
 # Answers of recent request ids, so a request the client sent again (its
@@ -627,9 +611,9 @@ def _remember(request_id, answer):
 # or says it may have run when it started and never finished. Records need to
 # outlive a context's process, not the machine: they go to /dev/shm (tmpfs)
 # when it has room, else to the temporary directory; reads look in both.
-# A request is claimed by creating its empty record (O_EXCL: the create is
-# also the look-up, ~8 us); its answer replaces it (write + rename, ~30 us) on
-# the R thread after the answer is said, before the next request runs;
+# They are on every request's path, so they cost two syscalls-worth each: a
+# request is claimed by creating its empty record (O_EXCL: the create is also
+# the look-up, ~8 us), and its answer replaces it (write + rename, ~30 us);
 # the roots are checked for room now and then, not per request.
 _RECORDS_MAX = 512
 _SHM_MIN_FREE = 64 << 20
@@ -804,12 +788,14 @@ def call_once(request_id, target, req_b64, req_paths_b64, result_path_b64, inlin
         if record is not None:
             _say(*(record if record[0] != "STARTED" else ("MAYRAN",)))
             return
-        # The answer's record is written on the R thread while this thread
-        # says the answer: before the next request runs, off this one's path.
-        answer = _answer(target, req_b64, paths, result_path, inline_max,
-                         after=lambda a: _write_record(request_id, session, *a))
+        answer = _answer(target, req_b64, paths, result_path, inline_max)
+        # Written before the answer is said: once the command ends, the
+        # context may be evicted at any moment, and a request sent again to a
+        # new one must find the answer, not an empty claim.
         if answer[0] == "NOFILE":
             _drop_record(request_id, session)
+        else:
+            _write_record(request_id, session, *answer)
     finally:
         _state.update(progress=None, cancel=[], result=None)
     if answer[0] != "NOFILE":

@@ -81,6 +81,37 @@ async fn commands_queue_in_a_context_and_contexts_run_in_parallel() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_check_waits_up_to_the_hold_for_the_command_to_end() {
+    // A long hold makes the wait visible: a check made while the command
+    // sleeps 0.4 s comes back Finished, once, when it ends.
+    let api = start(|o| o.status_hold_ms = 5_000);
+    let ctx = api.context().await;
+    let cmd = api.submit(&ctx, "import time\ntime.sleep(0.4)\nprint('done')").await;
+    let t = Instant::now();
+    let s = api.status(&ctx, &cmd).await;
+    assert_eq!(s["status"], "Finished", "{s}");
+    assert_eq!(s["results"]["data"], "done");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // A command still running when the hold ends is reported running.
+    let api = start(|o| o.status_hold_ms = 200);
+    let ctx = api.context().await;
+    let cmd = api.submit(&ctx, "import time\ntime.sleep(3)").await;
+    let t = Instant::now();
+    let s = api.status(&ctx, &cmd).await;
+    assert!(matches!(s["status"].as_str(), Some("Queued" | "Running")), "{s}");
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(190) && took < Duration::from_secs(2), "{took:?}");
+    // Without a hold a check answers at once, as a workspace does.
+    let api = start(|o| o.status_hold_ms = 0);
+    let ctx = api.context().await;
+    let cmd = api.submit(&ctx, "import time\ntime.sleep(3)").await;
+    let t = Instant::now();
+    let s = api.status(&ctx, &cmd).await;
+    assert!(matches!(s["status"].as_str(), Some("Queued" | "Running")), "{s}");
+    assert!(t.elapsed() < Duration::from_millis(150), "{:?}", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_interrupts_python_and_queued_commands() {
     let api = start(|_| {});
     let ctx = api.context().await;

@@ -127,7 +127,11 @@ async fn status(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
     running_cluster(&c, &p)?;
     let ctx = context(&c, &p)?;
     let id = required(&p, "commandId")?;
-    let (status, results) = ctx.command(&id).ok_or_else(|| unknown_command(&id))?;
+    // A workspace answers at once; a check that comes just before the end is
+    // answered at the end here (`status_hold_ms`, 1 ms), so a short command
+    // needs no second check. A check of a long command takes that much more.
+    let (status, results) =
+        ctx.command_within(&id, c.contexts.spec.status_hold).await.ok_or_else(|| unknown_command(&id))?;
     let mut v = json!({"id": id, "status": status.wire()});
     if let Some(r) = results {
         v["results"] = r;

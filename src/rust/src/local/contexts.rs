@@ -88,6 +88,8 @@ struct Inner {
     last_used: Instant,
     /// Removed from the table (destroyed, evicted, restart): the driver stops.
     gone: bool,
+    /// Told whenever a command ends (status checks wait on it).
+    ended: Arc<Notify>,
 }
 
 impl Inner {
@@ -107,6 +109,7 @@ impl Inner {
             c.results = results;
             c.code = String::new();
             stats.command_done(status.wire());
+            self.ended.notify_waiters();
         }
         if self.running.as_deref() == Some(id) {
             self.running = None;
@@ -194,6 +197,22 @@ impl Context {
         g.commands.get(id).map(|c| (c.status, c.results.clone()))
     }
 
+    /// A command's status once it ends or `hold` has passed, whichever is
+    /// first: a check that comes just before the end is answered at the end,
+    /// not at the client's next check.
+    pub async fn command_within(&self, id: &str, hold: Duration) -> Option<(CmdStatus, Option<Value>)> {
+        let deadline = tokio::time::Instant::now() + hold;
+        let ended = self.lock().ended.clone();
+        loop {
+            // Made before the look, so an end in between still wakes it.
+            let told = ended.notified();
+            let got = self.command(id)?;
+            if got.0.terminal() || tokio::time::timeout_at(deadline, told).await.is_err() {
+                return self.command(id);
+            }
+        }
+    }
+
     /// Cancel: a queued command is dropped at once; a running one is
     /// interrupted and, if it ignores that for `grace`, its process is killed.
     /// Err: unknown id.
@@ -274,6 +293,8 @@ pub struct WorkerSpec {
     pub max_output_chars: usize,
     /// How long a cancelled command may ignore the interrupt.
     pub cancel_grace: Duration,
+    /// How long a status check of a running command waits for its end.
+    pub status_hold: Duration,
     /// Environment for every worker, known once the server listens (the
     /// cluster's MLflow tracking URI and token).
     pub extra_env: Arc<std::sync::OnceLock<Vec<(String, String)>>>,
@@ -352,6 +373,7 @@ impl Contexts {
                 exec_count: 0,
                 last_used: Instant::now(),
                 gone: false,
+                ended: Arc::new(Notify::new()),
             }),
             wake: Notify::new(),
             stop: self.shutdown.child_token(),

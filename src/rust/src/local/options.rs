@@ -39,6 +39,9 @@ pub struct LocalOptions {
     /// How long a cancelled command may ignore the interrupt before its
     /// process is killed.
     pub cancel_grace_ms: u64,
+    /// How long a status check of a running command waits for it to end (a
+    /// workspace answers at once; 0 does the same).
+    pub status_hold_ms: u64,
     /// What `clusters/get` reports as `data_security_mode` (the access mode):
     /// `SINGLE_USER` (dedicated, what R needs) or another mode of the
     /// service's enum, e.g. `USER_ISOLATION` for a standard (shared) cluster.
@@ -66,6 +69,7 @@ impl Default for LocalOptions {
             max_contexts: 145,
             dbfs_handle_ttl_s: 600,
             cancel_grace_ms: 3_000,
+            status_hold_ms: 1,
             data_security_mode: "SINGLE_USER".to_string(),
             readonly_staging: None,
         }

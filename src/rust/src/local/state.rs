@@ -173,6 +173,7 @@ impl Local {
                 max_contexts: opts.max_contexts,
                 max_output_chars: opts.max_output_chars,
                 cancel_grace: Duration::from_millis(opts.cancel_grace_ms),
+                status_hold: Duration::from_millis(opts.status_hold_ms),
                 extra_env: worker_env.clone(),
             },
             stats.clone(),

@@ -74,7 +74,7 @@ bench: build venv
 
 # The full fault-injection runs: 1,000 remote_score() calls under 30% 429 +
 # 10% 503 + 5% dropped connections (make test runs 60), and 2 x 100 calls
-# while contexts are evicted every 0.2 s (make test runs 2 x 50).
+# while contexts are evicted every 0.05 s (make test runs 2 x 50).
 soak: build
 	DBRXR_FAULT_CALLS=1000 DBRXR_EVICT_CALLS=100 Rscript -e 'testthat::test_dir("tests/testthat", package = "dbrxr", load_package = "installed", filter = "request-path", reporter = "summary", stop_on_failure = TRUE)'
 

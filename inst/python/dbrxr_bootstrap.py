@@ -305,8 +305,7 @@ def run_r(fn, *args):
                                      args=(list(_state["cancel"]),)).start()
                 if interrupted:
                     _wake(t.thread)
-                if done.acquire(True, 0.05):
-                    break
+                done.acquire(True, 0.05)  # the R thread fills box, then releases
             break
         except KeyboardInterrupt:
             interrupted = True
@@ -675,46 +674,35 @@ def _record_dir(root, session):
 
 
 def _claim_record(request_id, session):
-    """Claim `request_id` of `session` for this context: None when it is ours
-    to run (its empty record now exists), else the record found (kind,
-    payload). A request with no session (no result path) is not recorded."""
+    """Claim `request_id` of `session` for this context: (None, path) when it
+    is ours to run (its empty record now exists at `path`), else (the record
+    found (kind, payload), None). A request with no session (no result path),
+    or whose record cannot be written, runs unrecorded: (None, None)."""
     if session is None:
-        return None
+        return None, None
     here = _record_roots()[0]
     for root in _all_record_roots():
         if root != here:
             found = _read_record_at(os.path.join(root, session, request_id))
             if found is not None:
-                return found
+                return found, None
     path = os.path.join(here, session, request_id)
     try:
         _record_dir(here, session)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
-        return _read_record_at(path) or ("STARTED", "")
+        return _read_record_at(path) or ("STARTED", ""), None
     except OSError:
         # No record can be written (a full or read-only disk): run it
         # unrecorded, as before records existed.
         _record_dirs["known"].discard(os.path.dirname(path))
-        return None
+        return None, None
     os.close(fd)
-    return None
+    return None, path
 
 
-def _record_path(request_id, session):
-    """The record of `request_id` where its claim is (/dev/shm may have
-    filled up since), else where a new one goes."""
-    if session is None:
-        return None
-    for root in _all_record_roots():
-        path = os.path.join(root, session, request_id)
-        if os.path.exists(path):
-            return path
-    return os.path.join(_record_roots()[0], session, request_id)
-
-
-def _write_record(request_id, session, kind, payload=""):
-    path = _record_path(request_id, session)
+def _write_record(path, kind, payload=""):
+    """Replace the claim at `path` (from _claim_record) with the answer."""
     if path is None:
         return
     try:
@@ -753,14 +741,13 @@ def _prune_records(root, max_age=86400):
         pass
 
 
-def _drop_record(request_id, session):
-    if session is None:
+def _drop_record(path):
+    if path is None:
         return
-    for root in _all_record_roots():
-        try:
-            os.remove(os.path.join(root, session, request_id))
-        except OSError:
-            pass
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def call_once(request_id, target, req_b64, req_paths_b64, result_path_b64, inline_max,
@@ -782,9 +769,8 @@ def call_once(request_id, target, req_b64, req_paths_b64, result_path_b64, inlin
     result_path = _text(result_path_b64)
     _state.update(progress=_text(progress_b64) or None, cancel=[], result=result_path,
                   root=_text(root_b64) or None)
-    session = _record_session()
     try:
-        record = _claim_record(request_id, session)
+        record, claim = _claim_record(request_id, _record_session())
         if record is not None:
             _say(*(record if record[0] != "STARTED" else ("MAYRAN",)))
             return
@@ -793,9 +779,9 @@ def call_once(request_id, target, req_b64, req_paths_b64, result_path_b64, inlin
         # context may be evicted at any moment, and a request sent again to a
         # new one must find the answer, not an empty claim.
         if answer[0] == "NOFILE":
-            _drop_record(request_id, session)
+            _drop_record(claim)
         else:
-            _write_record(request_id, session, *answer)
+            _write_record(claim, *answer)
     finally:
         _state.update(progress=None, cancel=[], result=None)
     if answer[0] != "NOFILE":

@@ -207,7 +207,10 @@ impl Context {
             // Made before the look, so an end in between still wakes it.
             let told = ended.notified();
             let got = self.command(id)?;
-            if got.0.terminal() || tokio::time::timeout_at(deadline, told).await.is_err() {
+            if got.0.terminal() {
+                return Some(got);
+            }
+            if tokio::time::timeout_at(deadline, told).await.is_err() {
                 return self.command(id);
             }
         }

@@ -334,6 +334,8 @@ is_model_uri <- function(x) {
 
 model_uri_pattern <- "^models:/[^/@]+(/[0-9]+|@[A-Za-z_][A-Za-z0-9_]*)$"
 
+registry_name <- function(uri) sub("^models:/([^/@]+).*$", "\\1", uri)
+
 # A dbx_remote_model for `models:/name/version` or `models:/name@alias`:
 # the cluster loads the model from the registry into its object cache (the
 # bytes never come here), and the handle names it by hash. `conn`: the

@@ -289,6 +289,7 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
   spec$keep <- keep
   spec$level_cols <- bundle$level_cols
   spec$hash <- bundle$hash
+  spec$registry <- bundle$registry_hash
   spec$convert <- getOption("dbrxr.table_convert")  # "pandas2ri": benchmarks only
   # The bundle's bytes go along only when the cluster may not have them: the
   # target keeps them under their hash in the staging location's cache.
@@ -300,7 +301,11 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
                   call = call, need_object = !with_bundle)
   }
   res <- send(!isTRUE(st$objects[[bundle$hash]]))
-  if (inherits(res, "dbrxr_need_object")) res <- send(TRUE)
+  if (inherits(res, "dbrxr_need_object")) {
+    # A registered model the context no longer holds: load it there again.
+    if (!is.null(bundle$registry)) as_remote_model(bundle$registry, call = call, conn = conn)
+    res <- send(TRUE)
+  }
   assign(bundle$hash, TRUE, envir = st$objects)
   relay_batch_warnings(res$warning, res$warning_batches)
   invisible(new_dbx_table(output, res))
@@ -336,10 +341,17 @@ new_dbx_table <- function(name, res) {
 
 # Everything executors need, in one serialized list staged by content hash.
 score_bundle <- function(model, args, postprocess, prediction, call) {
+  registry <- NULL
   if (is.function(model)) {
     model <- shippable_function(model, call)
     info <- check_transportable(model, "model", call = call)
     packages <- needed_packages(info$namespaces, namespace_refs(model))
+  } else if (!is.null(registry <- registered_model(model, call))) {
+    # A registered model stays on the cluster: the bundle names it by hash
+    # and the executors read it from the cluster's cache (as a function:
+    # its logged predict() arguments and postprocess come with it).
+    model <- NULL
+    packages <- registry$packages
   } else {
     rm <- as_remote_model(model, call = call)
     if (is.character(model) || inherits(model, "dbx_remote_model")) {
@@ -354,13 +366,24 @@ score_bundle <- function(model, args, postprocess, prediction, call) {
     pinfo <- check_transportable(postprocess, "postprocess", call = call)
     packages <- needed_packages(packages, pinfo$namespaces, namespace_refs(postprocess))
   }
-  levels <- model_levels(model)
-  b <- list(model = model, args = args, postprocess = postprocess,
+  levels <- if (is.null(model)) list() else model_levels(model)
+  b <- list(model = model, registry = registry$hash, args = args, postprocess = postprocess,
             levels = levels, packages = setdiff(packages, base_packages),
             prediction = prediction)
   bytes <- serialize(b, NULL, xdr = FALSE)
   list(bytes = bytes, hash = unwrap(rust_sha256(bytes)),
-       level_cols = setdiff(model_inputs(model), names(levels)))
+       level_cols = if (!is.null(model)) setdiff(model_inputs(model), names(levels)),
+       registry = if (!is.null(registry)) sprintf("models:/%s/%d", registry_name(registry$uri), registry$version),
+       registry_hash = registry$hash)
+}
+
+# The dbx_remote_model of a registered model (a models:/ URI, or a handle
+# from one), loaded into the context; NULL for any other model.
+registered_model <- function(model, call) {
+  if (!is_model_uri(model) && !(inherits(model, "dbx_remote_model") && !is.null(model$uri))) {
+    return(NULL)
+  }
+  as_remote_model(model, call = call)
 }
 
 # predict() values of common models that are not yet columns: ranger's list

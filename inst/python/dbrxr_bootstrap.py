@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import traceback
+import uuid
 from urllib.parse import urlencode
 
 MARKER = None  # handed over by the client at setup(): defined once, in Rust
@@ -85,6 +86,18 @@ def cache_path(hash_):
     if not root:
         raise RuntimeError("no request is running, so the staging location is unknown")
     return root.rstrip("/") + "/cache/" + hash_
+
+
+def stage_object(hash_, data):
+    """Write `data` as the staged object `hash_`, whole or not at all (a
+    unique part file renamed in place: two writers never mix); its local path."""
+    local = map_path(cache_path(hash_))
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    part = "%s.part-%s" % (local, uuid.uuid4().hex[:8])
+    with open(part, "wb") as f:
+        f.write(data)
+    os.replace(part, local)
+    return local
 
 
 def module_dir():

@@ -101,7 +101,7 @@ def _cache():
     return env.find("cache")
 
 
-def _cached(hash_):
+def cached(hash_):
     ri = _ri()
     cache = _cache()
     if not ri.baseenv["exists"](hash_, envir=cache, inherits=False)[0]:
@@ -109,7 +109,7 @@ def _cached(hash_):
     return ri.baseenv["get"](hash_, envir=cache)
 
 
-def _serialize(obj):
+def serialize_object(obj):
     ri = _ri()
     raw = ri.baseenv["serialize"](obj, ri.NULL, xdr=False)
     return bytes(b._raw_buffer(raw))
@@ -249,7 +249,7 @@ def log(mlflow, req):
     if isinstance(columns, str):
         columns = json.loads(columns)
     hash_ = req["hash"]
-    obj = _cached(hash_)
+    obj = cached(hash_)
     import dbrxr_pyfunc
     import pandas as pd
 
@@ -278,7 +278,7 @@ def log(mlflow, req):
             "packages": _r_versions(packages), "library": req.get("library"),
             "hash": hash_, "dbrxr_pyfunc": 1}
 
-    model_bytes = _serialize(obj)
+    model_bytes = serialize_object(obj)
     spec_json = json.dumps(spec, sort_keys=True)
     # The client's content hash, not these bytes: R's JIT compiles closures
     # once they have run, so the same object serializes differently later.
@@ -400,6 +400,8 @@ def resolve(mlflow, req):
         data = _download(mlflow, "models:/%s/%s" % (name, version), uri)
         known = (hashlib.sha256(data).hexdigest(), len(data))
         if not ri.baseenv["exists"](known[0], envir=cache, inherits=False)[0]:
+            # Staged too: a table job's executors read the model from there.
+            b.stage_object(known[0], data)
             obj = ri.baseenv["unserialize"](b._raw_from_bytes(data))
             ri.baseenv["assign"](known[0], obj, envir=cache)
         _resolved[(name, version)] = known

@@ -94,9 +94,10 @@ shape_prediction <- function(value, prediction, n, what) {
 shape_error <- function(msg) {
   stop(structure(class = c("dbrxr_shape", "error", "condition"), list(message = msg, call = NULL)))
 }
-load_bundle <- function(path, libpaths) {
+load_bundle <- function(path, libpaths, model_path) {
   if (length(libpaths)) .libPaths(unique(c(libpaths, .libPaths())))
   b <- unserialize(readBin(path, "raw", file.size(path)))
+  if (length(model_path)) b$model <- logged_function(unserialize(readBin(model_path, "raw", file.size(model_path))))
   for (p in b$packages) {
     if (!requireNamespace(p, quietly = TRUE)) {
       stop(structure(class = c("dbrxr_missing_package", "error", "condition"),
@@ -105,6 +106,17 @@ load_bundle <- function(path, libpaths) {
     }
   }
   b
+}
+# A registered model (what remote_log_model() logged) as function(newdata, ...):
+# its session code (predict.dbrxr_logged_model() and the user's functions)
+# defined before each call, as the context does.
+logged_function <- function(obj) {
+  session <- if (inherits(obj, "dbrxr_model_bundle")) obj$session
+  if (inherits(obj, "dbrxr_model_bundle")) obj <- obj$model
+  function(newdata, ...) {
+    for (nm in names(session)) assign(nm, session[[nm]], envir = globalenv())
+    predict(obj, newdata, ...)
+  }
 }
 # "f()" for a condition's call, NULL when there is no short name: only the
 # function, as the arguments can be a whole batch (do.call()), and warning
@@ -620,18 +632,26 @@ def _bundle_file(spec):
     """The model bundle's staged file (content-addressed, shared by sessions):
     written from the request's bytes when they came along; a bundle that is
     neither here nor sent is asked for."""
-    path = boot.cache_path(spec["hash"])
-    local = boot.map_path(path)
+    local = boot.map_path(boot.cache_path(spec["hash"]))
     data = spec.get("bundle")
     if not os.path.exists(local):
         if data is None:
             raise boot.TargetError("need_object", "The cluster does not have this model yet.")
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        part = "%s.part-%s" % (local, uuid.uuid4().hex[:8])
-        with open(part, "wb") as f:
-            f.write(data)
-        os.replace(part, local)
+        boot.stage_object(spec["hash"], data)
     return local
+
+
+def _registry_file(hash_):
+    """A registered model's staged file, which the executors read: staged
+    when the model was loaded (dbrxr_mlflow.resolve), else staged again
+    from the context's object cache (need_object when that lost it too)."""
+    local = boot.map_path(boot.cache_path(hash_))
+    if os.path.exists(local):
+        return local
+    import hashlib
+    import dbrxr_mlflow
+    data = dbrxr_mlflow.serialize_object(dbrxr_mlflow.cached(hash_))
+    return boot.stage_object(hashlib.sha256(data).hexdigest(), data)
 
 
 def _spark_path(path):
@@ -658,6 +678,8 @@ def _score(spec):
                        % ", ".join(missing)})
     spec["bundle_local"] = _bundle_file(spec)
     spec.pop("bundle", None)
+    if spec.get("registry"):
+        spec["model_local"] = _registry_file(spec["registry"])
     # The connection's remote_library(): a /dbfs or /Volumes path every node
     # sees (mapped into the state directory on the local cluster).
     spec["libpaths"] = [boot.map_path(p) for p in spec.get("libpaths", [])]
@@ -685,6 +707,7 @@ def _score(spec):
     converting = sc.accumulator(0.0)
     task = functools.partial(score_partitions, {
         "bundle_local": spec["bundle_local"], "hash": spec["hash"], "keep": keep,
+        "model_local": spec.get("model_local"),
         "source_names": list(df.columns),
         "libpaths": spec.get("libpaths", []), "schema": out_schema,
         "convert": spec.get("convert"), "table_levels": spec["table_levels"],
@@ -799,10 +822,13 @@ def _empty_batch(table):
                                       schema=table.schema)
 
 
-def _bundle(path, hash_, libpaths):
+def _bundle(spec):
+    hash_, libpaths = spec["hash"], spec.get("libpaths", [])
     b = _R["bundles"].get(hash_)
     if b is None:
-        b = _r_call("load_bundle", path, _strs(list(libpaths)) if libpaths else _strs([]))
+        model = spec.get("model_local")
+        b = _r_call("load_bundle", spec["bundle_local"], _strs(list(libpaths)),
+                    _strs([model] if model else []))
         _R["bundles"][hash_] = b
     return b
 
@@ -824,7 +850,7 @@ def _score_arrow_r(spec, batch, offset, probe):
     import rpy2.rinterface as ri
     n = batch.num_rows
     try:
-        b = _bundle(spec["bundle_local"], spec["hash"], spec.get("libpaths", []))
+        b = _bundle(spec)
     except Exception as e:
         pkg = re.search(r"Package '([^']+)' is not installed", str(e))
         _batch_fail(probe, {"class": "missing_package" if pkg else "remote",

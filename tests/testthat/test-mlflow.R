@@ -182,6 +182,35 @@ test_that("a second log of the same model ships no model bytes, uploads no artif
   client_bytes <- route_bytes(s1, "commands/execute|dbfs|fs/files") - route_bytes(s0, "commands/execute|dbfs|fs/files")
   expect_lt(client_bytes, size / 10)
   expect_equal(route_bytes(s1, "mlflow-artifacts"), route_bytes(s0, "mlflow-artifacts"))
+  # For the next test: not the fit (a test's formula environment would then reach it).
+  logged$big <- list(size = size, version = v2$version, x = big$x[1:2000],
+                     expected = unname(predict(fit, big[1:2000, "x", drop = FALSE])$predictions))
+})
+
+test_that("a table job with a registered model leaves the model on the cluster (no model bytes to R and back)", {
+  conn <- mlflow_conn()
+  if (is.null(logged$big)) skip("the big model was not logged")
+  big <- logged$big
+  df <- data.frame(id = 1:2000, x = big$x)
+  dbx_write_table(df, "main.ml.big_in", mode = "overwrite", conn = conn)
+  route_bytes <- function(s, pattern, dir) {
+    r <- s$routes[grepl(pattern, names(s$routes))]
+    sum(vapply(r, function(x) as.numeric(x[[dir]]), numeric(1)))
+  }
+  routes <- "commands|dbfs|fs/files"
+  uri <- sprintf("models:/main.ml.big/%d", big$version)
+  h <- remote_model(uri, conn = conn)
+  for (model in list(uri, h)) {
+    s0 <- local_stats(conn)
+    remote_score_table(model, "main.ml.big_in", "main.ml.big_out", keep = "id", mode = "overwrite",
+                       conn = conn)
+    s1 <- local_stats(conn)
+    expect_lt(route_bytes(s1, routes, "bytes_out") - route_bytes(s0, routes, "bytes_out"), big$size / 10)
+    expect_lt(route_bytes(s1, routes, "bytes_in") - route_bytes(s0, routes, "bytes_in"), big$size / 10)
+    out <- dbx_read_table("main.ml.big_out", conn = conn)
+    out <- out[order(out$id), ]
+    expect_identical(unname(out$.pred), big$expected)
+  }
 })
 
 test_that("registry errors are classed: missing schema, failing predict(), unknown alias or version", {

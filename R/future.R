@@ -48,6 +48,12 @@ fw_cancel <- function(h) remote_request_cancel(h)
 #' relays them; `future(seed = TRUE)` gives the same random numbers as under
 #' `plan(sequential)`. `future` must be installed on the cluster too.
 #'
+#' A [remote_model()] handle among the globals is the model itself in the
+#' worker, so `future(predict(m, chunk))` works: a registered model
+#' (`remote_model("models:/...")`) is read from the copy the cluster made when
+#' it loaded it from the registry (its bytes never come to this session), any
+#' other model is put in each worker's cache once.
+#'
 #' `resolved()` never waits: it looks at the state of the command, which a
 #' background task of dbrxr polls. `value()` waits; Ctrl-C while it waits
 #' cancels the command on the cluster. A future whose command fails outside
@@ -114,8 +120,12 @@ run.DatabricksFuture <- function(future, ...) {
   slot <- fw_wait_for_slot(pool, future$workers)
   slot$future <- future
   future$slot <- slot
-  future$handle <- tryCatch(
-    fw_start(fw_worker_conn(pool, slot), req, timeout = future$timeout),
+  future$handle <- tryCatch({
+    worker <- fw_worker_conn(pool, slot)
+    fw_place_models(worker, req$place, timeout = future$timeout)
+    req$place <- NULL
+    fw_start(worker, req, timeout = future$timeout)
+  },
     error = function(e) {
       fw_release(slot, future, retire = TRUE)
       stop(e)
@@ -142,14 +152,39 @@ fw_request <- function(future) {
   })
   globals <- as.list(unclass(future$globals))
   attr(globals, "where") <- NULL
+  # remote_model() handles become the models they stand for in the worker.
+  handles <- vapply(globals, inherits, logical(1), "dbx_remote_model")
+  handle_pkgs <- unlist(lapply(globals[handles], `[[`, "packages"))
+  place <- Filter(function(m) is.null(m$path), globals[handles])
+  globals[handles] <- lapply(globals[handles], fw_model_ref)
   info <- check_transportable(globals, "the globals of the future")
   warn_large_globals(globals, "The future", call = NULL)
   # Models among the globals: the packages of their predict() methods, which
   # future does not see (S3 dispatch finds them only once loaded).
-  models <- Filter(is.object, globals)
-  packages <- needed_packages("future", future$packages, info$namespaces,
+  models <- Filter(is.object, globals[!handles])
+  packages <- needed_packages("future", future$packages, info$namespaces, handle_pkgs,
                               unlist(lapply(models, predict_method_packages)))
-  list(op = "eval", expr = expr, globals = globals, packages = packages)
+  list(op = "eval", expr = expr, globals = globals, packages = packages, place = place)
+}
+
+# What a remote_model() handle among a future's globals travels as (its
+# connection cannot): its hash, which the dispatcher turns back into the
+# model with its session code. A registered model also names the copy the
+# cluster staged when it loaded it from the registry, which a worker reads
+# (its bytes never come here); any other model is put in the worker's cache
+# first, from here only when the worker does not have it (fw_place_models()).
+fw_model_ref <- function(m) {
+  ref <- list(hash = m$hash)
+  if (!is.null(m$path)) ref$path <- m$path
+  structure(ref, class = "dbrxr_model_ref")
+}
+
+fw_place_models <- function(conn, handles, timeout) {
+  for (m in handles) {
+    ans <- remote_object_request(conn, list(op = "put", hash = m$hash, packages = m$packages),
+                                 function() model_bytes(m), timeout = timeout)
+    deliver_answer(ans)
+  }
 }
 
 #' @exportS3Method future::resolved

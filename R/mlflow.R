@@ -353,33 +353,20 @@ registry_model <- function(uri, conn, call) {
                        errors = mlflow_errors, call = call)
   assign(res$hash, TRUE, envir = remote_state(conn)$objects)
   store <- new.env(parent = emptyenv())
-  # Only if the context is replaced (or for a table job, whose executors get
-  # the model in their bundle) are the bytes needed here: fetched then.
-  fetch <- function() {
+  # Only if the context is replaced (and the model must be sent again) are
+  # the bytes needed here: fetched then, by model_bytes(). A function, not an
+  # active binding: future's size estimate of a global walks environments,
+  # and reading a binding there downloaded the model.
+  store$fetch <- function() {
     r <- remote_target(conn, "mlflow", list(op = "resolve", uri = uri, bytes = TRUE),
                        errors = mlflow_errors, call = call)
     r$bytes
   }
-  makeActiveBinding("bytes", fetch, store)
-  makeActiveBinding("model", function() logged_as_function(unserialize(fetch())), store)
   structure(list(hash = res$hash, size = res$size, class = as.character(unlist(res$class)),
                  packages = as.character(unlist(res$packages)),
                  session = "predict.dbrxr_logged_model", conn = conn, store = store,
-                 uri = uri, version = as.integer(res$version)),
+                 uri = uri, version = as.integer(res$version), path = res$path),
             class = "dbx_remote_model")
-}
-
-# A logged model as a function(newdata, ...) (table jobs call function models).
-logged_as_function <- function(bundle) {
-  env <- new.env(parent = globalenv())
-  env$obj <- bundle$model
-  env$session <- bundle$session
-  f <- function(newdata, ...) {
-    for (nm in names(session)) assign(nm, session[[nm]], envir = globalenv())
-    predict(obj, newdata, ...)
-  }
-  environment(f) <- env
-  f
 }
 
 # ---- errors --------------------------------------------------------------------------

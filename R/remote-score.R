@@ -266,7 +266,8 @@ restore_seed <- function(seed) {
 
 # The model's serialized bytes: kept from the hashing, or made again.
 model_bytes <- function(rm) {
-  rm$store$bytes %||% serialize(rm$store$model, NULL, xdr = FALSE)
+  rm$store$bytes %||% (if (!is.null(rm$store$fetch)) rm$store$fetch()) %||%
+    serialize(rm$store$model, NULL, xdr = FALSE)
 }
 
 show_progress <- function(progress, conn) {

@@ -396,17 +396,27 @@ def resolve(mlflow, req):
     known = _resolved.get((name, version))
     want_bytes = bool(req.get("bytes"))
     data = None
-    if known is None or want_bytes or not ri.baseenv["exists"](known[0], envir=cache, inherits=False)[0]:
+
+    def here(hash_):
+        return ri.baseenv["exists"](hash_, envir=cache, inherits=False)[0]
+
+    def staged(hash_):
+        return os.path.exists(b.map_path(b.cache_path(hash_)))
+
+    if known is None or want_bytes or not here(known[0]) or not staged(known[0]):
         data = _download(mlflow, "models:/%s/%s" % (name, version), uri)
         known = (hashlib.sha256(data).hexdigest(), len(data))
-        if not ri.baseenv["exists"](known[0], envir=cache, inherits=False)[0]:
-            # Staged too: a table job's executors read the model from there.
+        # Staged as well as cached: table jobs' executors and futures' worker
+        # contexts read it from there (the same bytes, by their hash).
+        if not staged(known[0]):
             b.stage_object(known[0], data)
+        if not here(known[0]):
             obj = ri.baseenv["unserialize"](b._raw_from_bytes(data))
             ri.baseenv["assign"](known[0], obj, envir=cache)
         _resolved[(name, version)] = known
     facts = _facts(ri.baseenv["get"](known[0], envir=cache))
     out = {"name": name, "version": version, "hash": known[0], "size": float(known[1]),
+           "path": b.cache_path(known[0]),
            "class": facts["class"], "packages": facts["packages"],
            "run_id": mv.run_id, "uri": uri}
     if want_bytes:

@@ -200,12 +200,35 @@ globals_env <- function(globals) {
   env <- new.env(parent = globalenv())
   for (nm in names(globals)) {
     val <- globals[[nm]]
+    if (inherits(val, "dbrxr_model_ref")) val <- model_from_ref(val)
     if (is.function(val) && identical(environment(val), globalenv())) {
       environment(val) <- env
     }
     assign(nm, val, envir = env)
   }
   env
+}
+
+# The model a remote_model() handle stands for (a future's global): from
+# this context's cache (the client put it there), else from the copy staged
+# when the cluster loaded it from the registry. Its session code (a logged
+# model's predict() method) is defined, as op_score does.
+model_from_ref <- function(ref) {
+  obj <- get0(ref$hash, envir = cache, inherits = FALSE)
+  if (is.null(obj)) {
+    path <- if (!is.null(ref$path)) fs_path(ref$path)
+    if (is.null(path) || !file.exists(path)) {
+      stop("The model of a remote_model() handle is not on this worker any more; run the future again, or call remote_model() again first.",
+           call. = FALSE)
+    }
+    obj <- unserialize(readBin(path, "raw", file.size(path)))
+    assign(ref$hash, obj, envir = cache)
+  }
+  if (inherits(obj, "dbrxr_model_bundle")) {
+    define_session(obj$session)
+    obj <- obj$model
+  }
+  obj
 }
 
 # A shipped function bundle: list(f, globals). Prepared once, cached.

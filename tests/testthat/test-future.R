@@ -90,6 +90,20 @@ test_that("a model global finds its predict() method's package on the cluster", 
   expect_identical(p, predict(fit, mtcars[1:3, ])$predictions)
 })
 
+test_that("a remote_model() handle among a future's globals is the model in the worker", {
+  skip_if_not_installed("ranger")
+  conn <- local_databricks_plan(workers = 2)
+  fit <- ranger::ranger(mpg ~ ., mtcars, num.trees = 20, seed = 1, num.threads = 1)
+  m <- remote_model(fit, conn = conn)
+  p <- future::value(future::future(predict(m, mtcars[1:3, ])$predictions, seed = TRUE))
+  expect_identical(p, predict(fit, mtcars[1:3, ])$predictions)
+  # The client's own predict() method (session code) comes with the handle.
+  f <- structure(list(k = 2), class = "doubler")
+  predict.doubler <- function(object, newdata, ...) newdata$mpg * object$k
+  h <- remote_model(f, conn = conn)
+  expect_identical(future::value(future::future(predict(h, mtcars))), mtcars$mpg * 2)
+})
+
 test_that("errors are re-raised with the remote message; warnings and messages relayed", {
   local_databricks_plan(workers = 2)
   f <- future::future(stop("boom on the cluster"))

@@ -187,7 +187,7 @@ test_that("a second log of the same model ships no model bytes, uploads no artif
                      expected = unname(predict(fit, big[1:2000, "x", drop = FALSE])$predictions))
 })
 
-test_that("a table job with a registered model leaves the model on the cluster (no model bytes to R and back)", {
+test_that("a table job or a future with a registered model leaves the model on the cluster (no model bytes to R and back)", {
   conn <- mlflow_conn()
   if (is.null(logged$big)) skip("the big model was not logged")
   big <- logged$big
@@ -211,6 +211,19 @@ test_that("a table job with a registered model leaves the model on the cluster (
     out <- out[order(out$id), ]
     expect_identical(unname(out$.pred), big$expected)
   }
+  # A future's worker context loads the handle's model from the cluster's
+  # staged copy, not from here.
+  skip_if_not_installed("future")
+  old <- future::plan(databricks, conn = conn, workers = 1)
+  withr::defer(future::plan(old))
+  newdata <- data.frame(x = big$x)
+  expect_identical(future::value(future::future(predict(h, newdata[1:10, , drop = FALSE]), seed = TRUE)), big$expected[1:10])
+  s0 <- local_stats(conn)
+  p <- future::value(future::future(predict(h, newdata), seed = TRUE))
+  s1 <- local_stats(conn)
+  expect_identical(unname(p), big$expected)
+  expect_lt(route_bytes(s1, routes, "bytes_out") - route_bytes(s0, routes, "bytes_out"), big$size / 10)
+  expect_lt(route_bytes(s1, routes, "bytes_in") - route_bytes(s0, routes, "bytes_in"), big$size / 10)
 })
 
 test_that("registry errors are classed: missing schema, failing predict(), unknown alias or version", {

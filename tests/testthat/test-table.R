@@ -72,6 +72,24 @@ test_that("tables survive a context restart", {
   expect_identical(dbx_read_table("main.tt.keepme", conn = conn), data.frame(k = 1:3))
 })
 
+test_that("a table another context overwrote or appended to reads as it is now", {
+  conn <- spark_conn()
+  other <- dbx_connect(host = conn$local_info$url, token = spark_token,
+                       cluster_id = conn$local_info$cluster_id)
+  withr::defer(dbx_disconnect(other))
+  dbx_write_table(data.frame(a = 1:3), "main.tt.shared", mode = "overwrite", conn = conn)
+  expect_identical(dbx_read_table("main.tt.shared", conn = other), data.frame(a = 1:3))
+  # Overwritten in the first context: the other one had listed the old files.
+  dbx_write_table(data.frame(a = 11:15), "main.tt.shared", mode = "overwrite", conn = conn)
+  expect_identical(dbx_read_table("main.tt.shared", conn = other), data.frame(a = 11:15))
+  dbx_write_table(data.frame(a = 16L), "main.tt.shared", mode = "append", conn = conn)
+  got <- dbx_read_table("main.tt.shared", conn = other)
+  expect_identical(sort(got$a), 11:16)
+  # And the other way round, through SQL.
+  dbx_write_table(data.frame(a = 21:22), "main.tt.shared", mode = "overwrite", conn = other)
+  expect_identical(dbx_exec("SELECT sum(a) AS s FROM main.tt.shared", conn, language = "sql")$s, 43)
+})
+
 test_that("seven model types score a 100,000-row table identical() to local predict()", {
   conn <- spark_conn()
   train <- make_rows(3000, 1)

@@ -357,17 +357,27 @@ def _catalog_names(session):
     for db in jcat.listDatabases().mkString("\n").split("\n"):
         if not db:
             continue
-        # TableIdentifier's text is `db`.`table` (or `view`), backticks doubled.
-        idents = jcat.listTables(db).mkString("\n").split("\n")
-        known[db] = {re.findall(r"`((?:[^`]|``)*)`", i)[-1].replace("``", "`")
-                     for i in idents if i}
+        # TableIdentifier's text is `db`.`table`, backticks doubled; a temporary
+        # view (`view`, no database) is not a table of this database.
+        parts = [re.findall(r"`((?:[^`]|``)*)`", i)
+                 for i in jcat.listTables(db).mkString("\n").split("\n")]
+        known[db] = {p[-1].replace("``", "`") for p in parts if len(p) >= 2}
     return known
 
 
+# Table directory -> (inode, mtime) when this context last synced: a table
+# another context overwrote (a new directory renamed in) or appended to (new
+# files) since has a new signature, and Spark's cached list of its files
+# must go, or reading it fails on files that are gone.
+_spark_seen = {}
+
+
 def _spark_sync(session):
-    # Register the table directories other contexts (or earlier processes) wrote.
+    # Register the table directories other contexts (or earlier processes)
+    # wrote, and refresh those they changed.
     wh = _spark_warehouse()
     known = _catalog_names(session)
+    present = set()
     for entry in sorted(os.listdir(wh)):
         full = os.path.join(wh, entry)
         if entry.startswith((".", "_")) or not os.path.isdir(full):
@@ -382,11 +392,26 @@ def _spark_sync(session):
             known[db] = set()
         for t in tables:
             path = os.path.join(base, t)
-            if t.startswith((".", "_")) or t in known[db] or not os.path.isdir(path) \
+            if t.startswith((".", "_")) or not os.path.isdir(path) \
                     or not os.path.exists(os.path.join(path, "_SUCCESS")):
                 continue
-            session.catalog.createTable("%s.%s" % (db, t), path=path, source="parquet")
-            known[db].add(t)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            sig = (st.st_ino, st.st_mtime_ns)
+            present.add(path)
+            if t not in known[db]:
+                session.catalog.createTable("%s.%s" % (db, t), path=path, source="parquet")
+                known[db].add(t)
+            elif _spark_seen.get(path, sig) != sig:
+                try:
+                    session.catalog.refreshTable("`%s`.`%s`" % (db, t))
+                except Exception:
+                    pass  # a read then fails with Spark's own error, as before
+            _spark_seen[path] = sig
+    for path in set(_spark_seen) - present:
+        del _spark_seen[path]
 
 
 def _dropped_dir(session, query):

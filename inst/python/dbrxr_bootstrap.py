@@ -546,11 +546,37 @@ def _python_answer(target, req_raw):
     except KeyboardInterrupt:
         raise
     except Exception as e:
-        msg = str(e).strip()
         ans = {"status": "error", "error": {
-            "class": "python", "message": "%s: %s" % (type(e).__name__, msg) if msg else type(e).__name__,
+            "class": "python", "message": error_text(e),
             "traceback": traceback.format_exc(limit=20)}}
     return to_r(ans)
+
+
+def error_text(e):
+    """An exception as one message for R: its type and text; for a Java
+    exception (Py4JJavaError), the innermost cause without the JVM's stack
+    frames, which run to hundreds of lines (they stay in the traceback)."""
+    msg = str(e).strip()
+    name = type(e).__name__
+    if not msg:
+        return name
+    lines = msg.splitlines()
+    if not any(l.startswith("\tat ") for l in lines):
+        return "%s: %s" % (name, msg)
+    # Blocks of text between frames: each starts with an exception's headline.
+    blocks, cur = [], []
+    for line in lines:
+        if line.startswith("\tat ") or (line.lstrip().startswith("... ") and line.rstrip().endswith("more")):
+            if cur:
+                blocks.append(" ".join(cur))
+                cur = []
+        elif line.strip():
+            cur.append(line.strip().lstrip(": ").strip())
+    if cur:
+        blocks.append(" ".join(cur))
+    causes = [b[len("Caused by:"):].strip() for b in blocks if b.startswith("Caused by:")]
+    root = causes[-1] if causes else (blocks[1] if len(blocks) > 1 else blocks[0])
+    return "%s: %s" % (name, root)
 
 
 def _serialize(value):

@@ -90,6 +90,16 @@ test_that("a table another context overwrote or appended to reads as it is now",
   expect_identical(dbx_exec("SELECT sum(a) AS s FROM main.tt.shared", conn, language = "sql")$s, 43)
 })
 
+test_that("a Spark failure is its innermost cause in one line; the JVM's frames stay in the traceback", {
+  conn <- spark_conn()
+  e <- expect_error(dbx_read_table(dbx_sql("SELECT raise_error('boom on spark') AS x"), conn = conn))
+  msg <- conditionMessage(e)
+  expect_match(msg, "RuntimeException: boom on spark", fixed = TRUE)
+  expect_lt(nchar(msg), 300)
+  expect_false(grepl("\tat |at org\\.apache", msg))
+  expect_match(paste(e$remote_traceback, collapse = "\n"), "org.apache.spark", fixed = TRUE)
+})
+
 test_that("seven model types score a 100,000-row table identical() to local predict()", {
   conn <- spark_conn()
   train <- make_rows(3000, 1)

@@ -579,6 +579,28 @@ def error_text(e):
     return "%s: %s" % (name, root)
 
 
+def object_cache():
+    """The R dispatcher's object cache (an environment: hash -> object)."""
+    env = _state.get("r")
+    if env is None:
+        raise TargetError("internal", "The R dispatcher is not loaded in this context.")
+    return env.find("cache")
+
+
+def cached_object(hash_):
+    """An object of the dispatcher's cache; need_object when it is not there."""
+    import rpy2.rinterface as ri
+    cache = object_cache()
+    if not ri.baseenv["exists"](hash_, envir=cache, inherits=False)[0]:
+        raise TargetError("need_object", "The model is not in this context any more.", hash=hash_)
+    return ri.baseenv["get"](hash_, envir=cache)
+
+
+def serialize_object(obj):
+    """An R object's serialize() bytes (native byte order, as R's client writes them)."""
+    return bytes(_raw_buffer(_serialize(obj)))
+
+
 def _serialize(value):
     import rpy2.rinterface as ri
     return ri.baseenv["serialize"](value, ri.NULL, xdr=ri.BoolSexpVector([False]))

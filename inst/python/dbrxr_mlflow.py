@@ -93,28 +93,6 @@ def _ri():
     return ri
 
 
-def _cache():
-    """The dispatcher's object cache (hash -> unserialized object)."""
-    env = b._state.get("r")
-    if env is None:
-        raise b.TargetError("internal", "The R dispatcher is not loaded in this context.")
-    return env.find("cache")
-
-
-def cached(hash_):
-    ri = _ri()
-    cache = _cache()
-    if not ri.baseenv["exists"](hash_, envir=cache, inherits=False)[0]:
-        raise b.TargetError("need_object", "The model is not in this context any more.", hash=hash_)
-    return ri.baseenv["get"](hash_, envir=cache)
-
-
-def serialize_object(obj):
-    ri = _ri()
-    raw = ri.baseenv["serialize"](obj, ri.NULL, xdr=False)
-    return bytes(b._raw_buffer(raw))
-
-
 def _glue(name):
     import dbrxr_pyfunc
     return dbrxr_pyfunc._r_fn(name)
@@ -249,7 +227,7 @@ def log(mlflow, req):
     if isinstance(columns, str):
         columns = json.loads(columns)
     hash_ = req["hash"]
-    obj = cached(hash_)
+    obj = b.cached_object(hash_)
     import dbrxr_pyfunc
     import pandas as pd
 
@@ -278,7 +256,7 @@ def log(mlflow, req):
             "packages": _r_versions(packages), "library": req.get("library"),
             "hash": hash_, "dbrxr_pyfunc": 1}
 
-    model_bytes = serialize_object(obj)
+    model_bytes = b.serialize_object(obj)
     spec_json = json.dumps(spec, sort_keys=True)
     # The client's content hash, not these bytes: R's JIT compiles closures
     # once they have run, so the same object serializes differently later.
@@ -392,7 +370,7 @@ def resolve(mlflow, req):
         raise _mlflow_error(e, "No model version %s" % uri)
     version = str(mv.version)
     ri = _ri()
-    cache = _cache()
+    cache = b.object_cache()
     known = _resolved.get((name, version))
     want_bytes = bool(req.get("bytes"))
     data = None

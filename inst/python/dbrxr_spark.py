@@ -653,8 +653,7 @@ def _registry_file(hash_):
     if os.path.exists(local):
         return local
     import hashlib
-    import dbrxr_mlflow
-    data = dbrxr_mlflow.serialize_object(dbrxr_mlflow.cached(hash_))
+    data = boot.serialize_object(boot.cached_object(hash_))
     return boot.stage_object(hashlib.sha256(data).hexdigest(), data)
 
 

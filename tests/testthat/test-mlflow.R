@@ -200,7 +200,11 @@ test_that("a table job or a future with a registered model leaves the model on t
   routes <- "commands|dbfs|fs/files"
   uri <- sprintf("models:/main.ml.big/%d", big$version)
   h <- remote_model(uri, conn = conn)
+  # The copy the cluster staged when it loaded the model, which executors read.
+  staged <- file.path(conn$local_info$state_dir, "fs", "dbfs", sub("^dbfs:/+", "", h$path))
   for (model in list(uri, h)) {
+    # Gone (cleaned up): staged again, from the registry or the context's cache.
+    expect_true(file.remove(staged))
     s0 <- local_stats(conn)
     remote_score_table(model, "main.ml.big_in", "main.ml.big_out", keep = "id", mode = "overwrite",
                        conn = conn)

@@ -263,6 +263,24 @@ impl Context {
         drop(g);
         self.stop.cancel();
     }
+
+    /// Kill the context if it is idle, checked and marked in one hold of its
+    /// lock: a command submitted a moment later is refused (the client makes
+    /// a new context and sends it there) instead of being accepted by a
+    /// context about to die and lost while it runs.
+    fn kill_if_idle(&self) -> bool {
+        let mut g = self.lock();
+        if !g.idle() {
+            return false;
+        }
+        g.gone = true;
+        g.status = CtxStatus::Error;
+        g.error = Some("the context was evicted".to_string());
+        super::util::kill_group(g.pid.take());
+        drop(g);
+        self.stop.cancel();
+        true
+    }
 }
 
 /// Whether `pid` has exited or is about to: reaped, a zombie, exiting, or
@@ -402,9 +420,16 @@ impl Contexts {
 
     /// Evict every idle context (as a busy cluster does); their ids.
     pub fn evict_idle(&self) -> Vec<String> {
-        let ids: Vec<String> =
-            self.lock().values().filter(|c| c.lock().idle()).map(|c| c.id.clone()).collect();
-        ids.into_iter().filter(|id| self.destroy(id)).collect()
+        let all: Vec<Arc<Context>> = self.lock().values().cloned().collect();
+        let mut evicted = Vec::new();
+        for c in all {
+            if c.kill_if_idle() {
+                self.lock().remove(&c.id);
+                self.stats.contexts_destroyed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                evicted.push(c.id.clone());
+            }
+        }
+        evicted
     }
 
     /// Drop every context (restart, terminate, shutdown).

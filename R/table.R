@@ -303,7 +303,7 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
   res <- send(!isTRUE(st$objects[[bundle$hash]]))
   if (inherits(res, "dbrxr_need_object")) {
     # A registered model the context no longer holds: load it there again.
-    if (!is.null(bundle$registry)) as_remote_model(bundle$registry, call = call, conn = conn)
+    if (!is.null(bundle$registry_uri)) as_remote_model(bundle$registry_uri, call = call, conn = conn)
     res <- send(TRUE)
   }
   assign(bundle$hash, TRUE, envir = st$objects)
@@ -373,7 +373,7 @@ score_bundle <- function(model, args, postprocess, prediction, call) {
   bytes <- serialize(b, NULL, xdr = FALSE)
   list(bytes = bytes, hash = unwrap(rust_sha256(bytes)),
        level_cols = if (!is.null(model)) setdiff(model_inputs(model), names(levels)),
-       registry = if (!is.null(registry)) sprintf("models:/%s/%d", registry_name(registry$uri), registry$version),
+       registry_uri = if (!is.null(registry)) sprintf("models:/%s/%d", registry_name(registry$uri), registry$version),
        registry_hash = registry$hash)
 }
 

@@ -152,10 +152,7 @@ op_score <- function(req, versions) {
   load_packages(req$packages)
   model <- cached_object(req$hash, req$object)
   if (is.null(model)) return(need_object(req$hash, versions))
-  if (inherits(model, "dbrxr_model_bundle")) {
-    define_session(model$session)
-    model <- model$model
-  }
+  model <- unbundle(model)
   env <- new.env(parent = globalenv())
   env$model <- model
   env$newdata <- req$newdata
@@ -212,7 +209,7 @@ globals_env <- function(globals) {
 # The model a remote_model() handle stands for (a future's global): from
 # this context's cache (the client put it there), else from the copy staged
 # when the cluster loaded it from the registry. Its session code (a logged
-# model's predict() method) is defined, as op_score does.
+# model's predict() method) is defined, as for op_score.
 model_from_ref <- function(ref) {
   obj <- get0(ref$hash, envir = cache, inherits = FALSE)
   if (is.null(obj)) {
@@ -224,11 +221,15 @@ model_from_ref <- function(ref) {
     obj <- unserialize(readBin(path, "raw", file.size(path)))
     assign(ref$hash, obj, envir = cache)
   }
-  if (inherits(obj, "dbrxr_model_bundle")) {
-    define_session(obj$session)
-    obj <- obj$model
-  }
-  obj
+  unbundle(obj)
+}
+
+# A shipped model itself: a dbrxr_model_bundle's session code is defined
+# first (see define_session()).
+unbundle <- function(obj) {
+  if (!inherits(obj, "dbrxr_model_bundle")) return(obj)
+  define_session(obj$session)
+  obj$model
 }
 
 # A shipped function bundle: list(f, globals). Prepared once, cached.

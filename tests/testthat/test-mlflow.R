@@ -35,6 +35,12 @@ mlflow_conn <- local({
   }
 })
 
+# Bytes the local cluster's routes matching `pattern` took in (or sent out).
+route_bytes <- function(s, pattern, dir = "bytes_in") {
+  r <- s$routes[grepl(pattern, names(s$routes))]
+  sum(vapply(r, function(x) as.numeric(x[[dir]]), numeric(1)))
+}
+
 # Logged once, used by several tests: name -> list(version, fit, newdata, expected).
 logged <- new.env()
 
@@ -170,10 +176,6 @@ test_that("a second log of the same model ships no model bytes, uploads no artif
   expect_gt(size, 1e6)
   pp <- function(p) p$predictions
   v1 <- remote_log_model(fit, "main.ml.big", postprocess = pp, input_example = head(big["x"]), conn = conn)
-  route_bytes <- function(s, pattern) {
-    r <- s$routes[grepl(pattern, names(s$routes))]
-    sum(vapply(r, function(x) as.numeric(x$bytes_in), numeric(1)))
-  }
   s0 <- local_stats(conn)
   v2 <- remote_log_model(fit, "main.ml.big", postprocess = pp, input_example = head(big["x"]), conn = conn)
   s1 <- local_stats(conn)
@@ -193,10 +195,6 @@ test_that("a table job or a future with a registered model leaves the model on t
   big <- logged$big
   df <- data.frame(id = 1:2000, x = big$x)
   dbx_write_table(df, "main.ml.big_in", mode = "overwrite", conn = conn)
-  route_bytes <- function(s, pattern, dir) {
-    r <- s$routes[grepl(pattern, names(s$routes))]
-    sum(vapply(r, function(x) as.numeric(x[[dir]]), numeric(1)))
-  }
   routes <- "commands|dbfs|fs/files"
   uri <- sprintf("models:/main.ml.big/%d", big$version)
   h <- remote_model(uri, conn = conn)

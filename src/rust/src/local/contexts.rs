@@ -257,7 +257,11 @@ impl Context {
     }
 
     fn kill(&self) {
-        let mut g = self.lock();
+        self.end(self.lock());
+    }
+
+    /// Kill the process and stop the driver, with the context's lock held.
+    fn end(&self, mut g: MutexGuard<'_, Inner>) {
         g.gone = true;
         super::util::kill_group(g.pid.take());
         drop(g);
@@ -273,12 +277,9 @@ impl Context {
         if !g.idle() {
             return false;
         }
-        g.gone = true;
         g.status = CtxStatus::Error;
         g.error = Some("the context was evicted".to_string());
-        super::util::kill_group(g.pid.take());
-        drop(g);
-        self.stop.cancel();
+        self.end(g);
         true
     }
 }

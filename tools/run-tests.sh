@@ -18,13 +18,13 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p +=
 if [ "$cargo_rc" != 0 ] && [ "$(cut -d' ' -f2 "$counts/cargo")" = 0 ]; then echo "0 1 0" > "$counts/cargo"; fi
 
 echo "== testthat"
-Rscript tools/testthat-summary.R "$counts/testthat"
+Rscript tools/testthat-summary.R "$counts/testthat" "$counts/testthat-failures"
 [ -s "$counts/testthat" ] || echo "0 1 0" > "$counts/testthat"
 
 if [ -x .venv/bin/python ] && [ -f conformance/test_sdk.py ]; then
   echo "== conformance (databricks-sdk against dbrxr-local)"
   .venv/bin/python conformance/test_sdk.py --binary src/rust/target/release/dbrxr-local \
-    --counts "$counts/conformance"
+    --counts "$counts/conformance" 2>&1 | tee "$counts/conformance.log"
   [ -s "$counts/conformance" ] || echo "0 1 0" > "$counts/conformance"
 fi
 
@@ -33,6 +33,10 @@ fi
 echo "== live suite (make test-live)"
 env -u DBRXR_LIVE_CLUSTER_ID -u DBRXR_LIVE_SCHEMA Rscript tests/live/run.R && echo "0 0 1" > "$counts/live" || echo "0 1 0" > "$counts/live"
 
+# What failed, again, right above the count line: a CI log is often read from its tail.
+grep -E '^test .* FAILED$' "$counts/cargo.log" | sed 's/^test /FAILED cargo test: /; s/ \.\.\. FAILED$//'
+cat "$counts/testthat-failures" 2>/dev/null || echo "FAILED testthat: the run ended before it counted its tests (see its output above)"
+grep -E '^FAIL ' "$counts/conformance.log" 2>/dev/null | sed 's/^FAIL /FAILED conformance: /'
 cat "$counts"/cargo "$counts"/testthat "$counts"/conformance "$counts"/live 2>/dev/null |
   awk '{ p += $1; f += $2; s += $3 }
        END { line = p " passed, " f " failed"; if (s > 0) line = line ", " s " skipped"; print line; exit (f > 0) }'

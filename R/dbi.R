@@ -172,12 +172,13 @@ sql_request <- function(con, req, call = rlang::caller_env()) {
 
 # Target errors of dbrxr_sql.py as dbrxr conditions.
 sql_target_error <- function(err, call) {
-  fields <- err[setdiff(names(err), c("class", "message"))]
+  fields <- err[setdiff(names(err), c("class", "message", "traceback"))]
   cls <- switch(err$class %||% "", input = "dbrxr_input_error", "dbrxr_sql_error")
   hints <- character()
   if (!is.null(err$context) && nzchar(err$context)) hints <- c(hints, err$context)
   msg <- if (identical(err$class, "sql")) paste("Spark SQL failed:", err$message) else err$message
-  rlang::exec(abort_dbrxr, msg, cls, hints = hints, !!!fields, call = call)
+  rlang::exec(abort_dbrxr, msg, cls, hints = hints, !!!fields,
+              remote_traceback = err$traceback, call = call)
 }
 
 check_statement <- function(statement, call) {

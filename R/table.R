@@ -50,6 +50,13 @@ print.dbx_sql <- function(x, ...) {
 #' digits and underscores, one to three parts; a missing schema is a
 #' `dbrxr_input_error` whose hint creates that schema.
 #'
+#' @section Errors:
+#' A missing table is a `dbrxr_table_not_found_error`. A [dbx_sql()] query
+#' that Spark refuses (a parse error, an unknown column) or that fails while
+#' it runs (`raise_error()`, an overflow) is a `dbrxr_sql_error` with Spark's
+#' fields, as in [databricks_sql()]: `error_class`, `sqlstate`, `statement`
+#' and, when Spark gives one, the position (`line`, `pos`).
+#'
 #' @param table A table name (`catalog.schema.table`, see "Table names") or a
 #'   [dbx_sql()] query.
 #' @param limit At most this many rows (`NULL`: all; mind the memory).
@@ -547,6 +554,7 @@ spark_error <- function(f, spec, call) {
                                             schema_of(spec$output %||% spec$table) %||% "catalog.schema"),
                             call = call),
     input = abort_dbrxr(f$message, "dbrxr_input_error", call = call),
+    sql = sql_target_error(f, call),
     schema = abort_dbrxr(sprintf("The rows do not fit table %s; nothing was written.", spec$output),
                          c("dbrxr_schema_error", "dbrxr_input_error"),
                          problems = unlist(f$problems),

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import time
+import traceback
 import uuid
 from urllib.parse import parse_qs, urlencode
 
@@ -547,7 +548,49 @@ def handle(req):
     op = spec.get("op")
     if op not in ("read", "write", "score"):
         raise boot.TargetError("input", "Unknown table operation %r." % (op,))
-    return {"read": _read, "write": _write, "score": _score}[op](spec)
+    try:
+        return {"read": _read, "write": _write, "score": _score}[op](spec)
+    except Exception as e:
+        # Spark's own errors (a bad column, a parse error) are the query's,
+        # and so is a Java failure while a dbx_sql() source runs
+        # (raise_error(), an overflow): SQL errors for R, not internal ones.
+        if hasattr(e, "getErrorClass"):
+            raise sql_error(e, spec.get("query"))
+        if spec.get("query") and type(e).__name__ == "Py4JJavaError":
+            raise boot.TargetError("sql", boot.error_text(e), statement=spec["query"],
+                                   traceback=traceback.format_exc(limit=20))
+        raise
+
+
+def sql_error(e, sql):
+    """A Spark error as a target error: class "sql", the error class, SQLSTATE,
+    the message (without the plan) and the position in the statement."""
+    text = str(e).strip()
+    head, _, pointer = text.partition("\n== SQL ==")
+    head = head.strip()
+    head = re.split(r";(?: line \d+ pos \d+;)?\n", head)[0].strip()
+    head = re.sub(r"; line \d+ pos \d+;?$", "", head).strip()
+    fields = {"error_class": e.getErrorClass() or "", "sqlstate": e.getSqlState() or "",
+              "statement": sql or "", "traceback": traceback.format_exc(limit=20)}
+    origin = getattr(e, "_origin", None)
+    try:
+        line, pos = origin.line(), origin.startPosition()
+        if line.isDefined() and pos.isDefined():
+            fields["line"], fields["pos"] = int(line.get()), int(pos.get())
+    except Exception:
+        pass
+    try:
+        ctx = list(origin.getQueryContext())
+        if ctx:
+            fields["fragment"] = str(ctx[0].fragment())
+    except Exception:
+        pass
+    message = head
+    if "line" in fields and "(line " not in message:
+        message += " (line %d, pos %d)" % (fields["line"], fields["pos"])
+    if pointer.strip():
+        fields["context"] = pointer.strip("\n")
+    return boot.TargetError("sql", message, **fields)
 
 
 def _Fail(**fields):

@@ -31,7 +31,7 @@ def handle(req):
         return fn(req)
     except Exception as e:
         if hasattr(e, "getErrorClass"):
-            raise _sql_error(e, req.get("sql"))
+            raise spark.sql_error(e, req.get("sql"))
         raise
 
 
@@ -271,36 +271,3 @@ def _preview(req):
 _OPS = {"query": _query, "execute": _exec, "send": _send, "fetch": _fetch, "clear": _clear,
         "catalogs": _catalogs, "schemas": _schemas, "tables": _tables, "columns": _columns,
         "exists": _exists, "preview": _preview}
-
-
-# ---- errors ------------------------------------------------------------------------
-
-def _sql_error(e, sql):
-    """A Spark error as a target error: class "sql", the error class, SQLSTATE,
-    the message (without the plan) and the position in the statement."""
-    text = str(e).strip()
-    head, _, pointer = text.partition("\n== SQL ==")
-    head = head.strip()
-    head = re.split(r";(?: line \d+ pos \d+;)?\n", head)[0].strip()
-    head = re.sub(r"; line \d+ pos \d+;?$", "", head).strip()
-    fields = {"error_class": e.getErrorClass() or "", "sqlstate": e.getSqlState() or "",
-              "statement": sql or ""}
-    origin = getattr(e, "_origin", None)
-    try:
-        line, pos = origin.line(), origin.startPosition()
-        if line.isDefined() and pos.isDefined():
-            fields["line"], fields["pos"] = int(line.get()), int(pos.get())
-    except Exception:
-        pass
-    try:
-        ctx = list(origin.getQueryContext())
-        if ctx:
-            fields["fragment"] = str(ctx[0].fragment())
-    except Exception:
-        pass
-    message = head
-    if "line" in fields and "(line " not in message:
-        message += " (line %d, pos %d)" % (fields["line"], fields["pos"])
-    if pointer.strip():
-        fields["context"] = pointer.strip("\n")
-    return _error("sql", message, **fields)

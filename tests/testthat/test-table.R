@@ -92,12 +92,28 @@ test_that("a table another context overwrote or appended to reads as it is now",
 
 test_that("a Spark failure is its innermost cause in one line; the JVM's frames stay in the traceback", {
   conn <- spark_conn()
-  e <- expect_error(dbx_read_table(dbx_sql("SELECT raise_error('boom on spark') AS x"), conn = conn))
+  query <- "SELECT raise_error('boom on spark') AS x"
+  e <- expect_error(dbx_read_table(dbx_sql(query), conn = conn), class = "dbrxr_sql_error")
+  expect_identical(e$statement, query)
   msg <- conditionMessage(e)
   expect_match(msg, "RuntimeException: boom on spark", fixed = TRUE)
   expect_lt(nchar(msg), 300)
   expect_false(grepl("\tat |at org\\.apache", msg))
   expect_match(paste(e$remote_traceback, collapse = "\n"), "org.apache.spark", fixed = TRUE)
+})
+
+test_that("a query Spark refuses is a dbrxr_sql_error with Spark's fields, in every table verb", {
+  conn <- spark_conn()
+  dbx_write_table(data.frame(a = 1:3), "main.tt.sqlerr", mode = "overwrite", conn = conn)
+  bad <- dbx_sql("SELECT nope FROM main.tt.sqlerr")
+  e <- expect_error(dbx_read_table(bad, conn = conn), class = "dbrxr_sql_error")
+  expect_match(e$error_class, "UNRESOLVED_COLUMN")
+  expect_identical(e$sqlstate, "42703")
+  expect_match(conditionMessage(e), "nope")
+  expect_error(remote_score_table(function(d) d$a, bad, "main.tt.sqlerr_out", conn = conn),
+               class = "dbrxr_sql_error")
+  e <- expect_error(dbx_read_table(dbx_sql("SELEC 1"), conn = conn), class = "dbrxr_sql_error")
+  expect_match(e$error_class, "PARSE_SYNTAX_ERROR")
 })
 
 test_that("seven model types score a 100,000-row table identical() to local predict()", {
@@ -462,6 +478,8 @@ test_that("remote_score_table(progress = TRUE) in a fresh R process shows a bar 
     library(dbrxr)
     options(cli.progress_show_after = 0)
     conn <- dbx_connect(host = url, token = token, cluster_id = cluster_id)
+    # cli draws a bar that has lived 2 s; the job's stages may take less.
+    options(cli.progress_show_after = 0)
     fit <- lm(y ~ x2 + f, data = data.frame(x2 = runif(50), f = c("a", "b", "c", "0rare", "a"),
                                              y = rnorm(50)))
     # A sorted source: Spark samples it (one stage), then sorts and scores

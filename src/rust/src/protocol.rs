@@ -28,6 +28,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::dbfs;
 use crate::control::{Control, Counts};
+use crate::deadline;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::Replay;
 use crate::session::{RunOptions, Session};
@@ -419,8 +420,26 @@ async fn follow_progress(s: &Session, path: &str, ctl: &Control) {
 }
 
 /// Attempts of a request whose contexts keep going away (evictions): each
-/// is asked again of a new context, which answers from its record.
+/// is asked again of a new context, which answers from its record. With a
+/// deadline, attempts go on until it passes (a busy cluster that evicts
+/// often can take many, each losing the context it just made); without
+/// one, this many.
 const LOST_TRIES: u32 = 30;
+/// Attempts with a deadline: a bound on a loop that no timer bounds yet.
+const LOST_TRIES_WITH_DEADLINE: u32 = 1000;
+
+/// Whether a request whose context went away may be asked again.
+fn may_ask_again(tries: u32) -> bool {
+    match deadline::remaining() {
+        Some(left) => !left.is_zero() && tries < LOST_TRIES_WITH_DEADLINE,
+        None => tries < LOST_TRIES,
+    }
+}
+
+/// The bootstrap's finish is learned like a request's: the check that sees
+/// it done comes soon after it ends, so a context is idle (and could be
+/// evicted) for as short a time as possible before the request follows.
+const BOOT_POLL_KIND: &str = "dbrxr bootstrap";
 
 /// An error saying the context went away (evicted, killed, restarted).
 fn context_lost(e: &Error) -> bool {
@@ -457,13 +476,13 @@ pub async fn request(s: Arc<Session>, st: Arc<State>, ticket: Ticket, req: Reque
         }
         let booted = st.booted.lock().await.clone();
         if booted.is_none() || booted != s.context_id() {
-            let boot_opts = RunOptions { poll_kind: None, ..opts.clone() };
+            let boot_opts = RunOptions { poll_kind: Some(BOOT_POLL_KIND.to_string()), ..opts.clone() };
             match bootstrap(&s, &st, &boot_opts, &ctl).await {
                 Ok(info) => {
                     meta.insert("bootstrap".into(), Value::Object(info));
                 }
                 // Evicted between commands: the bootstrap is safe to repeat.
-                Err(e) if context_lost(&e) && tries < LOST_TRIES => continue,
+                Err(e) if context_lost(&e) && may_ask_again(tries) => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -482,7 +501,7 @@ pub async fn request(s: Arc<Session>, st: Arc<State>, ticket: Ticket, req: Reque
             Ok(submitted) => submitted,
             // Refused because the context is gone (evicted again after the
             // session made a new one): nothing ran; ask a new context.
-            Err(e) if context_lost(&e) && tries < LOST_TRIES => {
+            Err(e) if context_lost(&e) && may_ask_again(tries) => {
                 if let Some(ctx) = s.context_id() {
                     s.context_gone(&ctx).await;
                 }
@@ -506,7 +525,7 @@ pub async fn request(s: Arc<Session>, st: Arc<State>, ticket: Ticket, req: Reque
             // The context was lost while the request ran: a new context
             // answers it from the driver's record of it (never running it
             // twice), or says that it may have run.
-            Err(e) if e.kind == ErrorKind::Context && e.get_field("last_status").is_some() && tries < LOST_TRIES => {
+            Err(e) if e.kind == ErrorKind::Context && e.get_field("last_status").is_some() && may_ask_again(tries) => {
                 ctl.set_progress("The execution context was lost while the request ran: asking a new one");
                 *st.booted.lock().await = None;
                 continue;
@@ -515,7 +534,7 @@ pub async fn request(s: Arc<Session>, st: Arc<State>, ticket: Ticket, req: Reque
         };
         let (kind, payload) = parse_marker(&out)?;
         match kind.as_str() {
-            "NOBOOT" if tries < LOST_TRIES => *st.booted.lock().await = None,
+            "NOBOOT" if may_ask_again(tries) => *st.booted.lock().await = None,
             "MAYRAN" => {
                 return Err(Error::new(
                     ErrorKind::Context,
@@ -560,6 +579,23 @@ pub async fn request(s: Arc<Session>, st: Arc<State>, ticket: Ticket, req: Reque
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_lost_context_is_asked_again_until_the_deadline_or_30_times_without_one() {
+        assert!(may_ask_again(29));
+        assert!(!may_ask_again(30));
+        deadline::scope(Some(Duration::from_secs(60)), async {
+            assert!(may_ask_again(30));
+            assert!(may_ask_again(500));
+            assert!(!may_ask_again(LOST_TRIES_WITH_DEADLINE));
+        })
+        .await;
+        deadline::scope(Some(Duration::from_millis(1)), async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert!(!may_ask_again(2));
+        })
+        .await;
+    }
 
     #[test]
     fn markers_and_fields_parse() {

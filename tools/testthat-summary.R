@@ -25,5 +25,5 @@ if (!is.null(failures_out)) {
     lines <- utils::head(lines[nzchar(trimws(lines))], 8)
     c(sprintf("FAILED %s: %s", test$file, test$test), paste0("    ", lines))
   }
-  writeLines(unlist(lapply(unclass(res)[bad], failure_text)), failures_out)
+  writeLines(as.character(unlist(lapply(unclass(res)[bad], failure_text))), failures_out)
 }

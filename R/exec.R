@@ -193,7 +193,9 @@ exec_table <- function(res) {
   cols <- lapply(seq_along(schema), function(j) {
     table_column(lapply(rows, function(r) r[[j]]), types[[j]])
   })
-  names(cols) <- make.unique(ifelse(nzchar(nms), nms, paste0("V", seq_along(nms))))
+  # A statement with no result columns (DROP TABLE) is a data frame of none.
+  nms[!nzchar(nms)] <- paste0("V", which(!nzchar(nms)))
+  names(cols) <- make.unique(nms)
   as.data.frame(cols, stringsAsFactors = FALSE, check.names = FALSE)
 }
 

@@ -88,6 +88,13 @@ test_that("a table another context overwrote or appended to reads as it is now",
   # And the other way round, through SQL.
   dbx_write_table(data.frame(a = 21:22), "main.tt.shared", mode = "overwrite", conn = other)
   expect_identical(dbx_exec("SELECT sum(a) AS s FROM main.tt.shared", conn, language = "sql")$s, 43)
+  # Dropped in one context: in the other it does not exist (not a missing path),
+  # and written again it is there again.
+  dropped <- dbx_exec("DROP TABLE main.tt.shared", conn, language = "sql")
+  expect_identical(dim(dropped), c(0L, 0L))
+  expect_error(dbx_read_table("main.tt.shared", conn = other), class = "dbrxr_table_not_found_error")
+  dbx_write_table(data.frame(a = 31L), "main.tt.shared", conn = conn)
+  expect_identical(dbx_read_table("main.tt.shared", conn = other), data.frame(a = 31L))
 })
 
 test_that("a Spark failure is its innermost cause in one line; the JVM's frames stay in the traceback", {

@@ -365,10 +365,10 @@ def _catalog_names(session):
     return known
 
 
-# Table directory -> (inode, mtime) when this context last synced: a table
-# another context overwrote (a new directory renamed in) or appended to (new
-# files) since has a new signature, and Spark's cached list of its files
-# must go, or reading it fails on files that are gone.
+# Table directory -> ((inode, mtime), database, table) when this context
+# last synced: a table another context overwrote (a new directory renamed in)
+# or appended to (new files) since has a new signature, and Spark's cached
+# list of its files must go, or reading it fails on files that are gone.
 _spark_seen = {}
 
 
@@ -404,14 +404,31 @@ def _spark_sync(session):
             if t not in known[db]:
                 session.catalog.createTable("%s.%s" % (db, t), path=path, source="parquet")
                 known[db].add(t)
-            elif _spark_seen.get(path, sig) != sig:
+            elif _spark_seen.get(path, (sig,))[0] != sig:
                 try:
                     session.catalog.refreshTable("`%s`.`%s`" % (db, t))
                 except Exception:
                     pass  # a read then fails with Spark's own error, as before
-            _spark_seen[path] = sig
+            _spark_seen[path] = (sig, db, t)
     for path in set(_spark_seen) - present:
-        del _spark_seen[path]
+        _, db, t = _spark_seen.pop(path)
+        if t in known.get(db, ()):
+            _forget_table(session, db, t)
+
+
+def _forget_table(session, db, t):
+    """A table another context dropped (its directory is gone): out of this
+    context's catalog too, so a read says it does not exist instead of
+    failing on a missing path. Only a table registered from its directory
+    (EXTERNAL): dropping it removes the name and never touches files, even
+    if the directory comes back (an overwrite's swap), when the next sync
+    registers it again."""
+    name = "`%s`.`%s`" % (db.replace("`", "``"), t.replace("`", "``"))
+    try:
+        if session.catalog.getTable(name).tableType == "EXTERNAL":
+            session.sql("DROP TABLE IF EXISTS %s" % name)
+    except Exception:
+        pass  # a read then fails with Spark's own error, as before
 
 
 def _dropped_dir(session, query):

@@ -491,9 +491,11 @@ test_that("remote_score_table(progress = TRUE) in a fresh R process shows a bar 
                                              y = rnorm(50)))
     # A sorted source: Spark samples it (one stage), then sorts and scores
     # (more stages), so the bar reaches the end of a stage and goes on. Slow
-    # batches make every stage last long enough to be drawn.
+    # batches make every stage last long enough to be drawn: the sort makes
+    # 2 partitions of one batch each, scored at once on 2 cores, and the
+    # cluster reports every 0.5 s (0.3 s a batch was sometimes not seen).
     src <- dbx_sql("SELECT * FROM main.tt.progress ORDER BY id DESC")
-    slow <- function(p) { Sys.sleep(0.3); p }
+    slow <- function(p) { Sys.sleep(1.5); p }
     for (i in 1:2) {
       res <- remote_score_table(fit, src, "main.tt.progress_out", mode = "overwrite",
                                 postprocess = slow, progress = TRUE, conn = conn)

@@ -423,7 +423,7 @@ def _forget_table(session, db, t):
     (EXTERNAL): dropping it removes the name and never touches files, even
     if the directory comes back (an overwrite's swap), when the next sync
     registers it again."""
-    name = "`%s`.`%s`" % (db.replace("`", "``"), t.replace("`", "``"))
+    name = _join_name([db, t], True)
     try:
         if session.catalog.getTable(name).tableType == "EXTERNAL":
             session.sql("DROP TABLE IF EXISTS %s" % name)

@@ -252,6 +252,31 @@ async fn the_context_cap_evicts_idle_contexts_lru_first_and_refuses_when_all_are
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_or_destroyed_context_leaves_no_zombie_process() {
+    let api = start(|_| {});
+    let mut pids = Vec::new();
+    for how in ["evict", "destroy"] {
+        let ctx = api.context().await;
+        let pid: i32 = api.run(&ctx, "import os\nprint(os.getpid())").await["results"]["data"]
+            .as_str().unwrap().parse().unwrap();
+        match how {
+            "evict" => assert_eq!(api.post("/_local/contexts/evict", json!({})).await.status, 200),
+            _ => assert_eq!(api.post("/api/1.2/contexts/destroy", json!({"clusterId": CLUSTER, "contextId": ctx})).await.status, 200),
+        }
+        pids.push(pid);
+    }
+    // Reaped: no /proc entry at all (a zombie keeps one, in state Z).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|p| std::path::Path::new(&format!("/proc/{p}")).exists()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for p in pids {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        assert!(status.is_empty(), "context process {p} is still there: {}", status.lines().nth(2).unwrap_or(""));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_see_dbfs_and_volumes_under_the_fs_root() {
     let api = start(|_| {});
     use base64::Engine;

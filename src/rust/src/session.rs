@@ -28,6 +28,8 @@ use crate::poll::{FinishEstimates, PollSchedule};
 const CANCEL_CONFIRM: Duration = Duration::from_millis(1500);
 /// Context creation: attempts, and how long one may stay Pending.
 const CONTEXT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The poll kind under which a session learns how long its contexts take to start.
+const CONTEXT_START_KIND: &str = "dbrxr context start";
 
 /// Per-call options (they come from the R connection's options).
 #[derive(Debug, Clone)]
@@ -194,12 +196,17 @@ impl Session {
                 Err(e) => return Err(context_error(e, cluster)),
             };
             let started = Instant::now();
-            let mut sched = PollSchedule::new(Duration::from_millis(10), opts.poll_max);
+            // When a context turns Running is learned like a command's finish:
+            // a context is idle (and may be evicted) from then until the
+            // first command arrives, so the check that sees it comes soon after.
+            let mut sched = self.finish.schedule(Some(CONTEXT_START_KIND), opts.poll_max);
+            let mut seen_pending = None;
             let ok = loop {
-                if let Err(e) = ctl.sleep(sched.next_delay()).await {
+                if let Err(e) = ctl.sleep(sched.next_delay_at(started.elapsed())).await {
                     let _ = contexts::destroy(&self.transport, cluster, &id).await;
                     return Err(e);
                 }
+                let sent = started.elapsed();
                 let status = match contexts::status(&self.transport, cluster, &id).await {
                     Ok(s) => s.status,
                     // Gone while it started (evicted, or a restart): make another.
@@ -211,7 +218,10 @@ impl Session {
                     Err(e) => return Err(e),
                 };
                 match status {
-                    ContextStatus::Running => break true,
+                    ContextStatus::Running => {
+                        self.finish.learn(CONTEXT_START_KIND, seen_pending, sent, sched.last_was_target());
+                        break true;
+                    }
                     ContextStatus::Error => break false,
                     _ if started.elapsed() > CONTEXT_TIMEOUT => {
                         let _ = contexts::destroy(&self.transport, cluster, &id).await;
@@ -222,7 +232,7 @@ impl Session {
                         .field("last_status", "Pending")
                         .hint("the cluster's driver may be overloaded; try again or restart the cluster"));
                     }
-                    _ => {}
+                    _ => seen_pending = Some(sent),
                 }
             };
             if ok {
@@ -369,6 +379,15 @@ impl Session {
                         .field("context_id", ctx.as_str()));
                 }
                 Err(e) if e.status.is_some_and(|s| (400..500).contains(&s) && s != 429) && e.kind != ErrorKind::Auth => {
+                    // The context went away (usually evicted once idle, i.e. after
+                    // the command ended): the end lies between the last check that
+                    // saw it running and this one. Learned, so that the next
+                    // command of the kind is checked close to its end; otherwise a
+                    // cluster that evicts contexts the moment they are idle is
+                    // never seen to finish one, and nothing is ever learned.
+                    if let Some(k) = kind {
+                        self.finish.learn(k, seen_running, sent, false);
+                    }
                     return Err(self.lost_while_running(e, &ctx, last).await);
                 }
                 Err(e) => return Err(e),

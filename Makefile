@@ -9,7 +9,7 @@ CRATE := src/rust/Cargo.toml
 VERSION := $(shell sed -n 's/^Version: //p' DESCRIPTION)
 R_SOURCES := $(shell find R src/rust/src src/rust/Cargo.toml src/rust/Cargo.lock src/Makevars src/entrypoint.c inst DESCRIPTION NAMESPACE -type f 2>/dev/null)
 
-.PHONY: all deps build install local-bin test test-live demo check bench wrappers docs venv clean soak
+.PHONY: all deps build install local-bin test test-slow test-live demo check bench wrappers docs venv clean soak
 
 all: build
 
@@ -49,10 +49,17 @@ local-bin: | deps
 build: install local-bin
 
 # The local cluster runs the venv's Python by default in these targets.
-test demo bench check: export DBRXR_PYTHON := $(VENV_PYTHON)
+test test-slow demo bench check: export DBRXR_PYTHON := $(VENV_PYTHON)
 
+# Two tiers. `make test` (the README's test command) covers every behaviour
+# once: cargo test, testthat but its test-slow-*.R files, and the SDK
+# conformance suite. `make test-slow` runs only what repeats a behaviour at
+# scale or waits on a clock (tests/testthat/test-slow-*.R, DBRXR_TEST_SLOW=true).
 test: build venv
-	bash tools/run-tests.sh
+	bash tools/run-tests.sh default
+
+test-slow: build venv
+	bash tools/run-tests.sh slow
 
 # The live suite (tests/live) against the workspace in the environment
 # (DATABRICKS_HOST + a token or profile, DBRXR_LIVE_CLUSTER_ID,
@@ -73,10 +80,10 @@ bench: build venv
 	Rscript bench/bench.R
 
 # The full fault-injection runs: 1,000 remote_score() calls under 30% 429 +
-# 10% 503 + 5% dropped connections (make test runs 60), and 2 x 100 calls
-# while contexts are evicted every 0.05 s (make test runs 2 x 50).
+# 10% 503 + 5% dropped connections (make test runs 15, make test-slow 60),
+# and 2 x 100 calls while contexts are evicted every 0.05 s (2 x 10, 2 x 50).
 soak: build
-	DBRXR_FAULT_CALLS=1000 DBRXR_EVICT_CALLS=100 Rscript -e 'testthat::test_dir("tests/testthat", package = "dbrxr", load_package = "installed", filter = "request-path", reporter = "summary", stop_on_failure = TRUE)'
+	DBRXR_TEST_SLOW=true DBRXR_FAULT_CALLS=1000 DBRXR_EVICT_CALLS=100 Rscript -e 'testthat::test_dir("tests/testthat", package = "dbrxr", load_package = "installed", filter = "slow-request-path", reporter = "summary", stop_on_failure = TRUE)'
 
 clean:
 	rm -rf build .venv src/rust/target src/*.o src/*.so

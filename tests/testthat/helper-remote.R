@@ -1,7 +1,9 @@
-# Shared by the test-remote-* files: one local cluster per test file (started
-# on first use, stopped when the file ends) and data with factors, NA rows and
-# Dates.
-remote_test_conn <- function(file_env) {
+# Shared by the test-remote-* files and others: the run's shared rpy2 cluster
+# (helper-shared-cluster.R), or with `own = TRUE` one local cluster for the
+# file (started on first use, stopped when the file ends), for files that
+# change what every later call on a connection does (its remote_library()).
+remote_test_conn <- function(file_env, own = FALSE) {
+  if (!own) return(shared_cluster(.env = parent.frame()))
   skip_if_no_rpy2()
   conn <- file_env$.remote_conn
   if (is.null(conn) || isTRUE(conn$closed)) {
@@ -13,6 +15,7 @@ remote_test_conn <- function(file_env) {
   conn
 }
 
+# Data with factors, NA rows and Dates.
 scoring_data <- function(n = 400, seed = 1) {
   set.seed(seed)
   d <- data.frame(x1 = rnorm(n), x2 = runif(n),

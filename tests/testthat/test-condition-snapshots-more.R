@@ -38,9 +38,7 @@ test_that("table verbs: no PySpark in the cluster's Python; a missing table; an 
                     dbx_read_table("main.default.t", conn = nospark))
   }
   skip_if_no_spark()
-  conn <- local_cluster(python = spark_python())
-  withr::defer(dbx_disconnect(conn))
-  dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS main.snap')", conn)
+  conn <- shared_spark_cluster("main.snap")
   dbx_write_table(data.frame(x = 1:3), "main.snap.t", mode = "overwrite", conn = conn)
   expect_snapshot(error = TRUE, transform = scrub, {
     dbx_read_table("main.snap.nope", conn = conn)

@@ -1,19 +1,8 @@
 # The "Friction to remove" list of issue 22: one test per item done.
 file_env <- environment()
 
-spark_friction_conn <- local({
-  conn <- NULL
-  function() {
-    skip_if_no_spark()
-    if (is.null(conn) || isTRUE(conn$closed)) {
-      conn <<- local_cluster(python = spark_python())
-      provide_dbrxr_on_cluster(conn)
-      withr::defer(dbx_disconnect(conn), envir = file_env)
-      dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS main.fr')", conn)
-    }
-    conn
-  }
-})
+# The run's shared Spark cluster, schema main.fr.
+spark_friction_conn <- function(.env = parent.frame()) shared_spark_cluster("main.fr", .env = .env)
 
 test_that("a connection in a data position says to pass it as `conn =`, before any request", {
   conn <- remote_test_conn(file_env)
@@ -83,7 +72,11 @@ test_that("remote_score() takes the model's own name for newdata (newx, new_data
 })
 
 test_that("the first table operation of a connection says it waits for Spark, once", {
-  conn <- spark_friction_conn()
+  shared <- spark_friction_conn()
+  # A connection of its own (a context of its own): the shared one has been used.
+  conn <- dbx_connect(host = shared$local_info$url, token = shared_spark_token,
+                      cluster_id = shared$local_info$cluster_id)
+  withr::defer(dbx_disconnect(conn))
   m <- expect_message(dbx_write_table(mtcars, "main.fr.cars", mode = "overwrite", conn = conn),
                       class = "dbrxr_spark_start_message")
   expect_match(conditionMessage(m), "Waiting for Spark on the cluster", fixed = TRUE)

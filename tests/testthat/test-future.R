@@ -3,62 +3,12 @@
 
 skip_if_not_installed("future")
 
-# One local cluster for this file (dbx_disconnect() closes its workers too).
-future_cluster <- local({
-  conn <- NULL
-  function() {
-    if (is.null(conn) || isTRUE(conn$closed)) {
-      conn <<- local_test_cluster(.env = testthat::teardown_env())
-    }
-    conn
-  }
-})
-
-# Use plan(databricks, ...) for one test, and plan(sequential) after it.
-local_databricks_plan <- function(..., .env = parent.frame()) {
-  conn <- future_cluster()
-  old <- future::plan(databricks, conn = conn, ...)
-  withr::defer(future::plan(old), envir = .env)
-  conn
-}
-
-elapsed <- function(expr) {
-  t <- proc.time()[["elapsed"]]
-  force(expr)
-  proc.time()[["elapsed"]] - t
-}
-
 test_that("bad arguments are input errors before anything runs", {
   skip_if_no_rpy2()
   expect_error(databricks(1, conn = "nope"), class = "dbrxr_input_error")
   conn <- future_cluster()
   expect_error(databricks(1, conn = conn, workers = 0), class = "dbrxr_input_error")
   expect_error(databricks(1, conn = conn, timeout = -1), class = "dbrxr_input_error")
-})
-
-test_that("future_lapply runs on 4 workers in parallel once they are started", {
-  local_databricks_plan(workers = 4)
-  expect_equal(future::nbrOfWorkers(), 4)
-  # Warm-up: starts and bootstraps the 4 contexts.
-  pids <- future.apply::future_lapply(1:4, function(i) Sys.getpid())
-  expect_length(unique(unlist(pids)), 4)
-  expect_false(Sys.getpid() %in% unlist(pids))
-  expect_equal(future::nbrOfFreeWorkers(), 4)
-  res <- NULL
-  t <- elapsed(res <- future.apply::future_lapply(1:8, function(i) {
-    start <- as.numeric(Sys.time())
-    Sys.sleep(1)
-    list(value = i^2, start = start, end = as.numeric(Sys.time()))
-  }))
-  expect_identical(lapply(res, `[[`, "value"), as.list((1:8)^2))
-  # Four ran at once (read off when each ran, on the one machine's clock:
-  # wall-time bounds alone are flaky on a loaded 2-core CI machine), and
-  # the whole took far less than one after another (8 s).
-  start <- vapply(res, `[[`, 0, "start")
-  end <- vapply(res, `[[`, 0, "end")
-  at_once <- vapply(start, function(s) sum(start <= s & end > s), 0)
-  expect_equal(max(at_once), 4)
-  expect_lt(t, 6)
 })
 
 test_that("resolved() never waits, value() does; globals and large globals travel", {
@@ -199,7 +149,10 @@ test_that("timeout bounds each future with dbrxr_timeout_error; the next future 
   expect_s3_class(err, "dbrxr_timeout_error")
   expect_s3_class(err, "FutureError")
   expect_lt(t, 10)
-  expect_identical(future::value(future::future(1 + 1)), 2)
+  # The next future on the same worker, with a bound of its own that a busy
+  # machine cannot reach (under load, the plan's 3 s was once too short for
+  # the worker to settle after the cancel and run 1 + 1).
+  expect_identical(future::value(future::future(1 + 1, timeout = 60)), 2)
 })
 
 test_that("deep recursion in a future is the R error a local R gives; the worker's context goes on", {

@@ -76,31 +76,6 @@ test_that("unknown runs and jobs are classed errors; bad input fails before any 
   expect_identical(after, before)
 })
 
-test_that("a schedule firing every 2 s makes at least 2 runs in 10 s, and dbx_job_delete() stops it", {
-  skip_if_no_rpy2()
-  conn <- local_test_cluster()
-  job <- remote_job(quote(Sys.time()), schedule = "0/2 * * * * ?", name = "every-2s", conn = conn)
-  expect_s3_class(job, "dbx_job")
-  expect_output(print(job), "0/2 \\* \\* \\* \\* \\? \\(UTC\\), UNPAUSED")
-  listed <- dbx_jobs(conn)
-  expect_true(job$job_id %in% listed$job_id)
-  expect_identical(listed$schedule[listed$job_id == job$job_id], "0/2 * * * * ?")
-  Sys.sleep(10)
-  runs <- dbrxr:::job_runs(job)
-  expect_gte(length(runs), 2)
-  expect_true(all(vapply(runs, `[[`, "", "trigger") == "PERIODIC"))
-  dbx_job_delete(job)
-  n <- length(runs)
-  Sys.sleep(3)
-  expect_false(job$job_id %in% dbx_jobs(conn)$job_id)
-  after <- dbrxr:::jobs_call(conn, "list_runs", list(job_id = job$job_id, max = 100))
-  expect_lte(length(after), n + 1)  # one may have fired while we counted
-  # A finished periodic run has the expression's value.
-  done <- Filter(function(r) identical(r$result, "SUCCESS"), lapply(runs, dbx_run_status))
-  expect_gte(length(done), 1)
-  expect_s3_class(dbx_run_result(done[[1]]), "POSIXct")
-})
-
 test_that("run now: a job without a schedule runs on demand", {
   skip_if_no_rpy2()
   conn <- local_test_cluster()
@@ -171,27 +146,7 @@ test_that("job_cluster() runs on new job compute that is gone after the run", {
   expect_false(file.exists(file.path("/proc", pid)))
 })
 
-test_that("a job scores a 100,000-row table with remote_score_table(): identical() to local predict()", {
-  skip_if_no_spark()
-  conn <- local_test_cluster(python = spark_python())
-  dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS main.jobs')", conn = conn)
-  set.seed(21)
-  n <- 100000
-  df <- data.frame(id = seq_len(n), x1 = rnorm(n), x2 = runif(n),
-                   g = factor(sample(c("a", "b", "c"), n, TRUE)))
-  df$y <- 2 * df$x1 - df$x2 + as.integer(df$g) + rnorm(n)
-  dbx_write_table(df, "main.jobs.customers", mode = "overwrite", conn = conn)
-  fit <- lm(stats::as.formula("y ~ x1 + x2 + g", env = globalenv()), data = df)
-  run <- remote_job(quote(remote_score_table(fit, "main.jobs.customers", "main.jobs.scores",
-                                             keep = "id", mode = "overwrite")), conn = conn)
-  expect_match(run$name, "remote_score_table(main.jobs.scores)", fixed = TRUE)
-  tab <- dbx_run_result(run)
-  expect_s3_class(tab, "dbx_table")
-  expect_equal(tab$rows, n)
-  out <- dbx_read_table("main.jobs.scores", conn = conn)
-  out <- out[order(out$id), ]
-  expect_identical(out$.pred, unname(predict(fit, df)))
-  # A table that does not exist is the verb's own error, from the run.
-  run <- remote_job(quote(remote_score_table(fit, "main.jobs.nope", "main.jobs.out")), conn = conn)
-  expect_error(dbx_run_result(run), class = "dbrxr_table_not_found_error")
+test_that("a job scores a 5,000-row table with remote_score_table(): identical() to local predict()", {
+  # 100,000 rows: test-slow-jobs.R.
+  expect_job_scores_table(shared_spark_cluster("main.jobs"), n = 5000)
 })

@@ -2,38 +2,8 @@
 # registered from the context, scored through models:/ URIs identical() to
 # local predict(), loaded by the official Python client in a fresh process
 # (compared exactly), served by `mlflow models serve`, and the classed errors.
-# One local cluster (with its MLflow server and Spark) serves the whole file.
-
-mlflow_token <- "mlflow-test-token-0123456789"
-
-mlflow_python <- function() {
-  py <- spark_python()
-  if (is.null(py)) return(NULL)
-  ok <- identical(suppressWarnings(system2(py, c("-c", shQuote("import mlflow")),
-                                           stdout = FALSE, stderr = FALSE)), 0L)
-  if (ok) py else NULL
-}
-
-skip_if_no_mlflow <- function() {
-  skip_if_no_spark()
-  if (is.null(mlflow_python())) {
-    testthat::skip("the local cluster's Python has no MLflow: run `make venv` and set DBRXR_PYTHON=.venv/bin/python")
-  }
-}
-
-mlflow_conn <- local({
-  conn <- NULL
-  function() {
-    skip_if_no_mlflow()
-    if (is.null(conn)) {
-      conn <<- local_cluster(python = mlflow_python(), token = mlflow_token)
-      provide_dbrxr_on_cluster(conn)
-      withr::defer(dbx_disconnect(conn), envir = testthat::teardown_env())
-      dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS main.ml')", conn)
-    }
-    conn
-  }
-})
+# The run's shared Spark cluster (its MLflow server, schema main.ml) serves the
+# file; 100,000 rows scored by URI: test-slow-mlflow.R.
 
 # Bytes the local cluster's routes matching `pattern` took in (or sent out).
 route_bytes <- function(s, pattern, dir = "bytes_in") {
@@ -71,7 +41,7 @@ python_predict <- function(conn, uri, newdata) {
     "    open(out, 'w').write(''.join(str(x) + '\\n' for x in a))",
     "else:",
     "    a.astype('float64').tofile(out)"), script)
-  env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = mlflow_token,
+  env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = shared_spark_token,
            R_LIBS = paste(.libPaths(), collapse = ":"))
   res <- processx::run(mlflow_python(), c(script, uri, csv, out), env = c("current", env),
                        error_on_status = FALSE, timeout = 600)
@@ -259,26 +229,18 @@ test_that("a cluster whose Python has no MLflow gives dbrxr_unsupported_error na
   expect_match(conditionMessage(e), "pip install mlflow", fixed = TRUE)
 })
 
-test_that("remote_score_table() with a models:/ URI over 100,000 rows is identical() to predict()", {
+test_that("remote_score_table() with a models:/ URI over 5,000 rows is identical() to predict()", {
   conn <- mlflow_conn()
   if (is.null(logged$mpg)) skip("the models were not logged")
-  set.seed(4)
-  n <- 1e5
-  df <- data.frame(id = seq_len(n), wt = runif(n, 1.5, 5.5), hp = round(runif(n, 50, 330)),
-                   cyl = sample(c(4, 6, 8), n, replace = TRUE))
-  dbx_write_table(df, "main.ml.cars", mode = "overwrite", conn = conn)
-  remote_score_table("models:/main.ml.mpg@champion", "main.ml.cars", "main.ml.cars_scored",
-                     keep = "id", mode = "overwrite", conn = conn)
-  out <- dbx_read_table("main.ml.cars_scored", conn = conn)
-  out <- out[order(out$id), ]
-  expect_identical(unname(out$.pred), unname(predict(logged$mpg$fit, df)))
+  # 100,000 rows: test-slow-mlflow.R.
+  score_cars_by_uri(conn, "models:/main.ml.mpg@champion", logged$mpg$fit, n = 5000)
 })
 
 test_that("`mlflow models serve --env-manager local` answers /invocations with the same values", {
   conn <- mlflow_conn()
   if (is.null(logged$mpg)) skip("the models were not logged")
   port <- free_port()
-  env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = mlflow_token,
+  env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = shared_spark_token,
            R_LIBS = paste(.libPaths(), collapse = ":"),
            PATH = paste(dirname(mlflow_python()), Sys.getenv("PATH"), sep = ":"))  # uvicorn
   mlflow_bin <- file.path(dirname(mlflow_python()), "mlflow")

@@ -1,6 +1,8 @@
 # remote_library(local = <source directory>) with a package of the user's own
 # that imports dbrxr (a cluster-side dbrxr stands in), and what it says when
 # the cluster cannot reach a repository.
+# A cluster of its own (remote_test_conn(own = TRUE)): remote_library() sets what
+# every later call on the connection puts first on .libPaths().
 file_env <- environment()
 
 # A package source directory `dbxOwn` importing dbrxr and dbxB (of the test
@@ -20,7 +22,7 @@ own_package_dir <- function(.env = parent.frame()) {
 }
 
 test_that("remote_library(local = <directory>) builds the package; its dbrxr dependency is satisfied on the cluster", {
-  conn <- remote_test_conn(file_env)
+  conn <- remote_test_conn(file_env, own = TRUE)
   repo <- library_test_repo()
   lib <- remote_library(local = own_package_dir(), repos = repo$url, conn = conn)
   p <- lib$packages
@@ -42,7 +44,7 @@ test_that("a directory that is no package is an input error before any network c
 })
 
 test_that("an unreachable repository is named as such, with the local cluster's way out", {
-  conn <- remote_test_conn(file_env)
+  conn <- remote_test_conn(file_env, own = TRUE)
   err <- expect_error(suppressWarnings(
     remote_library("dbxA", repos = "http://127.0.0.1:9/cran", conn = conn)),
     class = "dbrxr_remote_error")

@@ -2,6 +2,8 @@
 # location, from a CRAN-like repository the tests make (helper-library.R).
 # The local cluster's contexts see only the machine's system libraries plus a
 # site library of their own, so "missing on the cluster" is real.
+# A cluster of its own (remote_test_conn(own = TRUE)): remote_library() sets what
+# every later call on the connection puts first on .libPaths().
 file_env <- environment()
 
 marker_of <- function(conn, lib) file.path(local_library_dir(conn, lib), ".dbrxr-complete")
@@ -30,7 +32,7 @@ test_that("remote_library() checks its arguments before any network call", {
 })
 
 test_that("a package missing on the cluster: the error gives the remote_library() call", {
-  conn <- remote_test_conn(file_env)
+  conn <- remote_test_conn(file_env, own = TRUE)
   local_test_packages("dbxA")   # this session only
   model <- dbxA::dbxA_model(1)
   err <- expect_error(remote_score(model, data.frame(x = 1:3), conn = conn),
@@ -40,7 +42,7 @@ test_that("a package missing on the cluster: the error gives the remote_library(
 })
 
 test_that("remote_library() builds pkgA with its dependency once; the same manifest, and a restart, install nothing", {
-  conn <- remote_test_conn(file_env)
+  conn <- remote_test_conn(file_env, own = TRUE)
   repo <- library_test_repo()
   local_test_packages("dbxA")
 
@@ -104,7 +106,7 @@ test_that("remote_library() builds pkgA with its dependency once; the same manif
 })
 
 test_that("a lockfile pins an older version than the repository's newest; it is installed", {
-  conn <- remote_test_conn(file_env)
+  conn <- remote_test_conn(file_env, own = TRUE)
   repo <- library_test_repo()
   local_test_packages("dbxA")          # dbxB 2.0.0 here
   lock <- write_test_lockfile(withr::local_tempfile(fileext = ".lock"),
@@ -123,7 +125,7 @@ test_that("a lockfile pins an older version than the repository's newest; it is 
 })
 
 test_that("a local tarball of a package in no repository installs and is used", {
-  conn <- remote_test_conn(file_env)
+  conn <- remote_test_conn(file_env, own = TRUE)
   repo <- library_test_repo()
   env <- remote_library("dbxLocal", local = repo$local, repos = repo$url, conn = conn)
   src <- env$packages$source[env$packages$package == "dbxLocal"]
@@ -142,7 +144,7 @@ test_that("a local tarball of a package in no repository installs and is used", 
 })
 
 test_that("a package that fails to install is a dbrxr_remote_error naming it; no marker, the next call retries", {
-  conn <- remote_test_conn(file_env)
+  conn <- remote_test_conn(file_env, own = TRUE)
   repo <- library_test_repo()
   before <- dbrxr:::remote_state(conn)$library
   err <- expect_error(remote_library(c("dbxC", "dbxBroken"), repos = repo$url, conn = conn),
@@ -169,7 +171,7 @@ test_that("a package that fails to install is a dbrxr_remote_error naming it; no
 })
 
 test_that("a package in no repository, and a timeout, are errors before anything is left behind", {
-  conn <- remote_test_conn(file_env)
+  conn <- remote_test_conn(file_env, own = TRUE)
   repo <- library_test_repo()
   err <- expect_error(remote_library("dbxNoSuch", repos = repo$url, conn = conn),
                       class = "dbrxr_remote_error")
@@ -184,7 +186,7 @@ test_that("a package in no repository, and a timeout, are errors before anything
 })
 
 test_that("rebuild = TRUE builds the library again in place", {
-  conn <- remote_test_conn(file_env)
+  conn <- remote_test_conn(file_env, own = TRUE)
   repo <- library_test_repo()
   env <- remote_library("dbxC", repos = repo$url, conn = conn)
   re <- remote_library("dbxC", repos = repo$url, conn = conn, rebuild = TRUE)

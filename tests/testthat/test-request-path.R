@@ -97,69 +97,9 @@ test_that("the async API: start, done without blocking, finish, cancel", {
   expect_identical(remote_eval(3, conn), 3)
 })
 
-# A model whose predict() counts its runs in the remote session, so tests can
-# see how often user code ran there.
-counting_model <- function() {
-  fit <- lm(mpg ~ wt + hp, data = mtcars)
-  structure(list(fit = fit), class = "dbrxr_counting_model")
-}
-# Its environment is a package's (stats), as remote_score() wants a predict
-# method from a package.
-counting_predict <- function(object, newdata, ...) {
-  n <- get0(".dbrxr_test_runs", globalenv(), ifnotfound = 0) + 1
-  assign(".dbrxr_test_runs", n, globalenv())
-  stats::predict(object$fit, newdata)
-}
-environment(counting_predict) <- asNamespace("stats")
-
-# `n` remote_score() calls of random data under 30% 429 + 10% 503 + 5%
-# dropped connections: every value identical to local predict(), and the
-# model's predict() ran exactly `n` times on the cluster.
-score_under_faults <- function(n, seed = 11) {
-  conn <- local_test_cluster(.env = parent.frame())
-  model <- counting_model()
-  # remote_score() checks for a method here before shipping the model.
-  registerS3method("predict", "dbrxr_counting_model", counting_predict)
-  remote_eval(registerS3method("predict", "dbrxr_counting_model", pred, envir = globalenv()),
-              conn, envir = list2env(list(pred = counting_predict)))
-  remote_eval(assign(".dbrxr_test_runs", 0, globalenv()), conn)
-  local_faults(conn, status_429_rate = 0.3, status_503_rate = 0.1, drop_rate = 0.05,
-               retry_after_s = 0, seed = seed)
-  # A call that hangs fails (saying where) instead of stalling the suite.
-  withr::local_options(dbrxr.timeout = 120)
-  set.seed(seed)
-  ok <- 0L
-  for (i in seq_len(n)) {
-    rows <- sample(nrow(mtcars), sample(1:32, 1), replace = TRUE)
-    nd <- mtcars[rows, ]
-    nd$wt <- nd$wt * runif(length(rows), 0.5, 1.5)
-    got <- remote_score(model, nd, conn = conn, progress = FALSE)
-    if (identical(got, predict(model$fit, nd))) ok <- ok + 1L
-  }
-  stats <- local_stats(conn)
-  local_faults(conn)
-  runs <- remote_eval(get(".dbrxr_test_runs", globalenv()), conn)
-  list(ok = ok, runs = runs, stats = stats)
-}
-
 test_that("remote_score under 429, 503 and dropped connections: all right, user code run once each", {
-  res <- score_under_faults(as.integer(Sys.getenv("DBRXR_FAULT_CALLS", "60")))
-  n <- as.integer(Sys.getenv("DBRXR_FAULT_CALLS", "60"))
-  expect_identical(res$ok, n)
-  expect_identical(as.integer(res$runs), n)
-  expect_gt(res$stats$faults_injected, n / 2)
-})
-
-test_that("a 55 MB remote_score succeeds with 30% of connections dropped", {
-  conn <- local_test_cluster()
-  set.seed(5)
-  big <- as.data.frame(matrix(runif(55e6 / 8), ncol = 10))
-  fit <- lm(V1 ~ ., data = big[1:2000, ])
-  remote_eval(1, conn)
-  local_faults(conn, drop_rate = 0.3, seed = 9)
-  pred <- remote_score(fit, big, conn = conn, progress = FALSE)
-  expect_identical(pred, predict(fit, big))
-  expect_gt(local_stats(conn)$faults_injected, 10)
+  # 15 calls here; 60 (or DBRXR_FAULT_CALLS) in test-slow-request-path.R.
+  expect_scored_once_under_faults(15)
 })
 
 test_that("a cluster terminated while a command runs is a dbrxr_cluster_error; the next call starts it", {
@@ -180,52 +120,6 @@ test_that("a cluster terminated while a command runs is a dbrxr_cluster_error; t
 })
 
 test_that("contexts evicted every 0.05 s under two clients: every call answered, none run twice", {
-  skip_if_not_installed("callr")
-  n <- as.integer(Sys.getenv("DBRXR_EVICT_CALLS", "50"))
-  conn <- local_test_cluster(token = "evict-test-token-0123456789")
-  runs <- withr::local_tempfile()
-  file.create(runs)
-  client <- function(who, n, url, token, cluster_id, runs) {
-    library(dbrxr)
-    conn <- dbx_connect(host = url, token = token, cluster_id = cluster_id)
-    options(dbrxr.timeout = 120)
-    out <- list(ok = 0L, may_have_run = 0L, failed = character())
-    for (i in seq_len(n)) {
-      tag <- sprintf("%s-%d", who, i)
-      # One string, one write: the two clients' lines never interleave.
-      got <- tryCatch(remote_eval({ cat(paste0(tag, "\n"), file = runs, append = TRUE); tag }, conn),
-                      error = function(e) e)
-      if (identical(got, tag)) {
-        out$ok <- out$ok + 1L
-      } else if (inherits(got, "dbrxr_may_have_run_error")) {
-        out$may_have_run <- out$may_have_run + 1L
-      } else {
-        out$failed <- c(out$failed, conditionMessage(got))
-      }
-    }
-    out
-  }
-  env <- c(callr::rcmd_safe_env(), R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep))
-  args <- function(who) list(who, n, conn$local_info$url, "evict-test-token-0123456789",
-                             conn$local_info$cluster_id, runs)
-  a <- callr::r_bg(client, args = args("a"), env = env)
-  b <- callr::r_bg(client, args = args("b"), env = env)
-  on.exit({ a$kill(); b$kill() }, add = TRUE)
-  evictions <- 0L
-  deadline <- Sys.time() + 600
-  while ((a$is_alive() || b$is_alive()) && Sys.time() < deadline) {
-    evictions <- evictions + length(dbrxr:::local_evict(conn))
-    # Often: a warm call takes ~3 ms, and a context is idle only between calls.
-    Sys.sleep(0.05)
-  }
-  res <- list(a$get_result(), b$get_result())
-  lines <- readLines(runs)
-  expect_gt(evictions, 0)
-  expect_identical(c(res[[1]]$failed, res[[2]]$failed), character())
-  # Idle contexts are evicted, so no request is lost while it runs: every
-  # call is answered (none "may have run").
-  expect_identical(c(res[[1]]$ok, res[[2]]$ok), c(n, n))
-  # Counted inside the remote R: every call ran, and none twice.
-  expect_false(any(duplicated(lines)))
-  expect_setequal(lines, c(sprintf("a-%d", seq_len(n)), sprintf("b-%d", seq_len(n))))
+  # 2 x 10 calls here; 2 x 50 (or DBRXR_EVICT_CALLS) in test-slow-request-path.R.
+  expect_evictions_answered_once(10)
 })

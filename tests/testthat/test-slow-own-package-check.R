@@ -54,6 +54,7 @@ write_scoring_package <- function(dir) {
 }
 
 test_that("a package importing dbrxr, tested on a local cluster, passes R CMD check with its own code on the cluster", {
+  skip_if_not_slow()
   skip_on_cran()
   skip_if_no_local_cluster()
   dir <- withr::local_tempdir()

@@ -5,6 +5,8 @@
 
 test_that("a model whose predict() method lives only in the library scores a table on Spark", {
   skip_if_no_spark()
+  # A cluster of its own: remote_library() sets what every later call on the
+  # connection (and its Spark executors) puts first on .libPaths().
   conn <- local_cluster(python = spark_python())
   withr::defer(dbx_disconnect(conn))
   repo <- library_test_repo()

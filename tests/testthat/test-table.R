@@ -1,40 +1,10 @@
 # Tables on the local cluster's Spark: write/read round trips, models scored
-# over a 100,000-row table identical() to local predict(), classed errors.
-# One local cluster (and Spark session) serves the whole file.
+# over a table identical() to local predict() (100,000 rows in
+# test-slow-table.R), classed errors. The run's shared Spark cluster serves the
+# file (schema main.tt).
 
-spark_token <- "table-test-token-0123456789"
-
-spark_conn <- local({
-  conn <- NULL
-  function() {
-    skip_if_no_spark()
-    if (is.null(conn)) {
-      conn <<- local_cluster(python = spark_python(), token = spark_token)
-      provide_dbrxr_on_cluster(conn)
-      withr::defer(dbx_disconnect(conn), envir = testthat::teardown_env())
-      dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS main.tt')", conn)
-    }
-    conn
-  }
-})
-
-# n rows: factors with a rare level (1 row in 20,000, so most Arrow
-# batches of 10,000 rows miss it), NAs, dates.
-make_rows <- function(n, seed) {
-  set.seed(seed)
-  f <- sample(c("a", "b", "c"), n, replace = TRUE)
-  # "0rare" sorts first: a batch without it would shift every factor code.
-  f[sample.int(n, max(2L, n %/% 20000L))] <- "0rare"
-  x1 <- rnorm(n)
-  x1[sample.int(n, n %/% 20L)] <- NA
-  x2 <- runif(n, -2, 2)
-  d <- as.Date("2020-01-01") + sample.int(1500L, n, replace = TRUE)
-  eff <- c(a = 0, b = 1, c = -1, "0rare" = 3)[f]
-  y <- 2 * x2 + eff + as.numeric(d - as.Date("2020-01-01")) / 500 + rnorm(n)
-  data.frame(id = seq_len(n), f = f, x1 = x1, x2 = x2, d = d, y = y,
-             cls = factor(ifelse(y + rnorm(n) > 1, "yes", "no")),
-             stringsAsFactors = FALSE)
-}
+spark_conn <- function(.env = parent.frame()) shared_spark_cluster("main.tt", .env = .env)
+spark_token <- shared_spark_token
 
 test_that("dbx_write_table() -> dbx_read_table() round-trips every supported type", {
   conn <- spark_conn()
@@ -123,77 +93,10 @@ test_that("a query Spark refuses is a dbrxr_sql_error with Spark's fields, in ev
   expect_match(e$error_class, "PARSE_SYNTAX_ERROR")
 })
 
-test_that("seven model types score a 100,000-row table identical() to local predict()", {
-  conn <- spark_conn()
-  train <- make_rows(3000, 1)
-  train$f <- factor(train$f)
-  data <- make_rows(100000, 2)
-  dbx_write_table(data, "main.tt.data", mode = "overwrite", conn = conn)
-  # Four partitions, each cut into Arrow batches of 10,000 rows.
-  src <- dbx_sql("SELECT /*+ REPARTITION(4) */ * FROM main.tt.data")
-  ref <- dbx_read_table("main.tt.data", conn = conn)
-  ref$f <- factor(ref$f, levels = levels(train$f))
-  expect_lt(sum(ref$f == "0rare"), 40)
-
-  check <- function(out_name, expected) {
-    out <- dbx_read_table(out_name, conn = conn)
-    out <- out[order(out$id), , drop = FALSE]
-    expect_identical(out$id, ref$id[order(ref$id)])
-    got <- out[setdiff(names(out), "id")]
-    exp <- as.data.frame(expected, stringsAsFactors = FALSE)
-    exp <- exp[order(ref$id), , drop = FALSE]
-    expect_identical(unname(as.list(got)), unname(lapply(exp, function(x) { attributes(x) <- NULL; x })))
-  }
-
-  fit_lm <- lm(y ~ x1 + x2 + f + d, data = train)
-  res <- remote_score_table(fit_lm, src, "main.tt.lm", keep = "id", mode = "overwrite", conn = conn)
-  expect_s3_class(res, "dbx_table")
-  expect_equal(res$rows, 100000)
-  check("main.tt.lm", list(unname(predict(fit_lm, ref))))
-
-  fit_glm <- glm(cls ~ x1 + x2 + f, data = train, family = binomial())
-  remote_score_table(fit_glm, src, "main.tt.glm", type = "response", keep = "id",
-                     mode = "overwrite", progress = TRUE, conn = conn)
-  check("main.tt.glm", list(unname(predict(fit_glm, ref, type = "response"))))
-
-  skip_if_not_installed("ranger")
-  fit_rg <- ranger::ranger(cls ~ x2 + f + d, data = train, probability = TRUE,
-                           num.trees = 50, num.threads = 1, seed = 1)
-  remote_score_table(fit_rg, src, "main.tt.ranger", keep = "id", mode = "overwrite",
-                     postprocess = function(p) p$predictions, conn = conn)
-  expect_identical(names(dbx_read_table("main.tt.ranger", limit = 1, conn = conn)),
-                   c("id", ".pred_no", ".pred_yes"))
-  check("main.tt.ranger", predict(fit_rg, ref)$predictions)
-
-  skip_if_not_installed("randomForest")
-  fit_rf <- randomForest::randomForest(cls ~ x2 + f, data = train, ntree = 51)
-  remote_score_table(fit_rf, src, "main.tt.rf", keep = "id", mode = "overwrite", conn = conn)
-  check("main.tt.rf", list(as.character(predict(fit_rf, ref))))
-
-  skip_if_not_installed("rpart")
-  fit_rp <- rpart::rpart(cls ~ x1 + x2 + f + d, data = train)
-  remote_score_table(fit_rp, src, "main.tt.rpart", type = "class", keep = "id",
-                     mode = "overwrite", conn = conn)
-  check("main.tt.rpart", list(as.character(predict(fit_rp, ref, type = "class"))))
-
-  skip_if_not_installed("glmnet")
-  x <- cbind(x2 = train$x2, d = as.numeric(train$d), b = train$f == "b")
-  gfit <- glmnet::glmnet(x, train$y)
-  scorer <- local({
-    fit <- gfit
-    function(newdata) {
-      loadNamespace("glmnet")
-      m <- cbind(x2 = newdata$x2, d = as.numeric(newdata$d), b = newdata$f == "b")
-      as.vector(stats::predict(fit, m, s = 0.05))
-    }
-  })
-  remote_score_table(scorer, src, "main.tt.glmnet", keep = "id", mode = "overwrite", conn = conn)
-  check("main.tt.glmnet", list(scorer(ref)))
-
-  skip_if_not_installed("mgcv")
-  fit_gam <- mgcv::gam(y ~ s(x2) + f + x1, data = train)
-  remote_score_table(fit_gam, src, "main.tt.gam", keep = "id", mode = "overwrite", conn = conn)
-  check("main.tt.gam", list(as.vector(predict(fit_gam, ref))))
+test_that("seven model types score a 25,000-row table identical() to local predict()", {
+  # 2 partitions of 12,500 rows, each cut into 2 Arrow batches; 100,000 rows
+  # in 4 partitions: test-slow-table.R.
+  score_seven_models(spark_conn(), n = 25000, partitions = 2)
 })
 
 test_that("a missing table and an existing output are classed errors before any job", {

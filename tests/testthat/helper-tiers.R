@@ -1,0 +1,13 @@
+# Two tiers, as arrow's ARROW_R_DEV gates or testthat's skip_on_cran() do.
+# `make test` runs the default tier: every behaviour covered once. What repeats
+# a behaviour at scale or waits on a clock lives in test-slow-*.R files, each of
+# whose tests starts with skip_if_not_slow(); `make test-slow` runs only those,
+# with DBRXR_TEST_SLOW=true.
+slow_tests_enabled <- function() identical(tolower(Sys.getenv("DBRXR_TEST_SLOW")), "true")
+
+skip_if_not_slow <- function() {
+  if (!slow_tests_enabled()) {
+    testthat::skip("slow tier: set DBRXR_TEST_SLOW=true (make test-slow)")
+  }
+  invisible(TRUE)
+}

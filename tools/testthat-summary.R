@@ -15,34 +15,60 @@ failures_out <- args[[3]]
 times_out <- args[[4]]
 library(testthat)
 
-# Wall-clock time of each file, from its first line to its last deferred
-# teardown (a cluster stopped when the file ends counts for that file).
-FileTimesReporter <- R6::R6Class("FileTimesReporter", inherit = testthat::Reporter,
+# testthat's progress (`parent`), plus the wall-clock seconds of each file (from
+# its first event to its end) and of each test. When files run in parallel
+# (below), testthat records no times of its own; with a parent that takes
+# parallel updates, events reach this reporter as they happen (within 0.1 s),
+# each after start_file() naming its file.
+timed_reporter <- function(parent) R6::R6Class("TimedProgressReporter", inherit = parent,
   public = list(
-    times = NULL, file = NULL, started = NULL,
+    file = NULL, file_start = list(), file_end = list(), test_start = list(), tests = NULL,
     start_file = function(filename) {
-      self$close_file()
       self$file <- filename
-      self$started <- Sys.time()
+      if (is.null(self$file_start[[filename]])) self$file_start[[filename]] <- Sys.time()
+      super$start_file(filename)
     },
-    close_file = function() {
-      if (is.null(self$file)) return(invisible())
-      secs <- as.numeric(Sys.time() - self$started, units = "secs")
-      self$times <- rbind(self$times, data.frame(file = self$file, seconds = secs))
-      self$file <- NULL
+    start_test = function(context, test) {
+      self$test_start[[paste(self$file, test)]] <- Sys.time()
+      super$start_test(context, test)
     },
-    end_reporter = function() self$close_file()
+    end_test = function(context, test) {
+      t0 <- self$test_start[[paste(self$file, test)]]
+      if (!is.null(t0)) {
+        secs <- as.numeric(Sys.time() - t0, units = "secs")
+        self$tests <- rbind(self$tests, data.frame(real = secs, file = self$file, test = test))
+      }
+      super$end_test(context, test)
+    },
+    end_file = function() {
+      self$file_end[[self$file]] <- Sys.time()
+      super$end_file()
+    },
+    # In a log (not a terminal), the parallel reporter's status line only
+    # when a file ends, not ten times a second.
+    update = function(force = FALSE) {
+      if (!isTRUE(self$dynamic) && !force) return(invisible())
+      super$update(force)
+    },
+    file_seconds = function() {
+      files <- intersect(names(self$file_start), names(self$file_end))
+      secs <- vapply(files, function(f) as.numeric(self$file_end[[f]] - self$file_start[[f]], units = "secs"), 0)
+      data.frame(file = files, seconds = unname(secs))
+    }
   )
 )
 
 if (tier == "slow") Sys.setenv(DBRXR_TEST_SLOW = "true")
-times <- FileTimesReporter$new()
-progress <- testthat::ProgressReporter$new(show_praise = FALSE)
+# Two files at a time (DBRXR_TEST_WORKERS): the tests mostly wait on the local
+# clusters' processes. Each worker has its own shared clusters; helper-tiers.R
+# keeps the setting from the processes the tests start.
+workers <- as.integer(Sys.getenv("DBRXR_TEST_WORKERS", "2"))
+if (workers > 1) Sys.setenv(TESTTHAT_PARALLEL = "TRUE", TESTTHAT_CPUS = workers)
+parent <- if (workers > 1) testthat::ParallelProgressReporter else testthat::ProgressReporter
+reporter <- timed_reporter(parent)$new(show_praise = FALSE)
 res <- testthat::test_dir("tests/testthat", package = "dbrxr", load_package = "installed",
-                          filter = "^slow-", invert = tier == "default",
-                          reporter = testthat::MultiReporter$new(list(progress, times)),
+                          filter = "^slow-", invert = tier == "default", reporter = reporter,
                           stop_on_failure = FALSE, stop_on_warning = FALSE)
-times$close_file()
 df <- as.data.frame(res)
 bad <- df$failed > 0 | df$error
 failed <- sum(bad)
@@ -52,12 +78,15 @@ writeLines(paste(passed, failed, skipped), out)
 
 # Every test's seconds, slowest first, for whoever wants to know more.
 dir.create("build", showWarnings = FALSE)
-per_test <- df[order(-df$real), c("real", "file", "test")]
-utils::write.table(transform(per_test, real = round(real, 2)), file.path("build", paste0("test-times-", tier, ".tsv")),
-                   sep = "\t", quote = FALSE, row.names = FALSE)
-
-if (!is.null(times$times)) {
-  t <- times$times[order(-times$times$seconds), ]
+per_test <- reporter$tests
+if (!is.null(per_test)) {
+  per_test <- per_test[order(-per_test$real), ]
+  utils::write.table(transform(per_test, real = round(real, 2)), file.path("build", paste0("test-times-", tier, ".tsv")),
+                     sep = "\t", quote = FALSE, row.names = FALSE)
+}
+t <- reporter$file_seconds()
+if (nrow(t)) {
+  t <- t[order(-t$seconds), ]
   writeLines(sprintf("%7.1f %s", t$seconds, t$file), times_out)
 }
 

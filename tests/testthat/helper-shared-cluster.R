@@ -1,7 +1,9 @@
-# Two local clusters serve the whole test run: one whose contexts run R through
-# rpy2 (shared_cluster()) and one for Spark, SQL and MLflow (shared_spark_cluster()).
-# Each starts on first use and stops when the run ends, so a context's Spark
-# session and the MLflow server start once per run, not once per file.
+# Two local clusters serve all the files a test process runs (make test runs
+# two processes, tools/testthat-summary.R): one whose contexts run R through
+# rpy2 (shared_cluster()) and one for Spark, SQL and MLflow
+# (shared_spark_cluster()). Each starts on first use and stops when the
+# process's run ends, so a context's Spark session and the MLflow server start
+# once there, not once per file.
 #
 # A test that changes what a cluster is (injected faults, killed or evicted
 # contexts, restarts, termination, its token, options or state directory)

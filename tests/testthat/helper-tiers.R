@@ -11,3 +11,8 @@ skip_if_not_slow <- function() {
   }
   invisible(TRUE)
 }
+
+# tools/testthat-summary.R runs files in parallel through TESTTHAT_PARALLEL;
+# the R processes the tests start (a user's package tests, the CI examples)
+# must not inherit it.
+Sys.unsetenv(c("TESTTHAT_PARALLEL", "TESTTHAT_CPUS"))

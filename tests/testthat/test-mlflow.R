@@ -18,37 +18,43 @@ iris_rows <- function() {
   iris[c(1:10, 51:60, 101:110), c("Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width")]
 }
 
-# mlflow.pyfunc.load_model(uri).predict(csv) in a fresh Python process of the
-# venv, with the tracking URI pointing at the local cluster: the predictions
-# as R doubles (numbers travel as raw float64, so the comparison is exact)
-# or strings.
-python_predict <- function(conn, uri, newdata) {
-  csv <- withr::local_tempfile(fileext = ".csv")
-  out <- withr::local_tempfile()
-  utils::write.csv(newdata, csv, row.names = FALSE)
-  script <- withr::local_tempfile(fileext = ".py")
+# mlflow.pyfunc.load_model(uri).predict(csv) for each of `uris` (with its
+# `newdata`, a list) in one fresh Python process of the venv, with the
+# tracking URI pointing at the local cluster: the predictions as R doubles
+# (numbers travel as raw float64, so the comparison is exact) or strings, one
+# per URI.
+python_predict <- function(conn, uris, newdata) {
+  dir <- withr::local_tempdir()
+  csvs <- file.path(dir, paste0("in-", seq_along(uris), ".csv"))
+  outs <- file.path(dir, paste0("out-", seq_along(uris)))
+  for (i in seq_along(uris)) utils::write.csv(newdata[[i]], csvs[i], row.names = FALSE)
+  script <- file.path(dir, "predict.py")
   writeLines(c(
     "import sys, numpy as np, pandas as pd, mlflow",
-    "uri, csv, out = sys.argv[1:4]",
-    "df = pd.read_csv(csv)",
-    "m = mlflow.pyfunc.load_model(uri)",
-    "# MLflow refuses int64 where the signature says double: cast as its users do",
-    "doubles = [c.name for c in m.metadata.get_input_schema().inputs if str(c.type) in ('double', 'DataType.double')]",
-    "df = df.astype({c: 'float64' for c in doubles if c in df.columns})",
-    "p = m.predict(df)",
-    "a = np.asarray(p)",
-    "if a.dtype == object:",
-    "    open(out, 'w').write(''.join(str(x) + '\\n' for x in a))",
-    "else:",
-    "    a.astype('float64').tofile(out)"), script)
+    "args = sys.argv[1:]",
+    "for uri, csv, out in zip(args[0::3], args[1::3], args[2::3]):",
+    "    df = pd.read_csv(csv)",
+    "    m = mlflow.pyfunc.load_model(uri)",
+    "    # MLflow refuses int64 where the signature says double: cast as its users do",
+    "    doubles = [c.name for c in m.metadata.get_input_schema().inputs if str(c.type) in ('double', 'DataType.double')]",
+    "    df = df.astype({c: 'float64' for c in doubles if c in df.columns})",
+    "    p = m.predict(df)",
+    "    a = np.asarray(p)",
+    "    if a.dtype == object:",
+    "        open(out, 'w').write(''.join(str(x) + '\\n' for x in a))",
+    "    else:",
+    "        a.astype('float64').tofile(out)"), script)
   env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = shared_spark_token,
            R_LIBS = paste(.libPaths(), collapse = ":"))
-  res <- processx::run(mlflow_python(), c(script, uri, csv, out), env = c("current", env),
+  args <- as.vector(rbind(uris, csvs, outs))
+  res <- processx::run(mlflow_python(), c(script, args), env = c("current", env),
                        error_on_status = FALSE, timeout = 600)
   if (res$status != 0) stop("Python failed: ", substr(res$stderr, max(1, nchar(res$stderr) - 3000), nchar(res$stderr)))
-  raw <- readBin(out, "raw", file.size(out))
-  n <- nrow(newdata)
-  if (length(raw) == 8L * n) readBin(raw, "double", n) else readLines(out)
+  lapply(seq_along(uris), function(i) {
+    raw <- readBin(outs[i], "raw", file.size(outs[i]))
+    n <- nrow(newdata[[i]])
+    if (length(raw) == 8L * n) readBin(raw, "double", n) else readLines(outs[i])
+  })
 }
 
 free_port <- function() {
@@ -131,9 +137,11 @@ test_that("lm, glm, ranger, randomForest and a function are logged, registered a
 test_that("mlflow.pyfunc.load_model() in a fresh Python process returns exactly the same values", {
   conn <- mlflow_conn()
   if (is.null(logged$fun)) skip("the models were not logged")
-  for (nm in c("mpg", "am", "species_prob", "species", "fun")) {
-    got <- python_predict(conn, sprintf("models:/main.ml.%s@champion", nm), logged[[nm]]$newdata)
-    expect_identical(got, unname(logged[[nm]]$expected), label = nm)
+  nms <- c("mpg", "am", "species_prob", "species", "fun")
+  got <- python_predict(conn, sprintf("models:/main.ml.%s@champion", nms),
+                        lapply(nms, function(nm) logged[[nm]]$newdata))
+  for (i in seq_along(nms)) {
+    expect_identical(got[[i]], unname(logged[[nms[i]]]$expected), label = nms[i])
   }
 })
 

@@ -1,4 +1,5 @@
 # Authentication against the local cluster: rejected tokens, OAuth M2M refresh.
+# Clusters of their own: each test sets the cluster's token or OAuth client.
 
 test_that("a bad token is a dbrxr_auth_error saying how to fix it, with no secret anywhere", {
   owner <- local_test_cluster(token = "right-token-0123456789abcdef")

@@ -1,4 +1,5 @@
 # Cluster ensure-running and dbx_cluster_status().
+# Clusters of their own: each test sets the cluster's state.
 
 test_that("a TERMINATED cluster is started by the first call", {
   conn <- local_test_cluster(cluster_state = "TERMINATED", start_delay_ms = 800)

@@ -1,4 +1,5 @@
 # The connection's execution context: lazy, reused, recreated, destroyed.
+# Clusters of their own: the tests count contexts from zero and evict them.
 
 test_that("the context is created lazily and reused by every call", {
   conn <- local_test_cluster()

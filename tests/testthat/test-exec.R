@@ -1,4 +1,6 @@
 # dbx_exec() and exec_command() against a real local cluster.
+# Clusters of their own: tests count status checks and cancelled commands from
+# zero (local_stats()).
 
 test_that("dbx_exec returns text with the Out[n] prompt stripped", {
   conn <- local_test_cluster()

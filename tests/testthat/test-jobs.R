@@ -1,4 +1,6 @@
 # R work as jobs on the local cluster's Jobs API (runs/submit, jobs/create...).
+# Clusters of their own, but for the table job: tests list the cluster's jobs
+# and runs, inject faults, or cancel runs.
 
 test_that("a job's value is identical() to the function's: a data frame with factors and dates, and a fitted model", {
   skip_if_no_rpy2()

@@ -1,5 +1,7 @@
 # The local cluster from R: start/stop, options, control routes, and a real
 # Python + rpy2 + R round trip through its contexts.
+# Each test starts clusters of its own: they are what is tested (options,
+# stats from zero, faults, restarts, termination).
 
 server_up <- function(url) {
   res <- tryCatch(curlGetHeaders(paste0(url, "/oidc/.well-known/oauth-authorization-server")),

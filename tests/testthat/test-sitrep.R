@@ -1,6 +1,9 @@
 # dbx_sitrep() on real local clusters: everything ok on a healthy one, and each
 # failing case the local cluster can stand for gives `fail` with its fix while
 # the other checks go on.
+# Clusters of their own: each test sets what the report checks (access mode,
+# staging, faults, a Python without rpy2) or compares what the cluster stores
+# before and after.
 
 checks <- c("credentials", "cluster", "access mode", "python", "r", "staging", "spark",
             "mlflow", "grants")

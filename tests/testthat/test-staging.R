@@ -1,4 +1,6 @@
 # Staging: DBFS and Volumes, content hashes, byte-identical round trips.
+# Clusters of their own: tests count each route's bytes from zero and inject
+# dropped connections.
 
 route_bytes <- function(conn, route) local_stats(conn)$routes[[route]]$bytes_in %||% 0
 

@@ -1,13 +1,6 @@
 # MLflow on the local cluster, for test-mlflow.R and test-slow-mlflow.R.
 
-
-mlflow_python <- function() {
-  py <- spark_python()
-  if (is.null(py)) return(NULL)
-  ok <- identical(suppressWarnings(system2(py, c("-c", shQuote("import mlflow")),
-                                           stdout = FALSE, stderr = FALSE)), 0L)
-  if (ok) py else NULL
-}
+mlflow_python <- function() local_python_with("pyspark, pyarrow, mlflow")
 
 skip_if_no_mlflow <- function() {
   skip_if_no_spark()

@@ -1,12 +1,15 @@
-# The local cluster's Python with PySpark and PyArrow (the project's .venv,
-# DBRXR_PYTHON in make test), or a skip saying how to get it.
-spark_python <- function() {
+# The local cluster's Python (the project's .venv, DBRXR_PYTHON in make test)
+# if it imports `modules` (one Python import statement's list), else NULL.
+local_python_with <- function(modules) {
   py <- local_python()
   if (is.null(py)) return(NULL)
-  ok <- identical(suppressWarnings(system2(py, c("-c", shQuote("import pyspark, pyarrow")),
+  ok <- identical(suppressWarnings(system2(py, c("-c", shQuote(paste("import", modules))),
                                            stdout = FALSE, stderr = FALSE)), 0L)
   if (ok) py else NULL
 }
+
+# The local cluster's Python with PySpark and PyArrow, or a skip saying how to get it.
+spark_python <- function() local_python_with("pyspark, pyarrow")
 
 skip_if_no_spark <- function() {
   if (is.null(spark_python())) {

@@ -28,6 +28,19 @@ test_that("a job's value is identical() to the function's: a data frame with fac
   expect_identical(v, 6)
 })
 
+test_that("job task processes of the in-process local cluster do not see the client's credentials", {
+  skip_if_no_rpy2()
+  withr::local_envvar(DATABRICKS_TOKEN = "dapi-secret-1", DATABRICKS_CLIENT_SECRET = "secret-2",
+                      AWS_SECRET_ACCESS_KEY = "aws-3", DATABRICKS_HOST = "https://example.cloud.databricks.com")
+  conn <- local_test_cluster()
+  run <- remote_job(function() Sys.getenv(c("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET",
+                                            "AWS_SECRET_ACCESS_KEY", "DATABRICKS_HOST")), conn = conn)
+  seen <- dbx_run_result(run)
+  expect_equal(unname(seen[1:3]), rep("", 3))
+  # What is not a secret is left alone.
+  expect_equal(unname(seen[4]), "https://example.cloud.databricks.com")
+})
+
 test_that("an R error in a run is a dbrxr_remote_error with the R message, the run's URL and its output", {
   skip_if_no_rpy2()
   conn <- local_test_cluster()

@@ -580,17 +580,6 @@ async fn serve(ctx: &Arc<Context>, pool: &Arc<Contexts>, child: &mut tokio::proc
     }
 }
 
-/// Whether an environment variable holds a credential of the client: any
-/// token, secret, password or key of Databricks, dbrxr, or the cloud logins
-/// unified auth reads (Azure, Google, AWS).
-fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    const SCOPES: &[&str] = &["DATABRICKS_", "DBRXR_", "ARM_", "AZURE_", "GOOGLE_", "AWS_"];
-    const SECRETS: &[&str] =
-        &["TOKEN", "TOKENS", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "KEY", "PAT"];
-    SCOPES.iter().any(|s| upper.starts_with(s)) && upper.split('_').skip(1).any(|part| SECRETS.contains(&part))
-}
-
 /// A text result, cut at `max` characters.
 fn text_result(data: &str, max: usize) -> Value {
     match data.char_indices().nth(max) {
@@ -625,13 +614,7 @@ fn spawn(spec: &WorkerSpec, id: &str, log: &std::path::Path) -> std::io::Result<
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .kill_on_drop(true);
-    // Code in a context must not find the client's credentials: a cluster's
-    // processes do not have them either.
-    for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(is_secret_name) {
-            cmd.env_remove(name);
-        }
-    }
+    super::util::without_client_secrets(&mut cmd);
     // What the cluster adds (e.g. its MLflow server), after the scrub.
     if let Some(vars) = spec.extra_env.get() {
         for (k, v) in vars {
@@ -651,11 +634,11 @@ mod tests {
         for n in ["DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET", "DATABRICKS_PASSWORD", "DBRXR_LOCAL_TOKEN",
                   "ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "GOOGLE_CREDENTIALS", "AWS_SECRET_ACCESS_KEY",
                   "DATABRICKS_GOOGLE_SERVICE_ACCOUNT_KEY", "databricks_token"] {
-            assert!(is_secret_name(n), "{n}");
+            assert!(super::super::util::is_secret_name(n), "{n}");
         }
         for n in ["DATABRICKS_HOST", "DATABRICKS_CLUSTER_ID", "DBRXR_PYTHON", "DBRXR_LOCAL_FS_ROOT", "PATH",
                   "R_LIBS", "TOKENIZERS_PARALLELISM", "DATABRICKS_AUTH_TYPE", "DBRXR_PATH_X"] {
-            assert!(!is_secret_name(n), "{n}");
+            assert!(!super::super::util::is_secret_name(n), "{n}");
         }
     }
 

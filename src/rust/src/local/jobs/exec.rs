@@ -436,6 +436,7 @@ fn spawn(
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .kill_on_drop(true);
+    crate::local::util::without_client_secrets(&mut cmd);
     crate::local::util::own_group_dying_with_parent(&mut cmd);
     cmd.spawn()
 }

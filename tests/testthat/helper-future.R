@@ -20,9 +20,3 @@ local_databricks_plan <- function(..., .env = parent.frame()) {
   withr::defer(future::plan(old), envir = .env)
   conn
 }
-
-elapsed <- function(expr) {
-  t <- proc.time()[["elapsed"]]
-  force(expr)
-  proc.time()[["elapsed"]] - t
-}

@@ -12,6 +12,13 @@ skip_if_not_slow <- function() {
   invisible(TRUE)
 }
 
+# Seconds `expr` took (test-future.R, test-slow-future.R, test-bounded-waits.R).
+elapsed <- function(expr) {
+  t0 <- proc.time()[["elapsed"]]
+  force(expr)
+  proc.time()[["elapsed"]] - t0
+}
+
 # tools/testthat-summary.R runs files in parallel through TESTTHAT_PARALLEL;
 # the R processes the tests start (a user's package tests, the CI examples)
 # must not inherit it.

@@ -25,12 +25,6 @@ local_stall_server <- function(.env = parent.frame()) {
        })
 }
 
-elapsed <- function(expr) {
-  t0 <- proc.time()[["elapsed"]]
-  force(expr)
-  proc.time()[["elapsed"]] - t0
-}
-
 test_that("dbx_cluster_status() against a server that stalls mid-body ends in a timeout", {
   local_clean_config()
   srv <- local_stall_server()

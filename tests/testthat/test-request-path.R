@@ -34,7 +34,7 @@ local_stalling_server <- function(.env = parent.frame()) {
   sprintf("http://127.0.0.1:%s", readLines(port_file, warn = FALSE)[1])
 }
 
-elapsed <- function(t0) as.numeric(Sys.time() - t0, units = "secs")
+secs_since <- function(t0) as.numeric(Sys.time() - t0, units = "secs")
 
 test_that("a server that stalls after the headers: timeout bounds dbx_exec and remote requests", {
   skip_if_not_installed("processx")
@@ -44,17 +44,17 @@ test_that("a server that stalls after the headers: timeout bounds dbx_exec and r
   # Bounds as in issue 9 (timeout + 2 s), with a shorter timeout.
   t0 <- Sys.time()
   e <- expect_error(dbx_exec("1", conn, timeout = 4), class = "dbrxr_timeout_error")
-  expect_lt(elapsed(t0), 6)
+  expect_lt(secs_since(t0), 6)
   expect_match(conditionMessage(e), "timeout|within", ignore.case = TRUE)
   t0 <- Sys.time()
   expect_error(dbrxr:::remote_request(conn, list(op = "ping"), timeout = 4),
                class = "dbrxr_timeout_error")
-  expect_lt(elapsed(t0), 6)
+  expect_lt(secs_since(t0), 6)
   # The option is the default of every remote request.
   t0 <- Sys.time()
   withr::with_options(list(dbrxr.timeout = 2),
                       expect_error(remote_eval(1, conn), class = "dbrxr_timeout_error"))
-  expect_lt(elapsed(t0), 4)
+  expect_lt(secs_since(t0), 4)
 })
 
 test_that("every request answered 503: timeout = 5 fails within 6 s with dbrxr_timeout_error", {
@@ -63,7 +63,7 @@ test_that("every request answered 503: timeout = 5 fails within 6 s with dbrxr_t
   local_faults(conn, status_503_rate = 1, seed = 3)
   t0 <- Sys.time()
   e <- expect_error(dbx_exec("1", conn, timeout = 5), class = "dbrxr_timeout_error")
-  expect_lt(elapsed(t0), 6)
+  expect_lt(secs_since(t0), 6)
   expect_match(paste(conditionMessage(e)), "503|TEMPORARILY_UNAVAILABLE|retried")
 })
 
@@ -85,14 +85,14 @@ test_that("the async API: start, done without blocking, finish, cancel", {
                                                globals = list()))
   t0 <- Sys.time()
   expect_false(dbrxr:::remote_request_done(h))
-  expect_lt(elapsed(t0), 0.05)
+  expect_lt(secs_since(t0), 0.05)
   while (!dbrxr:::remote_request_done(h)) Sys.sleep(0.05)
   expect_identical(dbrxr:::remote_request_finish(h)$value, 7)
   h <- dbrxr:::remote_request_start(conn, list(op = "eval", expr = quote(Sys.sleep(30)), globals = list()))
   Sys.sleep(0.3)
   t0 <- Sys.time()
   dbrxr:::remote_request_cancel(h)
-  expect_lt(elapsed(t0), 3)
+  expect_lt(secs_since(t0), 3)
   expect_error(dbrxr:::remote_request_finish(h), class = "dbrxr_cancelled_error")
   expect_identical(remote_eval(3, conn), 3)
 })

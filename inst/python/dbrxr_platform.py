@@ -1,0 +1,40 @@
+"""dbrxr platform contract: the only shipped code that knows where it runs.
+
+Shipped code (every other module of inst/python and inst/remote) asks this
+module for what differs between a Databricks cluster and dbrxr's local
+cluster, and never looks for itself: no `__main__` inspection, no import of
+the local worker, no DBRXR_LOCAL_* variable anywhere else (a test scans
+inst/ for them).
+
+On Databricks every function is the identity or the runtime's own object.
+The local cluster's worker *installs* its implementation when it starts: it
+puts a module named `dbrxr_local_platform` into sys.modules before any
+command runs, with functions of the same names as those below. This module
+reads it once, at import; a function the worker does not provide keeps its
+Databricks behaviour.
+"""
+
+import sys
+
+# Installed by the local cluster's worker at start; absent on Databricks.
+_local = sys.modules.get("dbrxr_local_platform")
+
+
+def _provided(name):
+    return getattr(_local, name, None) if _local is not None else None
+
+
+def is_local():
+    """True on dbrxr's local cluster. Only for reports (dbx_sitrep()), never
+    to choose a code path: choosing belongs to the functions below."""
+    return _local is not None
+
+
+def spark():
+    """The cluster's SparkSession: the runtime's own on Databricks; on the
+    local cluster the context's session (started on first use)."""
+    impl = _provided("spark")
+    if impl is not None:
+        return impl()
+    from pyspark.sql import SparkSession
+    return SparkSession.builder.getOrCreate()

@@ -23,9 +23,9 @@ NULL
 #'
 #' Names: a string is used as written (`"t"`, `"schema.t"` or
 #' `"catalog.schema.t"`, unquoted); `DBI::Id(catalog =, schema =, table =)`
-#' names a table part by part, each part quoted with backticks. On the local
-#' cluster `catalog.schema.table` maps to its local catalog as everywhere in
-#' dbrxr (`main.s.t` is the local database `main__s`).
+#' names a table part by part, each part quoted with backticks. The local
+#' cluster's Spark takes `catalog.schema.table` natively, as a Unity Catalog
+#' workspace does.
 #'
 #' Results: the type mapping of [dbx_read_table()] (`bigint` and `decimal` are
 #' doubles, `timestamp` is `POSIXct` in UTC), `binary` is a list of raw vectors

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what dbrxr needs on a Debian/Ubuntu machine, only what is missing:
 # R and the R packages it and its tests use (Debian r-cran-* packages), Python
-# with rpy2 for the local cluster, pandoc for the vignette, and Java 17 for
+# with rpy2 for the local cluster, pandoc for the vignette, and a JDK 17 for
 # the local cluster's Spark (PySpark itself goes into the project's venv).
 # Idempotent: when everything is there it only runs dpkg queries.
 set -euo pipefail
@@ -16,13 +16,15 @@ APT_PACKAGES=(
   r-cran-dbi r-cran-dbplyr r-cran-dplyr r-cran-dbitest r-cran-blob
 )
 
-# PySpark 3.5 needs Java 17 (or newer): add Debian's headless JRE when no such java runs.
-java_major() {
-  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1
+# PySpark 3.5 needs Java 17 (or newer), and the local cluster compiles its
+# Unity Catalog plugin for Spark (src/rust/src/local/spark_catalog) with javac:
+# add Debian's headless JDK when no such javac runs.
+javac_major() {
+  javac -version 2>&1 | sed -n 's/^javac \([0-9]*\).*/\1/p' | head -n 1
 }
-java_v="$(command -v java >/dev/null 2>&1 && java_major || true)"
-if [ "${java_v:-0}" -lt 17 ]; then
-  APT_PACKAGES+=(openjdk-17-jre-headless)
+javac_v="$(command -v javac >/dev/null 2>&1 && javac_major || true)"
+if [ "${javac_v:-0}" -lt 17 ]; then
+  APT_PACKAGES+=(openjdk-17-jdk-headless)
 fi
 
 missing=()

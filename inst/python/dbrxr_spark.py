@@ -21,6 +21,7 @@ import uuid
 from urllib.parse import parse_qs, urlencode
 
 import dbrxr_bootstrap as boot
+import dbrxr_platform as platform
 
 BATCH_ERROR = "DBRXR_BATCH_ERROR"
 
@@ -347,20 +348,11 @@ def r_columns_to_arrow(cols):
 
 
 # ---- the Spark session and table names ----------------------------------------
-
-def _local():
-    """worker.py of the local cluster (None on Databricks)."""
-    main = sys.modules.get("__main__")
-    return main if hasattr(main, "_spark_session") else None
-
+# Names are passed to Spark as the user wrote them (catalog.schema.table): the
+# cluster's catalogs resolve them, on Databricks and on the local cluster alike.
 
 def session():
-    local = _local()
-    if local is not None:
-        s = local._spark_session()
-    else:
-        from pyspark.sql import SparkSession
-        s = SparkSession.builder.getOrCreate()
+    s = platform.spark()
     _ship_module(s)
     return s
 
@@ -375,16 +367,6 @@ def _ship_module(s):
         s.sparkContext.addPyFile(os.path.join(os.path.dirname(path), "dbrxr_bootstrap.py"))
         s.sparkContext.addPyFile(path)
         _SHIPPED["path"] = path
-
-
-def spark_name(name):
-    local = _local()
-    return local._local_name(name) if local is not None else name
-
-
-def spark_sql(query):
-    local = _local()
-    return local._local_sql(query) if local is not None else query
 
 
 def col(name):
@@ -412,7 +394,7 @@ def _widens(incoming, target):
 def append_schema(s, schema, name):
     """Refuse an append whose columns or types do not fit table `name`, before
     anything is written; return the casts that make the rows the table's types."""
-    target = s.table(spark_name(name)).schema
+    target = s.table(name).schema
     by_name = {f.name.lower(): f for f in target.fields}
     incoming = {f.name.lower(): f for f in schema.fields}
     problems = []
@@ -438,91 +420,31 @@ def _cast_to(df, casts):
 
 
 def table_exists(s, name):
-    return s.catalog.tableExists(spark_name(name))
+    return s.catalog.tableExists(name)
 
 
 def schema_exists(s, name):
     parts = name.split(".")
     if len(parts) < 2:
         return True
-    schema = ".".join(parts[:-1])
-    local = _local()
-    if local is not None:
-        return s.catalog.databaseExists(local._local_schema(schema) if "." in schema else schema)
-    return s.catalog.databaseExists(schema)
-
-
-def _local_path(s, name):
-    """Directory of a local table: the database's location + the table name."""
-    local_name = spark_name(name)
-    db, _, table = local_name.rpartition(".")
-    loc = s.catalog.getDatabase(db or "default").locationUri
-    loc = re.sub(r"^file:(//)?", "", loc)
-    return os.path.join(loc, table), local_name
+    return s.catalog.databaseExists(".".join(parts[:-1]))
 
 
 def write_df(s, df, name, mode):
-    """Write a Spark DataFrame to table `name`. Locally, "error"/"overwrite"
-    write a hidden directory and swap it in at the end, so a cancelled or
-    failed job leaves the previous table as it was; on Databricks, Delta's
-    own atomic overwrite does that. Returns the table's rows when that is
-    known without reading the table again (locally, from the Parquet
-    footers of what was written), else None."""
-    local = _local()
+    """Write a Spark DataFrame to table `name`, whole or not at all: the
+    catalog's own atomic create, replace and append (Delta's on Databricks,
+    the local cluster's staged Parquet directories there). Returns None: the
+    rows are counted by the caller when needed."""
     if mode == "append" and table_exists(s, name):
         df = _cast_to(df, append_schema(s, df.schema, name))
-    if local is None:
-        df.write.mode("errorifexists" if mode == "error" else mode).saveAsTable(name)
-        return None
-    path, local_name = _local_path(s, name)
-    if mode == "append" and os.path.exists(path):
-        # Spark's committer moves the new files in only when the job
-        # succeeded; the casts above keep every file of the table one schema.
-        df.write.mode("append").parquet(path)
-        s.catalog.refreshTable(local_name)
-        return None
-    parent, base = os.path.split(path)
-    tmp = os.path.join(parent, "_dbrxr_tmp_%s_%s" % (base, uuid.uuid4().hex[:12]))
-    try:
-        df.write.parquet(tmp)
-        old = None
-        if os.path.exists(path):
-            old = os.path.join(parent, "_dbrxr_old_%s_%s" % (base, uuid.uuid4().hex[:12]))
-            os.rename(path, old)
-        os.rename(tmp, path)
-        tmp = None
-        if old is not None:
-            import shutil
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            import shutil
-            shutil.rmtree(tmp, ignore_errors=True)
-    if s.catalog.tableExists(local_name):
-        s.sql("DROP TABLE %s" % local_name)
-    # The schema of what was just written (nullable, as Spark reads files):
-    # given, Spark need not read it back from the files' footers (~70 ms).
-    from pyspark.sql.types import StructField, StructType
-    schema = StructType([StructField(f.name, f.dataType, True, f.metadata) for f in df.schema.fields])
-    s.catalog.createTable(local_name, path=path, source="parquet", schema=schema)
-    return _parquet_rows(path)
-
-
-def _parquet_rows(path):
-    """Rows of the Parquet files Spark wrote under `path` (their footers)."""
-    import pyarrow.parquet as pq
-    n = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            if f.endswith(".parquet") and not f.startswith((".", "_")):
-                n += pq.read_metadata(os.path.join(root, f)).num_rows
-    return n
+    df.write.mode("errorifexists" if mode == "error" else mode).saveAsTable(name)
+    return None
 
 
 def source_df(s, spec):
     if spec.get("query"):
-        return s.sql(spark_sql(spec["query"]))
-    return s.table(spark_name(spec["table"]))
+        return s.sql(spec["query"])
+    return s.table(spec["table"])
 
 
 # ---- requests from R ---------------------------------------------------------------
@@ -795,7 +717,7 @@ def _score(spec):
             s.conf.set(batch_key, batch_before)
     rows = -1 if spec["mode"] == "append" else written
     if rows is None:
-        rows = s.table(spark_name(spec["output"])).count()
+        rows = s.table(spec["output"]).count()
     warnings = sorted(warned.value.items(), key=lambda kv: -kv[1])
     seconds = time.time() - t0
     LAST_JOB.clear()

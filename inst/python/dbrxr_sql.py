@@ -47,12 +47,9 @@ def _session():
 
 
 def _run(sql):
-    """One statement on the session. On the local cluster through its `spark`
-    (names mapped, dropped tables' directories removed)."""
-    local = spark._local()
-    if local is not None:
-        return local._LazySpark().sql(sql)
-    return _session().sql(spark.spark_sql(sql))
+    """One statement on the session, as written (the cluster's catalogs take
+    catalog.schema.table names)."""
+    return _session().sql(sql)
 
 
 _INSERT = re.compile(r"^\s*INSERT\s+(INTO|OVERWRITE)\s+(?:TABLE\s+)?"
@@ -199,30 +196,12 @@ def quote(parts):
     return ".".join("`%s`" % str(p).replace("`", "``") for p in parts)
 
 
-def _local_dbs():
-    return [d.name for d in _session().catalog.listDatabases()]
-
-
 def _catalogs(req):
-    local = spark._local()
-    if local is not None:
-        sep = local._CATALOG_SEP
-        names = set(local._local_catalogs())
-        names.update(d.split(sep)[0] for d in _local_dbs() if sep in d)
-        return sorted(names)
-    return sorted(r[0] for r in _run("SHOW CATALOGS").collect())
+    return sorted(r[0] for r in _run("SHOW CATALOGS").collect() if r[0] != "spark_catalog")
 
 
 def _schemas(req):
     catalog = req.get("catalog")
-    local = spark._local()
-    if local is not None:
-        sep = local._CATALOG_SEP
-        dbs = _local_dbs()
-        if catalog is None or catalog.lower() == "hive_metastore":
-            return sorted(d for d in dbs if sep not in d)
-        prefix = catalog.lower() + sep
-        return sorted(d[len(prefix):] for d in dbs if d.lower().startswith(prefix))
     sql = "SHOW SCHEMAS" if catalog is None else "SHOW SCHEMAS IN %s" % quote([catalog])
     return sorted(r[0] for r in _run(sql).collect())
 
@@ -233,11 +212,10 @@ def _tables(req):
     parts = [p for p in (req.get("catalog"), req.get("schema")) if p is not None]
     if parts and len(parts) == 1 and req.get("catalog") is not None:
         raise _error("input", "A schema is needed to list the tables of catalog %s." % parts[0])
-    local = spark._local()
     catalog = _session().catalog
     if parts:
-        db = local._local_schema(".".join(parts)) if local is not None else quote(parts)
-        if local is not None and not catalog.databaseExists(db):
+        db = quote(parts)
+        if not catalog.databaseExists(db):
             return {"name": [], "type": []}
         found = [t for t in catalog.listTables(db) if not t.isTemporary]
     else:
@@ -254,7 +232,7 @@ def _columns(req):
 
 
 def _exists(req):
-    name = spark.spark_sql(quote(req["name"]))
+    name = quote(req["name"])
     try:
         return bool(_session().catalog.tableExists(name))
     except Exception:

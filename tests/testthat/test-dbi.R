@@ -11,8 +11,8 @@ test_that("dbx_exec(language = 'sql') returns the service's table result", {
   df <- dbx_exec("SELECT id, id * 2 AS twice FROM range(3)", conn, language = "sql")
   expect_identical(df, data.frame(id = c(0, 1, 2), twice = c(0, 2, 4)))
   # Several statements: the last one's rows. DDL and three-level names.
-  df <- dbx_exec("CREATE SCHEMA IF NOT EXISTS main.sqlx; SHOW SCHEMAS LIKE 'main__sqlx'", conn, language = "sql")
-  expect_identical(df[[1]], "main__sqlx")
+  df <- dbx_exec("CREATE SCHEMA IF NOT EXISTS main.sqlx; SHOW SCHEMAS IN main LIKE 'sqlx'", conn, language = "sql")
+  expect_identical(df[[1]], "sqlx")
   # Over 10,000 rows: cut, with truncated = TRUE (and dbx_exec() warns).
   expect_warning(df <- dbx_exec("SELECT id FROM range(10005)", conn, language = "sql"),
                  class = "dbrxr_truncated_warning")

@@ -28,6 +28,7 @@ mod params;
 pub mod python;
 mod reply;
 mod sockets;
+mod spark_catalog;
 mod state;
 mod stats;
 mod store;

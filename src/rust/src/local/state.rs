@@ -143,6 +143,7 @@ impl Local {
         let worker = state_dir.join("worker.py");
         std::fs::write(&worker, super::contexts::WORKER_PY)
             .map_err(|e| local_error(format!("could not write {}: {e}", worker.display())))?;
+        super::spark_catalog::write_sources(&state_dir)?;
         for d in ["driver", "logs", "tmp", "r-site-library"] {
             std::fs::create_dir_all(state_dir.join(d))
                 .map_err(|e| local_error(format!("could not create {d} in {}: {e}", state_dir.display())))?;

@@ -196,14 +196,15 @@ def _run(globals_, cid, n, code):
 # ---- the notebook's `spark` global -------------------------------------------
 # As in a Databricks notebook, `spark` is a SparkSession: PySpark in local mode,
 # started on first use (it takes seconds, so only commands that touch it pay).
-# Tables are parquet directories under the state directory, so they survive
-# context restarts; the session's catalog is in memory (no Derby lock shared by
-# contexts) and is re-synced from those directories before each use. Unity
-# Catalog names map to local databases: main.s.t -> main__s.t,
-# hive_metastore.s.t -> s.t (see _local_name()).
-_spark = {"session": None}
+# Every Spark session this process makes, the worker's or one the user's code
+# makes with SparkSession.builder.getOrCreate(), reads its settings from a
+# spark-defaults.conf of the cluster (SPARK_CONF_DIR): among them, a Spark
+# catalog per Unity Catalog catalog (dbrxr.LocalCatalog: `main`,
+# `hive_metastore`, those made with CREATE CATALOG; see spark_catalog/ beside
+# this file), so three-level names work wherever Spark takes a name. Tables are
+# Parquet directories under the state directory, shared by all contexts.
+_spark = {"session": None, "conf": None}
 _spark_lock = threading.Lock()
-_CATALOG_SEP = "__"
 
 
 def _spark_dir():
@@ -215,265 +216,164 @@ def _spark_warehouse():
     return os.path.join(_spark_dir(), "warehouse")
 
 
+def _catalog_jar():
+    """The catalog plugin, compiled against this Python's PySpark jars once per
+    machine (cached by the hash of its sources and the PySpark version)."""
+    import glob
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+    import zipfile
+    import fcntl
+    import pyspark
+    src_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spark_catalog")
+    sources = sorted(glob.glob(os.path.join(src_dir, "*.java")))
+    if not sources:
+        raise RuntimeError("the local cluster's Spark catalog sources are missing from %s" % src_dir)
+    h = hashlib.sha256(pyspark.__version__.encode())
+    for s in sources:
+        with open(s, "rb") as f:
+            h.update(f.read())
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dbrxr")
+    try:
+        os.makedirs(cache, exist_ok=True)
+    except OSError:
+        cache = _spark_dir()
+        os.makedirs(cache, exist_ok=True)
+    jar = os.path.join(cache, "dbrxr-spark-catalog-%s.jar" % h.hexdigest()[:16])
+    if os.path.exists(jar):
+        return jar
+    javac = os.path.join(os.environ["JAVA_HOME"], "bin", "javac") if os.environ.get("JAVA_HOME") else shutil.which("javac")
+    if not javac or not os.path.exists(javac):
+        raise RuntimeError("dbrxr's local cluster builds its Unity Catalog support for Spark with a Java "
+                           "compiler, and none was found: install a JDK 17 (Debian: apt-get install "
+                           "openjdk-17-jdk-headless), or set JAVA_HOME to one")
+    with open(jar + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two contexts starting at once compile once
+        if os.path.exists(jar):
+            return jar
+        jars = os.path.join(os.path.dirname(pyspark.__file__), "jars", "*")
+        with tempfile.TemporaryDirectory(dir=cache) as out:
+            done = subprocess.run([javac, "-nowarn", "-Xlint:-deprecation", "-d", out, "-cp", jars] + sources,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            if done.returncode != 0:
+                raise RuntimeError("compiling the local cluster's Spark catalog failed:\n" +
+                                   done.stdout.decode(errors="replace")[-2000:])
+            part = jar + ".part"
+            with zipfile.ZipFile(part, "w") as z:
+                for root, _, files in os.walk(out):
+                    for f in files:
+                        full = os.path.join(root, f)
+                        z.write(full, os.path.relpath(full, out))
+            os.replace(part, jar)
+    return jar
+
+
+def _spark_conf():
+    """Point this process's Spark sessions at the cluster's settings (once)."""
+    if _spark["conf"] is not None:
+        return _spark["conf"]
+    wh = _spark_warehouse()
+    tmp = os.path.join(_spark_dir(), "tmp")
+    conf_dir = os.path.join(_spark_dir(), "conf")
+    for d in (wh, tmp, conf_dir):
+        os.makedirs(d, exist_ok=True)
+    settings = [
+        ("spark.master", os.environ.get("DBRXR_SPARK_MASTER", "local[2]")),
+        ("spark.app.name", "dbrxr-local"),
+        ("spark.jars", _catalog_jar()),
+        ("spark.sql.extensions", "dbrxr.LocalExtensions"),
+        # Unity Catalog names: each catalog is a dbrxr.LocalCatalog over the
+        # warehouse; two-part names are hive_metastore's, as on a workspace
+        # whose default catalog it is.
+        ("spark.sql.defaultCatalog", "hive_metastore"),
+        ("spark.sql.catalog.hive_metastore", "dbrxr.LocalCatalog"),
+        ("spark.sql.catalog.hive_metastore.warehouse", wh),
+        ("spark.sql.catalog.main", "dbrxr.LocalCatalog"),
+        ("spark.sql.catalog.main.warehouse", wh),
+        # dbfs:/ paths: the files the DBFS API and /dbfs/ show.
+        ("spark.hadoop.fs.dbfs.impl", "dbrxr.DbfsFileSystem"),
+        ("spark.hadoop.fs.dbfs.impl.disable.cache", "true"),
+        ("spark.hadoop.fs.dbfs.root", os.path.join(os.path.dirname(_spark_dir()), "dbfs")),
+        ("spark.ui.enabled", "false"),
+        ("spark.ui.showConsoleProgress", "false"),
+        # Local mode runs everything in the driver's JVM: 1 GB (the default)
+        # fails to collect a 10-million-row table.
+        ("spark.driver.memory", os.environ.get("DBRXR_SPARK_MEMORY", "4g")),
+        ("spark.sql.shuffle.partitions", "2"),
+        ("spark.sql.session.timeZone", "UTC"),
+        ("spark.sql.warehouse.dir", wh),
+        # No Derby metastore shared by contexts: the catalogs keep nothing in memory.
+        ("spark.sql.catalogImplementation", "in-memory"),
+        ("spark.sql.legacy.createHiveTableByDefault", "false"),
+        # Dates before 1582 as written (proleptic Gregorian, as R's).
+        ("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED"),
+        ("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED"),
+        ("spark.sql.parquet.int96RebaseModeInRead", "CORRECTED"),
+        ("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED"),
+        ("spark.sql.execution.arrow.pyspark.enabled", "true"),
+        ("spark.local.dir", tmp),
+        ("spark.driver.extraJavaOptions", "-Djava.io.tmpdir=" + tmp),
+    ]
+    text = "".join("%s %s\n" % (k, v) for k, v in settings)
+    path = os.path.join(conf_dir, "spark-defaults.conf")
+    try:
+        with open(path) as f:
+            same = f.read() == text
+    except OSError:
+        same = False
+    if not same:
+        part = "%s.%d" % (path, os.getpid())
+        with open(part, "w") as f:
+            f.write(text)
+        os.replace(part, path)
+    os.environ["SPARK_CONF_DIR"] = conf_dir
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    _spark["conf"] = conf_dir
+    return conf_dir
+
+
 def _spark_session():
     """The context's SparkSession (created on first call)."""
     with _spark_lock:
         if _spark["session"] is None:
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-            os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+            _spark_conf()
             from pyspark.sql import SparkSession
-            tmp = os.path.join(_spark_dir(), "tmp")
-            os.makedirs(_spark_warehouse(), exist_ok=True)
-            os.makedirs(tmp, exist_ok=True)
-            builder = (SparkSession.builder
-                       .master(os.environ.get("DBRXR_SPARK_MASTER", "local[2]"))
-                       .appName("dbrxr-local")
-                       .config("spark.ui.enabled", "false")
-                       .config("spark.ui.showConsoleProgress", "false")
-                       # Local mode runs everything in the driver's JVM: 1 GB
-                       # (the default) fails to collect a 10-million-row table.
-                       .config("spark.driver.memory", os.environ.get("DBRXR_SPARK_MEMORY", "4g"))
-                       .config("spark.sql.shuffle.partitions", "2")
-                       .config("spark.sql.session.timeZone", "UTC")
-                       .config("spark.sql.warehouse.dir", _spark_warehouse())
-                       .config("spark.sql.catalogImplementation", "in-memory")
-                       # CREATE TABLE without USING makes a data source table
-                       # (Databricks: Delta), not a Hive table this catalog lacks.
-                       .config("spark.sql.legacy.createHiveTableByDefault", "false")
-                       # Dates before 1582 as written (proleptic Gregorian, as R's).
-                       .config("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED")
-                       .config("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
-                       .config("spark.sql.parquet.int96RebaseModeInRead", "CORRECTED")
-                       .config("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
-                       .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                       .config("spark.local.dir", tmp)
-                       .config("spark.driver.extraJavaOptions", "-Djava.io.tmpdir=" + tmp))
-            session = builder.getOrCreate()
+            session = SparkSession.builder.getOrCreate()
             session.sparkContext.setLogLevel("ERROR")
             _spark["session"] = session
-        _spark_sync(_spark["session"])
         return _spark["session"]
 
 
-def _local_name(name):
-    """Local Spark name of a Unity Catalog name (one, two or three parts)."""
-    parts = name.split(".")
-    if len(parts) == 3:
-        catalog, schema, table = parts
-        if catalog.lower() == "hive_metastore":
-            return schema + "." + table
-        return catalog + _CATALOG_SEP + schema + "." + table
-    return name
-
-
-def _local_schema(name):
-    parts = name.split(".")
-    if len(parts) == 2:
-        if parts[0].lower() == "hive_metastore":
-            return parts[1]
-        return parts[0] + _CATALOG_SEP + parts[1]
-    return name
-
-
-_SQL_TOKEN = None
-_SCHEMA_WORDS = {"SCHEMA", "DATABASE", "NAMESPACE", "USE"}
-_SKIP_WORDS = {"IF", "NOT", "EXISTS"}
-
-
-def _local_catalogs():
-    """Catalogs of the local cluster: main, hive_metastore, and those of
-    the schemas created so far (database `c__s` is schema s of catalog c)."""
-    names = {"main", "hive_metastore"}
-    try:
-        for entry in os.listdir(_spark_warehouse()):
-            if entry.endswith(".db") and _CATALOG_SEP in entry:
-                names.add(entry[:-3].split(_CATALOG_SEP)[0].lower())
-    except OSError:
-        pass
-    return names
-
-
-def _local_sql(query):
-    # Unity Catalog names become local names, quoted (`main`.`s`.`t`) or not,
-    # never inside string literals or comments: catalog.schema.table when the
-    # catalog exists, and catalog.schema after SCHEMA/DATABASE/NAMESPACE/USE
-    # and SHOW TABLES|VIEWS|FUNCTIONS IN|FROM (any catalog: it then exists).
-    import re
-    global _SQL_TOKEN
-    if _SQL_TOKEN is None:
-        _SQL_TOKEN = re.compile(r"""('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|--[^\n]*|/\*.*?(?:\*/|$)"""
-                                r"|(`(?:[^`]|``)*`?|[A-Za-z_][A-Za-z0-9_]*)(?:\s*\.\s*(?:`(?:[^`]|``)*`?|[A-Za-z_][A-Za-z0-9_]*))*"
-                                r"|\s+|.)", re.DOTALL)
-    catalogs = None
-    out, words = [], []
-    for m in _SQL_TOKEN.finditer(query):
-        tok = m.group(0)
-        if m.group(2) is None:
-            out.append(tok)
-            if not tok.isspace():
-                words.append(None)
-            continue
-        parts = re.findall(r"`(?:[^`]|``)*`?|[A-Za-z_][A-Za-z0-9_]*", tok)
-        names = [p[1:-1].replace("``", "`") if p.startswith("`") else p for p in parts]
-        quoted = any(p.startswith("`") for p in parts)
-        prev = [w for w in words if w not in _SKIP_WORDS]
-        schema_place = len(names) == 2 and prev and (
-            prev[-1] in _SCHEMA_WORDS or
-            (prev[-1] in ("IN", "FROM") and len(prev) > 1 and prev[-2] in ("TABLES", "VIEWS", "FUNCTIONS")))
-        if len(names) == 1:
-            words.append(names[0].upper() if not quoted else None)
-        else:
-            words.append(None)
-        cat = names[0].lower()
-        if schema_place and cat != "spark_catalog":
-            local = [names[1]] if cat == "hive_metastore" else [names[0] + _CATALOG_SEP + names[1]]
-            out.append(_join_name(local, quoted))
-            continue
-        if len(names) >= 3:
-            if catalogs is None:
-                catalogs = _local_catalogs()
-            if cat in catalogs:
-                head = [names[1]] if cat == "hive_metastore" else [names[0] + _CATALOG_SEP + names[1]]
-                out.append(_join_name(head + names[2:], quoted))
-                continue
-        out.append(tok)
-    return "".join(out)
-
-
-def _join_name(parts, quoted):
-    if quoted:
-        return ".".join("`%s`" % p.replace("`", "``") for p in parts)
-    return ".".join(parts)
-
-
-def _catalog_names(session):
-    """{database: {table names}} of the session's catalog. Asked of the JVM's
-    session catalog, one call per database: PySpark's catalog.listTables()
-    builds a Table (with its metadata) per table, and made every `spark.x`
-    of a context cost 0.1-0.3 s."""
-    import re
-    jcat = session._jsparkSession.sessionState().catalog()
-    known = {}
-    for db in jcat.listDatabases().mkString("\n").split("\n"):
-        if not db:
-            continue
-        # TableIdentifier's text is `db`.`table`, backticks doubled; a temporary
-        # view (`view`, no database) is not a table of this database.
-        parts = [re.findall(r"`((?:[^`]|``)*)`", i)
-                 for i in jcat.listTables(db).mkString("\n").split("\n")]
-        known[db] = {p[-1].replace("``", "`") for p in parts if len(p) >= 2}
-    return known
-
-
-# Table directory -> ((inode, mtime), database, table) when this context
-# last synced: a table another context overwrote (a new directory renamed in)
-# or appended to (new files) since has a new signature, and Spark's cached
-# list of its files must go, or reading it fails on files that are gone.
-_spark_seen = {}
-
-
-def _spark_sync(session):
-    # Register the table directories other contexts (or earlier processes)
-    # wrote, and refresh those they changed.
-    wh = _spark_warehouse()
-    known = _catalog_names(session)
-    present = set()
-    for entry in sorted(os.listdir(wh)):
-        full = os.path.join(wh, entry)
-        if entry.startswith((".", "_")) or not os.path.isdir(full):
-            continue
-        if entry.endswith(".db"):
-            db, tables = entry[:-3], os.listdir(full)
-            base = full
-        else:
-            db, tables, base = "default", [entry], wh
-        if db not in known:
-            session.sql("CREATE DATABASE IF NOT EXISTS `%s`" % db)
-            known[db] = set()
-        for t in tables:
-            path = os.path.join(base, t)
-            if t.startswith((".", "_")) or not os.path.isdir(path) \
-                    or not os.path.exists(os.path.join(path, "_SUCCESS")):
-                continue
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            sig = (st.st_ino, st.st_mtime_ns)
-            present.add(path)
-            if t not in known[db]:
-                session.catalog.createTable("%s.%s" % (db, t), path=path, source="parquet")
-                known[db].add(t)
-            elif _spark_seen.get(path, (sig,))[0] != sig:
-                try:
-                    session.catalog.refreshTable("`%s`.`%s`" % (db, t))
-                except Exception:
-                    pass  # a read then fails with Spark's own error, as before
-            _spark_seen[path] = (sig, db, t)
-    for path in set(_spark_seen) - present:
-        _, db, t = _spark_seen.pop(path)
-        if t in known.get(db, ()):
-            _forget_table(session, db, t)
-
-
-def _forget_table(session, db, t):
-    """A table another context dropped (its directory is gone): out of this
-    context's catalog too, so a read says it does not exist instead of
-    failing on a missing path. Only a table registered from its directory
-    (EXTERNAL): dropping it removes the name and never touches files, even
-    if the directory comes back (an overwrite's swap), when the next sync
-    registers it again."""
-    name = _join_name([db, t], True)
-    try:
-        if session.catalog.getTable(name).tableType == "EXTERNAL":
-            session.sql("DROP TABLE IF EXISTS %s" % name)
-    except Exception:
-        pass  # a read then fails with Spark's own error, as before
-
-
-def _dropped_dir(session, query):
-    """For DROP TABLE of a table registered from a warehouse directory (as
-    dbx_write_table() writes them): that directory, to remove after the drop,
-    or _spark_sync() would register the table again."""
-    import re
-    m = re.match(r"^\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(.+?)\s*;?\s*$", query, re.I | re.S)
-    if not m:
-        return None
-    try:
-        rows = session.sql("DESCRIBE TABLE EXTENDED %s" % m.group(1)).collect()
-    except Exception:
-        return None
-    info = {r[0]: r[1] for r in rows}
-    loc = re.sub(r"^file:(//)?", "/", info.get("Location") or "").replace("//", "/")
-    wh = os.path.realpath(_spark_warehouse())
-    if info.get("Type") == "EXTERNAL" and loc and os.path.realpath(loc).startswith(wh + os.sep):
-        return loc
-    return None
-
-
 class _LazySpark:
-    """The `spark` global: a SparkSession started on first attribute access;
-    sql() and table() accept Unity Catalog names (main.schema.table)."""
+    """The `spark` global: the SparkSession, started on first attribute access."""
 
     def __getattr__(self, attr):
         return getattr(_spark_session(), attr)
 
-    def sql(self, query, *args, **kwargs):
-        session = _spark_session()
-        query = _local_sql(query)
-        drop = _dropped_dir(session, query)
-        df = session.sql(query, *args, **kwargs)
-        if drop is not None:
-            import shutil
-            shutil.rmtree(drop, ignore_errors=True)
-        return df
-
-    def table(self, name):
-        return _spark_session().table(_local_name(name))
-
     def __repr__(self):
         return "<dbrxr local SparkSession (%s)>" % (
             "started" if _spark["session"] is not None else "starts on first use")
+
+
+def _install_platform():
+    """The local cluster's side of the platform contract (dbrxr_platform.py of
+    the shipped code): what differs from a Databricks cluster, as a module the
+    shipped code finds in sys.modules. Also points Spark at the cluster's
+    settings when PySpark is there, so a session the user's code makes itself
+    finds the catalogs."""
+    import types
+    mod = types.ModuleType("dbrxr_local_platform")
+    mod.spark = _spark_session
+    sys.modules["dbrxr_local_platform"] = mod
+    try:
+        import importlib.util
+        if importlib.util.find_spec("pyspark") is not None:
+            _spark_conf()
+    except Exception as e:  # noqa: BLE001 - said when Spark is first used
+        sys.stderr.write("dbrxr local cluster: Spark's catalogs are not set up: %s\n" % e)
 
 
 # ---- SQL commands (language "sql") ---------------------------------------------
@@ -621,6 +521,7 @@ def _reply(result):
 
 
 def main():
+    _install_platform()
     globals_ = {"__name__": "__main__", "__builtins__": __builtins__, "spark": _LazySpark()}
     try:
         import importlib.util

@@ -2,8 +2,9 @@
 #
 # Runs the task's file as `__main__` with sys.argv = [file, *parameters], as
 # a Databricks job does. Like a notebook's context, it gets the local
-# cluster's Spark helpers (the session and Unity Catalog name mapping of
-# worker.py), so code that asks for Spark in a job finds the cluster's tables.
+# cluster's side of the platform contract (worker.py's _install_platform()):
+# a Spark session the task makes with SparkSession.builder.getOrCreate() has
+# the cluster's catalogs, and dbrxr's shipped code finds dbrxr_local_platform.
 import importlib.util
 import os
 import runpy
@@ -11,16 +12,15 @@ import sys
 import traceback
 
 
-def _local_helpers():
+def _install_platform():
     path = os.environ.get("DBRXR_LOCAL_WORKER")
     if not path or not os.path.exists(path):
-        return {}
+        return
     # worker.py points fd 1 at fd 2 when imported: both go to the task's log.
     spec = importlib.util.spec_from_file_location("dbrxr_local_worker", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    names = ("_spark_session", "_local_name", "_local_sql", "_local_schema")
-    return {n: getattr(mod, n) for n in names if hasattr(mod, n)}
+    mod._install_platform()
 
 
 def main():
@@ -30,9 +30,9 @@ def main():
     file = sys.argv[1]
     sys.argv = [file] + sys.argv[2:]
     sys.path.insert(0, os.path.dirname(os.path.abspath(file)))
-    helpers = _local_helpers()
+    _install_platform()
     try:
-        runpy.run_path(file, init_globals=helpers, run_name="__main__")
+        runpy.run_path(file, run_name="__main__")
     except SystemExit:
         raise
     except BaseException as e:

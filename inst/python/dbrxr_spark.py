@@ -361,10 +361,11 @@ _SHIPPED = {"path": None}
 
 
 def _ship_module(s):
-    """Executors import this module and the bootstrap from files Spark ships."""
+    """Executors import this module and the two it imports from files Spark ships."""
     path = sys.modules[__name__].__file__
     if _SHIPPED["path"] != path:
-        s.sparkContext.addPyFile(os.path.join(os.path.dirname(path), "dbrxr_bootstrap.py"))
+        for dep in ("dbrxr_bootstrap.py", "dbrxr_platform.py"):
+            s.sparkContext.addPyFile(os.path.join(os.path.dirname(path), dep))
         s.sparkContext.addPyFile(path)
         _SHIPPED["path"] = path
 

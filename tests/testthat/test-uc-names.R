@@ -74,3 +74,19 @@ test_that("a Spark session the user's code makes itself has the catalogs", {
     sep = "\n"), conn)
   expect_identical(out, "3")
 })
+
+test_that("Spark reads dbfs:/ paths: the files the DBFS API holds", {
+  conn <- shared_spark_cluster()
+  staged <- stage_bytes(conn, charToRaw("x,y\n1,2\n3,4\n"), "session")
+  expect_match(staged$path, "^dbfs:/")
+  got <- dbx_exec(sprintf(
+    "sum(int(r.y) for r in spark.read.option('header', True).csv('%s').collect())", staged$path), conn)
+  expect_identical(got, "6")
+  # And what Spark writes there, the DBFS API reads.
+  out <- sprintf("dbfs:/tmp/ucn-spark-%s", paste(sample(letters, 8), collapse = ""))
+  dbx_exec(sprintf("spark.createDataFrame([('hello',)], 'v string').coalesce(1).write.text('%s')", out), conn)
+  part <- dbx_exec(sprintf(
+    "print(spark.read.format('binaryFile').load('%s/part-*').select('path').collect()[0].path)", out), conn)
+  expect_match(part, paste0("^", out, "/part-"))
+  expect_identical(rawToChar(stage_fetch(conn, part)), "hello\n")
+})

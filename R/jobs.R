@@ -566,9 +566,13 @@ run_failed <- function(run, call) {
                                 hints = c("Look at the cluster's event log, then run the job again.", hints)),
                            fields))
   }
+  # The task's own error first (its process exited with a status, or was
+  # killed by a signal: R quit or killed itself); the run's generic state
+  # message only without one.
+  problems <- if (length(out$error) && nzchar(out$error)) out$error else run$message
   do.call(abort_dbrxr, c(list(sprintf("Job run %s ended %s before R answered.", id, result),
                               c("dbrxr_run_failed_error", "dbrxr_run_error"),
-                              problems = c(run$message, out$error), hints = hints), fields))
+                              problems = problems, hints = hints), fields))
 }
 
 new_dbx_job <- function(conn, job_id, settings) {

@@ -412,11 +412,23 @@ check_grants <- function(conn, schema, deadline, found) {
   }
   me <- wait_within(unwrap(rust_current_user_start(conn$handle, seconds_left(deadline))),
                     deadline, "Asking who you are")
+  # A catalog or schema that does not exist (or that you cannot see) fails
+  # the check, named: nothing can be read, written or registered there.
+  details <- function(type, name) {
+    tryCatch(read("details", type, name), dbrxr_http_404 = function(e) {
+      rlang::return_from(frame, sitrep_row("grants", "fail",
+        sprintf("The %s %s does not exist, or you cannot see it (%s).", type, name, one_line(e$message)),
+        fix_grants(e)))
+    })
+  }
+  frame <- rlang::current_env()
+  catalog_details <- details("catalog", catalog)
+  schema_details <- details("schema", schema)
   access <- list(
     user = me$userName %||% me$id,
     groups = unlist(lapply(me$groups, function(g) g$display), use.names = FALSE),
-    catalog = read("details", "catalog", catalog),
-    schema = read("details", "schema", schema),
+    catalog = catalog_details,
+    schema = schema_details,
     catalog_permissions = read("permissions", "catalog", catalog),
     schema_permissions = read("permissions", "schema", schema)
   )
@@ -488,8 +500,16 @@ sitrep_labels <- c(credentials = "Credentials", cluster = "Cluster", "access mod
                    python = "Python and rpy2", r = "R version", staging = "Staging location",
                    spark = "Spark", mlflow = "MLflow", grants = "Grants")
 
+# The columns the checklist is made of; a subset without them (or with no
+# rows) prints as the data frame it is.
+sitrep_columns <- c("check", "status", "detail", "fix", "seconds")
+
 #' @export
 format.dbx_sitrep <- function(x, ...) {
+  if (!all(sitrep_columns %in% names(x)) || !nrow(x) ||
+      !all(x$status %in% c("ok", "warn", "fail", "skip"))) {
+    return(utils::capture.output(print(as.data.frame(unclass_sitrep(x)), ...)))
+  }
   mark <- c(ok = cli::col_green(cli::symbol$tick), warn = cli::col_yellow("!"),
             fail = cli::col_red(cli::symbol$cross), skip = cli::col_grey("-"))
   label <- ifelse(is.na(sitrep_labels[x$check]), x$check, sitrep_labels[x$check])
@@ -511,6 +531,11 @@ format.dbx_sitrep <- function(x, ...) {
 print.dbx_sitrep <- function(x, ...) {
   cat(format(x, ...), sep = "\n")
   invisible(x)
+}
+
+unclass_sitrep <- function(x) {
+  class(x) <- setdiff(class(x), "dbx_sitrep")
+  x
 }
 
 # Examples need a local cluster that can run R.

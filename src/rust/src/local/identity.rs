@@ -71,13 +71,14 @@ async fn schema(State(local): State<Shared>, Path(full_name): Path<String>) -> R
     reply::ok(owned(json!({"name": p[1], "catalog_name": p[0], "full_name": full_name})))
 }
 
-/// Spark's warehouse directory of the contexts (worker.py's `_spark_warehouse`).
+/// The warehouse directory of the contexts' Spark catalogs.
 fn warehouse(fs_root: &FsPath) -> std::path::PathBuf {
     fs_root.join("spark").join("warehouse")
 }
 
-/// The local Spark database of a Unity Catalog schema (worker.py's
-/// `_local_schema`): `main.s` is `main__s`, `hive_metastore.s` is `s`.
+/// The directory name (without `.db`) of a Unity Catalog schema in the
+/// warehouse, as the contexts' Spark catalogs lay it out: `main.s` is
+/// `main__s`, `hive_metastore.s` is `s`.
 fn local_database(catalog: &str, schema: &str) -> String {
     if catalog == "hive_metastore" {
         schema.to_string()
@@ -88,7 +89,7 @@ fn local_database(catalog: &str, schema: &str) -> String {
 
 /// Whether catalog `c` exists: `main` and `hive_metastore` always, any
 /// other once made (CREATE CATALOG leaves `_catalogs/<c>`) or once a schema
-/// of it was created (worker.py's `_local_catalogs`).
+/// of it was created.
 fn catalog_exists(fs_root: &FsPath, c: &str) -> bool {
     if c == "main" || c == "hive_metastore" || warehouse(fs_root).join("_catalogs").join(c).is_dir() {
         return true;

@@ -110,7 +110,7 @@ raise_rust_error <- function(err, call = rlang::caller_env()) {
 # request_timeout()). The Rust core reports a timeout with the time that was
 # left for its command; re-raise it naming the limit the user set.
 within_limit <- function(expr, conn, timeout, call = rlang::caller_env()) {
-  limit <- request_timeout(conn, timeout)
+  limit <- request_timeout(conn, timeout) %||% the$deadline$limit
   if (is.null(limit)) return(expr)
   tryCatch(expr, dbrxr_timeout_error = function(e) {
     if (is.null(e$final_status)) stop(e)  # not a command's timeout (a cluster start): as it is

@@ -21,6 +21,12 @@ NULL
 #' verb. It works with DBI's verbs, with dbplyr (a Spark SQL dialect:
 #' backticks, `LIMIT`, Spark's functions) and with RStudio's connections pane.
 #'
+#' Time limit: each DBI call (`dbGetQuery()`, `dbExecute()`, `dbFetch()`, ...)
+#' has one deadline: the `dbx_connection`'s `timeout` option (see
+#' [dbx_connect()]), else the option `dbrxr.timeout`, else an hour. Past it the
+#' statement is cancelled on the cluster and the error is a
+#' `dbrxr_timeout_error`; a workspace that stalls never makes a call hang.
+#'
 #' Names: a string is used as written (`"t"`, `"schema.t"` or
 #' `"catalog.schema.t"`, unquoted); `DBI::Id(catalog =, schema =, table =)`
 #' names a table part by part, each part quoted with backticks. The local
@@ -167,6 +173,7 @@ dbi_check <- function(con, call) {
 
 sql_request <- function(con, req, call = rlang::caller_env()) {
   dbi_check(con, call)
+  local_call_deadline(default_limit(con@conn, dbi_timeout_default))  # R/deadline.R
   remote_target(con@conn, "sql", req, errors = sql_target_error, call = call)
 }
 

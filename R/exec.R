@@ -15,15 +15,28 @@ want_progress <- function(progress) {
 # `full = TRUE` returns the job's whole final report (value and meta). For
 # jobs that carry no deadline of their own, `deadline` (a time) bounds the
 # wait: past it the job is cancelled and `on_expiry()` raises the error.
+# The call's deadline (R/deadline.R) bounds every wait too; a job that carries
+# it itself (`rust_bound`: a request, which cancels its remote command when
+# it passes) gets a few seconds more to say so.
 run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FALSE,
-                    deadline = NULL, on_expiry = NULL) {
+                    deadline = NULL, on_expiry = NULL, rust_bound = FALSE) {
+  cd <- the$deadline
+  if (!is.null(cd)) {
+    hard <- cd$at + if (rust_bound) 3 else 0
+    if (is.null(deadline) || hard < deadline) {
+      deadline <- hard
+      on_expiry <- function() abort_call_timeout(cd$limit, last_progress, call = call)
+    }
+  }
+  last_progress <- ""
   done <- FALSE
+  expired <- FALSE  # cancelled at the deadline: the error says so, not "Interrupted"
   status <- NULL
   bar <- NULL
   on.exit({
     if (!done) {
       rust_job_cancel(job)
-      say_cancelled()
+      if (!expired) say_cancelled()
     }
     if (!is.null(status)) cli::cli_status_clear(status)
     if (!is.null(bar)) try(cli::cli_progress_done(id = bar), silent = TRUE)
@@ -34,12 +47,16 @@ run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FAL
     slice <- 150
     if (!is.null(deadline)) {
       left <- as.numeric(difftime(deadline, Sys.time(), units = "secs"))
-      if (left <= 0) on_expiry()  # on.exit cancels the job
+      if (left <= 0) {
+        expired <- TRUE
+        on_expiry()  # on.exit cancels the job
+      }
       slice <- min(slice, max(1, left * 1000))
     }
     st <- rust_job_wait(job, slice)
     if (!isTRUE(st$ok)) done <- TRUE
     st <- unwrap(st, call = call)
+    if (length(st$progress) && nzchar(st$progress)) last_progress <- st$progress
     if (isTRUE(st$done)) {
       done <- TRUE
       return(if (full) st else st$value)
@@ -114,7 +131,7 @@ exec_command <- function(conn, code, language = "python", timeout = NULL, progre
                 "dbrxr_input_error", problems = sprintf("It is \"%s\".", language), call = call)
   }
   job <- exec_start(conn, code, language, timeout, poll_fixed, call = call)
-  res <- run_job(job, progress %||% conn$options$progress, call = call)
+  res <- run_job(job, progress %||% conn$options$progress, call = call, rust_bound = TRUE)
   for (f in c("summary", "cause")) if (is.null(res[[f]])) res[f] <- list(NULL)
   res
 }
@@ -124,7 +141,7 @@ exec_command <- function(conn, code, language = "python", timeout = NULL, progre
 exec_start <- function(conn, code, language = "python", timeout = NULL, poll_fixed = NULL,
                        poll_max = NULL, call = rlang::caller_env()) {
   opts <- conn$options
-  unwrap(rust_exec_start(conn$handle, code, language, timeout, poll_max %||% opts$poll_max,
+  unwrap(rust_exec_start(conn$handle, code, language, cap_timeout(timeout), poll_max %||% opts$poll_max,
                          opts$cluster_timeout, poll_fixed), call = call)
 }
 

@@ -325,7 +325,10 @@ check_schedule <- function(schedule, timezone, call = rlang::caller_env()) {
 }
 
 # One Jobs API operation (a Rust job); unknown runs and jobs are classed.
+# Bounded by the call's deadline, else the default one (R/deadline.R), but
+# for waiting on a run, which lasts as long as the run does.
 jobs_call <- function(conn, op, args = list(), progress = FALSE, call = rlang::caller_env()) {
+  if (!identical(op, "wait_run")) local_call_deadline(default_limit(conn))
   job <- unwrap(rust_jobs_start(conn$handle, op, args), call = call)
   tryCatch(run_job(job, progress, call = call), dbrxr_http_error = function(e) {
     if (is.null(e$not_found)) stop(e)
@@ -340,6 +343,9 @@ jobs_call <- function(conn, op, args = list(), progress = FALSE, call = rlang::c
 }
 
 #' Re-attach to a job run
+#'
+#' The call is bounded by the connection's `timeout` option, else the option
+#' `dbrxr.timeout`, else 60 seconds; past it a `dbrxr_timeout_error` is raised.
 #'
 #' @param id A run id (as `run$run_id`, the `run_id` of the Jobs API, or the
 #'   number at the end of the run's URL).
@@ -357,6 +363,7 @@ dbx_run <- function(id, conn = dbx_default_connection()) {
   call <- rlang::current_env()
   check_id(id, call = call)
   check_connection(conn, call = call)
+  local_call_deadline(default_limit(conn))
   new_dbx_run(conn, jobs_call(conn, "get_run", list(run_id = id), call = call))
 }
 
@@ -414,6 +421,9 @@ terminal_states <- c("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 
 #' State of a job run
 #'
+#' The call is bounded by the connection's `timeout` option, else the option
+#' `dbrxr.timeout`, else 60 seconds; past it a `dbrxr_timeout_error` is raised.
+#'
 #' @param run A `dbx_run`.
 #' @return The run, refreshed (`$state`: `QUEUED`, `PENDING`, `RUNNING`,
 #'   `TERMINATING`, `TERMINATED`, `SKIPPED` or `INTERNAL_ERROR`; `$result` once
@@ -427,6 +437,7 @@ terminal_states <- c("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 dbx_run_status <- function(run) {
   call <- rlang::current_env()
   check_run(run, call = call)
+  local_call_deadline(default_limit(run$conn))
   new_dbx_run(run$conn, jobs_call(run$conn, "get_run", list(run_id = run$run_id), call = call))
 }
 
@@ -442,6 +453,9 @@ run_wait <- function(run, progress = NULL, call = rlang::caller_env()) {
 #' Asks the service to cancel the run (asynchronous; a run that has ended is
 #' left as it is) and, with `wait = TRUE`, waits until it has stopped.
 #'
+#' The call is bounded by the connection's `timeout` option, else the option
+#' `dbrxr.timeout`, else 60 seconds; past it a `dbrxr_timeout_error` is raised.
+#'
 #' @param run A `dbx_run`.
 #' @param wait Wait until the run has ended.
 #' @return The run, refreshed, invisibly (`$result` is `"CANCELED"` once it
@@ -456,6 +470,7 @@ dbx_run_cancel <- function(run, wait = TRUE) {
   call <- rlang::current_env()
   check_run(run, call = call)
   check_flag(wait, null_ok = FALSE, call = call)
+  local_call_deadline(default_limit(run$conn))
   jobs_call(run$conn, "cancel", list(run_id = run$run_id), call = call)
   invisible(if (wait) run_wait(run, progress = FALSE, call = call) else dbx_run_status(run))
 }
@@ -566,9 +581,13 @@ run_failed <- function(run, call) {
                                 hints = c("Look at the cluster's event log, then run the job again.", hints)),
                            fields))
   }
+  # The task's own error first (its process exited with a status, or was
+  # killed by a signal: R quit or killed itself); the run's generic state
+  # message only without one.
+  problems <- if (length(out$error) && nzchar(out$error)) out$error else run$message
   do.call(abort_dbrxr, c(list(sprintf("Job run %s ended %s before R answered.", id, result),
                               c("dbrxr_run_failed_error", "dbrxr_run_error"),
-                              problems = c(run$message, out$error), hints = hints), fields))
+                              problems = problems, hints = hints), fields))
 }
 
 new_dbx_job <- function(conn, job_id, settings) {
@@ -589,6 +608,9 @@ print.dbx_job <- function(x, ...) {
 
 #' List jobs
 #'
+#' The call is bounded by the connection's `timeout` option, else the option
+#' `dbrxr.timeout`, else 60 seconds; past it a `dbrxr_timeout_error` is raised.
+#'
 #' @param conn A `dbx_connection`.
 #' @param name Only jobs of this exact name (`NULL`: all).
 #' @return A data frame: `job_id`, `name`, `schedule`, `timezone`,
@@ -602,6 +624,7 @@ dbx_jobs <- function(conn = dbx_default_connection(), name = NULL) {
   call <- rlang::current_env()
   check_connection(conn, call = call)
   check_text(name, call = call)
+  local_call_deadline(default_limit(conn))
   jobs <- jobs_call(conn, "list_jobs", list(name = name), call = call)
   col <- function(f, type) vapply(jobs, function(j) f(j) %||% type[NA_integer_], type)
   data.frame(
@@ -625,6 +648,9 @@ check_job <- function(job, conn, call) {
 
 #' Run a job now
 #'
+#' The call is bounded by the connection's `timeout` option, else the option
+#' `dbrxr.timeout`, else 60 seconds; past it a `dbrxr_timeout_error` is raised.
+#'
 #' @param job A `dbx_job` (from [remote_job()] with a `schedule`), or a job id.
 #' @param conn The connection, when `job` is an id.
 #' @return A `dbx_run`.
@@ -638,6 +664,7 @@ check_job <- function(job, conn, call) {
 dbx_job_run_now <- function(job, conn = dbx_default_connection()) {
   call <- rlang::current_env()
   j <- check_job(job, if (inherits(job, "dbx_job")) NULL else conn, call)
+  local_call_deadline(default_limit(j$conn))
   run_id <- jobs_call(j$conn, "run_now", list(job_id = j$id), call = call)
   dbx_run(run_id, conn = j$conn)
 }
@@ -645,6 +672,9 @@ dbx_job_run_now <- function(job, conn = dbx_default_connection()) {
 #' Delete a job
 #'
 #' Its schedule stops at once; runs already started go on.
+#'
+#' The call is bounded by the connection's `timeout` option, else the option
+#' `dbrxr.timeout`, else 60 seconds; past it a `dbrxr_timeout_error` is raised.
 #'
 #' @inheritParams dbx_job_run_now
 #' @return `TRUE`, invisibly.
@@ -657,6 +687,7 @@ dbx_job_run_now <- function(job, conn = dbx_default_connection()) {
 dbx_job_delete <- function(job, conn = dbx_default_connection()) {
   call <- rlang::current_env()
   j <- check_job(job, if (inherits(job, "dbx_job")) NULL else conn, call)
+  local_call_deadline(default_limit(j$conn))
   jobs_call(j$conn, "delete", list(job_id = j$id), call = call)
   invisible(TRUE)
 }

@@ -336,6 +336,23 @@ model_uri_pattern <- "^models:/[^/@]+(/[0-9]+|@[A-Za-z_][A-Za-z0-9_]*)$"
 
 registry_name <- function(uri) sub("^models:/([^/@]+).*$", "\\1", uri)
 
+# Registry versions are 32-bit: 1 to 2147483647. A larger number is no
+# version at all (MLflow's server answers 500 and its client retries it for
+# minutes), so it is bad input, refused before any call.
+check_model_version <- function(uri, call = rlang::caller_env()) {
+  if (!grepl("/[0-9]+$", uri)) return(invisible(uri))
+  digits <- sub("^.*/", "", uri)
+  v <- suppressWarnings(as.numeric(digits))
+  if (is.na(v) || v < 1 || v > .Machine$integer.max) {
+    abort_dbrxr(sprintf("'%s' names no model version: versions are whole numbers from 1 to %d.",
+                        uri, .Machine$integer.max),
+                "dbrxr_input_error", problems = sprintf("The version is %s.", digits),
+                hints = "List the versions with `dbx_models()`, or name one by alias: models:/catalog.schema.model@champion.",
+                call = call)
+  }
+  invisible(uri)
+}
+
 # A dbx_remote_model for `models:/name/version` or `models:/name@alias`:
 # the cluster loads the model from the registry into its object cache (the
 # bytes never come here), and the handle names it by hash. `conn`: the
@@ -347,6 +364,7 @@ registry_model <- function(uri, conn, call) {
                 hints = "Use models:/catalog.schema.model/<version> or models:/catalog.schema.model@<alias>.",
                 call = call)
   }
+  check_model_version(uri, call = call)
   conn <- conn %||% dynGet("conn", ifnotfound = NULL) %||% dbx_default_connection()
   check_connection(conn, call = call)
   res <- remote_target(conn, "mlflow", list(op = "resolve", uri = uri),

@@ -84,9 +84,9 @@ protocol_setup <- function(conn, call = rlang::caller_env()) {
 remote_bootstrap <- function(conn, timeout = NULL, call = rlang::caller_env()) {
   protocol_setup(conn, call = call)
   opts <- conn$options
-  job <- unwrap(rust_bootstrap_start(conn$handle, request_timeout(conn, timeout),
+  job <- unwrap(rust_bootstrap_start(conn$handle, cap_timeout(request_timeout(conn, timeout)),
                                      opts$poll_max, opts$cluster_timeout), call = call)
-  booted(conn, run_job(job, FALSE, call = call))
+  booted(conn, run_job(job, FALSE, call = call, rust_bound = TRUE))
 }
 
 # A bootstrap happened: remember what it reported; a new context has none of
@@ -138,7 +138,10 @@ remote_request_start <- function(conn, req, timeout = NULL, call = rlang::caller
   # The kind of request (operation, object; Rust adds the target and the
   # size) lets Rust check the command's status when such requests finish.
   kind <- paste(format(req$op), req$hash %||% "")
-  h$job <- unwrap(rust_request_start(conn$handle, target, req, kind, request_timeout(conn, timeout),
+  limit <- cap_timeout(request_timeout(conn, timeout))
+  # A Python target bounds its own waits by it (MLflow's retries: dbrxr_mlflow.py).
+  if (!identical(target, "r") && !is.null(limit)) req$time_left <- limit
+  h$job <- unwrap(rust_request_start(conn$handle, target, req, kind, limit,
                                      opts$poll_max, opts$cluster_timeout,
                                      c(inline_request_max(), inline_answer_max()),
                                      isTRUE(progress)), call = call)
@@ -159,7 +162,8 @@ remote_request_finish <- function(handle) {
   if (is.null(job)) {
     abort_dbrxr("This remote request was cancelled.", "dbrxr_cancelled_error", call = call)
   }
-  request_answer(handle$conn, run_job(job, handle$progress %||% FALSE, call = call, full = TRUE),
+  request_answer(handle$conn, run_job(job, handle$progress %||% FALSE, call = call, full = TRUE,
+                                     rust_bound = TRUE),
                  call = call)
 }
 

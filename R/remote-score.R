@@ -81,6 +81,8 @@ remote_score <- function(model, newdata, ..., type = NULL, conn = dbx_default_co
   check_text(type)
   check_flag(progress)
   check_number(timeout, min = 0)
+  # One deadline for the whole call: a registry lookup too (R/deadline.R).
+  local_call_deadline(timeout %||% getOption("dbrxr.timeout"))
   rm <- as_remote_model(model, envir = parent.frame(), call = call, conn = conn)
   if (!is.null(type)) args$type <- type
   nd_info <- check_transportable(newdata, "newdata", call = call)

@@ -26,8 +26,10 @@
 #' * **grants** (with `schema`): the Unity Catalog privileges needed to read
 #'   tables, create tables and register models in that schema.
 #'
-#' Every check is bounded by `timeout`, catches its own errors (one failing
-#' check never stops the others) and leaves nothing behind. The checks that
+#' The whole report is bounded by `timeout`, one deadline for all the checks:
+#' a check still waiting then fails with "no answer within the report's time
+#' limit", and the checks after it are skipped. Every check catches its own
+#' errors (one failing check never stops the others) and leaves nothing behind. The checks that
 #' need an execution context are skipped when the cluster is not running, so
 #' that `dbx_sitrep()` never starts a cluster.
 #'
@@ -39,8 +41,8 @@
 #' @param conn A `dbx_connection`.
 #' @param schema `NULL`, or a Unity Catalog schema `"catalog.schema"` whose
 #'   grants to check.
-#' @param timeout Seconds each check may take (`NULL`: the connection's
-#'   `timeout` option, else 60).
+#' @param timeout Seconds the whole report may take (`NULL`: the connection's
+#'   `timeout` option, else the option `dbrxr.timeout`, else 60).
 #' @return A `dbx_sitrep`: a data frame with one row per check and columns
 #'   `check`, `status` (`"ok"`, `"warn"`, `"fail"` or `"skip"`), `detail`,
 #'   `fix` (`NA` when there is nothing to do) and `seconds`. It prints as a
@@ -59,11 +61,13 @@ dbx_sitrep <- function(conn = dbx_default_connection(), schema = NULL, timeout =
   check_connection(conn)
   check_schema_name(schema)
   check_number(timeout, min = 0.001)
-  budget <- timeout %||% request_timeout(conn, NULL) %||% 60
+  budget <- timeout %||% default_limit(conn)
+  local_call_deadline(budget)
+  deadline <- Sys.time() + budget  # one for the whole report
   found <- new.env(parent = emptyenv())  # what earlier checks learned
   rows <- list()
   for (ch in sitrep_checks) {
-    rows <- c(rows, run_check(ch, conn, schema, budget, found))
+    rows <- c(rows, run_check(ch, conn, schema, deadline, budget, found))
   }
   df <- data.frame(
     check = vapply(rows, `[[`, "", "check"),
@@ -95,11 +99,18 @@ sitrep_row <- function(check, status, detail, fix = NULL) {
   list(check = check, status = status, detail = detail, fix = fix)
 }
 
-# Run one check under its own deadline. Its errors become a failed row;
-# warnings from the probe are not the user's business; interrupts stop it all.
-run_check <- function(ch, conn, schema, budget, found) {
+# Run one check before the report's deadline. Its errors become a failed
+# row; warnings from the probe are not the user's business; interrupts stop
+# it all. Once the deadline has passed, the check is skipped.
+run_check <- function(ch, conn, schema, deadline, budget, found) {
   started <- Sys.time()
-  deadline <- started + budget
+  if (started >= deadline) {
+    return(lapply(ch$rows %||% ch$name, function(nm) {
+      c(sitrep_row(nm, "skip", sprintf("Not checked: the report's time limit of %s s ran out.", format(budget)),
+                   "Raise `timeout`, or check that the workspace answers (the checks before say where it stalled)."),
+        seconds = 0)
+    }))
+  }
   rows <- tryCatch(
     withCallingHandlers(ch$run(conn, schema, deadline, found),
                         warning = function(w) invokeRestart("muffleWarning"),
@@ -131,7 +142,7 @@ failed_row <- function(check, e, fix = NULL) {
   hints <- body[nms == "i"]
   detail <- paste(c(headline, problems), collapse = ": ")
   if (inherits(e, "dbrxr_timeout_error")) {
-    detail <- sprintf("No answer within the check's time limit (%s).", headline)
+    detail <- sprintf("No answer within the report's time limit (%s).", headline)
   }
   known <- if (is.function(fix)) fix(e) else NULL
   fix_text <- known %||% (if (length(hints)) paste(hints, collapse = " ")) %||%
@@ -148,7 +159,7 @@ seconds_left <- function(deadline) {
 # Wait for a Rust job until `deadline`; then cancel it and raise a timeout.
 wait_within <- function(job, deadline, what, call = rlang::caller_env()) {
   run_job(job, FALSE, call = call, deadline = deadline, on_expiry = function() {
-    abort_dbrxr(sprintf("%s took longer than the check's time limit.", what),
+    abort_dbrxr(sprintf("%s took longer than the report's time limit.", what),
                 "dbrxr_timeout_error", call = call)
   })
 }
@@ -334,10 +345,14 @@ check_staging <- function(conn, schema, deadline, found) {
   sitrep_row("staging", "ok", sprintf("%s: a file was written, read back and deleted.", root))
 }
 
-# Remove the probe even when the check failed or ran out of time (its own
-# short budget, so a dead workspace cannot hang the report).
+# Remove the probe even when the check failed or ran out of time: clean-up
+# after the report's deadline, with a short budget of its own (2 s), so a
+# dead workspace cannot hang the report.
 remove_probe <- function(conn, path) {
-  try(wait_within(unwrap(rust_remove_start(conn$handle, path)), Sys.time() + 10, "Removing the probe"),
+  outer <- the$deadline
+  the$deadline <- NULL
+  on.exit(the$deadline <- outer, add = TRUE)
+  try(wait_within(unwrap(rust_remove_start(conn$handle, path)), Sys.time() + 2, "Removing the probe"),
       silent = TRUE)
 }
 
@@ -412,11 +427,23 @@ check_grants <- function(conn, schema, deadline, found) {
   }
   me <- wait_within(unwrap(rust_current_user_start(conn$handle, seconds_left(deadline))),
                     deadline, "Asking who you are")
+  # A catalog or schema that does not exist (or that you cannot see) fails
+  # the check, named: nothing can be read, written or registered there.
+  details <- function(type, name) {
+    tryCatch(read("details", type, name), dbrxr_http_404 = function(e) {
+      rlang::return_from(frame, sitrep_row("grants", "fail",
+        sprintf("The %s %s does not exist, or you cannot see it (%s).", type, name, one_line(e$message)),
+        fix_grants(e)))
+    })
+  }
+  frame <- rlang::current_env()
+  catalog_details <- details("catalog", catalog)
+  schema_details <- details("schema", schema)
   access <- list(
     user = me$userName %||% me$id,
     groups = unlist(lapply(me$groups, function(g) g$display), use.names = FALSE),
-    catalog = read("details", "catalog", catalog),
-    schema = read("details", "schema", schema),
+    catalog = catalog_details,
+    schema = schema_details,
     catalog_permissions = read("permissions", "catalog", catalog),
     schema_permissions = read("permissions", "schema", schema)
   )
@@ -488,8 +515,16 @@ sitrep_labels <- c(credentials = "Credentials", cluster = "Cluster", "access mod
                    python = "Python and rpy2", r = "R version", staging = "Staging location",
                    spark = "Spark", mlflow = "MLflow", grants = "Grants")
 
+# The columns the checklist is made of; a subset without them (or with no
+# rows) prints as the data frame it is.
+sitrep_columns <- c("check", "status", "detail", "fix", "seconds")
+
 #' @export
 format.dbx_sitrep <- function(x, ...) {
+  if (!all(sitrep_columns %in% names(x)) || !nrow(x) ||
+      !all(x$status %in% c("ok", "warn", "fail", "skip"))) {
+    return(utils::capture.output(print(as.data.frame(unclass_sitrep(x)), ...)))
+  }
   mark <- c(ok = cli::col_green(cli::symbol$tick), warn = cli::col_yellow("!"),
             fail = cli::col_red(cli::symbol$cross), skip = cli::col_grey("-"))
   label <- ifelse(is.na(sitrep_labels[x$check]), x$check, sitrep_labels[x$check])
@@ -511,6 +546,11 @@ format.dbx_sitrep <- function(x, ...) {
 print.dbx_sitrep <- function(x, ...) {
   cat(format(x, ...), sep = "\n")
   invisible(x)
+}
+
+unclass_sitrep <- function(x) {
+  class(x) <- setdiff(class(x), "dbx_sitrep")
+  x
 }
 
 # Examples need a local cluster that can run R.

@@ -30,6 +30,7 @@ import queue
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import uuid
 from urllib.parse import urlencode
@@ -230,6 +231,8 @@ class _RThread(object):
         self.jobs = queue.Queue()
         self.started = threading.Event()
         self.error = None
+        self.lock = threading.Lock()
+        self.current = None  # the box of the job running now
         old = threading.stack_size()
         threading.stack_size(_stack_bytes())
         try:
@@ -248,12 +251,48 @@ class _RThread(object):
             self.error = e
         self.started.set()
         while True:
-            ctx, fn, args, box, done = self.jobs.get()
             try:
+                job = self.jobs.get()
+            except KeyboardInterrupt:
+                continue  # an interrupt() that landed after its job: never ends R's thread
+            self._run(*job)
+
+    def _run(self, ctx, fn, args, box, done):
+        try:
+            try:
+                with self.lock:
+                    self.current = box
                 box.append((True, ctx.run(fn, *args)))
             except BaseException as e:  # noqa: B902 - re-raised by the caller
-                box.append((False, e))
-            done.release()
+                if not box:
+                    box.append((False, e))
+            finally:
+                with self.lock:
+                    self.current = None
+                    _async_raise(self.thread.ident, None)  # one sent too late
+        except KeyboardInterrupt:  # interrupt() landed in the lines above
+            if not box:
+                box.append((False, KeyboardInterrupt()))
+        done.release()
+
+    def interrupt(self, box):
+        """Raise KeyboardInterrupt in Python code this thread runs for the job
+        of `box` (a Python target: R's interrupt flag does not stop MLflow's
+        HTTP retries or a Py4J wait, and a cancel the command ignores would
+        cost the context its process)."""
+        with self.lock:
+            if self.current is box and not box:
+                _async_raise(self.thread.ident, KeyboardInterrupt)
+
+
+def _async_raise(ident, exc):
+    """Raise `exc` in thread `ident` when it next runs Python code (None:
+    forget one not raised yet)."""
+    try:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(ident), ctypes.py_object(exc) if exc is not None else None)
+    except Exception:
+        pass
 
 
 _thread = {"r": None}
@@ -308,16 +347,24 @@ def run_r(fn, *args):
     # KeyboardInterrupt on the main thread only, so a hook's Py4J call to
     # cancel a Spark job group is never cut short).
     interrupted = cancelling = False
+    since = None  # when the interrupt came
     while True:
         try:
             while not box:
                 if interrupted and not cancelling:
                     cancelling = True
+                    since = time.monotonic()
                     _interrupt_r()
                     threading.Thread(target=_run_cancel_hooks, daemon=True,
                                      args=(list(_state["cancel"]),)).start()
                 if interrupted:
                     _wake(t.thread)
+                    # R code stops at R's flag; Python code (a Python target)
+                    # only at an exception raised in its thread: after 1 s,
+                    # well within the 3 s a local cluster gives a cancel.
+                    if since is not None and time.monotonic() - since > 1.0:
+                        since = None
+                        t.interrupt(box)
                 done.acquire(True, 0.05)  # the R thread fills box, then releases
             break
         except KeyboardInterrupt:

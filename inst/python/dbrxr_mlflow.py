@@ -39,15 +39,63 @@ _resolved = {}
 
 
 def handle(req):
-    mlflow = _mlflow()
-    op = req.get("op")
-    if op == "log":
-        return log(mlflow, req)
-    if op == "resolve":
-        return resolve(mlflow, req)
-    if op == "models":
-        return models(mlflow)
-    raise b.TargetError("input", "Unknown MLflow operation %r." % (op,))
+    with _bounded(req.get("time_left")):
+        mlflow = _mlflow()
+        op = req.get("op")
+        if op == "log":
+            return log(mlflow, req)
+        if op == "resolve":
+            return resolve(mlflow, req)
+        if op == "models":
+            return models(mlflow)
+        raise b.TargetError("input", "Unknown MLflow operation %r." % (op,))
+
+
+# MLflow's HTTP client retries a failed call 7 times with exponential backoff
+# (about 4 minutes), each attempt waiting up to 120 s. Within a call of
+# `left` seconds (the caller's deadline; R/deadline.R), its retries and their
+# waits end before it; without one, at most _UNBOUNDED_S.
+_MLFLOW_VARS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
+                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER")
+_UNBOUNDED_S = 120.0
+
+
+def mlflow_bounds(left):
+    """MLflow's retry settings for a call that must end within `left` seconds:
+    (max_retries, request_timeout, backoff_factor, backoff_jitter). Every
+    attempt may wait `request_timeout` for an answer; the attempts and the
+    waits between them (at most factor * 2^(n-1) + jitter) fit in `left`."""
+    left = max(float(left), 1.0)
+    timeout = int(max(1, min(120, left / 4)))
+    factor, jitter = 1, 0.5
+    retries, waited = 0, 0.0
+    while retries < 7:
+        wait = factor * 2 ** retries + jitter
+        if (retries + 2) * timeout + waited + wait > left:
+            break
+        waited += wait
+        retries += 1
+    return retries, timeout, factor, jitter
+
+
+class _bounded(object):
+    def __init__(self, left):
+        self.left = _UNBOUNDED_S if left is None else float(left)
+
+    def __enter__(self):
+        self.saved = {k: os.environ.get(k) for k in _MLFLOW_VARS}
+        values = mlflow_bounds(self.left)
+        for k, v in zip(_MLFLOW_VARS, values):
+            os.environ[k] = str(v)
+        return self
+
+    def __exit__(self, *exc):
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        return False
 
 
 def _mlflow():

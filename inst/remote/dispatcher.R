@@ -707,11 +707,16 @@ remove_stale <- function(root) {
 }
 
 # Run `thunk`, capturing printed output, messages and warnings in order, and
-# the error with its call and the calls leading to it.
+# the error with its call and the calls leading to it. Output goes to a file
+# and is read back in bulk at each message or warning and at the end: time
+# linear in its size (a textConnection grows its character vector by one
+# element per line, so 100,000 lines took 50 s). At most output_max() bytes
+# come back; the rest is dropped and the answer says how much.
 run_captured <- function(thunk, versions, req = NULL) {
   set_client_seed(req)
   events <- list()
-  con <- textConnection(NULL, "w")
+  path <- tempfile("dbrxr-output-")
+  con <- file(path, open = "w")
   sink(con)
   sink(con, type = "message")
   # Also on interrupt (a cancelled command): never leave the sinks behind.
@@ -722,16 +727,27 @@ run_captured <- function(thunk, versions, req = NULL) {
     sink(type = "message")
     sink()
     close(con)
+    unlink(path)
   }
   on.exit(restore())
-  taken <- 0L
+  taken <- 0  # bytes of the file already turned into events
+  kept <- 0   # bytes returned (at most `limit`)
+  limit <- output_max()
   flush_output <- function() {
-    out <- textConnectionValue(con)
-    if (length(out) > taken) {
-      text <- paste0(paste(out[(taken + 1L):length(out)], collapse = "\n"), "\n")
+    flush(con)
+    size <- file.size(path)
+    if (is.na(size) || size <= taken) return()
+    want <- min(size - taken, max(0, limit - kept))
+    if (want > 0) {
+      rc <- file(path, open = "rb")
+      seek(rc, taken)
+      text <- rawToChar(readBin(rc, "raw", want))
+      close(rc)
+      if (isTRUE(l10n_info()[["UTF-8"]])) Encoding(text) <- "UTF-8"
       events[[length(events) + 1L]] <<- list(type = "output", text = text)
-      taken <<- length(out)
+      kept <<- kept + want
     }
+    taken <<- size
   }
   trace <- NULL
   result <- tryCatch(
@@ -753,6 +769,11 @@ run_captured <- function(thunk, versions, req = NULL) {
       }),
     error = function(e) list(error = e))
   flush_output()
+  if (taken > kept) {
+    events[[length(events) + 1L]] <- list(type = "output", text = sprintf(
+      "\n[dbrxr: %.0f more bytes of output not shown: the limit is %.0f bytes]\n",
+      taken - kept, limit))
+  }
   restore()
   if (!is.null(result$error)) {
     e <- result$error
@@ -773,6 +794,13 @@ deparse_call <- function(call) {
   text <- paste(deparse(call, nlines = 3L), collapse = "\n")
   if (grepl(internal_call_pattern, text)) return(NULL)
   text
+}
+
+# The most printed output one request returns (bytes): 16 MB, or the
+# cluster R session's option `dbrxr.output_max`.
+output_max <- function() {
+  v <- getOption("dbrxr.output_max")
+  if (is.numeric(v) && length(v) == 1L && !is.na(v) && v >= 0) v else 16 * 1024^2
 }
 
 internal_call_pattern <- "^(eval\\((call|req\\$expr|as\\.call)|call_bound\\(|thunk\\(|run_captured\\(|withCallingHandlers\\(|tryCatch)"

@@ -275,6 +275,23 @@ async fn run_task(
             }
         }
     };
+    // A task whose process ended by a signal as its cluster went away lost
+    // the cluster (a terminate kills the driver's processes first).
+    let by_signal = matches!(&stop, Ok(Ok(s)) if s.code().is_none());
+    let stop = match &cluster {
+        Cluster::Existing(id) if by_signal => {
+            let state = local.compute.state();
+            if state != ClusterState::Running || spark_context_id(&local) != context_id {
+                Err(Stop::ClusterLost(format!(
+                    "Cluster {id} was {} while the run was using it, so the run lost its driver.",
+                    if state == ClusterState::Terminated { "terminated" } else { "restarted" }
+                )))
+            } else {
+                stop
+            }
+        }
+        _ => stop,
+    };
     let exec_done = now_ms();
     let mut status = None;
     if let Err(stop) = &stop {
@@ -327,14 +344,36 @@ async fn run_task(
             t.progress.finish(Life::Terminated, "FAILED", "RUN_EXECUTION_ERROR", "CLIENT_ERROR",
                               "Workload failed, see run output for details");
         }
-        Ok(res) => {
-            // Killed by a signal nobody here sent (out of memory, kill -9).
+        Ok(Ok(s)) => {
+            // Killed by a signal nobody here sent (the task's own code, e.g.
+            // R's tools::pskill(Sys.getpid(), 9), or the OOM killer). The
+            // cluster is still up (that is checked while the task runs): the
+            // task failed, its cluster was not lost.
             use std::os::unix::process::ExitStatusExt;
-            let sig = res.ok().and_then(|s| s.signal()).unwrap_or(0);
-            let m = format!("The Spark driver of cluster {cluster_id} stopped unexpectedly (killed by signal {sig}).");
+            let sig = s.signal().unwrap_or(0);
+            t.error = Some(format!("The task's process was killed by signal {sig}{}.", signal_name(sig)));
+            t.error_trace = trace;
+            t.progress.finish(Life::Terminated, "FAILED", "RUN_EXECUTION_ERROR", "CLIENT_ERROR",
+                              "Workload failed, see run output for details");
+        }
+        Ok(Err(e)) => {
+            let m = format!("The Spark driver of cluster {cluster_id} stopped unexpectedly ({e}).");
             t.error = Some(m.clone());
             t.progress.finish(Life::InternalError, "FAILED", "DRIVER_ERROR", "INTERNAL_ERROR", m);
         }
+    }
+}
+
+/// " (SIGKILL)" for 9: the name people know a signal by.
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => " (SIGKILL)",
+        libc::SIGTERM => " (SIGTERM)",
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGABRT => " (SIGABRT)",
+        libc::SIGINT => " (SIGINT)",
+        libc::SIGBUS => " (SIGBUS)",
+        _ => "",
     }
 }
 

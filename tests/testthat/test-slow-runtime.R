@@ -158,13 +158,3 @@ test_that("a job run with runtime 15.4 scores a table in a task process that has
   }), conn = conn)
   expect_runtime_versions(parse_versions(dbx_run_result(run)), pins)
 })
-
-test_that("a runtime whose Python this machine lacks is refused before anything starts, with the reason", {
-  skip_if_not_slow()
-  expect_error(local_cluster(runtime = "16.4"), class = "dbrxr_input_error", regexp = "Python 3.12")
-  withr::local_envvar(DBRXR_RUNTIME_HOME = tempfile("no-runtime-home"))
-  e <- expect_error(local_cluster(runtime = "15.4"), class = "dbrxr_local_runtime_error")
-  expect_s3_class(e, "dbrxr_local_cluster_error")
-  expect_identical(e$make_target, "runtime-15.4")
-  expect_match(conditionMessage(e), "make runtime-15.4", fixed = TRUE)
-})

@@ -28,3 +28,18 @@ test_that("dbrxr-local --runtime takes the same profiles and says why it refuses
   help <- system2(bin, "--help", stdout = TRUE, stderr = TRUE)
   expect_true(any(grepl("--runtime", help, fixed = TRUE)))
 })
+
+test_that("a venv that is not the runtime's (another pandas) is refused, naming what differs and how to rebuild", {
+  py <- spark_python()
+  skip_if(is.null(py) || !file.exists(file.path(dirname(dirname(py)), "pyvenv.cfg")),
+          "needs the project's venv (make venv; DBRXR_PYTHON=.venv/bin/python)")
+  home <- withr::local_tempdir()
+  file.symlink(normalizePath(dirname(dirname(py))), file.path(home, ".venv-15.4"))
+  pandas <- system2(py, c("-c", shQuote("import importlib.metadata as m; print(m.version('pandas'))")), stdout = TRUE)
+  skip_if(identical(pandas, "1.5.3"), "this venv has the runtime's pandas")
+  withr::local_envvar(DBRXR_RUNTIME_HOME = home)
+  e <- expect_error(local_cluster(runtime = "15.4"), class = "dbrxr_local_runtime_error")
+  msg <- paste(conditionMessage(e), collapse = "\n")
+  expect_match(msg, sprintf("pandas %s (the runtime has 1.5.3)", pandas), fixed = TRUE)
+  expect_match(msg, "make runtime-15.4", fixed = TRUE)
+})

@@ -9,7 +9,7 @@ CRATE := src/rust/Cargo.toml
 VERSION := $(shell sed -n 's/^Version: //p' DESCRIPTION)
 R_SOURCES := $(shell find R src/rust/src src/rust/Cargo.toml src/rust/Cargo.lock src/Makevars src/entrypoint.c inst DESCRIPTION NAMESPACE -type f 2>/dev/null)
 
-.PHONY: all deps build install local-bin test test-slow test-live demo check bench wrappers docs venv clean soak
+.PHONY: all deps build install local-bin test test-slow test-live demo check bench wrappers docs venv runtimes clean soak
 
 all: build
 
@@ -30,6 +30,23 @@ venv: .venv/.ok
 	.venv/bin/pip install -q --disable-pip-version-check -r conformance/requirements.txt -r tools/requirements-spark.txt -r tools/requirements-mlflow.txt
 	@touch $@
 
+# Runtime profiles (issue 35): one venv per Databricks Runtime LTS whose Python
+# minor version this machine can install, pinned to that runtime's libraries
+# (tools/runtime-X.txt, which cites the release notes). Contexts and job tasks
+# of `local_cluster(runtime = "X")` / `dbrxr-local --runtime X` run it; the
+# MLflow server and the conformance suite stay on .venv. Debian 12 has Python
+# 3.11, which serves 15.4 LTS; 16.4 LTS needs Python 3.12, which it cannot
+# install. rpy2 is Debian's, through system site packages as in .venv.
+RUNTIMES := 15.4
+RUNTIME_PYTHON_15.4 := /usr/bin/python3.11
+runtimes: $(foreach r,$(RUNTIMES),.venv-$(r)/.ok)
+runtime-%: .venv-%/.ok ;
+.venv-%/.ok: tools/runtime-%.txt | deps
+	rm -rf .venv-$*
+	$(RUNTIME_PYTHON_$*) -m venv --system-site-packages .venv-$*
+	.venv-$*/bin/pip install -q --disable-pip-version-check -r tools/runtime-$*.txt
+	@touch $@
+
 wrappers:
 	Rscript tools/gen-wrappers.R
 
@@ -48,8 +65,10 @@ local-bin: | deps
 
 build: install local-bin
 
-# The local cluster runs the venv's Python by default in these targets.
+# The local cluster runs the venv's Python by default in these targets, and
+# finds the runtime profiles' venvs (.venv-15.4, ...) here.
 test test-slow demo bench check: export DBRXR_PYTHON := $(VENV_PYTHON)
+test test-slow demo bench check: export DBRXR_RUNTIME_HOME := $(CURDIR)
 
 # Two tiers. `make test` (the README's test command) covers every behaviour
 # once: cargo test, testthat but its test-slow-*.R files, and the SDK
@@ -58,7 +77,9 @@ test test-slow demo bench check: export DBRXR_PYTHON := $(VENV_PYTHON)
 test: build venv
 	bash tools/run-tests.sh default
 
-test-slow: build venv
+# The slow tier also builds the runtime profiles' venvs (pip, ~2.5 min each
+# the first time) and runs the shipped code in them (test-slow-runtime.R).
+test-slow: build venv runtimes
 	bash tools/run-tests.sh slow
 
 # The live suite (tests/live) against the workspace in the environment

@@ -21,6 +21,9 @@
 #' * `dbrxr_missing_package_error`: a package is missing on the cluster; field
 #'   `package`.
 #' * `dbrxr_input_error`: an argument is invalid (raised before any network call).
+#' * `dbrxr_local_runtime_error` (also a `dbrxr_local_cluster_error`): the
+#'   Python environment of `local_cluster(runtime = ...)` is missing or not the
+#'   runtime's; fields `runtime` and `make_target` (the make target that builds it).
 #' * `dbrxr_io_error`, `dbrxr_cancelled_error`, `dbrxr_local_cluster_error`,
 #'   `dbrxr_internal_error`.
 #'
@@ -99,6 +102,8 @@ raise_rust_error <- function(err, call = rlang::caller_env()) {
   # A request whose context was lost after it started: not run again, and
   # not known to have finished.
   if (identical(fields$may_have_run, "true")) class <- c("dbrxr_may_have_run_error", class)
+  # A runtime profile's Python environment is missing or stale (make runtime-X builds it).
+  if (!is.null(fields$make_target)) class <- c("dbrxr_local_runtime_error", class)
   args <- c(list(message = sentence_case(err$message), class = class, hints = unlist(err$hints),
                  problems = problems, status = err$status, error_code = err$error_code,
                  request_id = err$request_id, attempts = err$attempts, call = call),

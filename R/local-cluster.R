@@ -48,6 +48,23 @@
 #' `start_delay_ms` to simulate them). Installed R packages are those of the
 #' local machine.
 #'
+#' @section Runtime profiles:
+#' `local_cluster(runtime = "15.4")` stands in for Databricks Runtime 15.4 LTS
+#' from the inside too: its contexts and job tasks run a Python environment
+#' pinned to the libraries that runtime's release notes list (Python 3.11,
+#' pandas 1.5.3, PyArrow 14.0.1, NumPy 1.23.5, PySpark 3.5.0, mlflow-skinny
+#' 2.11.4; `tools/runtime-15.4.txt` in the sources, which cites them), and
+#' `clusters/get` reports `15.4.x-scala2.12`. Code that uses a newer pandas or
+#' MLflow API then fails locally as it would on the cluster. Build the
+#' environment once with `make runtime-15.4` in a dbrxr checkout; the cluster
+#' looks for it in `$DBRXR_RUNTIME_HOME/.venv-15.4`, else `./.venv-15.4`, and
+#' a missing one is a `dbrxr_local_runtime_error` that names the make target.
+#' The MLflow server keeps running from `python`. A profile exists for each
+#' Databricks Runtime LTS whose Python this machine can install: on Debian 12
+#' (Python 3.11) that is 15.4 LTS; 16.4 LTS needs Python 3.12 and is refused.
+#' Without `runtime`, contexts run `python` as it is (unpinned libraries) and
+#' the cluster still reports 15.4, the newest profile; opt in with `runtime`.
+#'
 #' @param python Python interpreter for the contexts. Default: the environment
 #'   variable `DBRXR_PYTHON`, else the first of `python3` on the `PATH` and
 #'   `/usr/bin/python3` that can import rpy2. Without rpy2, contexts still run
@@ -57,8 +74,9 @@
 #' @param token The bearer token clients must send; generated when `NULL`.
 #' @eval local_options_doc()
 #' @return A `dbx_connection` of class `dbx_local_connection`. Its field
-#'   `local_info` holds `url`, `cluster_id`, `state_dir`, `python` and `rpy2`
-#'   (whether that Python can import rpy2). When no default connection is
+#'   `local_info` holds `url`, `cluster_id`, `state_dir`, `python`, `rpy2`
+#'   (whether that Python can import rpy2), `runtime` (the profile, or `NULL`)
+#'   and `spark_version`. When no default connection is
 #'   open, it becomes the default (see [dbx_default_connection()]). It runs
 #'   until [dbx_disconnect()], garbage collection or the end of the session;
 #'   in tests, [local_test_cluster()] stops it when the test ends.
@@ -111,7 +129,8 @@ start_local_cluster <- function(python, port, token, dots, call = rlang::caller_
                          class = "dbx_local_connection")
   conn$local_info <- list(url = info$url, cluster_id = info$cluster_id,
                           state_dir = info$state_dir, python = info$python,
-                          rpy2 = isTRUE(info$rpy2))
+                          rpy2 = isTRUE(info$rpy2), runtime = info$runtime,
+                          spark_version = info$spark_version)
   pane_opened(conn)  # RStudio's connections pane (R/connections-pane.R)
   conn
 }
@@ -158,6 +177,7 @@ format.dbx_local_connection <- function(x, ...) {
   if (is.null(li)) return(lines)
   c(lines,
     sprintf("  python:   %s%s", li$python, if (isTRUE(li$rpy2)) " (with rpy2)" else " (no rpy2: R work will fail)"),
+    if (length(li$runtime)) sprintf("  runtime:  %s (%s), pinned libraries", li$runtime, li$spark_version),
     sprintf("  state:    %s", li$state_dir))
 }
 

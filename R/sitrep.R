@@ -298,8 +298,9 @@ check_runtime <- function(conn, schema, deadline, found) {
     return(list(failed, sitrep_row("r", "skip", "Not checked: needs R in the context (see python).")))
   }
   info <- remote_state(conn)$info
-  python <- sitrep_row("python", "ok", sprintf("Python %s with rpy2 %s.", info$python_version %||% "?",
-                                               info$rpy2_version %||% "?"))
+  python <- sitrep_row("python", "ok", sprintf("Python %s with rpy2 %s%s.", info$python_version %||% "?",
+                                               info$rpy2_version %||% "?",
+                                               if (length(info$libraries) && nzchar(info$libraries)) paste0("; ", info$libraries) else ""))
   list(python, r_version_row(r_remote, as.character(getRversion())))
 }
 

@@ -465,8 +465,22 @@ def setup(marker, sources_hash, files_b64, install_rpy2=False):
     _say("READY", urlencode({
         "r_version": r_version, "rpy2_version": rpy2.__version__,
         "python_version": platform.python_version(),
+        "libraries": _library_versions(),
         "platform": platform.platform(), "pid": os.getpid(),
         "sources": SOURCES_HASH}))
+
+
+def _library_versions():
+    """The libraries a Databricks Runtime pins, as installed here ("pandas
+    1.5.3, pyarrow 14.0.1, ..."): read from package metadata, nothing imported."""
+    import importlib.metadata as metadata
+    found = []
+    for name in ("pandas", "pyarrow", "numpy", "pyspark", "mlflow", "mlflow-skinny"):
+        try:
+            found.append("%s %s" % (name, metadata.version(name)))
+        except Exception:
+            pass
+    return ", ".join(found)
 
 
 # ---- R values <-> Python values ------------------------------------------------------

@@ -1,5 +1,5 @@
-"""dbrxr's MLflow target: log an R model as a pyfunc (dbrxr_pyfunc.py, models
-from code) and register it; resolve `models:/name/version` and
+"""dbrxr's MLflow target: log an R model as a pyfunc (dbrxr_pyfunc.py) and
+register it; resolve `models:/name/version` and
 `models:/name@alias` into the dispatcher's object cache for scoring; list
 registered models.
 
@@ -378,20 +378,33 @@ def _log_new(mlflow, experiment, model_bytes, spec_json, sig, example_df, spec, 
         with open(spec_path, "w") as f:
             f.write(spec_json)
         here = b.module_dir()
+        import dbrxr_pyfunc
         with mlflow.start_run(run_name="dbrxr-" + spec["hash"][:12]) as run:
             info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=os.path.join(here, "dbrxr_pyfunc.py"),
+                python_model=dbrxr_pyfunc.RModel(),
                 artifacts={"r_model": model_path, "r_spec": spec_path},
-                code_paths=[os.path.join(here, "dbrxr_bootstrap.py")],
                 signature=sig,
                 input_example=example_df,
-                conda_env=conda_env(spec["r_version"], packages))
+                conda_env=conda_env(spec["r_version"], packages),
+                **_where_and_code(mlflow, "model", [os.path.join(here, "dbrxr_pyfunc.py"),
+                                                     os.path.join(here, "dbrxr_bootstrap.py")]))
             mlflow.set_tags(dict(tags, **{"dbrxr.artifacts": key, "dbrxr.model_uri": info.model_uri,
                                           "dbrxr.r_version": spec["r_version"]}))
         return run.info.run_id, info.model_uri
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _where_and_code(mlflow, path, code):
+    """log_model()'s model path and code files, by the names this MLflow takes:
+    `name` and `code_paths` in MLflow 3 (where `artifact_path` is deprecated),
+    `artifact_path` and `code_path` in MLflow 2.11 (mlflow-skinny of
+    Databricks Runtime 15.4 LTS)."""
+    import inspect
+    params = inspect.signature(mlflow.pyfunc.log_model).parameters
+    where = {"name": path} if "name" in params else {"artifact_path": path}
+    where["code_paths" if "code_paths" in params else "code_path"] = code
+    return where
 
 
 # ---- resolve -----------------------------------------------------------------------

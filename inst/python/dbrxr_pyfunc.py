@@ -1,5 +1,9 @@
-"""An R model as an MLflow pyfunc (models-from-code: this file is the model's
-code; nothing is pickled).
+"""An R model as an MLflow pyfunc. log() pickles an RModel() that holds no
+state (cloudpickle stores it as a reference to this module's class, shipped
+beside it in the model's code paths): the one way MLflow 2.11 (mlflow-skinny
+of Databricks Runtime 15.4 LTS, without models-from-code) and MLflow 3 both
+log and load. Models logged from code (this file as the model's code, by
+earlier dbrxr versions) still load where MLflow has set_model().
 
 The model's artifacts, written by dbrxr_mlflow.log():
   r_model  R serialize() bytes of the logged object: a dbrxr_model_bundle whose
@@ -218,4 +222,6 @@ class RModel(mlflow.pyfunc.PythonModel):
         return b.run_r(run)
 
 
-mlflow.models.set_model(RModel())
+# Models logged from code run this file as their code (MLflow >= 2.12 only).
+if hasattr(mlflow.models, "set_model"):
+    mlflow.models.set_model(RModel())

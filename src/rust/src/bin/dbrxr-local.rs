@@ -125,6 +125,10 @@ fn main() -> ExitCode {
     println!("cluster id: {}", cluster.cluster_id());
     println!("state dir: {}", cluster.state_dir().display());
     println!("python: {}", cluster.python());
+    match cluster.runtime() {
+        (Some(r), spark) => println!("runtime: {r} ({spark}), contexts and job tasks pinned to its libraries"),
+        (None, spark) => println!("runtime: {spark}, libraries unpinned (--runtime pins them)"),
+    }
     if let Some(w) = cluster.python_warning() {
         eprintln!("dbrxr-local: warning: {w}");
     }

@@ -12,6 +12,8 @@ pub struct Spec {
     pub id: String,
     pub start_delay: Duration,
     pub data_security_mode: String,
+    /// The runtime it stands in for (see `runtime`).
+    pub spark_version: &'static str,
 }
 
 /// The cluster: its spec and its state machine.
@@ -147,7 +149,7 @@ impl Cluster {
         let mut v = json!({
             "cluster_id": id,
             "cluster_name": "dbrxr local cluster",
-            "spark_version": "15.4.x-scala2.12",
+            "spark_version": spec.spark_version,
             "node_type_id": "local",
             "driver_node_type_id": "local",
             "num_workers": 0,

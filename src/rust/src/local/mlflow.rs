@@ -105,7 +105,7 @@ async fn start(local: &Arc<Local>) -> Result<Running, Response> {
     let log = std::fs::File::create(&log_path)
         .map_err(|e| unavailable(format!("could not create {}: {e}", log_path.display())))?;
     let log_err = log.try_clone().map_err(|e| unavailable(format!("could not open the log: {e}")))?;
-    let mut cmd = tokio::process::Command::new(&local.python.path);
+    let mut cmd = tokio::process::Command::new(&local.tools_python);
     cmd.args(["-c", SUPERVISOR, "server", "--host", "127.0.0.1", "--port"])
         .arg(port.to_string())
         .arg("--backend-store-uri")
@@ -124,7 +124,7 @@ async fn start(local: &Arc<Local>) -> Result<Running, Response> {
         .kill_on_drop(true);
     super::util::own_group_told_of_parent_death(&mut cmd, libc::SIGTERM);
     let mut child = cmd.spawn().map_err(|e| {
-        unavailable(format!("could not start the MLflow server with {}: {e}", local.python.path))
+        unavailable(format!("could not start the MLflow server with {}: {e}", local.tools_python))
     })?;
     let url = format!("http://127.0.0.1:{port}");
     let client = proxy_client();
@@ -136,7 +136,7 @@ async fn start(local: &Arc<Local>) -> Result<Running, Response> {
             let hint = if missing {
                 format!(
                     "MLflow is not installed in the local cluster's Python ({}): install it with `{} -m pip install mlflow`.",
-                    local.python.path, local.python.path
+                    local.tools_python, local.tools_python
                 )
             } else {
                 format!("The MLflow server exited ({status}); its log ends with: {tail}")

@@ -27,6 +27,7 @@ mod options;
 mod params;
 pub mod python;
 mod reply;
+pub mod runtime;
 mod sockets;
 mod spark_catalog;
 mod state;
@@ -69,7 +70,14 @@ impl LocalCluster {
     /// Safe to call from any thread, including from inside a tokio runtime.
     pub fn start(opts: LocalOptions) -> Result<LocalCluster> {
         options::validate(&opts)?;
-        let python = python::resolve(opts.python.as_deref())?;
+        // The cluster's own services (the MLflow server) run the `python`
+        // option's interpreter; contexts and job tasks run the runtime
+        // profile's when there is one.
+        let tools_python = python::resolve(opts.python.as_deref())?;
+        let python = match &opts.runtime {
+            Some(r) => python::with_runtime(runtime::interpreter(runtime::profile(r)?)?),
+            None => tools_python.clone(),
+        };
         let (state_dir, owner) = match &opts.state_dir {
             Some(d) => (d.clone(), None),
             None => {
@@ -82,7 +90,7 @@ impl LocalCluster {
             local_error(format!("could not create the state directory {}: {e}", state_dir.display()))
         })?;
         let token = opts.token.clone().unwrap_or_else(|| format!("dapi{}", random_hex(16)));
-        let local = Local::new(opts, token, python, state_dir, owned)?;
+        let local = Local::new(opts, token, python, tools_python.path, state_dir, owned)?;
         let url = server::serve(local.clone())?;
         let _ = local.url.set(url.clone());
         let _ = local.worker_env.set(mlflow::context_env(&url, &local.access.token));
@@ -109,6 +117,11 @@ impl LocalCluster {
     /// The Python interpreter contexts run with.
     pub fn python(&self) -> &str {
         &self.local.python.path
+    }
+    /// The runtime profile (`"15.4"`) and the `spark_version` it reports.
+    pub fn runtime(&self) -> (Option<&str>, &str) {
+        (self.local.opts.runtime.as_deref().and_then(|r| runtime::profile(r).ok()).map(|p| p.version),
+         self.local.compute.cluster.spec.spark_version)
     }
     /// Whether that interpreter can import rpy2 (R work needs it).
     pub fn rpy2_available(&self) -> bool {

@@ -50,6 +50,11 @@ pub struct LocalOptions {
     /// the Files API refuse writes with `403 PERMISSION_DENIED`, as a location
     /// the user may read but not write does.
     pub readonly_staging: Option<String>,
+    /// The Databricks Runtime profile (`"15.4"`): contexts and job tasks run
+    /// its pinned Python environment and `clusters/get` reports its
+    /// `spark_version` (see [`super::runtime`]). `None`: the `python` option's
+    /// interpreter, unpinned.
+    pub runtime: Option<String>,
 }
 
 impl Default for LocalOptions {
@@ -72,6 +77,7 @@ impl Default for LocalOptions {
             status_hold_ms: 1,
             data_security_mode: "SINGLE_USER".to_string(),
             readonly_staging: None,
+            runtime: None,
         }
     }
 }
@@ -223,6 +229,9 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "readonly_staging", kind: Kind::Text, default: "",
         help: "a path prefix (dbfs:/ro/ or /Volumes/main/ro/) under which DBFS and Files API writes get 403 PERMISSION_DENIED",
         set: |o, v| o.readonly_staging = Some(text(v)) },
+    OptionSpec { name: "runtime", kind: Kind::Text, default: "",
+        help: "a Databricks Runtime LTS profile, \"15.4\": contexts and job tasks run a Python environment pinned to that runtime's libraries (built by `make runtime-15.4`, found in $DBRXR_RUNTIME_HOME/.venv-15.4, else ./.venv-15.4) and clusters/get reports its spark_version; `python` then runs only the MLflow server (default: none, the `python` interpreter as it is)",
+        set: |o, v| o.runtime = Some(text(v)) },
 ];
 
 /// The row of `name`.
@@ -288,6 +297,9 @@ pub fn validate(opts: &LocalOptions) -> Result<()> {
     }
     if let Some(p) = &opts.readonly_staging {
         super::store::ReadOnly::parse(p).map_err(Error::input)?;
+    }
+    if let Some(r) = &opts.runtime {
+        super::runtime::profile(r)?;
     }
     if opts.token_ttl_s == 0 {
         return bad("token_ttl_s must be at least 1".to_string());

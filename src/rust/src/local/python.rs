@@ -91,6 +91,13 @@ pub fn resolve(explicit: Option<&str>) -> Result<Python> {
     }
 }
 
+/// A runtime profile's interpreter (already found and checked by
+/// `runtime::interpreter`), probed for rpy2 like any other.
+pub fn with_runtime(path: String) -> Python {
+    let rpy2 = probe(&path).rpy2;
+    with_warning(path, rpy2)
+}
+
 /// Contexts run in their own working directory, so a relative path such as
 /// `.venv/bin/python` is made absolute here, against the caller's directory.
 fn absolute(path: String) -> String {

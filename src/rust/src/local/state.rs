@@ -36,7 +36,11 @@ impl std::ops::Deref for Shared {
 
 pub struct Local {
     pub opts: LocalOptions,
+    /// The Python of contexts and job tasks.
     pub python: Python,
+    /// The Python of the cluster's own services (the MLflow server): the same
+    /// but with a runtime profile, whose pinned environment has no server.
+    pub tools_python: String,
     pub state_dir: PathBuf,
     owned_dir: bool,
     pub compute: Compute,
@@ -137,6 +141,7 @@ impl Local {
         opts: LocalOptions,
         token: String,
         python: Python,
+        tools_python: String,
         state_dir: PathBuf,
         owned_dir: bool,
     ) -> Result<Arc<Local>> {
@@ -162,6 +167,10 @@ impl Local {
                 id: opts.cluster_id.clone(),
                 start_delay: Duration::from_millis(opts.start_delay_ms),
                 data_security_mode: opts.data_security_mode.clone(),
+                spark_version: match &opts.runtime {
+                    Some(r) => super::runtime::profile(r)?.spark_version,
+                    None => super::runtime::DEFAULT_SPARK_VERSION,
+                },
             },
             &opts.cluster_state,
         );
@@ -203,6 +212,7 @@ impl Local {
             mlflow: Default::default(),
             opts,
             python,
+            tools_python,
             state_dir,
             owned_dir,
         }))

@@ -81,6 +81,8 @@ fn rust_local_start(opts: Robj) -> Robj {
             ("python", Robj::from(cluster.python())),
             ("rpy2", Robj::from(cluster.rpy2_available())),
             ("warning", warning),
+            ("runtime", cluster.runtime().0.map(Robj::from).unwrap_or_else(|| Robj::from(()))),
+            ("spark_version", Robj::from(cluster.runtime().1)),
         ]);
         let id = LOCALS.insert(cluster);
         Ok(List::from_pairs([("id", Robj::from(id)), ("info", info.into())]).into())

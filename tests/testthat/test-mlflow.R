@@ -20,7 +20,7 @@ iris_rows <- function() {
 
 # mlflow.pyfunc.load_model(uri).predict(csv) for each of `uris` (with its
 # `newdata`, a list) in one fresh Python process of the venv, with the
-# tracking URI pointing at the local cluster: the predictions as R doubles
+# local cluster as its workspace (workspace_mlflow_env()): the predictions as R doubles
 # (numbers travel as raw float64, so the comparison is exact) or strings, one
 # per URI.
 python_predict <- function(conn, uris, newdata) {
@@ -44,8 +44,7 @@ python_predict <- function(conn, uris, newdata) {
     "        open(out, 'w').write(''.join(str(x) + '\\n' for x in a))",
     "    else:",
     "        a.astype('float64').tofile(out)"), script)
-  env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = shared_spark_token,
-           R_LIBS = paste(.libPaths(), collapse = ":"))
+  env <- c(workspace_mlflow_env(conn), R_LIBS = paste(.libPaths(), collapse = ":"))
   args <- as.vector(rbind(uris, csvs, outs))
   res <- processx::run(mlflow_python(), c(script, args), env = c("current", env),
                        error_on_status = FALSE, timeout = 600)
@@ -248,8 +247,7 @@ test_that("`mlflow models serve --env-manager local` answers /invocations with t
   conn <- mlflow_conn()
   if (is.null(logged$mpg)) skip("the models were not logged")
   port <- free_port()
-  env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = shared_spark_token,
-           R_LIBS = paste(.libPaths(), collapse = ":"),
+  env <- c(workspace_mlflow_env(conn), R_LIBS = paste(.libPaths(), collapse = ":"),
            PATH = paste(dirname(mlflow_python()), Sys.getenv("PATH"), sep = ":"))  # uvicorn
   mlflow_bin <- file.path(dirname(mlflow_python()), "mlflow")
   srv <- processx::process$new(mlflow_bin, c("models", "serve", "-m", "models:/main.ml.mpg@champion",

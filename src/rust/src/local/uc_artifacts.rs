@@ -147,16 +147,19 @@ fn redeem(local: &Local, nonce: &str, write: bool) -> Result<PathBuf, Response> 
     }
 }
 
-fn path_of(body: &[u8]) -> Result<String, Response> {
+/// The `/Models/...` path asked for. Other paths (volumes) get the answer
+/// they got before these routes existed, so the SDK's Files API client
+/// keeps falling back to plain Files API transfers for them.
+fn path_of(body: &[u8], route: &str) -> Result<String, Response> {
     let v: Value = serde_json::from_slice(body).map_err(|_| invalid("The body is not a JSON object."))?;
-    v.get("path")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| invalid("path is required."))
+    match v.get("path").and_then(Value::as_str) {
+        Some(p) if p.starts_with("/Models/") => Ok(p.to_string()),
+        _ => Err(api(404, "ENDPOINT_NOT_FOUND", format!("No API found for 'POST {route}'"))),
+    }
 }
 
 async fn create_upload_url(State(Shared(local)): State<Shared>, body: axum::body::Bytes) -> Reply {
-    let path = path_of(&body)?;
+    let path = path_of(&body, "/api/2.0/fs/create-upload-url")?;
     let (name, version, file) = models_file(&local, &path)?;
     // Unity Catalog takes writes only while the version awaits its files.
     if !super::uc_registry::is_pending(&local, &name, &version) {
@@ -170,7 +173,7 @@ async fn create_upload_url(State(Shared(local)): State<Shared>, body: axum::body
 }
 
 async fn create_download_url(State(Shared(local)): State<Shared>, body: axum::body::Bytes) -> Reply {
-    let path = path_of(&body)?;
+    let path = path_of(&body, "/api/2.0/fs/create-download-url")?;
     let (_, _, file) = models_file(&local, &path)?;
     if !file.is_file() {
         return Err(not_found());

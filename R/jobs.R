@@ -203,7 +203,9 @@ with_recorded_targets <- function(code) {
   locked <- bindingIsLocked("remote_target", ns)
   if (locked) (get("unlockBinding", baseenv()))("remote_target", ns)
   assign("remote_target", record, envir = ns)
+  old <- options(dbrxr.recording_targets = TRUE)  # see registered_model()
   on.exit({
+    options(old)
     assign("remote_target", orig, envir = ns)
     if (locked) lockBinding("remote_target", ns)
   }, add = TRUE)

@@ -9,9 +9,9 @@
 #'
 #' Logs `model` as an MLflow **pyfunc** whose Python code calls R through
 #' rpy2, and registers it under `name` (`catalog.schema.model`). Python
-#' MLflow runs inside the cluster's execution context, so on a workspace it
-#' uses the `databricks-uc` registry with the cluster's credentials; on the
-#' local cluster it uses the cluster's own MLflow server (see
+#' MLflow runs inside the cluster's execution context and uses the
+#' `databricks-uc` registry with the cluster's credentials, on a workspace and
+#' on the local cluster alike (which serves the same registry routes; see
 #' [local_cluster()]).
 #'
 #' The model is shipped with dbrxr's protocol (content-addressed: logging the
@@ -29,8 +29,8 @@
 #' The signature comes from R: input types from the prototype's classes
 #' (integer: long, double: double, factor and character: string, logical:
 #' boolean, Date and POSIXct: datetime), output types from `predict()` on
-#' `input_example`. Unity Catalog requires both; the local cluster checks the
-#' same rules (a three-level name whose catalog and schema exist).
+#' `input_example`. Unity Catalog requires both, and a three-level name whose
+#' catalog and schema exist; they are checked before anything is logged.
 #'
 #' Errors: `dbrxr_input_error` (a name without three parts, a bad argument,
 #' before any network call), `dbrxr_not_found_error` (a catalog or schema
@@ -55,8 +55,7 @@
 #' @param alias An alias to point at the new version, e.g. `"champion"`.
 #' @param library The R library the model needs, recorded with it: a
 #'   `remote_library()` value (default: the connection's, if any).
-#' @param experiment The MLflow experiment (default `/Shared/dbrxr` on a
-#'   workspace, `dbrxr` locally).
+#' @param experiment The MLflow experiment (default `/Shared/dbrxr`).
 #' @param tags A named list of run tags.
 #' @param conn A `dbx_connection`.
 #' @param timeout Seconds the whole call may take; see [remote_score()].
@@ -130,9 +129,8 @@ remote_log_model <- function(model, name, ..., type = NULL, postprocess = NULL, 
 
 #' Registered models and their versions
 #'
-#' Lists the registry the connection's cluster uses (Unity Catalog on a
-#' workspace, the local cluster's MLflow registry locally): one row per
-#' model version.
+#' Lists the Unity Catalog registry the connection's cluster uses (on the
+#' local cluster, its own emulation of it): one row per model version.
 #'
 #' @param conn A `dbx_connection`.
 #' @param timeout Seconds the call may take; see [remote_score()].

@@ -297,6 +297,7 @@ remote_score_table <- function(model, table, output, ..., type = NULL, keep = NU
   spec$level_cols <- bundle$level_cols
   spec$hash <- bundle$hash
   spec$registry <- bundle$registry_hash
+  if (is.null(bundle$registry_hash)) spec$registry_uri <- bundle$registry_uri  # resolved there
   spec$convert <- getOption("dbrxr.table_convert")  # "pandas2ri": benchmarks only
   # The bundle's bytes go along only when the cluster may not have them: the
   # target keeps them under their hash in the staging location's cache.
@@ -380,7 +381,8 @@ score_bundle <- function(model, args, postprocess, prediction, call) {
   bytes <- serialize(b, NULL, xdr = FALSE)
   list(bytes = bytes, hash = unwrap(rust_sha256(bytes)),
        level_cols = if (!is.null(model)) setdiff(model_inputs(model), names(levels)),
-       registry_uri = if (!is.null(registry)) sprintf("models:/%s/%d", registry_name(registry$uri), registry$version),
+       registry_uri = if (is.null(registry$hash)) registry$uri
+                      else sprintf("models:/%s/%d", registry_name(registry$uri), registry$version),
        registry_hash = registry$hash)
 }
 
@@ -389,6 +391,11 @@ score_bundle <- function(model, args, postprocess, prediction, call) {
 registered_model <- function(model, call) {
   if (!is_model_uri(model) && !(inherits(model, "dbx_remote_model") && !is.null(model$uri))) {
     return(NULL)
+  }
+  # Recorded for a job: its task resolves the URI each time it runs (so an
+  # alias names the version of that moment, as a scheduled run needs).
+  if (is_model_uri(model) && isTRUE(getOption("dbrxr.recording_targets"))) {
+    return(list(uri = model, hash = NULL, packages = character()))
   }
   as_remote_model(model, call = call)
 }

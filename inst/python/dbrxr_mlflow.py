@@ -4,11 +4,12 @@ register it; resolve `models:/name/version` and
 registered models.
 
 Runs inside the execution context, so Python MLflow owns the registry's
-credentials and uploads: Unity Catalog (`databricks-uc`) on a workspace, the
-local cluster's MLflow server (MLFLOW_TRACKING_URI, set by the local cluster)
-otherwise. The Unity Catalog rules the open-source registry does not enforce
-(a three-level name whose catalog and schema exist, a signature with inputs
-and outputs) are checked here, before anything is logged.
+credentials and uploads: tracking `databricks` and registry `databricks-uc`
+with the credentials the cluster gives its processes (the Databricks
+runtime's, or the local cluster's DATABRICKS_HOST and token: one code path).
+The Unity Catalog rules (a three-level name whose catalog and schema exist, a
+signature with inputs and outputs) are checked here too, before anything is
+logged, so the user gets a classed error rather than MLflow's.
 
 Requests (dicts from R lists; see R/mlflow.R):
   op "log":     name, hash, columns, input_example, alias, experiment, tags, library
@@ -109,17 +110,9 @@ def _mlflow():
             hint="Use a Databricks ML runtime, or install it as a cluster library "
                  "({\"pypi\": {\"package\": \"mlflow\"}}); on the local cluster: "
                  "%s -m pip install mlflow" % sys.executable)
-    if _local():
-        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-        mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", os.environ["MLFLOW_TRACKING_URI"]))
-    else:
-        mlflow.set_tracking_uri("databricks")
-        mlflow.set_registry_uri("databricks-uc")
+    mlflow.set_tracking_uri("databricks")
+    mlflow.set_registry_uri("databricks-uc")
     return mlflow
-
-
-def _local():
-    return bool(os.environ.get("DBRXR_LOCAL_MLFLOW"))
 
 
 def _mlflow_error(e, what):
@@ -189,9 +182,7 @@ def check_name(name):
 
 def check_schema_exists(name):
     """The catalog and schema of a three-level name exist (Unity Catalog
-    refuses to register otherwise; the open-source registry does not check)."""
-    if not _local():
-        return  # Unity Catalog checks it and MLflow reports it
+    refuses to register otherwise): checked first, for a classed error."""
     import dbrxr_spark
     s = dbrxr_spark.session()
     schema = name.rsplit(".", 1)[0]
@@ -310,7 +301,7 @@ def log(mlflow, req):
     # once they have run, so the same object serializes differently later.
     key = hashlib.sha256((hash_ + spec_json + json.dumps(sig.to_dict(), sort_keys=True)).encode()).hexdigest()
 
-    experiment = req.get("experiment") or ("dbrxr" if _local() else "/Shared/dbrxr")
+    experiment = req.get("experiment") or "/Shared/dbrxr"
     client = mlflow.MlflowClient()
     try:
         exp = mlflow.set_experiment(experiment)
@@ -341,7 +332,7 @@ def log(mlflow, req):
     return {"name": name, "version": version, "run_id": run_id, "model_uri": model_uri,
             "alias": alias, "experiment": experiment, "reused": reused is not None,
             "inputs": _describe(sig.inputs), "outputs": _describe(sig.outputs),
-            "registry": mlflow.get_registry_uri() if not _local() else "local"}
+            "registry": mlflow.get_registry_uri()}
 
 
 def _describe(schema):
@@ -463,6 +454,22 @@ def resolve(mlflow, req):
     return out
 
 
+def staged(uri):
+    """The staged file of the R model a URI names now (no R needed: a job
+    task resolves its recorded `models:/...@alias` this way at each run)."""
+    mlflow = _mlflow()
+    name, version, alias = parse_uri(uri)
+    client = mlflow.MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except Exception as e:
+        raise _mlflow_error(e, "No model version %s" % uri)
+    data = _download(mlflow, "models:/%s/%s" % (name, mv.version), uri)
+    hash_ = hashlib.sha256(data).hexdigest()
+    local = b.map_path(b.cache_path(hash_))
+    return local if os.path.exists(local) else b.stage_object(hash_, data)
+
+
 def _download(mlflow, version_uri, uri):
     work = tempfile.mkdtemp(prefix="dbrxr-mlflow-")
     try:
@@ -494,6 +501,11 @@ def models(mlflow):
     except Exception as e:
         raise _mlflow_error(e, "Could not list registered models")
     for rm in regs:
+        # Unity Catalog's search results carry no aliases: the model's do.
+        try:
+            rm = client.get_registered_model(rm.name)
+        except Exception as e:
+            raise _mlflow_error(e, "Could not read the registered model %s" % rm.name)
         aliases = {}
         for a in (getattr(rm, "aliases", None) or {}):
             v = rm.aliases[a] if isinstance(rm.aliases, dict) else getattr(a, "version", None)

@@ -649,6 +649,9 @@ def _score(spec):
     spec.pop("bundle", None)
     if spec.get("registry"):
         spec["model_local"] = _registry_file(spec["registry"])
+    elif spec.get("registry_uri"):
+        import dbrxr_mlflow  # a job's recorded request: resolved as it runs
+        spec["model_local"] = dbrxr_mlflow.staged(spec["registry_uri"])
     # The connection's remote_library(): a /dbfs or /Volumes path every node
     # sees (mapped into the state directory on the local cluster).
     spec["libpaths"] = [boot.map_path(p) for p in spec.get("libpaths", [])]

@@ -14,3 +14,10 @@ mlflow_conn <- function(.env = parent.frame()) {
   skip_if_no_mlflow()
   shared_spark_cluster("main.ml", .env = .env)
 }
+
+# What Python's MLflow needs to use a workspace's tracking server and Unity
+# Catalog registry, with the run's shared Spark cluster as the workspace.
+workspace_mlflow_env <- function(conn) {
+  c(DATABRICKS_HOST = conn$local_info$url, DATABRICKS_TOKEN = shared_spark_token,
+    MLFLOW_TRACKING_URI = "databricks", MLFLOW_REGISTRY_URI = "databricks-uc")
+}

@@ -28,17 +28,21 @@ test_that("a job's value is identical() to the function's: a data frame with fac
   expect_identical(v, 6)
 })
 
-test_that("job task processes of the in-process local cluster do not see the client's credentials", {
+test_that("job task processes of the in-process local cluster do not see the client's credentials, but the cluster's own", {
   skip_if_no_rpy2()
   withr::local_envvar(DATABRICKS_TOKEN = "dapi-secret-1", DATABRICKS_CLIENT_SECRET = "secret-2",
                       AWS_SECRET_ACCESS_KEY = "aws-3", DATABRICKS_HOST = "https://example.cloud.databricks.com")
   conn <- local_test_cluster()
-  run <- remote_job(function() Sys.getenv(c("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET",
-                                            "AWS_SECRET_ACCESS_KEY", "DATABRICKS_HOST")), conn = conn)
+  run <- remote_job(function() Sys.getenv(c("DATABRICKS_CLIENT_SECRET", "AWS_SECRET_ACCESS_KEY",
+                                            "DATABRICKS_TOKEN", "DATABRICKS_HOST", "MLFLOW_TRACKING_URI",
+                                            "MLFLOW_REGISTRY_URI")), conn = conn)
   seen <- dbx_run_result(run)
-  expect_equal(unname(seen[1:3]), rep("", 3))
-  # What is not a secret is left alone.
-  expect_equal(unname(seen[4]), "https://example.cloud.databricks.com")
+  expect_equal(unname(seen[1:2]), rep("", 2))
+  # As a Databricks job's tasks: the workspace (this cluster), a token minted
+  # for the cluster, MLflow's tracking and registry URIs.
+  expect_match(seen[[3]], "^dapi[0-9a-f]{32}$")
+  expect_false(identical(seen[[3]], "dapi-secret-1"))
+  expect_equal(unname(seen[4:6]), c(conn$local_info$url, "databricks", "databricks-uc"))
 })
 
 test_that("an R error in a run is a dbrxr_remote_error with the R message, the run's URL and its output", {

@@ -64,18 +64,25 @@ test_that("the option table gives local_cluster() its options and docs", {
   for (nm in dbrxr:::local_server_options()) expect_match(rd, sprintf("\\code{%s}", nm), fixed = TRUE)
 })
 
-test_that("contexts of the in-process local cluster do not see the client's credentials", {
+test_that("contexts of the in-process local cluster do not see the client's credentials, but the cluster's own", {
   skip_if_no_rpy2()
   withr::local_envvar(DATABRICKS_TOKEN = "dapi-secret-1", DATABRICKS_CLIENT_SECRET = "secret-2",
                       DATABRICKS_PASSWORD = "pw-3", DBRXR_LOCAL_TOKEN = "tok-4",
                       DATABRICKS_HOST = "https://example.cloud.databricks.com")
   conn <- local_test_cluster()
-  seen <- remote_eval(Sys.getenv(c("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET",
-                                   "DATABRICKS_PASSWORD", "DBRXR_LOCAL_TOKEN")), conn = conn)
-  expect_equal(unname(seen), rep("", 4))
-  # What is not a secret is left alone.
-  expect_equal(remote_eval(Sys.getenv("DATABRICKS_HOST"), conn = conn),
-               "https://example.cloud.databricks.com")
+  seen <- remote_eval(Sys.getenv(c("DATABRICKS_CLIENT_SECRET", "DATABRICKS_PASSWORD", "DBRXR_LOCAL_TOKEN",
+                                   "DATABRICKS_TOKEN", "DATABRICKS_HOST", "MLFLOW_TRACKING_URI",
+                                   "MLFLOW_REGISTRY_URI")), conn = conn)
+  expect_equal(unname(seen[1:3]), rep("", 3))
+  # As a Databricks cluster's notebooks: the workspace (this cluster) and a
+  # token minted for the cluster, which the workspace accepts.
+  expect_match(seen[[4]], "^dapi[0-9a-f]{32}$")
+  expect_false(seen[[4]] %in% c("dapi-secret-1", Sys.getenv("DBRXR_LOCAL_TOKEN")))
+  expect_equal(unname(seen[5:7]), c(conn$local_info$url, "databricks", "databricks-uc"))
+  status <- processx::run("curl", c("-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                                    paste("Authorization: Bearer", seen[[4]]),
+                                    paste0(conn$local_info$url, "/api/2.0/clusters/list")))$stdout
+  expect_equal(status, "200")
 })
 
 test_that("a Python that cannot run is a local cluster error", {

@@ -20,7 +20,7 @@ iris_rows <- function() {
 
 # mlflow.pyfunc.load_model(uri).predict(csv) for each of `uris` (with its
 # `newdata`, a list) in one fresh Python process of the venv, with the
-# tracking URI pointing at the local cluster: the predictions as R doubles
+# local cluster as its workspace (workspace_mlflow_env()): the predictions as R doubles
 # (numbers travel as raw float64, so the comparison is exact) or strings, one
 # per URI.
 python_predict <- function(conn, uris, newdata) {
@@ -44,8 +44,7 @@ python_predict <- function(conn, uris, newdata) {
     "        open(out, 'w').write(''.join(str(x) + '\\n' for x in a))",
     "    else:",
     "        a.astype('float64').tofile(out)"), script)
-  env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = shared_spark_token,
-           R_LIBS = paste(.libPaths(), collapse = ":"))
+  env <- c(workspace_mlflow_env(conn), R_LIBS = paste(.libPaths(), collapse = ":"))
   args <- as.vector(rbind(uris, csvs, outs))
   res <- processx::run(mlflow_python(), c(script, args), env = c("current", env),
                        error_on_status = FALSE, timeout = 600)
@@ -161,7 +160,11 @@ test_that("a second log of the same model ships no model bytes, uploads no artif
   expect_true(v2$reused)
   client_bytes <- route_bytes(s1, "commands/execute|dbfs|fs/files") - route_bytes(s0, "commands/execute|dbfs|fs/files")
   expect_lt(client_bytes, size / 10)
-  expect_equal(route_bytes(s1, "mlflow-artifacts"), route_bytes(s0, "mlflow-artifacts"))
+  # The run's artifacts (Files API under /WorkspaceInternal/Mlflow/Artifacts) are
+  # reused; only the new version's own copy goes up (presigned URLs).
+  runs <- "fs/files/WorkspaceInternal"
+  expect_gt(route_bytes(s0, runs), 0)
+  expect_equal(route_bytes(s1, runs), route_bytes(s0, runs))
   # For the next test: not the fit (a test's formula environment would then reach it).
   logged$big <- list(size = size, version = v2$version, x = big$x[1:2000],
                      expected = unname(predict(fit, big[1:2000, "x", drop = FALSE])$predictions))
@@ -248,8 +251,7 @@ test_that("`mlflow models serve --env-manager local` answers /invocations with t
   conn <- mlflow_conn()
   if (is.null(logged$mpg)) skip("the models were not logged")
   port <- free_port()
-  env <- c(MLFLOW_TRACKING_URI = conn$local_info$url, MLFLOW_TRACKING_TOKEN = shared_spark_token,
-           R_LIBS = paste(.libPaths(), collapse = ":"),
+  env <- c(workspace_mlflow_env(conn), R_LIBS = paste(.libPaths(), collapse = ":"),
            PATH = paste(dirname(mlflow_python()), Sys.getenv("PATH"), sep = ":"))  # uvicorn
   mlflow_bin <- file.path(dirname(mlflow_python()), "mlflow")
   srv <- processx::process$new(mlflow_bin, c("models", "serve", "-m", "models:/main.ml.mpg@champion",

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 pub struct Access {
     /// The bearer token clients must send.
     pub token: String,
+    /// The token the cluster's own processes (contexts, job tasks) call
+    /// with: minted here, never the client's, gone with the cluster.
+    pub cluster_token: String,
     /// OAuth M2M client credentials, when enabled.
     pub client: Option<(String, String)>,
     pub token_ttl: Duration,
@@ -18,7 +21,7 @@ pub struct Access {
 
 impl Access {
     pub fn new(token: String, client: Option<(String, String)>, token_ttl: Duration) -> Access {
-        Access { token, client, token_ttl, url: OnceLock::new(), issued: Mutex::default() }
+        Access { token, cluster_token: format!("dapi{}", super::util::random_hex(16)), client, token_ttl, url: OnceLock::new(), issued: Mutex::default() }
     }
 
     pub fn url(&self) -> String {
@@ -28,7 +31,9 @@ impl Access {
     /// Whether `bearer` may call: the cluster's token, or an OAuth token
     /// issued here that has not expired.
     pub fn allows(&self, bearer: &str) -> bool {
-        constant_time_eq(bearer.as_bytes(), self.token.as_bytes()) || self.issued_valid(bearer)
+        constant_time_eq(bearer.as_bytes(), self.token.as_bytes())
+            || constant_time_eq(bearer.as_bytes(), self.cluster_token.as_bytes())
+            || self.issued_valid(bearer)
     }
 
     fn issued_valid(&self, token: &str) -> bool {

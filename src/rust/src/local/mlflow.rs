@@ -4,12 +4,11 @@
 //! cluster. The workspace answers MLflow's REST routes (`/api/2.0/mlflow/...`,
 //! the `mlflow-artifacts` proxy, `/api/3.0/mlflow/...`) by forwarding them to
 //! it, so the official Python client configured with the local host and token
-//! works, and contexts (and their Spark executors, which inherit their
-//! environment) get the workspace itself as tracking and registry URI.
+//! works. Artifacts live under `dbfs:/databricks/mlflow-tracking/` and the
+//! Unity Catalog registry routes are `uc_registry.rs`'s.
 //!
 //! Wiring: `.merge(mlflow::routes())` in the router, [`Mlflow`] in the shared
-//! state, [`context_env`] where context processes are spawned, and
-//! [`streamed`] in the body limit (artifact uploads stream through).
+//! state.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -51,25 +50,9 @@ pub fn router() -> Router<Shared> {
         .route("/ajax-api/2.0/mlflow/{*path}", any(proxy))
 }
 
-/// Environment of a context process: the workspace is its MLflow tracking
-/// server and registry, as a Databricks cluster's notebooks get theirs.
-pub fn context_env(url: &str, token: &str) -> Vec<(String, String)> {
-    [
-        ("MLFLOW_TRACKING_URI", url),
-        ("MLFLOW_REGISTRY_URI", url),
-        ("MLFLOW_TRACKING_TOKEN", token),
-        ("DBRXR_LOCAL_MLFLOW", "1"),
-        // Logging a model must not try to reach PyPI to pin versions.
-        ("MLFLOW_DISABLE_ENV_CREATION", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
 impl Mlflow {
     /// The server's base URL, starting it if needed (once; concurrent callers wait).
-    async fn url(&self, local: &Arc<Local>) -> Result<String, Response> {
+    pub(super) async fn url(&self, local: &Arc<Local>) -> Result<String, Response> {
         let mut g = self.server.lock().await;
         if let Some(r) = g.as_mut() {
             if matches!(r.child.try_wait(), Ok(None)) {
@@ -110,9 +93,10 @@ async fn start(local: &Arc<Local>) -> Result<Running, Response> {
         .arg(port.to_string())
         .arg("--backend-store-uri")
         .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
-        .arg("--artifacts-destination")
-        .arg(dir.join("artifacts"))
-        .args(["--serve-artifacts", "--workers", "1"])
+        // Artifacts where a workspace's tracking server puts them: the
+        // client moves them through this server's Files API (uc_artifacts.rs).
+        .args(["--default-artifact-root", "dbfs:/databricks/mlflow-tracking"])
+        .args(["--no-serve-artifacts", "--workers", "1"])
         .current_dir(&dir)
         // Job execution (a huey consumer and its workers) is off: ~2 GB less.
         .env("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")

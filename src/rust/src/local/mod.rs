@@ -45,6 +45,8 @@ mod identity;
 pub mod jobs;
 mod mlflow;
 mod oauth;
+mod uc_artifacts;
+mod uc_registry;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -93,7 +95,7 @@ impl LocalCluster {
         let local = Local::new(opts, token, python, tools_python.path, state_dir, owned)?;
         let url = server::serve(local.clone())?;
         let _ = local.url.set(url.clone());
-        let _ = local.worker_env.set(mlflow::context_env(&url, &local.access.token));
+        let _ = local.worker_env.set(uc_registry::cluster_credentials_env(&url, &local.access.cluster_token));
         Ok(LocalCluster { local, url, _owner: owner })
     }
 

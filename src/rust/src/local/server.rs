@@ -21,7 +21,7 @@ use super::faults::{DropConnection, Fault, Faults};
 use super::state::{Local, Shared};
 use super::stats::{Direction, Stats};
 use super::util::local_error;
-use super::{clusters, commands, control, dbfs, files, identity, mlflow, oauth, reply};
+use super::{clusters, commands, control, dbfs, files, identity, mlflow, oauth, reply, uc_registry};
 use crate::error::Result;
 
 /// Every API family of the local cluster: adding one is one line here (see
@@ -36,6 +36,7 @@ fn families() -> Router<Shared> {
         .merge(control::router())
         .merge(identity::router())
         .merge(mlflow::router())
+        .merge(uc_registry::router())
 }
 
 pub fn router(local: Arc<Local>) -> Router {

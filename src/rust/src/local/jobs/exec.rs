@@ -476,6 +476,8 @@ fn spawn(
         .stderr(Stdio::from(err))
         .kill_on_drop(true);
     crate::local::util::without_client_secrets(&mut cmd);
+    // As in contexts: the workspace's host, the cluster's token, MLflow's URIs.
+    cmd.envs(crate::local::uc_registry::cluster_credentials_env(&local.access.url(), &local.access.cluster_token));
     crate::local::util::own_group_dying_with_parent(&mut cmd);
     cmd.spawn()
 }

@@ -37,8 +37,8 @@ test_that("job task processes of the in-process local cluster do not see the cli
                                             "AWS_SECRET_ACCESS_KEY", "DATABRICKS_HOST")), conn = conn)
   seen <- dbx_run_result(run)
   expect_equal(unname(seen[1:3]), rep("", 3))
-  # What is not a secret is left alone.
-  expect_equal(unname(seen[4]), "https://example.cloud.databricks.com")
+  # Nor its other settings: the environment is allow-listed (test-security-env.R).
+  expect_false(identical(unname(seen[4]), "https://example.cloud.databricks.com"))
 })
 
 test_that("an R error in a run is a dbrxr_remote_error with the R message, the run's URL and its output", {

@@ -73,9 +73,9 @@ test_that("contexts of the in-process local cluster do not see the client's cred
   seen <- remote_eval(Sys.getenv(c("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET",
                                    "DATABRICKS_PASSWORD", "DBRXR_LOCAL_TOKEN")), conn = conn)
   expect_equal(unname(seen), rep("", 4))
-  # What is not a secret is left alone.
-  expect_equal(remote_eval(Sys.getenv("DATABRICKS_HOST"), conn = conn),
-               "https://example.cloud.databricks.com")
+  # Nor its other settings: the environment is allow-listed (test-security-env.R).
+  expect_false(identical(remote_eval(Sys.getenv("DATABRICKS_HOST"), conn = conn),
+                         "https://example.cloud.databricks.com"))
 })
 
 test_that("a Python that cannot run is a local cluster error", {

@@ -287,6 +287,15 @@ def log(mlflow, req):
         raise b.TargetError("predict_failed",
                             "predict() failed on the input example: %s" % _r_error_message(e),
                             remote_message=_r_error_message(e))
+    # Unity Catalog serves one prediction per input row: a predict() that
+    # summarizes (1 value for 10 rows) is refused before anything is logged.
+    n_pred = len(pred) if hasattr(pred, "__len__") and not isinstance(pred, str) else 1
+    if n_pred != n:
+        raise b.TargetError("input",
+                            "predict() returned %d value%s for the %d rows of the input example; "
+                            "a registered model returns one prediction per input row."
+                            % (n_pred, "" if n_pred == 1 else "s", n),
+                            hint="Make the model's predict() return one value (or one row) per row of newdata.")
     sig = signature_for(mlflow, columns, output_schema(pred))
 
     facts = _facts(obj)

@@ -1,5 +1,6 @@
 //! The `dbrxr-local` binary as CI runs it: where its token comes from, and
-//! the state directory a killed server leaves behind.
+//! the state directory a killed server leaves behind (what its processes do
+//! when it is killed: local_security.rs).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -91,44 +92,4 @@ fn a_state_dir_left_by_a_server_killed_with_sigkill_is_removed_by_the_next_start
     assert!(!dir.exists(), "the next start removes {}", dir.display());
     assert!(next.state_dir().is_dir(), "and keeps its own");
     child.wait().unwrap();
-}
-
-/// A Python that can import MLflow: DBRXR_PYTHON (the project's venv in `make test`).
-fn python_with_mlflow() -> Option<String> {
-    let py = std::env::var("DBRXR_PYTHON").ok().filter(|p| !p.is_empty())?;
-    let ok = Command::new(&py).args(["-c", "import mlflow"]).stderr(Stdio::null()).status();
-    ok.map(|s| s.success()).unwrap_or(false).then_some(py)
-}
-
-#[test]
-fn a_server_killed_with_sigkill_takes_its_mlflow_server_down_web_workers_included() {
-    let Some(py) = python_with_mlflow() else {
-        eprintln!("skipped: no Python with MLflow (set DBRXR_PYTHON to the project's .venv)");
-        return;
-    };
-    let _serial = one_at_a_time();
-    let (mut child, lines) = start(Command::new(BIN).args(["--token", "t", "--python", &py]));
-    let url = field(&lines, "dbrxr-local listening on ").unwrap().to_string();
-    let dir = std::path::PathBuf::from(field(&lines, "state dir: ").expect("state dir line"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let status = rt.block_on(async move {
-        let r = reqwest::Client::new()
-            .get(format!("{url}/api/2.0/mlflow/experiments/search?max_results=1"))
-            .bearer_auth("t")
-            .timeout(std::time::Duration::from_secs(300));
-        r.send().await.unwrap().status().as_u16()
-    });
-    assert_eq!(status, 200, "the first MLflow request starts the server");
-    let port = local_support::mlflow_port(&dir);
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-    child.kill().unwrap(); // SIGKILL: no stop() runs
-    child.wait().unwrap();
-    // `mlflow server` serves from a child (uvicorn), which the kernel's death
-    // signal never reaches: the supervisor takes the group down.
-    let closed = (0..100).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-    });
-    assert!(closed, "the MLflow web server on port {port} outlived the killed cluster");
-    let _ = std::fs::remove_dir_all(&dir);
 }

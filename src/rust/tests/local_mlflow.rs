@@ -69,12 +69,13 @@ async fn a_real_mlflow_server_behind_the_workspace_streams_artifacts_and_stops_w
     let stored = api.c.state_dir().join(format!("mlflow/artifacts/{exp}/run/artifacts/model.bin"));
     assert_eq!(std::fs::metadata(&stored).unwrap().len(), data.len() as u64);
 
-    // Stopping the cluster stops the server: its port closes.
-    let port = local_support::mlflow_port(api.c.state_dir());
+    // Stopping the cluster stops the server: its socket closes.
+    let socket = local_support::mlflow_socket(api.c.state_dir());
+    assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok(), "MLflow listens on {}", socket.display());
     api.c.stop();
     let mut closed = false;
     for _ in 0..50 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::os::unix::net::UnixStream::connect(&socket).is_err() {
             closed = true;
             break;
         }

@@ -596,7 +596,9 @@ fn table_result(t: &Value) -> Value {
 
 fn spawn(spec: &WorkerSpec, id: &str, log: &std::path::Path) -> std::io::Result<tokio::process::Child> {
     let log = std::fs::File::create(log)?;
-    let mut cmd = tokio::process::Command::new(&spec.python);
+    // The allow-listed environment and what the cluster adds (e.g. its MLflow server).
+    let cluster = spec.extra_env.get().map(Vec::as_slice).unwrap_or_default();
+    let mut cmd = super::child_env::command(&spec.python, cluster);
     cmd.arg("-u")
         .arg(spec.state_dir.join("worker.py"))
         .current_dir(spec.state_dir.join("driver"))
@@ -614,13 +616,6 @@ fn spawn(spec: &WorkerSpec, id: &str, log: &std::path::Path) -> std::io::Result<
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .kill_on_drop(true);
-    super::util::without_client_secrets(&mut cmd);
-    // What the cluster adds (e.g. its MLflow server), after the scrub.
-    if let Some(vars) = spec.extra_env.get() {
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-    }
     super::util::own_group_dying_with_parent(&mut cmd);
     cmd.spawn()
 }
@@ -634,11 +629,11 @@ mod tests {
         for n in ["DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET", "DATABRICKS_PASSWORD", "DBRXR_LOCAL_TOKEN",
                   "ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "GOOGLE_CREDENTIALS", "AWS_SECRET_ACCESS_KEY",
                   "DATABRICKS_GOOGLE_SERVICE_ACCOUNT_KEY", "databricks_token"] {
-            assert!(super::super::util::is_secret_name(n), "{n}");
+            assert!(super::super::child_env::is_secret_name(n), "{n}");
         }
         for n in ["DATABRICKS_HOST", "DATABRICKS_CLUSTER_ID", "DBRXR_PYTHON", "DBRXR_LOCAL_FS_ROOT", "PATH",
                   "R_LIBS", "TOKENIZERS_PARALLELISM", "DATABRICKS_AUTH_TYPE", "DBRXR_PATH_X"] {
-            assert!(!super::super::util::is_secret_name(n), "{n}");
+            assert!(!super::super::child_env::is_secret_name(n), "{n}");
         }
     }
 

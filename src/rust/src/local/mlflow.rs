@@ -24,16 +24,29 @@ use axum::Router;
 use futures_util::TryStreamExt;
 
 use super::reply;
-use super::mlflow_state::{Mlflow, Running};
+use super::mlflow_state::{Mlflow, Running, SocketDir};
 use super::state::{Local, Shared};
 
 /// `mlflow server` runs its web server (uvicorn) as a child process, which
-/// would outlive a server killed with SIGKILL. So a supervisor leads the
-/// process group: told of the server's death (SIGTERM, see `start`), it kills
-/// the whole group, itself included.
-const SUPERVISOR: &str = "import os, signal, subprocess, sys
-signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
-sys.exit(subprocess.call([sys.executable, '-m', 'mlflow'] + sys.argv[1:]))";
+/// would outlive a server killed with SIGKILL (and so would anything else it
+/// starts). So the CLI runs in a launcher that gives every child it starts a
+/// parent-death signal: whatever kills the CLI (the cluster stopping, the
+/// cluster's own death through the launcher's parent-death signal, or a
+/// `kill -9`), its children die with it.
+const LAUNCHER: &str = "import ctypes, os, runpy, signal, subprocess, sys
+libc = ctypes.CDLL(None, use_errno=True)
+launcher = os.getpid()
+def die_with_launcher():
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != launcher:
+        os._exit(1)
+class Popen(subprocess.Popen):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('preexec_fn', die_with_launcher)
+        super().__init__(*args, **kwargs)
+subprocess.Popen = Popen
+sys.argv[0] = 'mlflow'
+runpy.run_module('mlflow', run_name='__main__', alter_sys=True)";
 
 /// How long the server may take to answer `/health` after it is spawned
 /// (importing MLflow's server takes seconds; tens of seconds on a loaded machine).
@@ -51,19 +64,20 @@ pub fn router() -> Router<Shared> {
 }
 
 impl Mlflow {
-    /// The server's base URL, starting it if needed (once; concurrent callers wait).
-    pub(super) async fn url(&self, local: &Arc<Local>) -> Result<String, Response> {
+    /// A client of the server (its Unix socket; URLs start with
+    /// [`SERVER_BASE`]), starting it if needed (once; concurrent callers wait).
+    pub(super) async fn client(&self, local: &Arc<Local>) -> Result<reqwest::Client, Response> {
         let mut g = self.server.lock().await;
         if let Some(r) = g.as_mut() {
             if matches!(r.child.try_wait(), Ok(None)) {
-                return Ok(r.url.clone());
+                return Ok(r.client.clone());
             }
             *g = None; // it died: start another on the same store
         }
         let running = start(local).await?;
-        let url = running.url.clone();
+        let client = running.client.clone();
         *g = Some(running);
-        Ok(url)
+        Ok(client)
     }
 
     /// Kill the server (its process group). Idempotent.
@@ -79,18 +93,25 @@ fn unavailable(message: String) -> Response {
     reply::api(503, "TEMPORARILY_UNAVAILABLE", message)
 }
 
+/// The base URL of requests to the server: its Unix socket is the address,
+/// and `localhost` is a host its own host check accepts.
+pub(super) const SERVER_BASE: &str = "http://localhost";
+
 async fn start(local: &Arc<Local>) -> Result<Running, Response> {
     let dir = local.state_dir.join("mlflow");
     std::fs::create_dir_all(dir.join("artifacts"))
         .map_err(|e| unavailable(format!("could not create {}: {e}", dir.display())))?;
-    let port = free_port().map_err(|e| unavailable(format!("no free port for the MLflow server: {e}")))?;
+    let socket = SocketDir::create(&dir).map_err(|e| unavailable(format!("no place for MLflow's socket: {e}")))?;
     let log_path = dir.join("server.log");
     let log = std::fs::File::create(&log_path)
         .map_err(|e| unavailable(format!("could not create {}: {e}", log_path.display())))?;
     let log_err = log.try_clone().map_err(|e| unavailable(format!("could not open the log: {e}")))?;
-    let mut cmd = tokio::process::Command::new(&local.tools_python);
-    cmd.args(["-c", SUPERVISOR, "server", "--host", "127.0.0.1", "--port"])
-        .arg(port.to_string())
+    let mut cmd = super::child_env::command(&local.tools_python, &[]);
+    // MLflow listens on a Unix socket in a directory only this user can
+    // enter, never on a port: the workspace's routes, which check the
+    // token, are the only way in.
+    cmd.args(["-c", LAUNCHER, "server", "--uvicorn-opts"])
+        .arg(format!("--uds {}", socket.path().display()))
         .arg("--backend-store-uri")
         .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
         // Artifacts where a workspace's tracking server puts them: the
@@ -100,18 +121,15 @@ async fn start(local: &Arc<Local>) -> Result<Running, Response> {
         .current_dir(&dir)
         // Job execution (a huey consumer and its workers) is off: ~2 GB less.
         .env("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-        .env_remove("MLFLOW_TRACKING_URI")
-        .env_remove("MLFLOW_REGISTRY_URI")
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
         .kill_on_drop(true);
-    super::util::own_group_told_of_parent_death(&mut cmd, libc::SIGTERM);
+    super::util::own_group_dying_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| {
         unavailable(format!("could not start the MLflow server with {}: {e}", local.tools_python))
     })?;
-    let url = format!("http://127.0.0.1:{port}");
-    let client = proxy_client();
+    let client = proxy_client(&socket.path());
     let began = Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -128,7 +146,7 @@ async fn start(local: &Arc<Local>) -> Result<Running, Response> {
             return Err(reply::api(501, "FEATURE_DISABLED", hint));
         }
         let healthy = client
-            .get(format!("{url}/health"))
+            .get(format!("{SERVER_BASE}/health"))
             .timeout(Duration::from_secs(5))
             .send()
             .await
@@ -156,11 +174,7 @@ async fn start(local: &Arc<Local>) -> Result<Running, Response> {
             local.mlflow.stop();
         }
     });
-    Ok(Running { url, child })
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+    Ok(Running { client, child, _socket: socket })
 }
 
 fn log_tail(path: &std::path::Path) -> String {
@@ -169,17 +183,13 @@ fn log_tail(path: &std::path::Path) -> String {
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
-fn proxy_client() -> reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .no_proxy()
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default()
-        })
-        .clone()
+/// A client whose every connection goes to the server's socket.
+fn proxy_client(socket: &std::path::Path) -> reqwest::Client {
+    reqwest::Client::builder()
+        .unix_socket(socket)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
 }
 
 /// Forward the request (method, path, query, headers but the workspace's
@@ -192,20 +202,33 @@ async fn proxy(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let base = match local.mlflow.url(&local).await {
-        Ok(u) => u,
+    let client = match local.mlflow.client(&local).await {
+        Ok(c) => c,
         Err(resp) => return resp,
     };
-    let target = format!("{base}{}", uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-    let mut out = proxy_client().request(method, target);
+    let target = format!("{SERVER_BASE}{}", uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let method_of_request = method.clone();
+    let mut out = client.request(method, target);
     for (name, value) in headers.iter() {
         if name == AUTHORIZATION || name == HOST || name == CONNECTION || name == TRANSFER_ENCODING {
             continue;
         }
         out = out.header(name, value);
     }
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    out = out.body(reqwest::Body::wrap_stream(stream));
+    // Unity Catalog's rules on what creates a model or a version (uc_names).
+    if let Some(what) = super::mlflow_rules::checked(&method_of_request, uri.path()) {
+        let bytes = match axum::body::to_bytes(body, super::mlflow_rules::MAX_CHECKED_BODY).await {
+            Ok(b) => b,
+            Err(e) => return reply::api(400, "INVALID_PARAMETER_VALUE", format!("could not read the request: {e}")),
+        };
+        if let Err(refused) = super::mlflow_rules::check(&local, &client, SERVER_BASE, what, &bytes).await {
+            return refused;
+        }
+        out = out.body(bytes);
+    } else {
+        let stream = body.into_data_stream().map_err(std::io::Error::other);
+        out = out.body(reqwest::Body::wrap_stream(stream));
+    }
     match out.send().await {
         Ok(resp) => {
             let mut builder = Response::builder().status(resp.status().as_u16());

@@ -18,6 +18,7 @@
 
 // The state types, below the routes (none of these imports an API family).
 mod access;
+mod child_env;
 mod cluster;
 mod contexts;
 mod extract;
@@ -34,6 +35,7 @@ mod state;
 mod stats;
 mod store;
 mod tempdir;
+mod uc_names;
 mod util;
 // The API families, one router each, merged in `server`.
 mod clusters;
@@ -44,6 +46,7 @@ mod files;
 mod identity;
 pub mod jobs;
 mod mlflow;
+mod mlflow_rules;
 mod oauth;
 mod uc_artifacts;
 mod uc_registry;

@@ -89,11 +89,16 @@ async fn count(State(stats): State<Arc<Stats>>, req: Request, next: Next) -> Res
     Response::from_parts(parts, Body::new(stats.count(route, Direction::Out, body)))
 }
 
-/// Bearer token on `/api/` and `/_local/`: the cluster's token or an OAuth
-/// token it issued. 401/403 exactly as a workspace answers.
+/// What a workspace serves without a token: OAuth discovery and the token
+/// endpoint (which checks the client's id and secret itself).
+const PUBLIC_PATHS: &[&str] =
+    &["/.well-known/databricks-config", "/oidc/.well-known/oauth-authorization-server", "/oidc/v1/token"];
+
+/// Bearer token on every route but [`PUBLIC_PATHS`] (`/api/`, `/_local/`,
+/// MLflow's `/ajax-api/`, and any path not served): the cluster's token or
+/// an OAuth token it issued. 401/403 exactly as a workspace answers.
 async fn authenticate(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if !(path.starts_with("/api/") || path.starts_with("/_local/")) {
+    if PUBLIC_PATHS.contains(&req.uri().path()) {
         return next.run(req).await;
     }
     let bearer = req

@@ -4,7 +4,7 @@
 //! and loads `models:/catalog.schema.model@alias` here unchanged.
 //!
 //! One registry: models and versions live in the cluster's MLflow server
-//! (its open-source registry, reached through `Mlflow::url`); these routes
+//! (its open-source registry, reached through `Mlflow::client`); these routes
 //! translate the UC messages to and from it. What UC adds is kept here: a
 //! version is PENDING_REGISTRATION until `finalize` (a marker file), its
 //! files live in the cluster's own storage (`uc_artifacts`), and the
@@ -139,9 +139,8 @@ fn model_name(f: &Map<String, Value>) -> Result<String, Response> {
 /// Call the cluster's MLflow server (`/api/2.0/mlflow/<route>`): its answer,
 /// or its error as the response to send back.
 async fn oss(local: &Arc<Local>, method: Method, route: &str, body: Value) -> Result<Value, Response> {
-    let base = local.mlflow.url(local).await?;
-    let url = format!("{base}/api/2.0/mlflow/{route}");
-    let client = http();
+    let client = local.mlflow.client(local).await?;
+    let url = format!("{}/api/2.0/mlflow/{route}", super::mlflow::SERVER_BASE);
     let req = if method == Method::GET {
         let pairs: Vec<(String, String)> = body
             .as_object()
@@ -167,12 +166,6 @@ async fn oss(local: &Arc<Local>, method: Method, route: &str, body: Value) -> Re
     }
 }
 
-fn http() -> reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT
-        .get_or_init(|| reqwest::Client::builder().no_proxy().build().unwrap_or_default())
-        .clone()
-}
 
 // ---- UC state kept here: pending versions -----------------------------------------
 

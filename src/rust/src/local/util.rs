@@ -52,26 +52,3 @@ pub(crate) fn own_group_told_of_parent_death(cmd: &mut tokio::process::Command, 
         });
     }
 }
-
-/// Code in a context or a job task must not find the client's credentials
-/// (a cluster's processes do not have them either): every variable of the
-/// server's environment that holds one is removed from `cmd`'s.
-pub(crate) fn without_client_secrets(cmd: &mut tokio::process::Command) {
-    for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(is_secret_name) {
-            cmd.env_remove(name);
-        }
-    }
-}
-
-/// Whether an environment variable holds a credential of the client: any
-/// token, secret, password or key of Databricks, dbrxr, or the cloud logins
-/// unified auth reads (Azure, Google, AWS).
-pub(crate) fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    const SCOPES: &[&str] = &["DATABRICKS_", "DBRXR_", "ARM_", "AZURE_", "GOOGLE_", "AWS_"];
-    const SECRETS: &[&str] =
-        &["TOKEN", "TOKENS", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "KEY", "PAT"];
-    SCOPES.iter().any(|s| upper.starts_with(s)) && upper.split('_').skip(1).any(|part| SECRETS.contains(&part))
-}
-

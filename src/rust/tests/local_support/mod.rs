@@ -9,14 +9,9 @@ use serde_json::{json, Value};
 
 pub const CLUSTER: &str = "local-cluster";
 
-/// The port of a local cluster's MLflow server, from its log in the state dir.
-pub fn mlflow_port(state_dir: &std::path::Path) -> u16 {
-    let log = std::fs::read_to_string(state_dir.join("mlflow/server.log")).unwrap_or_default();
-    log.split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .expect("the server's log names its port")
+/// The Unix socket a local cluster's MLflow server listens on.
+pub fn mlflow_socket(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("mlflow/sock/server.sock")
 }
 
 pub fn start(f: impl FnOnce(&mut LocalOptions)) -> Api {

@@ -455,7 +455,10 @@ fn spawn(
     let local = &jobs.local;
     let out = std::fs::File::create(log)?;
     let err = out.try_clone()?;
-    let mut cmd = tokio::process::Command::new(&local.python.path);
+    // The allow-listed environment and what the cluster gives every process
+    // (as to contexts: its MLflow server).
+    let cluster = local.worker_env.get().map(Vec::as_slice).unwrap_or_default();
+    let mut cmd = crate::local::child_env::command(&local.python.path, cluster);
     cmd.arg("-u")
         .arg(jobs.dir().join("launcher.py"))
         .arg(file)
@@ -475,9 +478,6 @@ fn spawn(
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .kill_on_drop(true);
-    crate::local::util::without_client_secrets(&mut cmd);
-    // As in contexts: the workspace's host, the cluster's token, MLflow's URIs.
-    cmd.envs(crate::local::uc_registry::cluster_credentials_env(&local.access.url(), &local.access.cluster_token));
     crate::local::util::own_group_dying_with_parent(&mut cmd);
     cmd.spawn()
 }

@@ -38,3 +38,15 @@ def spark():
         return impl()
     from pyspark.sql import SparkSession
     return SparkSession.builder.getOrCreate()
+
+
+def file_path(path):
+    """The file a DBFS or volume path names in this process: dbfs:/x is
+    /dbfs/x (the FUSE mount of DBFS), /dbfs/... and /Volumes/... paths are
+    themselves. So they are on the local cluster, whose processes have the
+    same mounts; where its machine refused them, its implementation finds
+    the files in the cluster's store."""
+    if path.startswith("dbfs:/"):
+        path = "/dbfs/" + path[len("dbfs:/"):].lstrip("/")
+    impl = _provided("file_path")
+    return impl(path) if impl is not None else path

@@ -438,6 +438,7 @@ fn spawn(
         .kill_on_drop(true);
     crate::local::util::without_client_secrets(&mut cmd);
     crate::local::util::own_group_dying_with_parent(&mut cmd);
+    local.mounts.apply(&mut cmd, cwd);
     cmd.spawn()
 }
 

@@ -7,7 +7,10 @@ python_with_rpy2 <- function() {
 }
 
 # Run the commands (Python source) in one fresh Python process; its stdout.
-run_commands <- function(commands, env = character()) {
+# With `fs_root`, the process stands for a local cluster's context without
+# /dbfs and /Volumes mounts: the platform contract's local side (as the
+# worker installs it there) finds those paths under `fs_root`.
+run_commands <- function(commands, env = character(), fs_root = NULL) {
   py <- python_with_rpy2()
   script <- tempfile(fileext = ".py")
   # The bootstrap's request records live in the temporary directory: a fresh
@@ -16,6 +19,14 @@ run_commands <- function(commands, env = character()) {
   dir.create(tmp)
   env <- c(env, paste0("TMPDIR=", tmp))
   on.exit(unlink(c(script, tmp), recursive = TRUE))
+  if (!is.null(fs_root)) {
+    commands <- c(paste0(
+      "import os, sys, types\n",
+      "_m = types.ModuleType('dbrxr_local_platform')\n",
+      "_m.file_path = lambda p: os.path.join(", encodeString(fs_root, quote = "'"), ", p.lstrip('/')) ",
+      "if p.startswith(('/dbfs/', '/Volumes/')) else p\n",
+      "sys.modules['dbrxr_local_platform'] = _m"), commands)
+  }
   writeLines(paste(commands, collapse = "\n"), script)
   out <- suppressWarnings(system2(py, script, stdout = TRUE, stderr = FALSE, env = env))
   paste(out, collapse = "\n")
@@ -89,14 +100,12 @@ test_that("missing packages are reported before anything runs", {
   expect_equal(ans$versions[["stats"]], as.character(packageVersion("stats")))
 })
 
-test_that("staged requests and answers go through files, fast", {
-  # Staged paths are files of this process: dbfs:/x is /dbfs/x, /Volumes/...
-  # and any other path is itself (test-local-paths.R checks /dbfs itself).
+test_that("staged requests and answers go through the mapped /dbfs paths, fast", {
   root <- withr::local_tempdir()
   # A session of its own: the cluster keeps request records per session
   # (across contexts and runs), and a record of an earlier run would answer.
   sid <- basename(tempfile("s"))
-  dir <- file.path(root, "sessions", sid)
+  dir <- file.path(root, "dbfs", "tmp", "dbrxr", "sessions", sid)
   dir.create(dir, recursive = TRUE)
   big <- data.frame(matrix(runif(1.5e6), ncol = 10))  # 12 MB
   req <- list(op = "eval", expr = quote(big), globals = list(big = big),
@@ -105,14 +114,15 @@ test_that("staged requests and answers go through files, fast", {
   writeBin(bytes, file.path(dir, "req.bin"))
   code <- c(dbrxr:::bootstrap_code(FALSE),
             "import time\n_t = time.time()",
-            dbrxr:::call_code(NULL, file.path(dir, "req.bin"), file.path(dir, "answer.bin")),
+            dbrxr:::call_code(NULL, paste0("dbfs:/tmp/dbrxr/sessions/", sid, "/req.bin"),
+                              paste0("dbfs:/tmp/dbrxr/sessions/", sid, "/answer.bin")),
             "print('SECONDS', time.time() - _t)",
-            dbrxr:::call_code(NULL, file.path(dir, "gone.bin"), "", request_id = "r2"))
-  out <- run_commands(code)
+            dbrxr:::call_code(NULL, paste0("/dbfs/tmp/dbrxr/sessions/", sid, "/gone.bin"), "", request_id = "r2"))
+  out <- run_commands(code, fs_root = root)
   m <- markers(out)
   file_m <- dbrxr:::parse_marker(m[2])
   expect_equal(file_m$kind, "FILE")
-  expect_equal(file_m$fields$path, file.path(dir, "answer.bin"))
+  expect_equal(file_m$fields$path, paste0("dbfs:/tmp/dbrxr/sessions/", sid, "/answer.bin"))
   ans <- unserialize(readBin(file.path(dir, "answer.bin"), "raw", 2e7))
   expect_identical(ans$value, big)
   # 12 MB in and out through rpy2: the raw-memory path takes milliseconds,
@@ -175,7 +185,9 @@ test_that("a request sent again to a new context is answered from its record, or
 })
 
 test_that("a request staged as several parts is put together in order", {
-  dir <- withr::local_tempdir()
+  root <- withr::local_tempdir()
+  dir <- file.path(root, "dbfs", "tmp", "s2")
+  dir.create(dir, recursive = TRUE)
   x <- runif(3e5)
   bytes <- serialize(list(op = "eval", expr = quote(x), globals = list(x = x),
                           protocol = dbrxr:::protocol_version), NULL, xdr = FALSE)
@@ -183,10 +195,11 @@ test_that("a request staged as several parts is put together in order", {
   paths <- character()
   for (i in seq_along(cuts)) {
     writeBin(bytes[cuts[[i]]], file.path(dir, sprintf("%05d", i)))
-    paths <- c(paths, file.path(dir, sprintf("%05d", i)))
+    paths <- c(paths, sprintf("dbfs:/tmp/s2/%05d", i))
   }
   expect_gt(length(paths), 1)
-  out <- run_commands(c(dbrxr:::bootstrap_code(FALSE), dbrxr:::call_code(NULL, paths, "")))
+  out <- run_commands(c(dbrxr:::bootstrap_code(FALSE), dbrxr:::call_code(NULL, paths, "")),
+                      fs_root = root)
   expect_identical(decode_inline(markers(out)[2])$value, x)
 })
 

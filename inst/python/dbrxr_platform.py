@@ -50,3 +50,18 @@ def file_path(path):
         path = "/dbfs/" + path[len("dbfs:/"):].lstrip("/")
     impl = _provided("file_path")
     return impl(path) if impl is not None else path
+
+
+def spark_path(path):
+    """The URI Spark reads a file by: on Databricks /dbfs/x is dbfs:/x (Spark
+    reads DBFS through its own filesystem, on every node), /Volumes/...
+    is itself, any other path a local file. The local cluster's Spark runs
+    in the context's process, which has /dbfs: a file there."""
+    impl = _provided("spark_path")
+    if impl is not None:
+        return impl(path)
+    if path.startswith("/dbfs/"):
+        return "dbfs:/" + path[len("/dbfs/"):]
+    if path.startswith("/Volumes/"):
+        return path
+    return "file://" + path

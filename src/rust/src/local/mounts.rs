@@ -102,6 +102,10 @@ fn build(state_dir: &Path, fs_root: &Path) -> Result<Plan, String> {
         let ft = meta.file_type();
         if ft.is_symlink() {
             let target = std::fs::read_link(&src).map_err(|e| fail(&format!("read {}", src.display()), e))?;
+            // Relative, so that on the machine the link stays inside the
+            // skeleton (a walk of the state directory never leaves it); in
+            // the chroot it names the same place.
+            let target = target.strip_prefix("/").map(Path::to_path_buf).unwrap_or(target);
             std::os::unix::fs::symlink(target, &twin).map_err(|e| fail(&format!("link {}", twin.display()), e))?;
         } else if ft.is_dir() {
             std::fs::create_dir(&twin).map_err(|e| fail(&format!("create {}", twin.display()), e))?;

@@ -39,9 +39,9 @@ sys.stdout = sys.__stdout__ = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), 
 # Shipped code asks inst/python/dbrxr_platform.py for what differs from a
 # Databricks cluster; that module finds this implementation in sys.modules.
 # A function left out keeps the Databricks behaviour (file_path: /dbfs and
-# /Volumes are themselves, the mounts this process has), so only what the
-# machine could not provide is here: the store's files for those paths when
-# it refused the mount namespace.
+# /Volumes are themselves, the mounts this process has), so only what
+# differs is here: where Spark reads files, and the store's files for those
+# paths when the machine refused the mount namespace.
 def _install_platform():
     import types
     mod = types.ModuleType("dbrxr_local_platform")
@@ -58,6 +58,9 @@ def _install_platform():
                 return os.path.join(root, path.lstrip("/"))
             return path
         mod.file_path = file_path
+    # The context's Spark runs here, in local mode: it reads a file of this
+    # process (it has no dbfs: filesystem).
+    mod.spark_path = lambda path: "file://" + path
     sys.modules["dbrxr_local_platform"] = mod
 
 

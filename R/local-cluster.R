@@ -35,14 +35,15 @@
 #' routes under `/_local/` for tests (counters, fault injection, restart,
 #' eviction). It binds 127.0.0.1 only.
 #'
-#' The cluster's processes see DBFS and Volumes under the directory in the
-#' environment variable `DBRXR_LOCAL_FS_ROOT`: DBFS `/x` is
-#' `$DBRXR_LOCAL_FS_ROOT/dbfs/x`, `/Volumes/c/s/v/p` is
-#' `$DBRXR_LOCAL_FS_ROOT/Volumes/c/s/v/p`.
+#' Contexts take `python`, `sql` (statements on the context's Spark session)
+#' and `r` (R code in the context's own R, results as text). The cluster's
+#' processes (contexts and job tasks) see DBFS at `/dbfs` and volumes at
+#' `/Volumes`, the files of the DBFS and Files APIs, through a mount namespace
+#' of their own; where the machine refuses namespaces, a message at start
+#' says why and [dbx_sitrep()] shows it.
 #'
 #' @section What it does not emulate:
-#' Spark, SQL, Scala and R *contexts* (contexts run Python only; R runs inside
-#' them through rpy2), cluster libraries, jobs, workspace files, Unity Catalog
+#' Scala contexts, cluster libraries, workspace files, Unity Catalog
 #' permissions (any `/Volumes/<catalog>/<schema>/<volume>` exists), multipart
 #' and presigned-URL uploads, and real cluster start times (set
 #' `start_delay_ms` to simulate them). Installed R packages are those of the
@@ -75,8 +76,9 @@
 #' @eval local_options_doc()
 #' @return A `dbx_connection` of class `dbx_local_connection`. Its field
 #'   `local_info` holds `url`, `cluster_id`, `state_dir`, `python`, `rpy2`
-#'   (whether that Python can import rpy2), `runtime` (the profile, or `NULL`)
-#'   and `spark_version`. When no default connection is
+#'   (whether that Python can import rpy2), `runtime` (the profile, or `NULL`),
+#'   `spark_version` and `paths_missing` (`NULL`, or why `/dbfs` and
+#'   `/Volumes` are missing in the cluster's processes). When no default connection is
 #'   open, it becomes the default (see [dbx_default_connection()]). It runs
 #'   until [dbx_disconnect()], garbage collection or the end of the session;
 #'   in tests, [local_test_cluster()] stops it when the test ends.
@@ -112,6 +114,9 @@ start_local_cluster <- function(python, port, token, dots, call = rlang::caller_
                     "i" = "Python commands work; R code sent through rpy2 will fail."),
                   class = "dbrxr_local_no_rpy2_warning", call = call)
   }
+  if (!is.null(info$paths_missing)) {
+    cli::cli_inform(c("!" = cli_escape(info$paths_missing)), class = "dbrxr_local_no_paths_message")
+  }
   creds <- if (!is.null(server$client_id)) {
     c(client_id = server$client_id, client_secret = server$client_secret,
       auth_type = "oauth-m2m")
@@ -130,7 +135,7 @@ start_local_cluster <- function(python, port, token, dots, call = rlang::caller_
   conn$local_info <- list(url = info$url, cluster_id = info$cluster_id,
                           state_dir = info$state_dir, python = info$python,
                           rpy2 = isTRUE(info$rpy2), runtime = info$runtime,
-                          spark_version = info$spark_version)
+                          spark_version = info$spark_version, paths_missing = info$paths_missing)
   pane_opened(conn)  # RStudio's connections pane (R/connections-pane.R)
   conn
 }

@@ -20,6 +20,7 @@
 #'   compatible across versions, packages built for another R are not.
 #' * **staging**: a small file is written to the staging location, read back
 #'   and deleted.
+#' * **paths**: `/dbfs` and `/Volumes` exist in an execution context.
 #' * **spark**: the context's `spark` session and its version.
 #' * **mlflow**: MLflow importable in the context, and its registry URI
 #'   (needed only to log models).
@@ -370,6 +371,23 @@ fix_staging <- function(e) {
   fix_credentials(e)
 }
 
+# /dbfs and /Volumes in the context (FUSE mounts on a cluster; on the local
+# cluster, mount namespaces where the machine allows them).
+paths_probe <- "import os; print(os.path.isdir('/dbfs'), os.path.isdir('/Volumes'))"
+
+check_paths <- function(conn, schema, deadline, found) {
+  skip <- skip_unless_up("paths", found)
+  if (!is.null(skip)) return(skip)
+  seen <- trimws(dbx_exec(paths_probe, conn, timeout = seconds_left(deadline)))
+  if (identical(seen, "True True")) {
+    return(sitrep_row("paths", "ok", "/dbfs and /Volumes are there in the execution context."))
+  }
+  sitrep_row("paths", "warn",
+             conn$local_info$paths_missing %||% "/dbfs or /Volumes is missing in the execution context.",
+             paste("Code that opens /dbfs/... or /Volumes/... paths fails there; read and write through",
+                   "dbfs:/ paths in Spark or the DBFS and Files APIs (dbx_upload(), dbx_download())."))
+}
+
 # Constant probes (no value of the user's is ever pasted into them); each
 # prints one value per line and defines no names in the context.
 spark_probe <- "print(spark.version)"
@@ -505,6 +523,7 @@ sitrep_checks <- list(
   list(name = "cluster", rows = c("cluster", "access mode"), run = check_cluster, fix = fix_cluster),
   list(name = "python", rows = c("python", "r"), run = check_runtime, fix = fix_runtime),
   list(name = "staging", run = check_staging, fix = fix_staging),
+  list(name = "paths", run = check_paths, fix = NULL),
   list(name = "spark", run = check_spark, fix = fix_spark),
   list(name = "mlflow", run = check_mlflow, fix = NULL),
   list(name = "grants", run = check_grants, fix = fix_grants)

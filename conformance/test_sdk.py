@@ -136,6 +136,24 @@ def jobs_cases(w):
             raise AssertionError("a deleted job is still there")
     check("jobs.create, get, list, run_now, cancel_run (CANCELED), list_runs, delete", create_run_now_cancel)
 
+    def task_uses_dbfs_paths():
+        # Python written for Databricks opens /dbfs and /Volumes paths; the
+        # files are those of the DBFS and Files APIs.
+        w.files.upload("/Volumes/main/default/vol/conformance/in.txt", io.BytesIO(b"from the Files API"),
+                       overwrite=True)
+        w.dbfs.upload("/tmp/conformance/paths.py", io.BytesIO(
+            b"text = open('/Volumes/main/default/vol/conformance/in.txt').read()\n"
+            b"with open('/dbfs/tmp/conformance/x.txt', 'w') as f:\n"
+            b"    f.write(text + ', through /dbfs')\n"), overwrite=True)
+        t = jobs.SubmitTask(task_key="main", existing_cluster_id=CLUSTER,
+                            spark_python_task=jobs.SparkPythonTask(python_file="dbfs:/tmp/conformance/paths.py"))
+        r = w.jobs.submit(run_name="paths", tasks=[t]).result(timeout=five)
+        assert r.state.result_state == jobs.RunResultState.SUCCESS, (r.state, w.jobs.get_run_output(r.tasks[0].run_id).logs)
+        with w.dbfs.download("/tmp/conformance/x.txt") as f:
+            assert f.read() == b"from the Files API, through /dbfs"
+    check("a spark_python_task reads /Volumes/... and writes /dbfs/tmp/...; the APIs see the same files",
+          task_uses_dbfs_paths)
+
     def unknown_run():
         try:
             w.jobs.get_run(123)
@@ -144,6 +162,54 @@ def jobs_cases(w):
             return
         raise AssertionError("an unknown run id must fail")
     check("jobs.get_run of an unknown run fails with 'does not exist'", unknown_run)
+
+
+def language_cases(w, rpy2, spark):
+    """Contexts in each language of a Databricks cluster: python, sql (on the
+    context's Spark session), r (the context's own R); scala is refused."""
+    from databricks.sdk.service.compute import CommandStatus, Language, ResultType
+    ce = w.command_execution
+
+    def in_context(language, command):
+        ctx = ce.create_and_wait(cluster_id=CLUSTER, language=language)
+        try:
+            return ce.execute_and_wait(cluster_id=CLUSTER, context_id=ctx.id, language=language, command=command)
+        finally:
+            ce.destroy(cluster_id=CLUSTER, context_id=ctx.id)
+
+    def python():
+        r = in_context(Language.PYTHON, "sum(range(11))")
+        assert r.results.result_type == ResultType.TEXT and r.results.data == "Out[1]: 55", r.results
+    check("a python context", python)
+
+    def r_context():
+        r = in_context(Language.R, "sum(1:10)")
+        assert r.status == CommandStatus.FINISHED, r.status
+        assert r.results.result_type == ResultType.TEXT, r.results
+        assert r.results.data == "[1] 55", repr(r.results.data)
+        e = in_context(Language.R, "stop('on purpose')")
+        assert e.results.result_type == ResultType.ERROR, e.results
+        assert "on purpose" in e.results.summary and "on purpose" in e.results.cause, e.results
+    check("an r context: sum(1:10) is \"[1] 55\"; stop() an error result", r_context,
+          skip=None if rpy2 else "the cluster's Python has no rpy2")
+
+    def sql_context():
+        r = in_context(Language.SQL, "SELECT 1 AS one, 'a' AS s")
+        assert r.status == CommandStatus.FINISHED, r.status
+        assert r.results.result_type == ResultType.TABLE, r.results
+        assert r.results.data == [[1, "a"]], r.results.data
+        assert [c["name"] for c in r.results.schema] == ["one", "s"], r.results.schema
+    check("a sql context: SELECT gives a table result", sql_context,
+          skip=None if spark else "the cluster's Python has no PySpark")
+
+    def scala():
+        try:
+            ce.create(cluster_id=CLUSTER, language=Language.SCALA)
+        except Exception as e:  # noqa: BLE001 - the service's 1.2 error
+            assert "scala" in str(e) and "not supported" in str(e), e
+            return
+        raise AssertionError("a scala context was created")
+    check("a scala context is refused with a clear message", scala)
 
 
 def main():
@@ -157,6 +223,11 @@ def main():
 
     rpy2 = subprocess.run(["/usr/bin/python3", "-c", "import rpy2.rinterface"],
                           capture_output=True).returncode == 0
+
+    # What the cluster's contexts run (the binary's default: DBRXR_PYTHON, else python3).
+    def cluster_python_has(module):
+        python = os.environ.get("DBRXR_PYTHON") or "python3"
+        return subprocess.run([python, "-c", "import " + module], capture_output=True).returncode == 0
     with tempfile.TemporaryDirectory() as state_dir:
         proc, url = start(args.binary, state_dir)
         try:
@@ -263,6 +334,7 @@ def main():
                 assert names == ["x.bin"], names
             check("files.upload/download of a /Volumes file, byte-identical", files_roundtrip)
             jobs_cases(w)
+            language_cases(w, cluster_python_has("rpy2.rinterface"), cluster_python_has("pyspark"))
 
             def destroy():
                 ce.destroy(cluster_id=CLUSTER, context_id=ctx_id)

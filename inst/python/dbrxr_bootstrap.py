@@ -60,15 +60,10 @@ def _say(kind, payload=""):
 
 
 def map_path(path):
-    """Cluster path of a staged file. On the local cluster DBFS and Volumes live
-    under DBRXR_LOCAL_FS_ROOT; on Databricks /dbfs and /Volumes are FUSE mounts."""
-    root = os.environ.get("DBRXR_LOCAL_FS_ROOT")
-    if path.startswith("dbfs:/"):
-        path = "/dbfs/" + path[len("dbfs:/"):].lstrip("/")
-    if root and (path == "/dbfs" or path.startswith("/dbfs/")
-                 or path.startswith("/Volumes/")):
-        return os.path.join(root, path.lstrip("/"))
-    return path
+    """The file of a staged path in this process (dbfs:/x is /dbfs/x; see
+    dbrxr_platform.file_path)."""
+    import dbrxr_platform
+    return dbrxr_platform.file_path(path)
 
 
 def scratch_path(name):
@@ -424,10 +419,12 @@ def _install_files(files):
     if d in sys.path:
         sys.path.remove(d)
     sys.path.insert(0, d)
+    # Our modules of another source directory go (a module without a file,
+    # such as the platform's local side the cluster installs, stays).
     for name in list(sys.modules):
         mod = sys.modules[name]
         f = getattr(mod, "__file__", None) or ""
-        if name.startswith("dbrxr_") and name != "dbrxr_bootstrap" and os.path.dirname(f) != d:
+        if name.startswith("dbrxr_") and name != "dbrxr_bootstrap" and f and os.path.dirname(f) != d:
             del sys.modules[name]
     importlib.invalidate_caches()
     _state["dir"] = d
@@ -439,6 +436,10 @@ def _load_dispatcher(src):
     # The dispatcher lives in its own environment, never in the global one.
     env = ri.baseenv["new.env"](parent=ri.globalenv)
     ri.baseenv["eval"](ri.parse(src), env)
+    # Where /dbfs and /Volumes are in this process (themselves on a cluster).
+    roots = ri.StrSexpVector([map_path("/dbfs"), map_path("/Volumes")])
+    roots.names = ri.StrSexpVector(["/dbfs", "/Volumes"])
+    env["fs_roots"] = roots
     _state["r"] = env
     return str(env.find("dbrxr_info")()[0][0])
 

@@ -19,18 +19,6 @@ import os
 import sys
 
 
-def _local(path):
-    # dbfs:/ and /Volumes/ as this machine sees them (FUSE mounts on a
-    # cluster; the local cluster's state directory otherwise). The bootstrap's
-    # map_path() does the same once it can be imported.
-    root = os.environ.get("DBRXR_LOCAL_FS_ROOT")
-    if path.startswith("dbfs:/"):
-        path = "/dbfs/" + path[len("dbfs:/"):].lstrip("/")
-    if root and (path.startswith("/dbfs/") or path.startswith("/Volumes/")):
-        return os.path.join(root, path.lstrip("/"))
-    return path
-
-
 def _answer_status(answer_path):
     """`status` and the error message of a serialized answer, read by R."""
     import dbrxr_bootstrap as b
@@ -68,7 +56,10 @@ def main(argv=None):
     ap.add_argument("--output")
     args = ap.parse_args(argv)
 
-    code = _local(args.code)
+    # This file is staged with the other modules: the platform module is
+    # importable before the code directory is on sys.path.
+    import dbrxr_platform
+    code = dbrxr_platform.file_path(args.code)
     sys.path.insert(0, code)
     import dbrxr_bootstrap as b
 

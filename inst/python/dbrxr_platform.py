@@ -38,3 +38,30 @@ def spark():
         return impl()
     from pyspark.sql import SparkSession
     return SparkSession.builder.getOrCreate()
+
+
+def file_path(path):
+    """The file a DBFS or volume path names in this process: dbfs:/x is
+    /dbfs/x (the FUSE mount of DBFS), /dbfs/... and /Volumes/... paths are
+    themselves. So they are on the local cluster, whose processes have the
+    same mounts; where its machine refused them, its implementation finds
+    the files in the cluster's store."""
+    if path.startswith("dbfs:/"):
+        path = "/dbfs/" + path[len("dbfs:/"):].lstrip("/")
+    impl = _provided("file_path")
+    return impl(path) if impl is not None else path
+
+
+def spark_path(path):
+    """The URI Spark reads a file by: on Databricks /dbfs/x is dbfs:/x (Spark
+    reads DBFS through its own filesystem, on every node), /Volumes/...
+    is itself, any other path a local file. So it is on the local cluster,
+    whose Spark has a dbfs: filesystem of its own."""
+    impl = _provided("spark_path")
+    if impl is not None:
+        return impl(path)
+    if path.startswith("/dbfs/"):
+        return "dbfs:/" + path[len("/dbfs/"):]
+    if path.startswith("/Volumes/"):
+        return path
+    return "file://" + path

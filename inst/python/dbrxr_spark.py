@@ -624,11 +624,8 @@ def _registry_file(hash_):
 
 
 def _spark_path(path):
-    if path.startswith("/dbfs/"):
-        return "dbfs:/" + path[len("/dbfs/"):]
-    if path.startswith("/Volumes/"):
-        return path
-    return "file://" + path
+    import dbrxr_platform
+    return dbrxr_platform.spark_path(path)
 
 
 def _score(spec):

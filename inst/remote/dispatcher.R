@@ -266,14 +266,18 @@ library_marker <- ".dbrxr-complete"
 system_libpaths <- Filter(function(p) !file.exists(file.path(p, library_marker)), .libPaths())
 library_state <- new.env(parent = emptyenv())
 
-# A DBFS or Volume path as this process sees it: the local cluster keeps them
-# under DBRXR_LOCAL_FS_ROOT; on Databricks /dbfs and /Volumes are mounts.
+# Where /dbfs and /Volumes are in this process: themselves (the mounts of a
+# cluster, and of the local cluster's processes). The bootstrap sets them from
+# dbrxr_platform.file_path() when it loads this file.
+fs_roots <- c("/dbfs" = "/dbfs", "/Volumes" = "/Volumes")
+
+# The file of a DBFS or Volume path in this process: dbfs:/x is /dbfs/x.
 fs_path <- function(path) {
   if (startsWith(path, "dbfs:/")) path <- paste0("/dbfs/", sub("^dbfs:/+", "", path))
-  root <- Sys.getenv("DBRXR_LOCAL_FS_ROOT")
-  if (nzchar(root) && (path == "/dbfs" || startsWith(path, "/dbfs/") ||
-                       startsWith(path, "/Volumes/"))) {
-    return(file.path(root, sub("^/+", "", path)))
+  for (top in names(fs_roots)) {
+    if (path == top || startsWith(path, paste0(top, "/"))) {
+      return(paste0(fs_roots[[top]], substring(path, nchar(top) + 1L)))
+    }
   }
   path
 }
@@ -483,17 +487,16 @@ library_resolve <- function(spec) {
 # A package not found while some repository could not be read: say so (the
 # package may well be there), not that the package does not exist.
 unreachable_failure <- function(unreachable, package) {
-  local <- nzchar(Sys.getenv("DBRXR_LOCAL_FS_ROOT"))
   list(failure = list(
     message = sprintf("The cluster could not reach the repositor%s %s, so %s could not be resolved.",
                       if (length(unreachable) > 1) "ies" else "y",
                       paste(names(unreachable), collapse = ", "), package),
     package = package,
     hints = c(sprintf("%s: %s", names(unreachable), unreachable),
-              if (local) paste("The local cluster has no internet access: point `repos` at a",
-                               "`file://` repository (a directory with src/contrib/PACKAGES),",
-                               "or pass the package's source directory or tarball as `local =`.")
-              else "Check the cluster's network access to the repository, or pass the package's source tarball as `local =`.")))
+              paste("Check the cluster's network access to the repository. A cluster without",
+                    "internet access (such as dbrxr's local cluster) needs `repos` pointed at a",
+                    "`file://` repository (a directory with src/contrib/PACKAGES), or the",
+                    "package's source directory or tarball passed as `local =`."))))
 }
 
 # The source packages of `repos`, the newest version of each. A repository

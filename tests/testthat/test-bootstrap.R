@@ -7,7 +7,10 @@ python_with_rpy2 <- function() {
 }
 
 # Run the commands (Python source) in one fresh Python process; its stdout.
-run_commands <- function(commands, env = character()) {
+# With `fs_root`, the process stands for a local cluster's context without
+# /dbfs and /Volumes mounts: the platform contract's local side (as the
+# worker installs it there) finds those paths under `fs_root`.
+run_commands <- function(commands, env = character(), fs_root = NULL) {
   py <- python_with_rpy2()
   script <- tempfile(fileext = ".py")
   # The bootstrap's request records live in the temporary directory: a fresh
@@ -16,6 +19,14 @@ run_commands <- function(commands, env = character()) {
   dir.create(tmp)
   env <- c(env, paste0("TMPDIR=", tmp))
   on.exit(unlink(c(script, tmp), recursive = TRUE))
+  if (!is.null(fs_root)) {
+    commands <- c(paste0(
+      "import os, sys, types\n",
+      "_m = types.ModuleType('dbrxr_local_platform')\n",
+      "_m.file_path = lambda p: os.path.join(", encodeString(fs_root, quote = "'"), ", p.lstrip('/')) ",
+      "if p.startswith(('/dbfs/', '/Volumes/')) else p\n",
+      "sys.modules['dbrxr_local_platform'] = _m"), commands)
+  }
   writeLines(paste(commands, collapse = "\n"), script)
   out <- suppressWarnings(system2(py, script, stdout = TRUE, stderr = FALSE, env = env))
   paste(out, collapse = "\n")
@@ -107,7 +118,7 @@ test_that("staged requests and answers go through the mapped /dbfs paths, fast",
                               paste0("dbfs:/tmp/dbrxr/sessions/", sid, "/answer.bin")),
             "print('SECONDS', time.time() - _t)",
             dbrxr:::call_code(NULL, paste0("/dbfs/tmp/dbrxr/sessions/", sid, "/gone.bin"), "", request_id = "r2"))
-  out <- run_commands(code, env = paste0("DBRXR_LOCAL_FS_ROOT=", root))
+  out <- run_commands(code, fs_root = root)
   m <- markers(out)
   file_m <- dbrxr:::parse_marker(m[2])
   expect_equal(file_m$kind, "FILE")
@@ -188,7 +199,7 @@ test_that("a request staged as several parts is put together in order", {
   }
   expect_gt(length(paths), 1)
   out <- run_commands(c(dbrxr:::bootstrap_code(FALSE), dbrxr:::call_code(NULL, paths, "")),
-                      env = paste0("DBRXR_LOCAL_FS_ROOT=", root))
+                      fs_root = root)
   expect_identical(decode_inline(markers(out)[2])$value, x)
 })
 

@@ -72,7 +72,8 @@ test_that("remote_library() builds pkgA with its dependency once; the same manif
   model <- dbxA::dbxA_model(10)
   nd <- data.frame(x = c(1.5, -2, 3))
   expect_identical(remote_score(model, nd, conn = conn), predict(model, nd))
-  expect_equal(remote_eval(find.package("dbxB"), conn), normalizePath(file.path(dir, "dbxB")))
+  # At the library's cluster path (/dbfs/..., as on Databricks).
+  expect_equal(remote_eval(find.package("dbxB"), conn), file.path(env$path, "dbxB"))
   pk <- remote_packages(conn)
   expect_named(pk, c("package", "local_version", "remote_version", "where", "status"))
   expect_equal(pk$where[pk$package == "dbxA"], env$hash)

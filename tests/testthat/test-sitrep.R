@@ -5,7 +5,7 @@
 # staging, faults, a Python without rpy2) or compares what the cluster stores
 # before and after.
 
-checks <- c("credentials", "cluster", "access mode", "python", "r", "staging", "spark",
+checks <- c("credentials", "cluster", "access mode", "python", "r", "staging", "paths", "spark",
             "mlflow", "grants")
 
 status_of <- function(r) stats::setNames(r$status, r$check)

@@ -77,7 +77,10 @@ async fn error_bodies_have_the_real_shapes() {
     assert_eq!(r.body, json!({"error": "requirement failed: missing contextId"}));
     let r = api.post("/api/1.2/contexts/create", json!({"clusterId": CLUSTER, "language": "scala"})).await;
     assert_eq!(r.status, 400);
-    assert!(r.body["error"].as_str().unwrap().contains("Python only"));
+    assert!(r.body["error"].as_str().unwrap().contains("no Scala REPL"), "{}", r.body);
+    let r = api.post("/api/1.2/contexts/create", json!({"clusterId": CLUSTER, "language": "cobol"})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body["error"].as_str().unwrap().contains("python, sql, r and scala"), "{}", r.body);
     let r = api.get(&format!("/api/1.2/commands/status?clusterId={CLUSTER}&contextId=42&commandId=x")).await;
     assert!(r.body["error"].as_str().unwrap().contains("context does not exist"));
     let r = api.send(api.req(Method::POST, "/api/1.2/contexts/create").body("{not json")).await;

@@ -277,18 +277,69 @@ async fn an_evicted_or_destroyed_context_leaves_no_zombie_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_see_dbfs_and_volumes_under_the_fs_root() {
+async fn workers_see_dbfs_and_volumes_at_their_cluster_paths() {
     let api = start(|_| {});
+    assert_eq!(api.c.paths_missing(), None, "this machine must allow mount namespaces");
     use base64::Engine;
     let data = base64::engine::general_purpose::STANDARD.encode(b"hello");
     api.post("/api/2.0/dbfs/put", json!({"path": "dbfs:/tmp/x.txt", "contents": data})).await;
     let ctx = api.context().await;
-    let code = "import os\nroot = os.environ['DBRXR_LOCAL_FS_ROOT']\nprint(open(root + '/dbfs/tmp/x.txt').read())\nos.makedirs(root + '/Volumes/c/s/v', exist_ok=True)\n_ = open(root + '/Volumes/c/s/v/out.txt', 'w').write('from the cluster')";
+    let code = "import os\nprint(open('/dbfs/tmp/x.txt').read())\nos.makedirs('/Volumes/c/s/v', exist_ok=True)\n_ = open('/Volumes/c/s/v/out.txt', 'w').write('from the cluster')";
     let r = api.run(&ctx, code).await;
     assert_eq!(r["results"]["data"], "hello", "{r}");
     let r = api.get("/api/2.0/fs/files/Volumes/c/s/v/out.txt").await;
     assert_eq!(&r.raw[..], b"from the cluster");
     assert!(api.c.fs_root().join("dbfs/tmp/x.txt").exists());
+}
+
+/// Contexts made with `language: "r"` run their commands in R (a command
+/// naming no language runs in its context's), as a Databricks R context does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_r_context_runs_r_and_answers_as_text() {
+    let api = start(|_| {});
+    if !api.c.rpy2_available() {
+        eprintln!("SKIPPED: {} cannot import rpy2", api.c.python());
+        return;
+    }
+    let r = api.post("/api/1.2/contexts/create", json!({"clusterId": CLUSTER, "language": "r"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let ctx = r.body["id"].as_str().unwrap().to_string();
+    let run = |code: &'static str| {
+        let (api, ctx) = (&api, ctx.clone());
+        async move {
+            let r = api
+                .post("/api/1.2/commands/execute", json!({"clusterId": CLUSTER, "contextId": ctx, "command": code}))
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            api.wait(&ctx, r.body["id"].as_str().unwrap()).await
+        }
+    };
+    let r = run("sum(1:10)").await;
+    assert_eq!(r["results"], json!({"resultType": "text", "data": "[1] 55"}), "{r}");
+    let r = run("x <- 2\ninvisible(3)\nwarning('careful')\nx * 21").await;
+    assert_eq!(r["results"]["data"], "[1] 42\nWarning message:\ncareful", "{r}");
+    let r = run("f <- function() stop('inner trouble')\nf()").await;
+    assert_eq!(r["status"], "Finished");
+    assert_eq!(r["results"]["resultType"], "error");
+    assert_eq!(r["results"]["summary"], "Error in f() : inner trouble", "{r}");
+    // Cancel interrupts R, and R keeps its state.
+    let long = api
+        .post("/api/1.2/commands/execute", json!({"clusterId": CLUSTER, "contextId": ctx, "command": "Sys.sleep(60)"}))
+        .await;
+    let long = long.body["id"].as_str().unwrap().to_string();
+    api.wait_for(&ctx, &long, "Running").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = Instant::now();
+    api.cancel(&ctx, &long).await;
+    assert_eq!(api.wait(&ctx, &long).await["status"], "Cancelled");
+    assert!(t.elapsed() < Duration::from_secs(2), "R ignored the interrupt for {:?}", t.elapsed());
+    assert_eq!(run("x").await["results"]["data"], "[1] 2");
+    // A command naming Python runs Python in the R context.
+    let r = api.post("/api/1.2/commands/execute",
+                     json!({"clusterId": CLUSTER, "contextId": ctx, "language": "python", "command": "print(6 * 7)"}))
+        .await;
+    let r = api.wait(&ctx, r.body["id"].as_str().unwrap()).await;
+    assert_eq!(r["results"]["data"], "42", "{r}");
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

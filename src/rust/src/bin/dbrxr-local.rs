@@ -132,6 +132,9 @@ fn main() -> ExitCode {
     if let Some(w) = cluster.python_warning() {
         eprintln!("dbrxr-local: warning: {w}");
     }
+    if let Some(w) = cluster.paths_missing() {
+        eprintln!("dbrxr-local: warning: {w}");
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     wait_for_signal();

@@ -66,33 +66,28 @@ fn context(c: &Compute, p: &Params) -> Result<Arc<Context>, Response> {
     })
 }
 
-fn python_only(p: &Params) -> Result<(), Response> {
+/// A language of the service: `python`, `sql` or `r` (any case), as a
+/// context's or a command's; `None` when the request names none. Scala is
+/// refused: the local cluster has no JVM REPL.
+fn language(p: &Params) -> Result<Option<&'static str>, Response> {
     match p.str("language") {
-        None => Ok(()),
-        Some(l) if l.eq_ignore_ascii_case("python") => Ok(()),
+        None => Ok(None),
+        Some(l) if l.eq_ignore_ascii_case("python") => Ok(Some("python")),
+        Some(l) if l.eq_ignore_ascii_case("sql") => Ok(Some("sql")),
+        Some(l) if l.eq_ignore_ascii_case("r") => Ok(Some("r")),
+        Some(l) if l.eq_ignore_ascii_case("scala") => Err(legacy(
+            "Language \"scala\" is not supported by the dbrxr local cluster: its contexts run Python, SQL (on the context's Spark session) and R, and it has no Scala REPL. Use one of python, sql or r.",
+        )),
         Some(l) => Err(legacy(format!(
-            "Language {l:?} is not supported by the dbrxr local cluster: its contexts run Python only (run R through rpy2)."
-        ))),
-    }
-}
-
-/// A command's language: Python, or SQL (run by the context's `spark.sql`,
-/// answered as a table as on Databricks). Contexts stay Python.
-fn command_language(p: &Params) -> Result<&'static str, Response> {
-    match p.str("language") {
-        None => Ok("python"),
-        Some(l) if l.eq_ignore_ascii_case("python") => Ok("python"),
-        Some(l) if l.eq_ignore_ascii_case("sql") => Ok("sql"),
-        Some(l) => Err(legacy(format!(
-            "Language {l:?} is not supported by the dbrxr local cluster: its commands run Python, or SQL through Spark (run R through rpy2)."
+            "Language {l:?} is not supported: the languages of execution contexts are python, sql, r and scala (scala is not supported by the dbrxr local cluster)."
         ))),
     }
 }
 
 async fn context_create(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
     running_cluster(&c, &p)?;
-    python_only(&p)?;
-    let id = c.contexts.create().map_err(legacy)?;
+    let language = language(&p)?.unwrap_or("python");
+    let id = c.contexts.create(language).map_err(legacy)?;
     reply::ok(json!({"id": id}))
 }
 
@@ -113,7 +108,9 @@ async fn context_destroy(State(c): State<Compute>, Fields(p, ..): Input) -> Repl
 async fn execute(State(c): State<Compute>, Fields(p, ..): Input) -> Reply {
     running_cluster(&c, &p)?;
     let ctx = context(&c, &p)?;
-    let language = command_language(&p)?;
+    // A command runs in the language it names (as a notebook's %sql or %r
+    // cell does), else in its context's.
+    let language = language(&p)?.unwrap_or(ctx.language);
     let code = p.str("command").ok_or_else(|| legacy("requirement failed: missing command"))?;
     let id = ctx.submit(code, language, &c.contexts.stats).map_err(legacy)?;
     reply::ok(json!({"id": id}))

@@ -70,7 +70,7 @@ impl CmdStatus {
 struct Command {
     status: CmdStatus,
     code: String,
-    /// "python" or "sql".
+    /// "python", "sql" or "r".
     language: &'static str,
     results: Option<Value>,
 }
@@ -140,6 +140,9 @@ impl Inner {
 
 pub struct Context {
     pub id: String,
+    /// The context's language ("python", "sql" or "r"): its commands' unless
+    /// they name another.
+    pub language: &'static str,
     inner: Mutex<Inner>,
     wake: Notify,
     stop: CancellationToken,
@@ -320,6 +323,8 @@ pub struct WorkerSpec {
     /// Environment for every worker, known once the server listens (the
     /// cluster's MLflow tracking URI and token).
     pub extra_env: Arc<std::sync::OnceLock<Vec<(String, String)>>>,
+    /// `/dbfs` and `/Volumes` in the worker's own mount namespace.
+    pub mounts: Arc<super::mounts::Mounts>,
 }
 
 /// The table of live contexts.
@@ -350,7 +355,7 @@ impl Contexts {
 
     /// Create a context and start its process. When the cap is reached the
     /// least recently used idle context is evicted; Err when none is idle.
-    pub fn create(self: &Arc<Self>) -> Result<String, String> {
+    pub fn create(self: &Arc<Self>, language: &'static str) -> Result<String, String> {
         let mut map = self.lock();
         if map.len() >= self.spec.max_contexts {
             let lru = map
@@ -384,6 +389,7 @@ impl Contexts {
         };
         let ctx = Arc::new(Context {
             id: id.clone(),
+            language,
             inner: Mutex::new(Inner {
                 status: CtxStatus::Pending,
                 error: None,
@@ -617,6 +623,7 @@ fn spawn(spec: &WorkerSpec, id: &str, log: &std::path::Path) -> std::io::Result<
         .stderr(Stdio::from(log))
         .kill_on_drop(true);
     super::util::own_group_dying_with_parent(&mut cmd);
+    spec.mounts.apply(&mut cmd, &spec.state_dir.join("driver"));
     cmd.spawn()
 }
 

@@ -10,7 +10,8 @@
 //! counting), `params` (request bodies), `reply` (error bodies), `clusters`,
 //! `contexts` (worker processes), `commands` (1.2 routes), `store` (path
 //! mapping), `dbfs`, `files`, `oauth`, `control` (`/_local/`), `stats`,
-//! `faults`, `python` (interpreter discovery).
+//! `faults`, `python` (interpreter discovery), `mounts` (`/dbfs` and
+//! `/Volumes` in the cluster's processes).
 
 // Handlers return complete HTTP responses as their error arm; their size is
 // irrelevant next to the I/O they do.
@@ -24,6 +25,7 @@ mod contexts;
 mod extract;
 mod faults;
 mod mlflow_state;
+mod mounts;
 mod options;
 mod params;
 pub mod python;
@@ -135,6 +137,11 @@ impl LocalCluster {
     /// Set when R work will fail (no rpy2): what to tell the user.
     pub fn python_warning(&self) -> Option<&str> {
         self.local.python.warning.as_deref()
+    }
+    /// Why `/dbfs` and `/Volumes` are missing in contexts and job tasks (the
+    /// machine refused mount namespaces); None when they are there.
+    pub fn paths_missing(&self) -> Option<&str> {
+        self.local.mounts.missing()
     }
     /// Counters, in the shape of `GET /_local/stats`.
     pub fn stats(&self) -> serde_json::Value {

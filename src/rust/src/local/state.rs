@@ -59,6 +59,8 @@ pub struct Local {
     pub worker_env: Arc<std::sync::OnceLock<Vec<(String, String)>>>,
     /// The MLflow server, started on the first MLflow request.
     pub mlflow: super::mlflow_state::Mlflow,
+    /// `/dbfs` and `/Volumes` in context and job task processes.
+    pub mounts: Arc<super::mounts::Mounts>,
 }
 
 /// The cluster and its execution contexts (clusters and 1.2 routes).
@@ -160,6 +162,7 @@ impl Local {
             None => None,
         };
         let fs_root = state_dir.join("fs");
+        let mounts = Arc::new(super::mounts::Mounts::prepare(&state_dir, &fs_root));
         let stats = Arc::new(Stats::default());
         let shutdown = CancellationToken::new();
         let cluster = ClusterCell::new(
@@ -185,6 +188,7 @@ impl Local {
                 cancel_grace: Duration::from_millis(opts.cancel_grace_ms),
                 status_hold: Duration::from_millis(opts.status_hold_ms),
                 extra_env: worker_env.clone(),
+                mounts: mounts.clone(),
             },
             stats.clone(),
             shutdown.clone(),
@@ -210,6 +214,7 @@ impl Local {
             url: std::sync::OnceLock::new(),
             worker_env,
             mlflow: Default::default(),
+            mounts,
             opts,
             python,
             tools_python,

@@ -1,6 +1,7 @@
 # dbrxr local cluster: one execution context = one process running this file.
 #
-# Protocol (JSON lines): stdin carries commands {"id", "n", "code", "language"} and cancels
+# Protocol (JSON lines): stdin carries commands {"id", "n", "code", "language":
+# "python"|"sql"|"r"} and cancels
 # {"cancel": id}; replies go to a private copy of the original stdout as
 # {"ready": true, ...} once at start, then {"id", "status": "ok"|"error"|"cancelled",
 # "data", "summary", "cause"} (a SQL command's rows in "table": {"data", "schema",
@@ -59,6 +60,11 @@ def _on_sigint(signum, frame):
 def _bind_r_flag():
     global _r_flag
     if _r_flag is not None or "rpy2.rinterface_lib.openrlib" not in sys.modules:
+        return
+    # Not while R starts: an interrupt then cuts its loading of the base
+    # package short, and R lacks base functions for good.
+    embedded = sys.modules.get("rpy2.rinterface_lib.embedded")
+    if embedded is None or not embedded.isready():
         return
     openrlib = sys.modules["rpy2.rinterface_lib.openrlib"]
     candidates = [None]
@@ -359,14 +365,38 @@ class _LazySpark:
 
 
 def _install_platform():
-    """The local cluster's side of the platform contract (dbrxr_platform.py of
-    the shipped code): what differs from a Databricks cluster, as a module the
-    shipped code finds in sys.modules. Also points Spark at the cluster's
-    settings when PySpark is there, so a session the user's code makes itself
-    finds the catalogs."""
+    """The local cluster's side of the platform contract: shipped code asks
+    inst/python/dbrxr_platform.py for what differs from a Databricks cluster,
+    and that module finds this implementation in sys.modules. A function left
+    out keeps the Databricks behaviour, so only what differs is here: the
+    context's Spark session (started on first use), and, where the machine
+    refused the mount namespace, the store's files for /dbfs and /Volumes
+    paths. Also points Spark at the cluster's settings when PySpark is there,
+    so a session the user's code makes itself finds the catalogs."""
     import types
     mod = types.ModuleType("dbrxr_local_platform")
     mod.spark = _spark_session
+    root = os.environ.get("DBRXR_LOCAL_FS_ROOT")
+    mounted = False
+    if root:
+        try:
+            mounted = os.path.samefile("/dbfs", os.path.join(root, "dbfs"))
+        except OSError:
+            pass
+    if root and not mounted:
+        def file_path(path):
+            if path in ("/dbfs", "/Volumes") or path.startswith(("/dbfs/", "/Volumes/")):
+                return os.path.join(root, path.lstrip("/"))
+            return path
+
+        def spark_path(path):
+            # dbfs:/ has its own Hadoop filesystem here (dbrxr.DbfsFileSystem);
+            # /Volumes is only a file of the store.
+            if path.startswith("/Volumes/"):
+                return "file://" + file_path(path)
+            return "dbfs:/" + path[len("/dbfs/"):] if path.startswith("/dbfs/") else "file://" + path
+        mod.file_path = file_path
+        mod.spark_path = spark_path
     sys.modules["dbrxr_local_platform"] = mod
     try:
         import importlib.util
@@ -511,6 +541,130 @@ def _run_sql(cid, n, code):
     return result
 
 
+# ---- R commands (language "r") --------------------------------------------------
+# As an R context on Databricks: the code runs in the context's own R (embedded
+# through rpy2, started on the first R command) like lines typed at R's
+# prompt: each top-level expression is evaluated in the global environment
+# and its value printed when visible, warnings are reported after it, and an
+# error ends the command with R's own "Error in call : message". The result
+# is text.
+_R = {"repl": None, "stack": None}
+
+_R_REPL = r"""
+function(code) {
+  exprs <- tryCatch(parse(text = code, keep.source = FALSE),
+                    error = function(e) e)
+  if (inherits(exprs, "error")) return(c("error", paste0("Error: ", conditionMessage(exprs))))
+  warns <- list()
+  said <- function(w) {
+    call <- conditionCall(w)
+    if (is.null(call) || identical(call[[1]], quote(eval))) conditionMessage(w)
+    else paste0("In ", paste(deparse(call, nlines = 1L), collapse = ""), " : ", conditionMessage(w))
+  }
+  failed <- tryCatch(withCallingHandlers({
+    for (e in exprs) {
+      v <- withVisible(eval(e, globalenv()))
+      if (v$visible) print(v$value)
+    }
+    NULL
+  }, warning = function(w) {
+    warns[[length(warns) + 1L]] <<- said(w)
+    invokeRestart("muffleWarning")
+  }), error = function(e) e)
+  if (length(warns) == 1L) cat("Warning message:\n", warns[[1]], "\n", sep = "")
+  if (length(warns) > 1L) {
+    cat("Warning messages:\n", paste0(seq_along(warns), ": ", unlist(warns), "\n"), sep = "")
+  }
+  if (is.null(failed)) return(c("ok", ""))
+  call <- conditionCall(failed)
+  where <- if (is.null(call) || identical(call[[1]], quote(eval))) "Error: "
+           else paste0("Error in ", paste(deparse(call, nlines = 1L), collapse = ""), " : ")
+  c("error", paste0(where, conditionMessage(failed)))
+}
+"""
+
+
+def _libr():
+    openrlib = sys.modules.get("rpy2.rinterface_lib.openrlib")
+    for path in [None] + ([os.path.join(openrlib.R_HOME, "lib", "libR.so")]
+                          if openrlib is not None and getattr(openrlib, "R_HOME", None) else []):
+        try:
+            lib = ctypes.CDLL(path)
+            ctypes.c_size_t.in_dll(lib, "R_CStackLimit")
+            return lib
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _r_repl():
+    """The R function that runs an R command (R started on first use, on
+    this thread)."""
+    if _R["repl"] is None:
+        import rpy2.rinterface as ri
+        from rpy2.rinterface_lib import openrlib
+        with openrlib.rlock:
+            mine = not ri.embedded.isready()
+            if mine:
+                ri.initr_simple()
+        lib = _libr()
+        if lib is not None:
+            start = ctypes.c_size_t.in_dll(lib, "R_CStackStart")
+            limit = ctypes.c_size_t.in_dll(lib, "R_CStackLimit")
+            # R's C stack check is for the thread that started R: this one,
+            # or else (R started elsewhere) no check at all.
+            _R["stack"] = (lib, (start.value, limit.value) if mine else (start.value, ctypes.c_size_t(-1).value))
+        _R["repl"] = ri.baseenv["eval"](ri.parse(_R_REPL))
+        _route_r_console()
+        _bind_r_flag()
+    if _R["stack"] is not None:
+        lib, (start, limit) = _R["stack"]
+        ctypes.c_size_t.in_dll(lib, "R_CStackStart").value = start
+        ctypes.c_size_t.in_dll(lib, "R_CStackLimit").value = limit
+    return _R["repl"]
+
+
+def _run_r(cid, n, code):
+    out = io.StringIO()
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = out
+    result = {"status": "ok"}
+    try:
+        with _lock:
+            _state["current"] = cid
+            if _r_flag is not None:
+                _r_flag.value = 0  # an interrupt meant for an earlier command
+        try:
+            repl = _r_repl()
+        except ImportError as exc:
+            raise RuntimeError("R is not available in this context: its Python cannot import rpy2 (%s). "
+                               "Install rpy2 for the local cluster's Python (`apt-get install python3-rpy2` "
+                               "or `pip install rpy2`)." % exc)
+        import rpy2.rinterface as ri
+        _state["user"] = True
+        status, message = list(repl(ri.StrSexpVector([textwrap.dedent(code)])))
+        _state["user"] = False
+        if status == "error":
+            result = {"status": "error", "summary": message.splitlines()[0] if message else "Error",
+                      "cause": message}
+    except BaseException as exc:  # noqa: B902 - an interrupt, or R could not start
+        _state["user"] = False
+        summary, cause = _error_result(exc, "<r>")
+        result = {"status": "error", "summary": summary, "cause": cause}
+    finally:
+        _state["user"] = False
+        with _lock:
+            if _state["cancel_id"] == cid:
+                result = {"status": "cancelled"}
+            _state["current"] = None
+        sys.stdout, sys.stderr = saved
+    text = out.getvalue()
+    if text.endswith("\n"):
+        text = text[:-1]
+    result["data"] = text
+    return result
+
+
 def _reply(result):
     while True:
         try:
@@ -550,6 +704,8 @@ def main():
         try:
             if msg.get("language") == "sql":
                 result = _run_sql(cid, int(msg.get("n", 0)), msg.get("code", ""))
+            elif msg.get("language") == "r":
+                result = _run_r(cid, int(msg.get("n", 0)), msg.get("code", ""))
             else:
                 result = _run(globals_, cid, int(msg.get("n", 0)), msg.get("code", ""))
         except KeyboardInterrupt:  # landed after the user's code, before cleanup

@@ -73,6 +73,7 @@ fn rust_local_start(opts: Robj) -> Robj {
     guard(|| {
         let cluster = LocalCluster::start(options(&opts)?)?;
         let warning = cluster.python_warning().map(Robj::from).unwrap_or_else(|| Robj::from(()));
+        let paths_missing = cluster.paths_missing().map(Robj::from).unwrap_or_else(|| Robj::from(()));
         let info = List::from_pairs([
             ("url", Robj::from(cluster.url())),
             ("token", Robj::from(cluster.token())),
@@ -83,6 +84,7 @@ fn rust_local_start(opts: Robj) -> Robj {
             ("warning", warning),
             ("runtime", cluster.runtime().0.map(Robj::from).unwrap_or_else(|| Robj::from(()))),
             ("spark_version", Robj::from(cluster.runtime().1)),
+            ("paths_missing", paths_missing),
         ]);
         let id = LOCALS.insert(cluster);
         Ok(List::from_pairs([("id", Robj::from(id)), ("info", info.into())]).into())

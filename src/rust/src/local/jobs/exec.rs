@@ -479,6 +479,7 @@ fn spawn(
         .stderr(Stdio::from(err))
         .kill_on_drop(true);
     crate::local::util::own_group_dying_with_parent(&mut cmd);
+    local.mounts.apply(&mut cmd, cwd);
     cmd.spawn()
 }
 

@@ -249,12 +249,27 @@ def arrow_column_to_r(arr):
         # bit64's integer64: the int64 bits in an R double; NA is INT64_MIN.
         v = pc.fill_null(arr, _INT64_NA).to_numpy(zero_copy_only=False).astype(np.int64)
         data, kind = _doubles(v.view(np.float64)), "int64"
+    elif pa.types.is_int64(t) and _INT64["as"] == "character":
+        return arrow_column_to_r(arr.cast(pa.string()))
+    elif pa.types.is_int64(t) and _INT64["as"] == "integer":
+        # R's integer holds (-2^31, 2^31): others become NA (and are reported).
+        v = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        out = (v <= -(1 << 31)) | (v >= (1 << 31))
+        if np.any(out):
+            _INT64["inexact"].append(_INT64["column"])
+            na = np.union1d(na, np.flatnonzero(out) + 1)
+        data, kind = _ints(np.where(out, 0, v).astype(np.int32)), "integer"
     elif pa.types.is_int64(t):
         v = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.int64)
         if np.any(np.abs(v) > (1 << 53)):
             _INT64["inexact"].append(_INT64["column"])
         data, kind = _doubles(v.astype(np.float64)), "double"
-    elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+    elif pa.types.is_decimal(t):
+        f = arr.cast(pa.float64(), safe=False)
+        if t.precision > 15 and _decimal_inexact(arr, f):
+            _INT64["decimal_inexact"].append(_INT64["column"])
+        data, kind = _doubles(pc.fill_null(f, 0).to_numpy(zero_copy_only=False)), "double"
+    elif pa.types.is_integer(t) or pa.types.is_floating(t):
         data, kind = _doubles(pc.fill_null(arr.cast(pa.float64()), 0).to_numpy(zero_copy_only=False)), "double"
     elif pa.types.is_null(t):
         data, kind = _ints(np.zeros(len(arr), np.int32)), "logical"
@@ -265,10 +280,28 @@ def arrow_column_to_r(arr):
     return _r_call("from_arrow", _strs([kind]), data, _ints(na), dict_)
 
 
-# How bigint columns are read (per request): "integer64" or "double", and
-# the columns where doubles lost precision.
-_INT64 = {"as": "double", "inexact": [], "column": None}
+# How bigint columns are read (per request): "integer64", "double",
+# "integer" or "character", and the columns whose values did not fit
+# (bigint beyond 2^53 as double or beyond R's integer range; decimals that
+# a double does not hold exactly).
+_INT64 = {"as": "double", "inexact": [], "decimal_inexact": [], "column": None}
 _INT64_NA = -(1 << 63)
+
+
+def _decimal_inexact(dec, dbl):
+    """Whether some decimal of `dec` is not the value of its double in `dbl`
+    (beyond 15 significant digits a double cannot hold every decimal)."""
+    from decimal import Decimal
+    for d, f in zip(dec.to_pylist(), dbl.to_pylist()):
+        if d is not None and (f != f or Decimal(repr(f)) != d):
+            return True
+    return False
+
+
+def int64_mode(mode):
+    """Set the conversion of bigint columns for one request, and clear the
+    report of values that did not fit."""
+    _INT64.update({"as": mode or "double", "inexact": [], "decimal_inexact": []})
 
 
 def arrow_to_r_columns(batch):
@@ -476,9 +509,7 @@ def write_df(s, df, name, mode):
         return None
     path, local_name = _local_path(s, name)
     if mode == "append" and os.path.exists(path):
-        # Spark's committer moves the new files in only when the job
-        # succeeded; the casts above keep every file of the table one schema.
-        df.write.mode("append").parquet(path)
+        _append_files(s, df, path)
         s.catalog.refreshTable(local_name)
         return None
     parent, base = os.path.split(path)
@@ -506,6 +537,46 @@ def write_df(s, df, name, mode):
     schema = StructType([StructField(f.name, f.dataType, True, f.metadata) for f in df.schema.fields])
     s.catalog.createTable(local_name, path=path, source="parquet", schema=schema)
     return _parquet_rows(path)
+
+
+def _append_files(s, df, path):
+    """Append `df` to the local table at `path`. Spark's committer stages
+    every job writing into one directory under its `_temporary`, so two
+    appends at once (two contexts, two R processes) clash there and one
+    can fail after part of its rows were committed. Instead each append
+    writes a staging directory of its own beside the table, then moves its
+    data files in under a lock on the table: all of them or, when it fails
+    before, none. The casts done by the caller keep every file one schema."""
+    import fcntl
+    import shutil
+    parent, base = os.path.split(path)
+    stage = os.path.join(parent, "_dbrxr_append_%s_%s" % (base, uuid.uuid4().hex[:12]))
+    try:
+        df.write.parquet(stage)
+        files = sorted(f for f in os.listdir(stage) if not f.startswith(("_", ".")))
+        with open(os.path.join(parent, "_dbrxr_lock_%s" % base), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if not os.path.isdir(path):
+                    raise _Fail(**{"class": "not_found", "message": "The table's directory %s was removed "
+                                   "while rows were being appended; nothing was written." % path})
+                moved = []
+                try:
+                    for f in files:
+                        os.rename(os.path.join(stage, f), os.path.join(path, f))
+                        moved.append(f)
+                except BaseException:
+                    # All or nothing: take back what was moved.
+                    for f in moved:
+                        try:
+                            os.rename(os.path.join(path, f), os.path.join(stage, f))
+                        except OSError:
+                            pass
+                    raise
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _parquet_rows(path):
@@ -635,7 +706,7 @@ def _read(spec):
     if spec.get("limit"):
         df = df.limit(int(spec["limit"]))
     table = _collect_arrow(df)
-    _INT64.update({"as": spec.get("int64") or "double", "inexact": []})
+    int64_mode(spec.get("int64"))
     try:
         cols, names = arrow_to_r_columns(table)
     finally:
@@ -643,6 +714,8 @@ def _read(spec):
     out = _r_call("as_df", cols, names, _ints([table.num_rows]))
     if _INT64["inexact"]:
         out.do_slot_assign("dbrxr_int64_inexact", _strs(sorted(set(_INT64["inexact"]))))
+    if _INT64["decimal_inexact"]:
+        out.do_slot_assign("dbrxr_decimal_inexact", _strs(sorted(set(_INT64["decimal_inexact"]))))
     return out
 
 

@@ -27,24 +27,41 @@ NULL
 #' cluster `catalog.schema.table` maps to its local catalog as everywhere in
 #' dbrxr (`main.s.t` is the local database `main__s`).
 #'
-#' Results: the type mapping of [dbx_read_table()] (`bigint` and `decimal` are
-#' doubles, `timestamp` is `POSIXct` in UTC), `binary` is a list of raw vectors
-#' (a `blob` when that package is installed), arrays, maps and structs are
-#' JSON text. `dbSendQuery()` keeps the result on the cluster and
-#' `dbFetch(res, n)` brings it `n` rows at a time.
+#' Results: the type mapping of [dbx_read_table()] (`decimal` is a double,
+#' `timestamp` is `POSIXct` in UTC), `bigint` as `dbConnect()`'s `bigint`
+#' says (by default `bit64::integer64` when bit64 is installed, else double),
+#' `binary` is a list of raw vectors (a `blob` when that package is
+#' installed), arrays, maps and structs are JSON text. A value that does not
+#' fit its R type (a bigint beyond 2^53 as a double or beyond R's integer
+#' range, a decimal with more digits than a double holds) raises a
+#' `dbrxr_precision_warning` naming its column. `dbSendQuery()` keeps the
+#' result on the cluster and `dbFetch(res, n)` brings it `n` rows at a time.
+#'
+#' Parameters: statements take positional `?` placeholders, bound with
+#' `params =` in `dbGetQuery()`, `dbExecute()` and `dbSendQuery()`, or with
+#' `DBI::dbBind()`. Each value is written into the statement as its exact
+#' Spark SQL literal (never pasted unescaped); a statement runs once per row
+#' of parameters, all rows in one request. `DBI::dbAppendTable()` inserts a
+#' data frame with one `INSERT` of literals (up to 1,000 rows; larger ones
+#' without binary columns go through [dbx_write_table()]'s atomic append).
 #'
 #' Spark SQL errors are `dbrxr_sql_error`s with Spark's fields:
 #' `error_class` (e.g. `"PARSE_SYNTAX_ERROR"`), `sqlstate`, `line` and `pos`
 #' (the position in the statement, when Spark gives one) and `statement`.
 #'
 #' Not supported: transactions (Spark SQL has none), temporary tables and
-#' parameter binding (`dbBind()`); on the local cluster `UPDATE`, `DELETE` and
-#' `MERGE` (Delta features), and `INSERT` counts its rows by counting the table.
+#' named parameters; on the local cluster `UPDATE`, `DELETE` and `MERGE`
+#' (Delta features), and `INSERT` counts its rows by counting the table.
 #'
 #' @param conn A `dbx_connection`. When `NULL`, one is made with
 #'   [dbx_connect()] from `...` if any are given (and closed by
 #'   `dbDisconnect()`), else [dbx_default_connection()] is used.
 #' @param ... For `dbConnect()`: arguments of [dbx_connect()].
+#' @param bigint How `bigint` columns become R vectors: `"integer64"`
+#'   (exact, needs bit64; the default when bit64 is installed), `"numeric"`
+#'   (double; the default without bit64), `"integer"` (values beyond R's
+#'   integer range become `NA`) or `"character"` (exact text). Values that do
+#'   not fit raise a `dbrxr_precision_warning`.
 #' @return `databricks_sql()`: a `DatabricksSQLDriver`; `dbConnect()`: a
 #'   `DatabricksSQLConnection`.
 #' @export
@@ -55,6 +72,8 @@ NULL
 #' DBI::dbWriteTable(con, DBI::Id(catalog = "main", schema = "demo", table = "cars"),
 #'                   mtcars, overwrite = TRUE)
 #' DBI::dbGetQuery(con, "SELECT cyl, AVG(mpg) AS mpg FROM main.demo.cars GROUP BY cyl")
+#' DBI::dbGetQuery(con, "SELECT * FROM main.demo.cars WHERE cyl = ? AND mpg > ?",
+#'                 params = list(6, 20))
 #' DBI::dbListTables(con, catalog = "main", schema = "demo")
 #' DBI::dbDisconnect(con)
 #' dbx_disconnect(conn)
@@ -221,6 +240,14 @@ check_statement <- function(statement, call) {
 # dbrxr_precision_warning for columns whose values did not fit their R type.
 dbi_frame <- function(df) {
   if (is.null(df)) return(data.frame())
+  # bigint = "integer" was asked for: values beyond its range are NA, said
+  # by a message (DBItest wants no warning there).
+  na_int <- attr(df, "dbrxr_na_integer")
+  if (length(na_int)) {
+    attr(df, "dbrxr_na_integer") <- NULL
+    cli::cli_inform(c("bigint value{?s} of column{?s} {na_int} beyond R's integer range became NA (`bigint = \"integer\"`)."),
+                    class = c("dbrxr_precision_message"))
+  }
   lost <- attr(df, "dbrxr_inexact")
   if (length(lost)) {
     attr(df, "dbrxr_inexact") <- NULL
@@ -687,7 +714,15 @@ setMethod("dbReadTable", c("DatabricksSQLConnection", "Id"),
   dbi_read(conn, name, row.names, check.names)
 })
 
-dbi_read <- function(conn, name, row.names, check.names) {
+dbi_read <- function(conn, name, row.names, check.names, call = rlang::caller_env()) {
+  if (!is.null(row.names) && !((is.logical(row.names) || is.character(row.names)) && length(row.names) == 1L &&
+                               !(is.character(row.names) && is.na(row.names)))) {
+    abort_dbrxr("`row.names` must be NULL, TRUE, FALSE, NA or the name of a column.", "dbrxr_input_error",
+                problems = sprintf("It is %s.", obj_type(row.names)), call = call)
+  }
+  if (!isTRUE(check.names) && !isFALSE(check.names)) {
+    abort_dbrxr("`check.names` must be TRUE or FALSE.", "dbrxr_input_error", call = call)
+  }
   df <- dbGetQuery(conn, paste("SELECT * FROM", table_sql(conn, name)))
   df <- DBI::sqlColumnToRownames(df, row.names)
   if (isTRUE(check.names)) names(df) <- make.names(names(df), unique = TRUE)
@@ -728,8 +763,13 @@ dbi_write <- function(conn, name, value, row.names, overwrite, append, field.typ
     abort_dbrxr("Temporary tables are not supported by Spark SQL (it has temporary views only).",
                 "dbrxr_input_error", hints = "Write with `temporary = FALSE`.", call = call)
   }
+  if (!is.null(field.types) && append) {
+    abort_dbrxr("`field.types` cannot be given with `append = TRUE`: the table's types apply.",
+                "dbrxr_input_error", call = call)
+  }
   if (!is.null(field.types) && (!is.character(field.types) || is.null(names(field.types)) ||
-                                 anyNA(field.types) || !all(names(field.types) %in% names(value)))) {
+                                 anyNA(field.types) || anyDuplicated(names(field.types)) ||
+                                 !all(names(field.types) %in% names(value)))) {
     abort_dbrxr("`field.types` must be a named character vector of Spark SQL types for columns of `value`.",
                 "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(field.types)), call = call)
   }
@@ -745,7 +785,12 @@ dbi_write <- function(conn, name, value, row.names, overwrite, append, field.typ
                 problems = sprintf("Got %s.", table_sql(conn, name)), call = call)
   }
   value <- DBI::sqlRownamesToColumn(value, row.names)
-  if (!is.null(field.types)) return(dbi_write_typed(conn, name, value, field.types, overwrite, append, call))
+  # Binary columns, which the table writer does not take, go the same way.
+  binary <- vapply(value, function(x) spark_type_of(x) == "BINARY", NA)
+  if (!is.null(field.types) || any(binary)) {
+    return(dbi_write_typed(conn, name, value, field.types %||% stats::setNames(character(), character()),
+                           overwrite, append, call))
+  }
   if (append) value <- dbi_append_shape(conn, full, value)
   mode <- if (overwrite) "overwrite" else if (append) "append" else "error"
   dbx_write_table(value, full, mode = mode, conn = conn@conn)
@@ -817,8 +862,8 @@ dbi_remove <- function(conn, name, fail_if_missing, call = rlang::caller_env()) 
 #' the driver implement, with the meaning DBI gives them (see each generic's
 #' page in DBI, e.g. [DBI::dbBegin()]). Transactions: Spark SQL has none, so
 #' `dbBegin()`, `dbCommit()` and `dbRollback()` are a `dbrxr_unsupported_error`;
-#' `dbBind()`: statements take no parameters (write values with
-#' [DBI::dbQuoteLiteral()] instead).
+#' `dbBind()`: values for a result's `?` placeholders (see [databricks_sql()]),
+#' which runs the statement again.
 #'
 #' @name databricks_sql-methods
 #' @keywords internal

@@ -137,6 +137,11 @@ setMethod("dbAppendTable", "DatabricksSQLConnection", function(conn, name, value
                 c("dbrxr_table_not_found_error", "dbrxr_input_error"),
                 hints = "Create it first with `DBI::dbCreateTable()` or `DBI::dbWriteTable()`.", call = call)
   }
+  factors <- names(value)[vapply(value, is.factor, NA)]
+  if (length(factors)) {
+    cli::cli_warn("Factor column{?s} {factors} {?is/are} appended as text (their labels).",
+                  class = "dbrxr_warning")
+  }
   n <- dbi_insert(conn, name, value, call)
   pane_updated(conn)
   n

@@ -226,7 +226,11 @@ def _to_r(table, start, end, bigint=None):
         out = spark._r_call("as_df", ri.ListSexpVector(cols),
                             ri.StrSexpVector(list(part.schema.names)),
                             ri.IntSexpVector([part.num_rows]))
-        lost = ["%s (bigint)" % c for c in spark._INT64["inexact"]] + \
+        big = list(spark._INT64["inexact"])
+        if bigint == "integer" and big:
+            out.do_slot_assign("dbrxr_na_integer", ri.StrSexpVector(big))
+            big = []
+        lost = ["%s (bigint)" % c for c in big] + \
                ["%s (decimal)" % c for c in spark._INT64["decimal_inexact"]]
         if lost:
             out.do_slot_assign("dbrxr_inexact", ri.StrSexpVector(lost))

@@ -39,7 +39,7 @@ sql_placeholders <- function(sql) {
 # with NA as a NULL of the column's type (so every row's statement has the
 # same result types).
 bind_literal <- function(conn, x, call) {
-  if (is.factor(x)) x <- as.character(x)
+  if (inherits(x, "POSIXlt")) x <- as.POSIXct(x)
   type <- tryCatch(spark_type_of(x), dbrxr_error = function(e) {
     abort_dbrxr(sprintf("A %s cannot be bound as a parameter.", class(x)[1]), "dbrxr_input_error",
                 hints = "Parameters can be logical, integer, integer64, double, character, factor, Date, POSIXct or blob.",
@@ -54,6 +54,11 @@ bind_literal <- function(conn, x, call) {
 # parameters as a list of equally long columns.
 check_params <- function(params, n_placeholders, call) {
   if (is.data.frame(params)) params <- as.list(params)
+  # A vector: one value per placeholder (as DBI's examples bind).
+  if (is.atomic(params) && is.null(dim(params))) {
+    if (inherits(params, "POSIXlt")) params <- as.POSIXct(params)
+    params <- stats::setNames(lapply(seq_along(params), function(k) unname(params[k])), names(params))
+  }
   if (!is.list(params)) {
     abort_dbrxr("`params` must be a list (or data frame) of values, one element per `?`.",
                 "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(params)), call = call)
@@ -61,6 +66,11 @@ check_params <- function(params, n_placeholders, call) {
   if (!is.null(names(params)) && any(nzchar(names(params)))) {
     abort_dbrxr("Named parameters are not supported: Spark SQL statements take positional `?` placeholders.",
                 "dbrxr_input_error", hints = "Pass an unnamed list, in the order of the `?`s.", call = call)
+  }
+  params <- lapply(params, function(p) if (inherits(p, "POSIXlt")) as.POSIXct(p) else p)
+  if (!length(params)) {
+    abort_dbrxr("`params` is empty: there is nothing to bind.", "dbrxr_input_error",
+                hints = "Give one value per `?`, or run the statement without `params`.", call = call)
   }
   if (length(params) != n_placeholders) {
     abort_dbrxr(sprintf("The statement has %d placeholder%s but %d parameter%s %s given.",
@@ -83,6 +93,11 @@ check_params <- function(params, n_placeholders, call) {
     abort_dbrxr("All parameters must have the same length (one value per row).", "dbrxr_input_error",
                 problems = sprintf("Their lengths are %s.", paste(lengths(params), collapse = ", ")),
                 call = call)
+  }
+  factors <- vapply(params, is.factor, NA)
+  if (any(factors)) {
+    cli::cli_warn("Factor parameters are bound as text (their labels).", class = "dbrxr_warning")
+    params[factors] <- lapply(params[factors], as.character)
   }
   unname(params)
 }

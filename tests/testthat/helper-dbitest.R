@@ -35,6 +35,7 @@ dbitest_skips <- c(
   "roundtrip_timestamp_extended" = "timestamps outside years 1-9999 fail in Spark's parquet writer",
   "list_objects_features" = "dbListObjects() prefixes (schemas as objects) are not implemented",
   "rows_affected_statement|execute_params|send_statement_params" = "DELETE needs Delta tables, which the local cluster does not have",
+  "bind_multi_row_unequal_length|bind_multi_row_statement|bind_return_value|bind_repeated(_untouched)?" = "write their table with `temporary = TRUE`: Spark SQL has temporary views only",
   "reexport" = "dbrxr does not re-export DBI's generics (call them as DBI::)"
 )
 

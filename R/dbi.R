@@ -33,24 +33,41 @@ NULL
 #' cluster's Spark takes `catalog.schema.table` natively, as a Unity Catalog
 #' workspace does.
 #'
-#' Results: the type mapping of [dbx_read_table()] (`bigint` and `decimal` are
-#' doubles, `timestamp` is `POSIXct` in UTC), `binary` is a list of raw vectors
-#' (a `blob` when that package is installed), arrays, maps and structs are
-#' JSON text. `dbSendQuery()` keeps the result on the cluster and
-#' `dbFetch(res, n)` brings it `n` rows at a time.
+#' Results: the type mapping of [dbx_read_table()] (`decimal` is a double,
+#' `timestamp` is `POSIXct` in UTC), `bigint` as `dbConnect()`'s `bigint`
+#' says (by default `bit64::integer64` when bit64 is installed, else double),
+#' `binary` is a list of raw vectors (a `blob` when that package is
+#' installed), arrays, maps and structs are JSON text. A value that does not
+#' fit its R type (a bigint beyond 2^53 as a double or beyond R's integer
+#' range, a decimal with more digits than a double holds) raises a
+#' `dbrxr_precision_warning` naming its column. `dbSendQuery()` keeps the
+#' result on the cluster and `dbFetch(res, n)` brings it `n` rows at a time.
+#'
+#' Parameters: statements take positional `?` placeholders, bound with
+#' `params =` in `dbGetQuery()`, `dbExecute()` and `dbSendQuery()`, or with
+#' `DBI::dbBind()`. Each value is written into the statement as its exact
+#' Spark SQL literal (never pasted unescaped); a statement runs once per row
+#' of parameters, all rows in one request. `DBI::dbAppendTable()` inserts a
+#' data frame with one `INSERT` of literals (up to 1,000 rows; larger ones
+#' without binary columns go through [dbx_write_table()]'s atomic append).
 #'
 #' Spark SQL errors are `dbrxr_sql_error`s with Spark's fields:
 #' `error_class` (e.g. `"PARSE_SYNTAX_ERROR"`), `sqlstate`, `line` and `pos`
 #' (the position in the statement, when Spark gives one) and `statement`.
 #'
 #' Not supported: transactions (Spark SQL has none), temporary tables and
-#' parameter binding (`dbBind()`); on the local cluster `UPDATE`, `DELETE` and
-#' `MERGE` (Delta features), and `INSERT` counts its rows by counting the table.
+#' named parameters; on the local cluster `UPDATE`, `DELETE` and `MERGE`
+#' (Delta features), and `INSERT` counts its rows by counting the table.
 #'
 #' @param conn A `dbx_connection`. When `NULL`, one is made with
 #'   [dbx_connect()] from `...` if any are given (and closed by
 #'   `dbDisconnect()`), else [dbx_default_connection()] is used.
 #' @param ... For `dbConnect()`: arguments of [dbx_connect()].
+#' @param bigint How `bigint` columns become R vectors: `"integer64"`
+#'   (exact, needs bit64; the default when bit64 is installed), `"numeric"`
+#'   (double; the default without bit64), `"integer"` (values beyond R's
+#'   integer range become `NA`) or `"character"` (exact text). Values that do
+#'   not fit raise a `dbrxr_precision_warning`.
 #' @return `databricks_sql()`: a `DatabricksSQLDriver`; `dbConnect()`: a
 #'   `DatabricksSQLConnection`.
 #' @export
@@ -61,6 +78,8 @@ NULL
 #' DBI::dbWriteTable(con, DBI::Id(catalog = "main", schema = "demo", table = "cars"),
 #'                   mtcars, overwrite = TRUE)
 #' DBI::dbGetQuery(con, "SELECT cyl, AVG(mpg) AS mpg FROM main.demo.cars GROUP BY cyl")
+#' DBI::dbGetQuery(con, "SELECT * FROM main.demo.cars WHERE cyl = ? AND mpg > ?",
+#'                 params = list(6, 20))
 #' DBI::dbListTables(con, catalog = "main", schema = "demo")
 #' DBI::dbDisconnect(con)
 #' dbx_disconnect(conn)
@@ -86,7 +105,8 @@ setClass("DatabricksSQLResult", contains = "DBIResult",
 #' @rdname databricks_sql
 #' @param drv A `DatabricksSQLDriver`.
 #' @export
-setMethod("dbConnect", "DatabricksSQLDriver", function(drv, conn = NULL, ...) {
+setMethod("dbConnect", "DatabricksSQLDriver", function(drv, conn = NULL, bigint = NULL, ...) {
+  bigint <- check_bigint(bigint, rlang::current_env())
   owned <- FALSE
   if (is.null(conn)) {
     if (...length()) {
@@ -99,6 +119,7 @@ setMethod("dbConnect", "DatabricksSQLDriver", function(drv, conn = NULL, ...) {
   check_connection(conn)
   state <- new.env(parent = emptyenv())
   state$owned <- owned
+  state$bigint <- bigint
   state$valid <- TRUE
   state$open <- list()  # states of results not cleared
   con <- new("DatabricksSQLConnection", conn = conn, state = state)
@@ -139,6 +160,29 @@ setMethod("dbIsValid", "DatabricksSQLResult", function(dbObj, ...) {
   !dbObj@state$cleared && dbi_valid(dbObj@connection)
 })
 
+# dbConnect()'s `bigint`: how bigint columns become R vectors; the default
+# is exact (integer64) when bit64 is installed, as in odbc and RPostgres.
+bigint_choices <- c("integer64", "integer", "numeric", "character")
+
+check_bigint <- function(bigint, call) {
+  if (is.null(bigint)) return(if (requireNamespace("bit64", quietly = TRUE)) "integer64" else "numeric")
+  if (!is.character(bigint) || length(bigint) != 1L || is.na(bigint) || !bigint %in% bigint_choices) {
+    abort_dbrxr(sprintf("`bigint` must be one of %s.", paste0("\"", bigint_choices, "\"", collapse = ", ")),
+                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(bigint)), call = call)
+  }
+  if (bigint == "integer64" && !requireNamespace("bit64", quietly = TRUE)) {
+    abort_dbrxr("`bigint = \"integer64\"` needs the bit64 package.", "dbrxr_input_error",
+                hints = "Install it with `install.packages(\"bit64\")`, or choose \"numeric\" or \"character\".",
+                call = call)
+  }
+  bigint
+}
+
+# The request's name for a connection's bigint mapping (dbrxr_sql.py).
+bigint_request <- function(con) {
+  switch(con@state$bigint %||% "numeric", numeric = "double", con@state$bigint)
+}
+
 dbi_valid <- function(con) {
   isTRUE(con@state$valid) && !isTRUE(con@conn$closed)
 }
@@ -174,7 +218,10 @@ dbi_check <- function(con, call) {
 sql_request <- function(con, req, call = rlang::caller_env()) {
   dbi_check(con, call)
   local_call_deadline(default_limit(con@conn, dbi_timeout_default))  # R/deadline.R
-  remote_target(con@conn, "sql", req, errors = sql_target_error, call = call)
+  req$bigint <- bigint_request(con)
+  out <- remote_target(con@conn, "sql", req, errors = sql_target_error, call = call)
+  if (is.list(out) && is.data.frame(out$df)) out$df <- dbi_frame(out$df)
+  out
 }
 
 # Target errors of dbrxr_sql.py as dbrxr conditions.
@@ -196,17 +243,25 @@ check_statement <- function(statement, call) {
   as.vector(statement, "character")
 }
 
-check_no_params <- function(params, call) {
-  if (!is.null(params)) {
-    abort_dbrxr("Parameters are not supported by the Databricks SQL driver.", "dbrxr_input_error",
-                hints = "Quote values into the statement with `DBI::dbQuoteLiteral()` or `glue::glue_sql()`.",
-                call = call)
-  }
-}
-
-# A result data frame as DBI users expect it: binary columns as blobs.
+# A result data frame as DBI users expect it: binary columns as blobs, and a
+# dbrxr_precision_warning for columns whose values did not fit their R type.
 dbi_frame <- function(df) {
   if (is.null(df)) return(data.frame())
+  # bigint = "integer" was asked for: values beyond its range are NA, said
+  # by a message (DBItest wants no warning there).
+  na_int <- attr(df, "dbrxr_na_integer")
+  if (length(na_int)) {
+    attr(df, "dbrxr_na_integer") <- NULL
+    cli::cli_inform(c("bigint value{?s} of column{?s} {na_int} beyond R's integer range became NA (`bigint = \"integer\"`)."),
+                    class = c("dbrxr_precision_message"))
+  }
+  lost <- attr(df, "dbrxr_inexact")
+  if (length(lost)) {
+    attr(df, "dbrxr_inexact") <- NULL
+    cli::cli_warn(c("Values of column{?s} {lost} do not fit {?its/their} R type and lost precision.",
+                    "i" = "bigint: exact with `DBI::dbConnect(..., bigint = \"integer64\")` (bit64) or \"character\"; decimal beyond 15 digits: CAST it to STRING in the query."),
+                  class = c("dbrxr_precision_warning", "dbrxr_warning"))
+  }
   for (j in seq_along(df)) {
     if (is.list(df[[j]]) && requireNamespace("blob", quietly = TRUE)) {
       df[[j]] <- blob::as_blob(df[[j]])
@@ -220,21 +275,25 @@ dbi_frame <- function(df) {
 #' @rdname databricks_sql
 #' @param statement A Spark SQL statement (a string or `DBI::SQL()`).
 #' @param n Rows to fetch: `-1` or `Inf` for all.
-#' @param params Not supported (an error when given).
+#' @param params Values for the statement's `?` placeholders: an unnamed
+#'   list (or data frame) with one element per `?`, in order. Each element
+#'   holds one value per row: the statement runs once per row (all in one
+#'   request) and the results are combined. Values are written into the
+#'   statement as exact Spark SQL literals (see `DBI::dbQuoteLiteral()`).
 #' @export
 setMethod("dbGetQuery", c("DatabricksSQLConnection", "character"),
           function(conn, statement, ..., n = -1, params = NULL) {
   call <- rlang::current_env()
   statement <- check_statement(statement, call)
-  check_no_params(params, call)
   check_fetch_n(n, call)
-  if (is.finite(n) && n >= 0) {
-    res <- dbSendQuery(conn, statement)
+  if (!is.null(params)) statement <- bind_statements(conn, statement, params, call)
+  if ((is.finite(n) && n >= 0) || isTRUE(attr(statement, "empty"))) {
+    res <- dbi_send(conn, statement, call)
     on.exit(DBI::dbClearResult(res))
     return(dbFetch(res, n = n))
   }
-  out <- sql_request(conn, list(op = "query", sql = statement), call = call)
-  dbi_frame(out$df)
+  out <- sql_request(conn, list(op = "query", sql = as.vector(statement)), call = call)
+  out$df
 })
 
 #' @rdname databricks_sql
@@ -243,8 +302,11 @@ setMethod("dbExecute", c("DatabricksSQLConnection", "character"),
           function(conn, statement, ..., params = NULL) {
   call <- rlang::current_env()
   statement <- check_statement(statement, call)
-  check_no_params(params, call)
-  out <- sql_request(conn, list(op = "execute", sql = statement), call = call)
+  if (!is.null(params)) {
+    statement <- bind_statements(conn, statement, params, call)
+    if (isTRUE(attr(statement, "empty"))) return(0)
+  }
+  out <- sql_request(conn, list(op = "execute", sql = as.vector(statement)), call = call)
   as.numeric(out$rows_affected)
 })
 
@@ -254,7 +316,21 @@ setMethod("dbSendQuery", c("DatabricksSQLConnection", "character"),
           function(conn, statement, ..., params = NULL) {
   call <- rlang::current_env()
   statement <- check_statement(statement, call)
-  check_no_params(params, call)
+  if (!is.null(params)) {
+    res <- dbi_send(conn, structure(statement, unbound = TRUE), call)
+    tryCatch(dbi_bind(res, params, call), error = function(e) {
+      res@state$cleared <- TRUE
+      rlang::cnd_signal(e)
+    })
+    return(res)
+  }
+  n_placeholders <- length(sql_placeholders(statement))
+  dbi_send(conn, structure(statement, unbound = n_placeholders > 0), call)
+})
+
+# A result set of `statements` (one, or one per row of bound parameters).
+# An `unbound` statement has placeholders: it runs when dbBind() gives values.
+dbi_send <- function(conn, statements, call) {
   # One open result set per connection, as DBI specifies: a new one clears the last.
   open <- Filter(function(s) !s$cleared, conn@state$open)
   if (length(open)) {
@@ -266,24 +342,69 @@ setMethod("dbSendQuery", c("DatabricksSQLConnection", "character"),
     }
     conn@state$open <- list()
   }
-  out <- sql_request(conn, list(op = "send", sql = statement), call = call)
   state <- new.env(parent = emptyenv())
+  state$cleared <- FALSE
+  state$has_result <- FALSE
+  sql <- as.vector(statements)[1]
+  res <- new("DatabricksSQLResult", connection = conn, sql = sql, state = state)
+  conn@state$open <- c(conn@state$open, state)
+  if (isTRUE(attr(statements, "unbound"))) {
+    state$template <- "unbound"
+    state$unbound <- TRUE
+    state$rows <- 0
+    state$pos <- 0
+    state$rows_affected <- 0
+    return(res)
+  }
+  ok <- FALSE
+  on.exit(if (!ok) state$cleared <- TRUE)  # a statement that failed leaves no open result
+  dbi_run(res, statements, call)
+  ok <- TRUE
+  res
+}
+
+# Runs a result's statements on the cluster; its rows stay there (a cursor).
+dbi_run <- function(res, statements, call) {
+  conn <- res@connection
+  state <- res@state
+  if (isTRUE(state$has_result)) dbi_clear_quiet(conn, state$id)
+  empty <- isTRUE(attr(statements, "empty"))
+  state$unbound <- FALSE
+  if (empty && !returns_rows(statements[1])) {
+    # No rows bound to a statement that changes things: nothing to run.
+    out <- list(has_result = FALSE, rows_affected = 0)
+  } else {
+    out <- sql_request(conn, list(op = "send", sql = as.vector(statements), empty = empty), call = call)
+  }
   state$id <- out$id
   state$has_result <- isTRUE(out$has_result)
   state$rows <- as.numeric(out$rows %||% 0)
   state$pos <- 0
   state$rows_affected <- as.numeric(out$rows_affected %||% 0)
-  state$template <- dbi_frame(out$df)
+  state$template <- out$df %||% data.frame()
   state$types <- as.character(unlist(out$types))
-  state$cleared <- FALSE
-  res <- new("DatabricksSQLResult", connection = conn, sql = statement, state = state)
-  conn@state$open <- c(conn@state$open, state)
-  if (state$has_result) {
-    id <- state$id
-    reg.finalizer(state, function(s) if (!s$cleared) dbi_clear_quiet(conn, id), onexit = FALSE)
+  if (state$has_result && !isTRUE(state$finalizer)) {
+    state$finalizer <- TRUE
+    reg.finalizer(state, function(s) if (!s$cleared && isTRUE(s$has_result)) dbi_clear_quiet(conn, s$id),
+                  onexit = FALSE)
   }
-  res
-})
+  invisible(res)
+}
+
+# dbBind(): the statement of `res` with `params` bound, run again.
+dbi_bind <- function(res, params, call) {
+  check_result(res, call)
+  statements <- bind_statements(res@connection, res@sql, params, call)
+  dbi_run(res, statements, call)
+  invisible(res)
+}
+
+check_bound <- function(res, call) {
+  if (isTRUE(res@state$unbound)) {
+    abort_dbrxr("The statement has `?` placeholders and no values yet.", "dbrxr_input_error",
+                hints = "Give them with `DBI::dbBind(res, params)`.", call = call)
+  }
+}
 
 #' @rdname databricks_sql
 #' @export
@@ -317,6 +438,7 @@ check_result <- function(res, call) {
 setMethod("dbFetch", "DatabricksSQLResult", function(res, n = -1, ...) {
   call <- rlang::current_env()
   check_result(res, call)
+  check_bound(res, call)
   check_fetch_n(n, call)
   st <- res@state
   if (!st$has_result) {
@@ -327,7 +449,7 @@ setMethod("dbFetch", "DatabricksSQLResult", function(res, n = -1, ...) {
   out <- sql_request(res@connection, list(op = "fetch", id = st$id, n = if (is.finite(n)) n else -1),
                      call = call)
   st$pos <- as.numeric(out$pos)
-  dbi_frame(out$df)
+  out$df %||% st$template
 })
 
 #' @rdname databricks_sql
@@ -346,6 +468,7 @@ setMethod("dbClearResult", "DatabricksSQLResult", function(res, ...) {
 
 setMethod("dbHasCompleted", "DatabricksSQLResult", function(res, ...) {
   check_result(res, rlang::current_env())
+  if (isTRUE(res@state$unbound)) return(FALSE)
   !res@state$has_result || res@state$pos >= res@state$rows
 })
 
@@ -361,18 +484,20 @@ setMethod("dbGetRowCount", "DatabricksSQLResult", function(res, ...) {
 
 setMethod("dbGetRowsAffected", "DatabricksSQLResult", function(res, ...) {
   check_result(res, rlang::current_env())
+  if (isTRUE(res@state$unbound)) return(NA_real_)
   if (res@state$has_result) 0 else res@state$rows_affected
 })
 
 setMethod("dbColumnInfo", "DatabricksSQLResult", function(res, ...) {
   check_result(res, rlang::current_env())
+  check_bound(res, rlang::current_env())
   tpl <- res@state$template
   data.frame(name = names(tpl), type = vapply(tpl, function(x) class(x)[1], ""),
              .sql_type = res@state$types %||% character(), stringsAsFactors = FALSE)
 })
 
 setMethod("dbBind", "DatabricksSQLResult", function(res, params, ...) {
-  check_no_params(params %||% list(), rlang::current_env())
+  dbi_bind(res, params, rlang::current_env())
 })
 
 # Spark SQL has no transactions.
@@ -453,7 +578,9 @@ setMethod("dbQuoteLiteral", "DatabricksSQLConnection", function(conn, x, ...) {
   if (!length(x)) return(DBI::SQL(character()))
   if (is.factor(x)) x <- as.character(x)
   out <- if (inherits(x, "POSIXt")) {
-    ifelse(is.na(x), "NULL", paste0("TIMESTAMP'", format(as.POSIXct(x), "%Y-%m-%d %H:%M:%OS6", tz = "UTC"), "'"))
+    ifelse(is.na(x), "NULL", paste0("TIMESTAMP'", timestamp_text(x), "'"))
+  } else if (inherits(x, "integer64")) {
+    ifelse(is.na(x), "NULL", paste0("CAST(", as.character(x), " AS BIGINT)"))
   } else if (inherits(x, "Date")) {
     ifelse(is.na(x), "NULL", paste0("DATE'", format(x, "%Y-%m-%d"), "'"))
   } else if (inherits(x, "difftime")) {
@@ -465,9 +592,12 @@ setMethod("dbQuoteLiteral", "DatabricksSQLConnection", function(conn, x, ...) {
   } else if (is.integer(x)) {
     ifelse(is.na(x), "NULL", as.character(x))
   } else if (is.numeric(x)) {
-    # A number with an exponent is a DOUBLE literal in Spark SQL.
-    ifelse(is.na(x), "NULL", ifelse(is.finite(x), format(x, digits = 17, scientific = TRUE, trim = TRUE),
-                                    paste0("CAST('", ifelse(is.nan(x), "NaN", ifelse(x > 0, "Infinity", "-Infinity")), "' AS DOUBLE)")))
+    # A number with an exponent is a DOUBLE literal in Spark SQL (17 digits:
+    # the exact double); NaN and the infinities are Spark's double('...').
+    x <- as.double(x)
+    ifelse(is.na(x) & !is.nan(x), "NULL",
+           ifelse(is.finite(x), vapply(x, format, "", digits = 17, scientific = TRUE, trim = TRUE),
+                  paste0("double('", ifelse(is.nan(x), "NaN", ifelse(x > 0, "Infinity", "-Infinity")), "')")))
   } else if (is.character(x)) {
     return(dbQuoteString(conn, x))
   } else {
@@ -476,6 +606,16 @@ setMethod("dbQuoteLiteral", "DatabricksSQLConnection", function(conn, x, ...) {
   }
   DBI::SQL(as.character(out), names = names(x))
 })
+
+# A POSIXct as Spark timestamp text in UTC, to the microsecond (rounded, not
+# truncated as format()'s %OS6 is), with its zone so the session's does not apply.
+timestamp_text <- function(x) {
+  us <- round(as.numeric(as.POSIXct(x)) * 1e6)
+  secs <- floor(us / 1e6)
+  frac <- us - secs * 1e6
+  paste0(format(as.POSIXct(secs, origin = "1970-01-01", tz = "UTC"), "%Y-%m-%d %H:%M:%S", tz = "UTC"),
+         sprintf(".%06.0f", frac), "Z")
+}
 
 # ---- types --------------------------------------------------------------------------------
 
@@ -490,6 +630,7 @@ spark_type_of <- function(x) {
   if (inherits(x, "difftime")) return("DOUBLE")
   if (is.factor(x) || is.character(x)) return("STRING")
   if (is.logical(x)) return("BOOLEAN")
+  if (inherits(x, "integer64")) return("BIGINT")
   if (is.integer(x)) return("INT")
   if (is.numeric(x)) return("DOUBLE")
   abort_dbrxr(sprintf("A %s has no Spark SQL type.", class(x)[1]), "dbrxr_input_error",
@@ -580,7 +721,15 @@ setMethod("dbReadTable", c("DatabricksSQLConnection", "Id"),
   dbi_read(conn, name, row.names, check.names)
 })
 
-dbi_read <- function(conn, name, row.names, check.names) {
+dbi_read <- function(conn, name, row.names, check.names, call = rlang::caller_env()) {
+  if (!is.null(row.names) && !((is.logical(row.names) || is.character(row.names)) && length(row.names) == 1L &&
+                               !(is.character(row.names) && is.na(row.names)))) {
+    abort_dbrxr("`row.names` must be NULL, TRUE, FALSE, NA or the name of a column.", "dbrxr_input_error",
+                problems = sprintf("It is %s.", obj_type(row.names)), call = call)
+  }
+  if (!isTRUE(check.names) && !isFALSE(check.names)) {
+    abort_dbrxr("`check.names` must be TRUE or FALSE.", "dbrxr_input_error", call = call)
+  }
   df <- dbGetQuery(conn, paste("SELECT * FROM", table_sql(conn, name)))
   df <- DBI::sqlColumnToRownames(df, row.names)
   if (isTRUE(check.names)) names(df) <- make.names(names(df), unique = TRUE)
@@ -593,7 +742,10 @@ dbi_read <- function(conn, name, row.names, check.names) {
 #'   missing); neither: the table must not exist. Written by
 #'   [dbx_write_table()].
 #' @param temporary Must be `FALSE`: Spark SQL has temporary views only.
-#' @param field.types Not supported (types follow [dbx_write_table()]'s mapping).
+#' @param field.types A named character vector of Spark SQL types for some
+#'   columns (e.g. `c(id = "BIGINT")`): the table is created with them and
+#'   the rows inserted with Spark's casts. Without it, types follow
+#'   [dbx_write_table()]'s mapping.
 #' @export
 setMethod("dbWriteTable", c("DatabricksSQLConnection", "character", "data.frame"),
           function(conn, name, value, ..., row.names = FALSE, overwrite = FALSE, append = FALSE,
@@ -618,10 +770,15 @@ dbi_write <- function(conn, name, value, row.names, overwrite, append, field.typ
     abort_dbrxr("Temporary tables are not supported by Spark SQL (it has temporary views only).",
                 "dbrxr_input_error", hints = "Write with `temporary = FALSE`.", call = call)
   }
-  if (!is.null(field.types)) {
-    abort_dbrxr("`field.types` is not supported.", "dbrxr_input_error",
-                hints = "Column types follow dbx_write_table()'s mapping; cast in SQL afterwards if needed.",
-                call = call)
+  if (!is.null(field.types) && append) {
+    abort_dbrxr("`field.types` cannot be given with `append = TRUE`: the table's types apply.",
+                "dbrxr_input_error", call = call)
+  }
+  if (!is.null(field.types) && (!is.character(field.types) || is.null(names(field.types)) ||
+                                 anyNA(field.types) || anyDuplicated(names(field.types)) ||
+                                 !all(names(field.types) %in% names(value)))) {
+    abort_dbrxr("`field.types` must be a named character vector of Spark SQL types for columns of `value`.",
+                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(field.types)), call = call)
   }
   if (!is.null(row.names) && !((is.logical(row.names) || is.character(row.names)) &&
                                length(row.names) == 1L && !(is.character(row.names) && is.na(row.names)))) {
@@ -635,9 +792,36 @@ dbi_write <- function(conn, name, value, row.names, overwrite, append, field.typ
                 problems = sprintf("Got %s.", table_sql(conn, name)), call = call)
   }
   value <- DBI::sqlRownamesToColumn(value, row.names)
+  # Binary columns, which the table writer does not take, go the same way.
+  binary <- vapply(value, function(x) spark_type_of(x) == "BINARY", NA)
+  if (!is.null(field.types) || any(binary)) {
+    return(dbi_write_typed(conn, name, value, field.types %||% stats::setNames(character(), character()),
+                           overwrite, append, call))
+  }
   if (append) value <- dbi_append_shape(conn, full, value)
   mode <- if (overwrite) "overwrite" else if (append) "append" else "error"
   dbx_write_table(value, full, mode = mode, conn = conn@conn)
+  pane_updated(conn)
+  invisible(TRUE)
+}
+
+# dbWriteTable() with `field.types`: the table created with those types
+# (the others by dbDataType()), then the rows appended with Spark's casts.
+dbi_write_typed <- function(conn, name, value, field.types, overwrite, append, call) {
+  exists <- dbExistsTable(conn, name)
+  if (exists && !overwrite && !append) {
+    abort_dbrxr(sprintf("Table %s already exists.", table_sql(conn, name)), "dbrxr_input_error",
+                hints = "Use `overwrite = TRUE` to replace it or `append = TRUE` to add rows.", call = call)
+  }
+  if (exists && overwrite) dbExecute(conn, paste("DROP TABLE", table_sql(conn, name)))
+  if (!exists || overwrite) {
+    types <- spark_type_of(value)
+    types[names(field.types)] <- field.types
+    dbExecute(conn, paste0("CREATE TABLE ", table_sql(conn, name), " (",
+                           paste(dbQuoteIdentifier(conn, names(types)), types, collapse = ", "), ")"))
+  }
+  # Always by INSERT: the table writer takes only types that widen exactly.
+  dbi_insert(conn, name, value, call, writer = FALSE)
   pane_updated(conn)
   invisible(TRUE)
 }
@@ -685,8 +869,8 @@ dbi_remove <- function(conn, name, fail_if_missing, call = rlang::caller_env()) 
 #' the driver implement, with the meaning DBI gives them (see each generic's
 #' page in DBI, e.g. [DBI::dbBegin()]). Transactions: Spark SQL has none, so
 #' `dbBegin()`, `dbCommit()` and `dbRollback()` are a `dbrxr_unsupported_error`;
-#' `dbBind()`: statements take no parameters (write values with
-#' [DBI::dbQuoteLiteral()] instead).
+#' `dbBind()`: values for a result's `?` placeholders (see [databricks_sql()]),
+#' which runs the statement again.
 #'
 #' @name databricks_sql-methods
 #' @keywords internal

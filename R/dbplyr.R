@@ -72,10 +72,10 @@ sql_translation.DatabricksSQLConnection <- function(con) {
 #' @exportS3Method dbplyr::supports_window_clause
 supports_window_clause.DatabricksSQLConnection <- function(con) TRUE
 
+# No ANALYZE after compute(): it fails on the temporary views compute()
+# makes, and Spark computes the statistics it needs itself.
 #' @exportS3Method dbplyr::sql_table_analyze
-sql_table_analyze.DatabricksSQLConnection <- function(con, table, ...) {
-  dbplyr::build_sql("ANALYZE TABLE ", dbplyr::as.sql(table, con = con), " COMPUTE STATISTICS", con = con)
-}
+sql_table_analyze.DatabricksSQLConnection <- function(con, table, ...) NULL
 
 # compute(): a temporary view (Spark SQL has no temporary tables), or a table.
 #' @exportS3Method dbplyr::sql_query_save

@@ -179,7 +179,12 @@ exec_start <- function(conn, code, language = "python", timeout = NULL, poll_fix
 dbx_exec <- function(code, conn = dbx_default_connection(), language = "python", timeout = NULL) {
   check_not_connection(code)
   if (is.null(timeout) && inherits(conn, "dbx_connection")) timeout <- conn$options$timeout
-  res <- exec_command(conn, code, language = language, timeout = timeout)
+  res <- if (identical(tolower(language), "sql")) {
+    tryCatch(exec_command(conn, code, language = language, timeout = timeout),
+             dbrxr_remote_python_error = function(e) abort_exec_sql(e, code))
+  } else {
+    exec_command(conn, code, language = language, timeout = timeout)
+  }
   if (isTRUE(res$truncated)) {
     cli::cli_warn(c("The output of the command was truncated by the cluster.",
                     "i" = "Write large results to a file and fetch it with {.fn dbx_download}."),
@@ -192,6 +197,24 @@ dbx_exec <- function(code, conn = dbx_default_connection(), language = "python",
     images = structure(list(files = as.character(unlist(c(res$fileName, res$fileNames)))),
                        class = "dbx_image"),
     res$data)
+}
+
+# A failed `language = "sql"` command as the DBI backend's dbrxr_sql_error
+# (still a dbrxr_remote_python_error with `summary` and `cause`), with Spark's
+# error class, SQLSTATE and position read from the service's summary.
+abort_exec_sql <- function(e, code) {
+  summary <- e$summary %||% conditionMessage(e)
+  field <- function(pattern) {
+    m <- regmatches(summary, regexec(pattern, summary, perl = TRUE))[[1]]
+    if (length(m) > 1L) m[2] else NULL
+  }
+  line <- field("\\(line (\\d+), pos (?:\\d+)\\)")
+  pos <- field("\\(line (?:\\d+), pos (\\d+)\\)")
+  abort_dbrxr(paste("Spark SQL failed:", summary), c("dbrxr_sql_error", "dbrxr_remote_python_error"),
+              summary = summary, cause = e$cause, error_class = field("\\[([A-Z][A-Z0-9_]*(?:\\.[A-Z0-9_]+)*)\\]") %||% "",
+              sqlstate = field("SQLSTATE:? ?([0-9A-Z]{5})") %||% "",
+              line = if (!is.null(line)) as.numeric(line), pos = if (!is.null(pos)) as.numeric(pos),
+              statement = code, call = e$call)
 }
 
 #' @export

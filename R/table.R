@@ -35,7 +35,8 @@ print.dbx_sql <- function(x, ...) {
 #' Type mapping (Spark → R): `boolean` → logical; `tinyint`, `smallint`,
 #' `int` → integer; `bigint` → `bit64::integer64` when bit64 is installed
 #' (exact), else double (with a `dbrxr_precision_warning` when a value is beyond
-#' 2^53); `float`, `double`, `decimal` → double; `string` → character; `date` → `Date`; `timestamp` → `POSIXct` (time zone
+#' 2^53); `float`, `double`, `decimal` → double (with a
+#' `dbrxr_precision_warning` when a decimal has more digits than a double holds); `string` → character; `date` → `Date`; `timestamp` → `POSIXct` (time zone
 #' UTC, microseconds). Nulls become `NA`; a double `NaN` stays `NaN`. Other
 #' types (arrays, maps, structs, binary) are a `dbrxr_input_error`.
 #'
@@ -87,6 +88,13 @@ dbx_read_table <- function(table, limit = NULL, conn = dbx_default_connection(),
     attr(df, "dbrxr_int64_inexact") <- NULL
     cli::cli_warn(c("bigint column{?s} {.field {lost}} {?has/have} values beyond 2^53, read as doubles with lost precision.",
                     "i" = "Install bit64 to read them exactly as integer64."),
+                  class = c("dbrxr_precision_warning", "dbrxr_warning"))
+  }
+  lost <- attr(df, "dbrxr_decimal_inexact")
+  if (length(lost)) {
+    attr(df, "dbrxr_decimal_inexact") <- NULL
+    cli::cli_warn(c("decimal column{?s} {.field {lost}} {?has/have} values a double does not hold exactly (more than 15 digits): read with lost precision.",
+                    "i" = "CAST them to STRING in a {.fn dbx_sql} query to read them exactly."),
                   class = c("dbrxr_precision_warning", "dbrxr_warning"))
   }
   df

@@ -13,7 +13,7 @@ APT_PACKAGES=(
   r-cran-knitr r-cran-rmarkdown r-cran-roxygen2
   r-cran-ranger r-cran-randomforest r-cran-glmnet r-cran-rpart r-cran-e1071 r-cran-mgcv
   r-cran-jsonlite r-cran-future r-cran-future.apply r-cran-furrr r-cran-promises
-  r-cran-dbi r-cran-dbplyr r-cran-dplyr r-cran-dbitest r-cran-blob
+  r-cran-dbi r-cran-dbplyr r-cran-dplyr r-cran-dbitest r-cran-blob r-cran-bit64
 )
 
 # PySpark 3.5 needs Java 17 (or newer), and the local cluster compiles its

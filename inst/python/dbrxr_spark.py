@@ -250,12 +250,27 @@ def arrow_column_to_r(arr):
         # bit64's integer64: the int64 bits in an R double; NA is INT64_MIN.
         v = pc.fill_null(arr, _INT64_NA).to_numpy(zero_copy_only=False).astype(np.int64)
         data, kind = _doubles(v.view(np.float64)), "int64"
+    elif pa.types.is_int64(t) and _INT64["as"] == "character":
+        return arrow_column_to_r(arr.cast(pa.string()))
+    elif pa.types.is_int64(t) and _INT64["as"] == "integer":
+        # R's integer holds (-2^31, 2^31): others become NA (and are reported).
+        v = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        out = (v <= -(1 << 31)) | (v >= (1 << 31))
+        if np.any(out):
+            _INT64["inexact"].append(_INT64["column"])
+            na = np.union1d(na, np.flatnonzero(out) + 1)
+        data, kind = _ints(np.where(out, 0, v).astype(np.int32)), "integer"
     elif pa.types.is_int64(t):
         v = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.int64)
         if np.any(np.abs(v) > (1 << 53)):
             _INT64["inexact"].append(_INT64["column"])
         data, kind = _doubles(v.astype(np.float64)), "double"
-    elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+    elif pa.types.is_decimal(t):
+        f = arr.cast(pa.float64(), safe=False)
+        if t.precision > 15 and _decimal_inexact(arr, f):
+            _INT64["decimal_inexact"].append(_INT64["column"])
+        data, kind = _doubles(pc.fill_null(f, 0).to_numpy(zero_copy_only=False)), "double"
+    elif pa.types.is_integer(t) or pa.types.is_floating(t):
         data, kind = _doubles(pc.fill_null(arr.cast(pa.float64()), 0).to_numpy(zero_copy_only=False)), "double"
     elif pa.types.is_null(t):
         data, kind = _ints(np.zeros(len(arr), np.int32)), "logical"
@@ -266,10 +281,28 @@ def arrow_column_to_r(arr):
     return _r_call("from_arrow", _strs([kind]), data, _ints(na), dict_)
 
 
-# How bigint columns are read (per request): "integer64" or "double", and
-# the columns where doubles lost precision.
-_INT64 = {"as": "double", "inexact": [], "column": None}
+# How bigint columns are read (per request): "integer64", "double",
+# "integer" or "character", and the columns whose values did not fit
+# (bigint beyond 2^53 as double or beyond R's integer range; decimals that
+# a double does not hold exactly).
+_INT64 = {"as": "double", "inexact": [], "decimal_inexact": [], "column": None}
 _INT64_NA = -(1 << 63)
+
+
+def _decimal_inexact(dec, dbl):
+    """Whether some decimal of `dec` is not the value of its double in `dbl`
+    (beyond 15 significant digits a double cannot hold every decimal)."""
+    from decimal import Decimal
+    for d, f in zip(dec.to_pylist(), dbl.to_pylist()):
+        if d is not None and (f != f or Decimal(repr(f)) != d):
+            return True
+    return False
+
+
+def int64_mode(mode):
+    """Set the conversion of bigint columns for one request, and clear the
+    report of values that did not fit."""
+    _INT64.update({"as": mode or "double", "inexact": [], "decimal_inexact": []})
 
 
 def arrow_to_r_columns(batch):
@@ -558,7 +591,7 @@ def _read(spec):
     if spec.get("limit"):
         df = df.limit(int(spec["limit"]))
     table = _collect_arrow(df)
-    _INT64.update({"as": spec.get("int64") or "double", "inexact": []})
+    int64_mode(spec.get("int64"))
     try:
         cols, names = arrow_to_r_columns(table)
     finally:
@@ -566,6 +599,8 @@ def _read(spec):
     out = _r_call("as_df", cols, names, _ints([table.num_rows]))
     if _INT64["inexact"]:
         out.do_slot_assign("dbrxr_int64_inexact", _strs(sorted(set(_INT64["inexact"]))))
+    if _INT64["decimal_inexact"]:
+        out.do_slot_assign("dbrxr_decimal_inexact", _strs(sorted(set(_INT64["decimal_inexact"]))))
     return out
 
 

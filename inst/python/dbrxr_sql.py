@@ -84,37 +84,67 @@ def _count(name):
         return None
 
 
+def _execute_all(req, collect=True):
+    """The request's statements (one, or one per row of bound parameters)
+    in order: (Arrow table of all their rows or None, result types, rows
+    affected summed). With "empty" (zero rows bound) only the result's
+    columns are kept."""
+    import pyarrow as pa
+    sql = req["sql"]
+    tables, types, affected = [], [], 0
+    for stmt in (sql if isinstance(sql, list) else [sql]):
+        try:
+            df, n = _execute(stmt)
+        except Exception as e:
+            if hasattr(e, "getErrorClass"):
+                raise spark.sql_error(e, stmt)
+            raise
+        if df is None:
+            affected += max(n, 0) if n is not None else 0
+            continue
+        if collect:
+            tables.append(_collect(df))
+            types = types or _types(df)
+    if not tables:
+        return None, [], affected
+    if len(tables) == 1:
+        table = tables[0]
+    else:
+        # One row's literal may be NULL, another's not: all columns nullable.
+        schema = pa.schema([f.with_nullable(True) for f in tables[0].schema])
+        table = pa.concat_tables([t.cast(schema) for t in tables])
+    if req.get("empty"):
+        table = table.slice(0, 0)
+    return table, types, 0
+
+
 def _query(req):
-    """A statement and all its rows: {"df", "types", "rows_affected", "has_result"}."""
-    df, affected = _execute(req["sql"])
-    if df is None:
+    """Statements and all their rows: {"df", "types", "rows_affected", "has_result"}."""
+    table, types, affected = _execute_all(req)
+    if table is None:
         return {"df": None, "types": [], "rows_affected": affected, "has_result": False}
-    table = _collect(df)
-    return {"df": _to_r(table, 0, table.num_rows), "types": _types(df),
+    return {"df": _to_r(table, 0, table.num_rows, req.get("bigint")), "types": types,
             "rows_affected": affected, "has_result": True}
 
 
 def _exec(req):
-    df, affected = _execute(req["sql"])
-    if df is not None:
-        affected = 0
+    _, _, affected = _execute_all(req, collect=False)
     return {"rows_affected": affected}
 
 
 def _send(req):
-    """dbSendQuery(): run the statement, keep its rows in a cursor."""
-    df, affected = _execute(req["sql"])
-    if df is None:
+    """dbSendQuery(): run the statements, keep their rows in a cursor."""
+    table, types, affected = _execute_all(req)
+    if table is None:
         return {"id": None, "rows_affected": affected, "has_result": False,
                 "names": [], "types": [], "rows": 0, "df": None}
-    table = _collect(df)
     cid = uuid.uuid4().hex
     _CURSORS[cid] = {"table": table, "pos": 0}
     while len(_CURSORS) > _MAX_CURSORS:
         _CURSORS.popitem(last=False)
     return {"id": cid, "rows_affected": affected, "has_result": True,
-            "names": list(table.schema.names), "types": _types(df), "rows": table.num_rows,
-            "df": _to_r(table, 0, 0)}
+            "names": list(table.schema.names), "types": types, "rows": table.num_rows,
+            "df": _to_r(table, 0, 0, req.get("bigint"))}
 
 
 def _fetch(req):
@@ -128,7 +158,7 @@ def _fetch(req):
     n = int(req.get("n", -1))
     end = table.num_rows if n < 0 else min(table.num_rows, pos + n)
     cur["pos"] = end
-    return {"df": _to_r(table, pos, end), "done": end >= table.num_rows, "pos": end}
+    return {"df": _to_r(table, pos, end, req.get("bigint")), "done": end >= table.num_rows, "pos": end}
 
 
 def _clear(req):
@@ -165,9 +195,12 @@ def _types(df):
     return [f.dataType.simpleString() for f in df.schema.fields]
 
 
-def _to_r(table, start, end):
+def _to_r(table, start, end, bigint=None):
     """Rows [start, end) of an Arrow table as an R data frame (columns by
-    dbrxr_spark's Arrow -> R conversion; binary as a list of raw vectors)."""
+    dbrxr_spark's Arrow -> R conversion; binary as a list of raw vectors).
+    bigint columns as `bigint` says (dbConnect()'s option: "integer64",
+    "double", "integer" or "character"); the columns whose values did not fit
+    their R type are named in the attribute "dbrxr_inexact"."""
     import pyarrow as pa
     import rpy2.rinterface as ri
     from rpy2.rinterface_lib import openrlib
@@ -175,19 +208,30 @@ def _to_r(table, start, end):
     spark._r_env()  # R started before any R vector is made
     with openrlib.rlock:
         cols = []
-        for i in range(part.num_columns):
-            col = part.column(i)
-            if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
-                cols.append(ri.ListSexpVector([ri.NULL if v is None else ri.ByteSexpVector(v)
-                                               for v in col.to_pylist()]))
-            else:
-                if pa.types.is_integer(col.type) and col.type.bit_width == 64:
-                    # bigint is a double in R: beyond 2^53 it rounds (a safe cast refuses).
-                    col = col.cast(pa.float64(), safe=False)
-                cols.append(spark.arrow_column_to_r(col))
-        return spark._r_call("as_df", ri.ListSexpVector(cols),
-                             ri.StrSexpVector(list(part.schema.names)),
-                             ri.IntSexpVector([part.num_rows]))
+        spark.int64_mode(bigint)
+        try:
+            for i in range(part.num_columns):
+                col = part.column(i)
+                spark._INT64["column"] = part.schema.names[i]
+                if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+                    cols.append(ri.ListSexpVector([ri.NULL if v is None else ri.ByteSexpVector(v)
+                                                   for v in col.to_pylist()]))
+                else:
+                    cols.append(spark.arrow_column_to_r(col))
+        finally:
+            spark._INT64["as"] = "double"
+        out = spark._r_call("as_df", ri.ListSexpVector(cols),
+                            ri.StrSexpVector(list(part.schema.names)),
+                            ri.IntSexpVector([part.num_rows]))
+        big = list(spark._INT64["inexact"])
+        if bigint == "integer" and big:
+            out.do_slot_assign("dbrxr_na_integer", ri.StrSexpVector(big))
+            big = []
+        lost = ["%s (bigint)" % c for c in big] + \
+               ["%s (decimal)" % c for c in spark._INT64["decimal_inexact"]]
+        if lost:
+            out.do_slot_assign("dbrxr_inexact", ri.StrSexpVector(lost))
+        return out
 
 
 # ---- the catalog --------------------------------------------------------------------

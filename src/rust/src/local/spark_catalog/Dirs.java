@@ -56,16 +56,39 @@ final class Dirs {
     }
   }
 
-  /** Move the data files of a committed `staging` write into `target`, then mark the change. */
+  /**
+   * Move the data files of a committed `staging` write into `target`, then
+   * mark the change: all of them or, if one move fails, none (those moved go
+   * back). Each file name is unique to its write, so concurrent appends never
+   * touch each other's files.
+   */
   static void moveFilesIn(File staging, File target) {
+    if (!target.isDirectory()) {
+      throw new IllegalStateException("the table's directory " + target
+          + " was removed while rows were being appended; nothing was written");
+    }
+    java.util.List<File> moved = new java.util.ArrayList<>();
     File[] files = staging.listFiles();
-    if (files != null) {
-      for (File f : files) {
-        String n = f.getName();
-        if (f.isFile() && !n.startsWith("_") && !n.startsWith(".")) {
-          move(f, new File(target, n));
+    try {
+      if (files != null) {
+        for (File f : files) {
+          String n = f.getName();
+          if (f.isFile() && !n.startsWith("_") && !n.startsWith(".")) {
+            File to = new File(target, n);
+            move(f, to);
+            moved.add(to);
+          }
         }
       }
+    } catch (RuntimeException e) {
+      for (File to : moved) {
+        try {
+          move(to, new File(staging, to.getName()));
+        } catch (RuntimeException ignored) {
+          // the original error says what failed
+        }
+      }
+      throw e;
     }
     touchSuccess(target);
     delete(staging);

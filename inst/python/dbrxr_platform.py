@@ -24,12 +24,6 @@ def _provided(name):
     return getattr(_local, name, None) if _local is not None else None
 
 
-def is_local():
-    """True on dbrxr's local cluster. Only for reports (dbx_sitrep()), never
-    to choose a code path: choosing belongs to the functions below."""
-    return _local is not None
-
-
 def spark():
     """The cluster's SparkSession: the runtime's own on Databricks; on the
     local cluster the context's session (started on first use)."""

@@ -179,7 +179,10 @@ exec_start <- function(conn, code, language = "python", timeout = NULL, poll_fix
 dbx_exec <- function(code, conn = dbx_default_connection(), language = "python", timeout = NULL) {
   check_not_connection(code)
   if (is.null(timeout) && inherits(conn, "dbx_connection")) timeout <- conn$options$timeout
-  res <- if (identical(tolower(language), "sql")) {
+  # Checked by exec_command(); tolower() here must not fail on bad input first.
+  is_sql <- is.character(language) && length(language) == 1L && isTRUE(validUTF8(language)) &&
+    identical(tolower(language), "sql")
+  res <- if (is_sql) {
     tryCatch(exec_command(conn, code, language = language, timeout = timeout),
              dbrxr_remote_python_error = function(e) abort_exec_sql(e, code))
   } else {

@@ -179,8 +179,13 @@ dbi_insert <- function(conn, name, value, call, writer = TRUE) {
       return(as.numeric(nrow(value)))
     }
   }
-  cols <- paste(dbQuoteIdentifier(conn, names(value)), collapse = ", ")
   lits <- lapply(value, bind_literal, conn = conn, call = call)
+  # The table's other columns get NULL, named: Spark (3.5) refuses an INSERT
+  # that leaves a column of a catalog's table out.
+  proto <- names(sql_request(conn, list(op = "query", sql = paste("SELECT * FROM", table_sql(conn, name), "LIMIT 0")),
+                             call = call)$df)
+  for (col in proto[!tolower(proto) %in% tolower(names(value))]) lits[[col]] <- rep("NULL", nrow(value))
+  cols <- paste(dbQuoteIdentifier(conn, names(lits)), collapse = ", ")
   rows <- do.call(paste, c(unname(lits), sep = ", "))
   sql <- paste0("INSERT INTO ", table_sql(conn, name), " (", cols, ") VALUES ",
                 paste0("(", rows, ")", collapse = ", "))

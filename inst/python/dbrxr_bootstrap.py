@@ -355,9 +355,10 @@ def run_r(fn, *args):
                 if interrupted:
                     _wake(t.thread)
                     # R code stops at R's flag; Python code (a Python target)
-                    # only at an exception raised in its thread: after 1 s,
-                    # well within the 3 s a local cluster gives a cancel.
-                    if since is not None and time.monotonic() - since > 1.0:
+                    # only at an exception raised in its thread: after 0.5 s,
+                    # well within the 3 s a local cluster gives a cancel, even
+                    # on a loaded machine.
+                    if since is not None and time.monotonic() - since > 0.5:
                         since = None
                         t.interrupt(box)
                 done.acquire(True, 0.05)  # the R thread fills box, then releases

@@ -17,7 +17,7 @@ local_branch_patterns <- c(
   "inspects __main__" = "modules(\\[|\\.get\\()[\"']__main__|import __main__",
   "imports or calls the local worker" = "dbrxr_local_worker|worker\\.py|dbrxr_local_platform",
   "uses the worker's private names" = "_local_name|_local_sql|_local_schema|_LazySpark|_CATALOG_SEP|_spark_session|_local_catalogs",
-  "names a local table directory" = "main__"
+  "names a local table directory" = "(?<![_A-Za-z0-9])[A-Za-z]\\w*__\\w+\\.db\\b|(?<![_A-Za-z0-9])main__\\w"
 )
 
 scan_for_local_branches <- function(files) {

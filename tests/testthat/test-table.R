@@ -306,6 +306,7 @@ test_that("R builds no Python source and reads no markers: the marker is defined
   # dbx_sitrep()'s probes: fixed text, no user values in it (R/sitrep.R).
   local_probes <- c("\"import pyspark\"", "\"import rpy2.rinterface\"", "\"import mlflow, pyspark\"",
                     "\"print(spark.version)\"",
+                    "\"import os; print(os.path.isdir('/dbfs'), os.path.isdir('/Volumes'))\"",
                     "\"print('\\\\n'.join((lambda m: [m.__version__, str(m.get_registry_uri())])\"")
   expect_identical(setdiff(strings[python], local_probes), character())
   expect_false(any(grepl("DBRXR1", strings, fixed = TRUE, useBytes = TRUE)))

@@ -94,11 +94,17 @@ async fn count(State(stats): State<Arc<Stats>>, req: Request, next: Next) -> Res
 const PUBLIC_PATHS: &[&str] =
     &["/.well-known/databricks-config", "/oidc/.well-known/oauth-authorization-server", "/oidc/v1/token"];
 
-/// Bearer token on every route but [`PUBLIC_PATHS`] (`/api/`, `/_local/`,
-/// MLflow's `/ajax-api/`, and any path not served): the cluster's token or
-/// an OAuth token it issued. 401/403 exactly as a workspace answers.
+/// A presigned URL (uc_artifacts.rs) is its own credential, as a cloud
+/// store's is: a random nonce bound to one file, one direction and a deadline.
+const PRESIGNED_PREFIX: &str = "/presigned/";
+
+/// Bearer token on every route but [`PUBLIC_PATHS`] and presigned URLs
+/// (`/api/`, `/_local/`, MLflow's `/ajax-api/`, and any path not served): the
+/// cluster's token or an OAuth token it issued. 401/403 exactly as a
+/// workspace answers.
 async fn authenticate(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
-    if PUBLIC_PATHS.contains(&req.uri().path()) {
+    let path = req.uri().path();
+    if PUBLIC_PATHS.contains(&path) || path.starts_with(PRESIGNED_PREFIX) {
         return next.run(req).await;
     }
     let bearer = req

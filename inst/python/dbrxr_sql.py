@@ -256,17 +256,19 @@ def _tables(req):
     parts = [p for p in (req.get("catalog"), req.get("schema")) if p is not None]
     if parts and len(parts) == 1 and req.get("catalog") is not None:
         raise _error("input", "A schema is needed to list the tables of catalog %s." % parts[0])
-    catalog = _session().catalog
+    # SHOW TABLES, not spark.catalog.listTables(): with no name, that lists
+    # the session catalog's `default` database, not the current catalog's
+    # schema. Temporary views are listed (isTemporary) only for the current schema.
     if parts:
         db = quote(parts)
-        if not catalog.databaseExists(db):
+        if not _session().catalog.databaseExists(db):
             return {"name": [], "type": []}
-        found = [t for t in catalog.listTables(db) if not t.isTemporary]
+        rows = [r for r in _run("SHOW TABLES IN %s" % db).collect() if not r.isTemporary]
     else:
-        found = catalog.listTables()
-    found = sorted(found, key=lambda t: t.name)
-    return {"name": [t.name for t in found],
-            "type": ["view" if (t.tableType or "").upper().endswith("VIEW") else "table" for t in found]}
+        rows = _run("SHOW TABLES").collect()
+    rows = sorted(rows, key=lambda r: r.tableName)
+    return {"name": [r.tableName for r in rows],
+            "type": ["view" if r.isTemporary else "table" for r in rows]}
 
 
 def _columns(req):

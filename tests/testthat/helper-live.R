@@ -28,9 +28,11 @@ start_standalone <- function(state_dir, token, .env = parent.frame()) {
 stored <- function(state_dir) {
   files <- list.files(state_dir, recursive = TRUE, all.files = TRUE, include.dirs = TRUE)
   # The server's own bookkeeping, not objects the suite made: context logs,
-  # job run logs, and the MLflow server's store (a deleted registered model's
-  # artifacts stay there, as they do in a workspace's run history).
-  scratch <- "^((logs|tmp|driver|r-site-library|mlflow)(/|$)|jobs/logs(/|$)|worker\\.py$|fs/spark/tmp(/|$))"
+  # job run logs, and the MLflow server's store and its run artifacts under
+  # dbfs:/databricks/mlflow-tracking (a deleted registered model's logged
+  # model stays there, as it does in a workspace's run history).
+  scratch <- paste0("^((logs|tmp|driver|r-site-library|mlflow)(/|$)|jobs/logs(/|$)|worker\\.py$|fs/spark/tmp(/|$)",
+                    "|fs/dbfs/databricks(/mlflow-tracking(/|$)|$))")
   sort(files[!grepl(scratch, files)])
 }
 

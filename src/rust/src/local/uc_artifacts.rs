@@ -54,6 +54,16 @@ pub fn version_dir(local: &Local, name: &str, version: &str) -> PathBuf {
     d
 }
 
+/// The marker of a version that awaits its files (created, not yet finalized).
+pub fn pending_marker(local: &Local, name: &str, version: &str) -> PathBuf {
+    local.state_dir.join("uc-registry").join("pending").join(format!("{name}@{version}"))
+}
+
+/// Whether the version awaits its files (created, not yet finalized).
+pub fn is_pending(local: &Local, name: &str, version: &str) -> bool {
+    pending_marker(local, name, version).exists()
+}
+
 /// The directory of a registered model's versions.
 pub fn model_dir(local: &Local, name: &str) -> PathBuf {
     let mut d = local.state_dir.join("uc-models");
@@ -162,7 +172,7 @@ async fn create_upload_url(State(Shared(local)): State<Shared>, body: axum::body
     let path = path_of(&body, "/api/2.0/fs/create-upload-url")?;
     let (name, version, file) = models_file(&local, &path)?;
     // Unity Catalog takes writes only while the version awaits its files.
-    if !super::uc_registry::is_pending(&local, &name, &version) {
+    if !is_pending(&local, &name, &version) {
         return Err(api(
             403,
             "PERMISSION_DENIED",

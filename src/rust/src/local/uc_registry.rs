@@ -14,7 +14,6 @@
 //! Also here: [`cluster_credentials_env`], what contexts and job tasks get so
 //! that they reach this workspace as a Databricks cluster's code reaches its own.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -169,15 +168,6 @@ async fn oss(local: &Arc<Local>, method: Method, route: &str, body: Value) -> Re
 
 // ---- UC state kept here: pending versions -----------------------------------------
 
-fn pending_marker(local: &Local, name: &str, version: &str) -> PathBuf {
-    local.state_dir.join("uc-registry").join("pending").join(format!("{name}@{version}"))
-}
-
-/// Whether the version awaits its files (created, not yet finalized).
-pub fn is_pending(local: &Local, name: &str, version: &str) -> bool {
-    pending_marker(local, name, version).exists()
-}
-
 // ---- translation of the registry's entities -----------------------------------------
 
 /// An open-source registry model version as a UC one: aliases as
@@ -196,7 +186,7 @@ fn uc_version(local: &Local, mut v: Value) -> Value {
         o.insert("aliases".into(), Value::Array(aliases));
         let dir = super::uc_artifacts::version_dir(local, &name, &version);
         o.insert("storage_location".into(), json!(format!("file://{}", dir.display())));
-        if is_pending(local, &name, &version) {
+        if super::uc_artifacts::is_pending(local, &name, &version) {
             o.insert("status".into(), json!("PENDING_REGISTRATION"));
         }
     }
@@ -341,7 +331,7 @@ async fn create_version(State(Shared(local)): State<Shared>, RawQuery(q): RawQue
     let mv = v["model_version"].clone();
     let version = mv["version"].as_str().map(str::to_string).unwrap_or_else(|| mv["version"].to_string());
     // Awaiting its files until `finalize`; a retried number starts empty.
-    let marker = pending_marker(&local, &name, &version);
+    let marker = super::uc_artifacts::pending_marker(&local, &name, &version);
     let dir = super::uc_artifacts::version_dir(&local, &name, &version);
     let _ = std::fs::remove_dir_all(&dir);
     let made = marker
@@ -358,7 +348,7 @@ async fn finalize_version(State(Shared(local)): State<Shared>, RawQuery(q): RawQ
     let f = fields(q, &body)?;
     let (name, version) = (model_name(&f)?, version_of(&f)?);
     let v = oss(&local, Method::GET, "model-versions/get", json!({"name": name, "version": version})).await?;
-    let _ = std::fs::remove_file(pending_marker(&local, &name, &version));
+    let _ = std::fs::remove_file(super::uc_artifacts::pending_marker(&local, &name, &version));
     ok(json!({"model_version": uc_version(&local, v["model_version"].clone())}))
 }
 
@@ -368,7 +358,7 @@ async fn credentials(State(Shared(local)): State<Shared>, RawQuery(q): RawQuery,
     let (name, version) = (model_name(&f)?, version_of(&f)?);
     oss(&local, Method::GET, "model-versions/get", json!({"name": name, "version": version})).await?;
     let write = f.get("operation").and_then(Value::as_str) == Some("MODEL_VERSION_OPERATION_READ_WRITE");
-    if write && !is_pending(&local, &name, &version) {
+    if write && !super::uc_artifacts::is_pending(&local, &name, &version) {
         return Err(api(
             403,
             "PERMISSION_DENIED",
@@ -434,7 +424,7 @@ async fn delete_version(State(Shared(local)): State<Shared>, RawQuery(q): RawQue
     let (name, version) = (model_name(&f)?, version_of(&f)?);
     oss(&local, Method::DELETE, "model-versions/delete", json!({"name": name, "version": version})).await?;
     let _ = std::fs::remove_dir_all(super::uc_artifacts::version_dir(&local, &name, &version));
-    let _ = std::fs::remove_file(pending_marker(&local, &name, &version));
+    let _ = std::fs::remove_file(super::uc_artifacts::pending_marker(&local, &name, &version));
     ok(json!({}))
 }
 

@@ -57,4 +57,15 @@ test_that("Python's MLflow with only a workspace's variables registers, aliases,
   m <- dbx_models(conn)
   expect_equal(m$aliases[m$name == "main.ml.uc_twice"], "champion")
   expect_true("main.ml.uc_mpg" %in% m$name)
+
+  # A deleted model leaves nothing in the cluster's storage (its versions'
+  # files, their directories, pending markers).
+  state <- conn$local_info$state_dir
+  expect_true(dir.exists(file.path(state, "uc-models", "main", "ml", "uc_twice")))
+  res <- processx::run(mlflow_python(), c("-c", "import mlflow; mlflow.MlflowClient().delete_registered_model('main.ml.uc_twice')"),
+                       env = env, error_on_status = FALSE, timeout = 300)
+  expect_identical(res$status, 0L, info = res$stderr)
+  expect_false(dir.exists(file.path(state, "uc-models", "main", "ml", "uc_twice")))
+  expect_false(any(startsWith(list.files(file.path(state, "uc-registry"), recursive = TRUE), "pending/main.ml.uc_twice@")))
+  expect_false("main.ml.uc_twice" %in% dbx_models(conn)$name)
 })

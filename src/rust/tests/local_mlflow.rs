@@ -1,7 +1,8 @@
 //! The local cluster's MLflow routes: proxied to a real `mlflow server` started
-//! on the first request (authenticated like every route), artifacts streamed
-//! through both ways beyond the small-body limit, the server stopped with the
-//! cluster; without MLflow in the cluster's Python, a 501 naming the fix.
+//! on the first request (authenticated like every route), run artifacts under
+//! dbfs:/databricks/mlflow-tracking streamed through the workspace's Files API
+//! both ways beyond the small-body limit, the server stopped with the cluster;
+//! without MLflow in the cluster's Python, a 501 naming the fix.
 
 mod local_support;
 
@@ -58,16 +59,27 @@ async fn a_real_mlflow_server_behind_the_workspace_streams_artifacts_and_stops_w
     assert_eq!(r.status, 404);
     assert_eq!(r.body["error_code"], "RESOURCE_DOES_NOT_EXIST");
 
-    // 3 MB (the small-body limit is 1 MiB) up and down through the proxy.
-    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
-    let path = format!("/api/2.0/mlflow-artifacts/artifacts/{exp}/run/artifacts/model.bin");
-    let r = api.send(api.req(Method::PUT, &path).body(data.clone())).await;
+    // A run's artifacts live where a workspace's tracking server puts them,
+    // and its Databricks client moves them through the Files API: 3 MB (the
+    // small-body limit is 1 MiB) up and down, streamed.
+    let r = api.post("/api/2.0/mlflow/runs/create", json!({"experiment_id": exp})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+    let run = r.body["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let uri = r.body["run"]["info"]["artifact_uri"].as_str().unwrap().to_string();
+    assert_eq!(uri, format!("dbfs:/databricks/mlflow-tracking/{exp}/{run}/artifacts"));
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let path = format!("/api/2.0/fs/files/WorkspaceInternal/Mlflow/Artifacts/{exp}/Runs/{run}/artifacts/model.bin");
+    let r = api.send(api.req(Method::PUT, &path).body(data.clone())).await;
+    assert!(r.status == 200 || r.status == 204, "{} {:?}", r.status, r.body);
     let r = api.send(api.req(Method::GET, &path)).await;
     assert_eq!(r.status, 200);
     assert!(r.raw.as_ref() == data.as_slice(), "the artifact came back changed");
-    let stored = api.c.state_dir().join(format!("mlflow/artifacts/{exp}/run/artifacts/model.bin"));
+    let stored = api.c.state_dir().join(format!("fs/dbfs/databricks/mlflow-tracking/{exp}/{run}/artifacts/model.bin"));
     assert_eq!(std::fs::metadata(&stored).unwrap().len(), data.len() as u64);
+    // ... and the DBFS API sees the same file at the run's artifact URI.
+    let r = api.get(&format!("/api/2.0/dbfs/get-status?path={}/model.bin", uri.trim_start_matches("dbfs:"))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["file_size"], data.len() as u64);
 
     // Stopping the cluster stops the server: its socket closes.
     let socket = local_support::mlflow_socket(api.c.state_dir());

@@ -1,10 +1,9 @@
 //! MLflow on the local cluster: a real `mlflow server` (the `mlflow` package of
-//! the cluster's Python; SQLite backend and artifacts under the state
-//! directory), started on the first MLflow request and stopped with the
-//! cluster. The workspace answers MLflow's REST routes (`/api/2.0/mlflow/...`,
-//! the `mlflow-artifacts` proxy, `/api/3.0/mlflow/...`) by forwarding them to
-//! it, so the official Python client configured with the local host and token
-//! works. Artifacts live under `dbfs:/databricks/mlflow-tracking/` and the
+//! the cluster's Python; SQLite backend under the state directory), started on
+//! the first MLflow request and stopped with the cluster. The workspace
+//! answers MLflow's REST routes (`/api/2.0/mlflow/...`, `/api/3.0/mlflow/...`;
+//! a workspace has no `mlflow-artifacts` proxy) by forwarding them to it, so
+//! the official Python client configured with the local host and token works. Artifacts live under `dbfs:/databricks/mlflow-tracking/` and the
 //! Unity Catalog registry routes are `uc_registry.rs`'s.
 //!
 //! Wiring: `.merge(mlflow::routes())` in the router, [`Mlflow`] in the shared
@@ -58,7 +57,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(240);
 pub fn router() -> Router<Shared> {
     Router::new()
         .route("/api/2.0/mlflow/{*path}", any(proxy))
-        .route("/api/2.0/mlflow-artifacts/{*path}", any(proxy))
         .route("/api/3.0/mlflow/{*path}", any(proxy))
         .route("/ajax-api/2.0/mlflow/{*path}", any(proxy))
 }
@@ -99,7 +97,7 @@ pub(super) const SERVER_BASE: &str = "http://localhost";
 
 async fn start(local: &Arc<Local>) -> Result<Running, Response> {
     let dir = local.state_dir.join("mlflow");
-    std::fs::create_dir_all(dir.join("artifacts"))
+    std::fs::create_dir_all(&dir)
         .map_err(|e| unavailable(format!("could not create {}: {e}", dir.display())))?;
     let socket = SocketDir::create(&dir).map_err(|e| unavailable(format!("no place for MLflow's socket: {e}")))?;
     let log_path = dir.join("server.log");

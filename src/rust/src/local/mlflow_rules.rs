@@ -78,11 +78,11 @@ pub async fn check(local: &Local, server: &reqwest::Client, base: &str, what: Ch
 }
 
 /// The directory on this machine that a version's `source` names:
-/// `mlflow-artifacts:/...` (the server's artifact store), a logged model
+/// `dbfs:/...` (the tracking server's artifact root is
+/// `dbfs:/databricks/mlflow-tracking`), a logged model
 /// (`models:/m-...`), another version (`models:/NAME/VERSION`), a run's
 /// artifact (`runs:/ID/path`), or a local path.
 async fn model_dir(local: &Local, server: &reqwest::Client, base: &str, source: &str, run_id: Option<String>) -> Option<PathBuf> {
-    let artifacts = local.state_dir.join("mlflow").join("artifacts");
     let uri = if let Some(id) = source.strip_prefix("models:/m-") {
         let v = get(server, &format!("{base}/api/2.0/mlflow/logged-models/m-{id}")).await?;
         v["model"]["info"]["artifact_uri"].as_str()?.to_string()
@@ -100,13 +100,13 @@ async fn model_dir(local: &Local, server: &reqwest::Client, base: &str, source: 
     } else {
         source.to_string()
     };
-    let path = if let Some(rest) = uri.strip_prefix("mlflow-artifacts:") {
+    let path = if let Some(rest) = uri.strip_prefix("dbfs:") {
         let rest = rest.trim_start_matches('/');
-        // Within the artifact store only.
+        // Within DBFS only.
         if rest.split('/').any(|p| p == "..") {
             return None;
         }
-        artifacts.join(rest)
+        local.fs_root().join("dbfs").join(rest)
     } else if let Some(rest) = uri.strip_prefix("file://") {
         PathBuf::from(rest)
     } else if uri.starts_with('/') {

@@ -73,6 +73,32 @@ pub fn model_dir(local: &Local, name: &str) -> PathBuf {
     d
 }
 
+/// Remove a version's or model's files, or a pending marker, and the
+/// directories that held only it (up to the state directory): a deleted
+/// model leaves no trace in the cluster's storage.
+pub fn forget(local: &Local, path: &Path) {
+    let _ = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        // Only below the state directory, and only while empty.
+        if !d.starts_with(&local.state_dir) || d == local.state_dir || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Forget the pending markers of every version of a deleted model.
+pub fn forget_pending(local: &Local, name: &str) {
+    let probe = pending_marker(local, name, "");
+    let (Some(dir), Some(prefix)) = (probe.parent(), probe.file_name().and_then(|f| f.to_str())) else { return };
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_str().is_some_and(|f| f.starts_with(prefix)) {
+            forget(local, &entry.path());
+        }
+    }
+}
+
 /// Path segments that stay inside their root: no `..`, `.`, empty or NUL.
 fn clean(rel: &str) -> Result<Vec<&str>, Response> {
     let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();

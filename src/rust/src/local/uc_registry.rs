@@ -247,7 +247,8 @@ async fn delete_model(State(Shared(local)): State<Shared>, RawQuery(q): RawQuery
     let f = fields(q, &body)?;
     let name = model_name(&f)?;
     oss(&local, Method::DELETE, "registered-models/delete", json!({"name": name})).await?;
-    let _ = std::fs::remove_dir_all(super::uc_artifacts::model_dir(&local, &name));
+    super::uc_artifacts::forget(&local, &super::uc_artifacts::model_dir(&local, &name));
+    super::uc_artifacts::forget_pending(&local, &name);
     ok(json!({}))
 }
 
@@ -348,7 +349,7 @@ async fn finalize_version(State(Shared(local)): State<Shared>, RawQuery(q): RawQ
     let f = fields(q, &body)?;
     let (name, version) = (model_name(&f)?, version_of(&f)?);
     let v = oss(&local, Method::GET, "model-versions/get", json!({"name": name, "version": version})).await?;
-    let _ = std::fs::remove_file(super::uc_artifacts::pending_marker(&local, &name, &version));
+    super::uc_artifacts::forget(&local, &super::uc_artifacts::pending_marker(&local, &name, &version));
     ok(json!({"model_version": uc_version(&local, v["model_version"].clone())}))
 }
 
@@ -423,8 +424,8 @@ async fn delete_version(State(Shared(local)): State<Shared>, RawQuery(q): RawQue
     let f = fields(q, &body)?;
     let (name, version) = (model_name(&f)?, version_of(&f)?);
     oss(&local, Method::DELETE, "model-versions/delete", json!({"name": name, "version": version})).await?;
-    let _ = std::fs::remove_dir_all(super::uc_artifacts::version_dir(&local, &name, &version));
-    let _ = std::fs::remove_file(super::uc_artifacts::pending_marker(&local, &name, &version));
+    super::uc_artifacts::forget(&local, &super::uc_artifacts::version_dir(&local, &name, &version));
+    super::uc_artifacts::forget(&local, &super::uc_artifacts::pending_marker(&local, &name, &version));
     ok(json!({}))
 }
 

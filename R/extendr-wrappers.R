@@ -17,6 +17,8 @@ rust_bootstrap_start <- function(conn, timeout, poll_max, cluster_timeout) .Call
 
 rust_call_code <- function(request_id, target, sources, req, paths, result_path, inline_max) .Call(wrap__rust_call_code, request_id, target, sources, req, paths, result_path, inline_max)
 
+rust_client_env <- function(conn) .Call(wrap__rust_client_env, conn)
+
 rust_cluster_status_start <- function(conn) .Call(wrap__rust_cluster_status_start, conn)
 
 rust_connect <- function(explicit) .Call(wrap__rust_connect, explicit)

@@ -183,6 +183,7 @@ remote_request_cancel <- function(handle) {
 remote_target <- function(conn, target, req, timeout = NULL, progress = FALSE, errors = NULL,
                           call = rlang::caller_env()) {
   show <- want_progress(progress %||% conn$options$progress)
+  say_first_start(conn, target)
   ans <- remote_request_finish(remote_request_start(conn, req, timeout = timeout, call = call,
                                                     target = target, progress = show))
   if (identical(ans$status, "ok")) return(ans$value)

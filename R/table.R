@@ -520,7 +520,6 @@ spark_request <- function(conn, spec, timeout = NULL, progress = FALSE, call = r
     if (need_object && identical(err$class, "need_object")) return(need_object_answer)
     spark_error(err, spec, call)
   }
-  say_spark_start(conn)
   withCallingHandlers(
     remote_target(conn, "spark", spec, timeout = timeout, progress = progress,
                   errors = errors, call = call),
@@ -536,17 +535,6 @@ say_table_unchanged <- function(spec) {
   text <- if (identical(spec$mode, "error")) sprintf("Table %s was not created.", out)
           else sprintf("Table %s is unchanged: the previous table is still there.", out)
   try(cli::cli_inform(c("i" = cli_escape(text)), class = "dbrxr_cancelled_message"), silent = TRUE)
-}
-
-# The first table operation of a connection may wait for Spark to start on
-# the cluster (tens of seconds on the local cluster): say so, once.
-say_spark_start <- function(conn) {
-  st <- remote_state(conn)
-  if (isTRUE(st$spark_announced)) return(invisible(FALSE))
-  st$spark_announced <- TRUE
-  cli::cli_inform(c("i" = "Waiting for Spark on the cluster: the first table operation of a connection starts it if needed (this can take a minute)."),
-                  class = "dbrxr_spark_start_message")
-  invisible(TRUE)
 }
 
 spark_error <- function(f, spec, call) {

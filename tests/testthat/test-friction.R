@@ -71,19 +71,6 @@ test_that("remote_score() takes the model's own name for newdata (newx, new_data
   expect_match(conditionMessage(e), "`newdata` is missing", fixed = TRUE)
 })
 
-test_that("the first table operation of a connection says it waits for Spark, once", {
-  shared <- spark_friction_conn()
-  # A connection of its own (a context of its own): the shared one has been used.
-  conn <- dbx_connect(host = shared$local_info$url, token = shared_spark_token,
-                      cluster_id = shared$local_info$cluster_id)
-  withr::defer(dbx_disconnect(conn))
-  m <- expect_message(dbx_write_table(mtcars, "main.fr.cars", mode = "overwrite", conn = conn),
-                      class = "dbrxr_spark_start_message")
-  expect_match(conditionMessage(m), "Waiting for Spark on the cluster", fixed = TRUE)
-  expect_no_message(dbx_read_table("main.fr.cars", limit = 1, conn = conn),
-                    class = "dbrxr_spark_start_message")
-})
-
 test_that("ranger and glmnet predictions become table columns without a postprocess", {
   conn <- spark_friction_conn()
   skip_if_not_installed("ranger")

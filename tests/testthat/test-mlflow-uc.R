@@ -39,10 +39,16 @@ test_that("Python's MLflow with only a workspace's variables registers, aliases,
     "np.asarray(p).astype('float64').tofile(d + '/py.bin')",
     "open(d + '/facts.txt', 'w').write('\\n'.join([mlflow.get_registry_uri(), str(mv.version), mv.status] + names) + '\\n')"),
     file.path(dir, "uc.py"))
-  # Only what a workspace's user sets (and PATH and HOME): nothing of the local cluster.
-  env <- c(PATH = Sys.getenv("PATH"), HOME = Sys.getenv("HOME"), DATABRICKS_HOST = conn$local_info$url,
-           DATABRICKS_TOKEN = shared_spark_token, MLFLOW_TRACKING_URI = "databricks",
-           MLFLOW_REGISTRY_URI = "databricks-uc")
+  # Only what dbx_mlflow_env() gives (and PATH and HOME): a workspace's
+  # variables, nothing of the local cluster's internals.
+  mlenv <- dbx_mlflow_env(conn)
+  expect_setequal(names(mlenv), c("DATABRICKS_HOST", "DATABRICKS_TOKEN", "MLFLOW_TRACKING_URI",
+                                  "MLFLOW_REGISTRY_URI", "MLFLOW_S3_ENDPOINT_URL"))
+  expect_identical(mlenv[["DATABRICKS_TOKEN"]], shared_spark_token)
+  shown <- capture.output(print(mlenv))
+  expect_false(any(grepl(shared_spark_token, shown, fixed = TRUE)))
+  expect_true(any(grepl("DATABRICKS_TOKEN=<hidden>", shown, fixed = TRUE)))
+  env <- c(PATH = Sys.getenv("PATH"), HOME = Sys.getenv("HOME"), unclass(mlenv))
   res <- processx::run(mlflow_python(), c(file.path(dir, "uc.py"), dir), env = env,
                        error_on_status = FALSE, timeout = 600)
   if (res$status != 0) fail(substr(res$stderr, max(1, nchar(res$stderr) - 3000), nchar(res$stderr)))

@@ -134,13 +134,10 @@ test_that("DBI queries run on a runtime 15.4 cluster", {
 })
 
 test_that("the registry with runtime 15.4: remote_log_model() and remote_score() on models:/ give predict()'s values", {
-  # A known gap (issue 35, open): DBR 15.4's mlflow-skinny 2.11.4 moves run and
-  # model artifacts only with cloud credentials (artifacts/credentials-for-write,
-  # aws/azure/gcp temporary credentials); the local workspace answers as a
-  # workspace with default storage (presigned URLs), which MLflow's client
-  # only understands in later versions. It failed so after the registry moved
-  # to databricks-uc: "credentials-for-write failed with error code 404".
-  skip("runtime 15.4's MLflow client needs cloud storage credentials, which the local workspace does not emulate")
+  # DBR 15.4's mlflow-skinny 2.11.4 predates default storage: it moves run
+  # artifacts through per-file presigned URLs (artifacts/credentials-for-*)
+  # and a version's files with boto3 and the temporary AWS credentials the
+  # registry hands out (the workspace's S3 store, uc_s3.rs).
   conn <- runtime_cluster()
   fit <- lm(mpg ~ wt + hp + factor(cyl), data = mtcars)
   v <- remote_log_model(fit, "main.ml.rt_mpg", input_example = head(mtcars[c("wt", "hp", "cyl")]),

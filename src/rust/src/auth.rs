@@ -69,6 +69,27 @@ impl Credentials {
         self.spec.auth_type()
     }
 
+    /// The environment variables that let another process (Python's MLflow,
+    /// the Databricks SDK or CLI) authenticate as this connection does:
+    /// `dbx_mlflow_env()` hands them to the user, who asked for them.
+    pub fn client_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("DATABRICKS_HOST", self.host.clone())];
+        match &self.spec {
+            AuthSpec::Pat { token } => env.push(("DATABRICKS_TOKEN", token.expose().to_string())),
+            AuthSpec::OAuthM2M { client_id, client_secret } => {
+                env.push(("DATABRICKS_CLIENT_ID", client_id.clone()));
+                env.push(("DATABRICKS_CLIENT_SECRET", client_secret.expose().to_string()));
+            }
+            AuthSpec::DatabricksCli { profile } => {
+                env.push(("DATABRICKS_AUTH_TYPE", "databricks-cli".to_string()));
+                if let Some(p) = profile {
+                    env.push(("DATABRICKS_CONFIG_PROFILE", p.clone()));
+                }
+            }
+        }
+        env
+    }
+
     /// The secrets this connection holds, for scrubbing error texts.
     pub fn secrets(&self) -> Vec<&Secret> {
         match &self.spec {

@@ -90,6 +90,8 @@ struct Inner {
     gone: bool,
     /// Told whenever a command ends (status checks wait on it).
     ended: Arc<Notify>,
+    /// The process has started its Spark session (its replies say so).
+    spark: bool,
 }
 
 impl Inner {
@@ -349,6 +351,11 @@ impl Contexts {
         self.lock().len()
     }
 
+    /// The contexts whose Spark session has started.
+    pub fn with_spark(&self) -> Vec<String> {
+        self.lock().iter().filter(|(_, c)| c.lock().spark).map(|(id, _)| id.clone()).collect()
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Context>> {
         self.lock().get(id).cloned()
     }
@@ -402,6 +409,7 @@ impl Contexts {
                 last_used: Instant::now(),
                 gone: false,
                 ended: Arc::new(Notify::new()),
+                spark: false,
             }),
             wake: Notify::new(),
             stop: self.shutdown.child_token(),
@@ -568,6 +576,7 @@ async fn serve(ctx: &Arc<Context>, pool: &Arc<Contexts>, child: &mut tokio::proc
             return died(ctx);
         };
         let mut g = ctx.lock();
+        g.spark |= v["spark"] == true;
         let cancelling = g.commands.get(&id).map(|c| c.status == CmdStatus::Cancelling) == Some(true);
         let (status, results) = match v["status"].as_str() {
             _ if cancelling => (CmdStatus::Cancelled, cancelled_results()),

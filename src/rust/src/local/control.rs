@@ -16,6 +16,7 @@ use super::state::{Control, Shared};
 pub fn router() -> Router<Shared> {
     Router::new()
         .route("/_local/stats", get(stats))
+        .route("/_local/status", get(status))
         .route("/_local/faults", post(set_faults))
         .route("/_local/cluster/restart", post(restart))
         .route("/_local/cluster/terminate", post(terminate))
@@ -25,6 +26,14 @@ pub fn router() -> Router<Shared> {
 
 async fn stats(State(c): State<Control>) -> Reply {
     reply::ok(c.stats_json())
+}
+
+/// What a first call would wait for: the MLflow server, a context's Spark.
+async fn status(State(Shared(local)): State<Shared>) -> Reply {
+    reply::ok(json!({
+        "mlflow_server": local.mlflow.running(),
+        "spark_contexts": local.compute.contexts.with_spark(),
+    }))
 }
 
 /// Fault settings that do not parse.

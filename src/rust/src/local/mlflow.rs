@@ -19,6 +19,7 @@ use axum::http::header::{AUTHORIZATION, CONNECTION, HOST, TRANSFER_ENCODING};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::routing::any;
+use serde_json::{json, Value};
 use axum::Router;
 use futures_util::TryStreamExt;
 
@@ -84,6 +85,36 @@ impl Mlflow {
             // Dropping the server kills its process group.
             drop(g.take());
         }
+    }
+}
+
+/// Call the cluster's MLflow server (`/api/2.0/mlflow/<route>`): its answer,
+/// or its error as the response to send back.
+pub(super) async fn call(local: &Arc<Local>, method: Method, route: &str, body: Value) -> Result<Value, Response> {
+    let client = local.mlflow.client(local).await?;
+    let url = format!("{}/api/2.0/mlflow/{route}", super::mlflow::SERVER_BASE);
+    let req = if method == Method::GET {
+        let pairs: Vec<(String, String)> = body
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or(v.to_string()))).collect())
+            .unwrap_or_default();
+        client.get(url).query(&pairs)
+    } else {
+        client.request(method, url).json(&body)
+    };
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| reply::api(503, "TEMPORARILY_UNAVAILABLE", format!("the local MLflow server did not answer: {e}")))?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap_or_default();
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(json!({}));
+    if (200..300).contains(&status) {
+        Ok(v)
+    } else {
+        let code = v["error_code"].as_str().unwrap_or("INTERNAL_ERROR").to_string();
+        let message = v["message"].as_str().unwrap_or("the MLflow server refused the request").to_string();
+        Err(reply::api(status, &code, message))
     }
 }
 

@@ -9,6 +9,16 @@ pub struct Mlflow {
     pub(super) server: tokio::sync::Mutex<Option<Running>>,
 }
 
+impl Mlflow {
+    /// Whether the server runs now (one starting, or locked, counts as not).
+    pub fn running(&self) -> bool {
+        self.server
+            .try_lock()
+            .map(|mut g| g.as_mut().is_some_and(|r| matches!(r.child.try_wait(), Ok(None))))
+            .unwrap_or(false)
+    }
+}
+
 pub(super) struct Running {
     /// Connects to the server's Unix socket.
     pub(super) client: reqwest::Client,

@@ -49,9 +49,11 @@ mod identity;
 pub mod jobs;
 mod mlflow;
 mod mlflow_rules;
+mod mlflow_run_artifacts;
 mod oauth;
 mod uc_artifacts;
 mod uc_registry;
+mod uc_s3;
 mod server;
 
 use std::path::{Path, PathBuf};

@@ -21,7 +21,7 @@ use super::faults::{DropConnection, Fault, Faults};
 use super::state::{Local, Shared};
 use super::stats::{Direction, Stats};
 use super::util::local_error;
-use super::{clusters, commands, control, dbfs, files, identity, mlflow, oauth, reply, uc_registry};
+use super::{clusters, commands, control, dbfs, files, identity, mlflow, mlflow_run_artifacts, oauth, reply, uc_registry};
 use crate::error::Result;
 
 /// Every API family of the local cluster: adding one is one line here (see
@@ -36,6 +36,7 @@ fn families() -> Router<Shared> {
         .merge(control::router())
         .merge(identity::router())
         .merge(mlflow::router())
+        .merge(mlflow_run_artifacts::router())
         .merge(uc_registry::router())
 }
 
@@ -98,13 +99,14 @@ const PUBLIC_PATHS: &[&str] =
 /// store's is: a random nonce bound to one file, one direction and a deadline.
 const PRESIGNED_PREFIX: &str = "/presigned/";
 
-/// Bearer token on every route but [`PUBLIC_PATHS`] and presigned URLs
-/// (`/api/`, `/_local/`, MLflow's `/ajax-api/`, and any path not served): the
+/// Bearer token on every route (`/api/`, `/_local/`, MLflow's `/ajax-api/`,
+/// and any path not served) but [`PUBLIC_PATHS`], presigned URLs and the S3
+/// store (whose credential is its session token, uc_s3.rs): the
 /// cluster's token or an OAuth token it issued. 401/403 exactly as a
 /// workspace answers.
 async fn authenticate(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if PUBLIC_PATHS.contains(&path) || path.starts_with(PRESIGNED_PREFIX) {
+    if PUBLIC_PATHS.contains(&path) || path.starts_with(PRESIGNED_PREFIX) || path.starts_with(super::uc_s3::PREFIX) {
         return next.run(req).await;
     }
     let bearer = req

@@ -100,7 +100,7 @@ pub fn forget_pending(local: &Local, name: &str) {
 }
 
 /// Path segments that stay inside their root: no `..`, `.`, empty or NUL.
-fn clean(rel: &str) -> Result<Vec<&str>, Response> {
+pub(super) fn clean(rel: &str) -> Result<Vec<&str>, Response> {
     let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
     if parts.iter().any(|p| *p == ".." || *p == "." || p.contains('\0')) {
         return Err(invalid(format!("The path {rel} is not valid.")));
@@ -124,9 +124,13 @@ fn models_file(local: &Local, path: &str) -> Result<(String, String, PathBuf), R
 
 /// `<exp>/Runs/<rest>` or `<exp>/LoggedModels/<id>/<rest>` (below
 /// `/WorkspaceInternal/Mlflow/Artifacts/`) → its `dbfs:/databricks/mlflow-tracking/` file.
+pub(super) fn tracking_root(local: &Local) -> PathBuf {
+    local.fs_root().join("dbfs/databricks/mlflow-tracking")
+}
+
 fn tracking_file(local: &Local, rel: &str) -> Result<PathBuf, Response> {
     let parts = clean(rel.strip_prefix("Mlflow/Artifacts/").ok_or_else(|| not_found())?)?;
-    let mut file = local.fs_root().join("dbfs/databricks/mlflow-tracking");
+    let mut file = tracking_root(local);
     match parts.as_slice() {
         [exp, "Runs", rest @ ..] => {
             file.push(exp);
@@ -165,12 +169,23 @@ fn grants() -> &'static Mutex<HashMap<String, Grant>> {
 }
 
 fn grant(local: &Local, file: PathBuf, write: bool) -> Value {
+    json!({"url": presigned_url(local, file, write), "headers": []})
+}
+
+/// A presigned URL of one file, read or written.
+pub(super) fn presigned_url(local: &Local, file: PathBuf, write: bool) -> String {
+    format!("{}/presigned/{}", local.access.url(), new_grant(local, file, write))
+}
+
+/// A new grant's nonce: `path` (a file, or a directory for the S3 store's
+/// session tokens) for 15 minutes, written if `write`.
+pub(super) fn new_grant(local: &Local, path: PathBuf, write: bool) -> String {
     let nonce = super::util::random_hex(24);
     let mut g = grants().lock().unwrap_or_else(|e| e.into_inner());
     let now = Instant::now();
     g.retain(|_, v| v.until > now);
-    g.insert(nonce.clone(), Grant { cluster: local.state_dir.clone(), file, write, until: now + GRANT_TTL });
-    json!({"url": format!("{}/presigned/{nonce}", local.access.url()), "headers": []})
+    g.insert(nonce.clone(), Grant { cluster: local.state_dir.clone(), file: path, write, until: now + GRANT_TTL });
+    nonce
 }
 
 fn redeem(local: &Local, nonce: &str, write: bool) -> Result<PathBuf, Response> {
@@ -181,6 +196,15 @@ fn redeem(local: &Local, nonce: &str, write: bool) -> Result<PathBuf, Response> 
         }
         _ => Err(api(403, "PERMISSION_DENIED", "The presigned URL is not valid here, or has expired.")),
     }
+}
+
+/// The directory a live grant of this cluster covers, if `nonce` is one
+/// that allows `write` (a read-write grant also reads).
+pub(super) fn granted_dir(local: &Local, nonce: &str, write: bool) -> Option<PathBuf> {
+    let g = grants().lock().unwrap_or_else(|e| e.into_inner());
+    g.get(nonce)
+        .filter(|v| v.cluster == local.state_dir && (v.write || !write) && v.until > Instant::now())
+        .map(|v| v.file.clone())
 }
 
 /// The `/Models/...` path asked for. Other paths (volumes) get the answer
@@ -231,7 +255,7 @@ async fn get_presigned(State(Shared(local)): State<Shared>, UrlPath(nonce): UrlP
 // ---- files ------------------------------------------------------------------------
 
 /// Streamed to a temporary file beside the target, then renamed: never a partial file.
-async fn write_file(file: &Path, body: Body) -> Result<(), Response> {
+pub(super) async fn write_file(file: &Path, body: Body) -> Result<(), Response> {
     let parent = file.parent().ok_or_else(|| invalid("The path has no parent directory."))?;
     tokio::fs::create_dir_all(parent).await.map_err(|e| io_error("could not create the directory", e))?;
     let tmp = parent.join(format!(".upload-{}", super::util::random_hex(8)));
@@ -257,7 +281,7 @@ async fn write_file(file: &Path, body: Body) -> Result<(), Response> {
     result
 }
 
-async fn read_file(file: &Path, head: bool) -> Reply {
+pub(super) async fn read_file(file: &Path, head: bool) -> Reply {
     let meta = tokio::fs::metadata(file).await.map_err(|_| not_found())?;
     if meta.is_dir() {
         return Err(not_found());

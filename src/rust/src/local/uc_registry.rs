@@ -14,7 +14,6 @@
 //! Also here: [`cluster_credentials_env`], what contexts and job tasks get so
 //! that they reach this workspace as a Databricks cluster's code reaches its own.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
@@ -26,6 +25,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::reply::{api, invalid, ok, Reply};
+use super::mlflow::call as oss;
 use super::state::{Local, Shared};
 
 const UC: &str = "/api/2.0/mlflow/unity-catalog";
@@ -57,6 +57,7 @@ pub fn router() -> Router<Shared> {
         .route(&r("model-versions/delete-tag"), delete(forward))
         .route(&r("model-versions/emit-lineage"), post(|| async { ok(json!({})) }))
         .merge(super::uc_artifacts::router())
+        .merge(super::uc_s3::router())
 }
 
 /// Environment of context and job-task processes: the workspace is this
@@ -64,11 +65,15 @@ pub fn router() -> Router<Shared> {
 /// MLflow tracking `databricks` and registry `databricks-uc`, as the
 /// Databricks runtime sets them for a cluster's notebooks and tasks.
 pub fn cluster_credentials_env(url: &str, cluster_token: &str) -> Vec<(String, String)> {
+    let s3 = format!("{url}{}", super::uc_s3::PREFIX.trim_end_matches('/'));
     [
         ("DATABRICKS_HOST", url),
         ("DATABRICKS_TOKEN", cluster_token),
         ("MLFLOW_TRACKING_URI", "databricks"),
         ("MLFLOW_REGISTRY_URI", "databricks-uc"),
+        // The storage of the registry's classic mode (uc_s3), where a cloud
+        // workspace's clients reach S3 itself.
+        ("MLFLOW_S3_ENDPOINT_URL", &s3),
         // Logging a model must not try to reach PyPI to pin versions.
         ("MLFLOW_DISABLE_ENV_CREATION", "true"),
     ]
@@ -135,35 +140,6 @@ fn model_name(f: &Map<String, Value>) -> Result<String, Response> {
     Ok(name.to_string())
 }
 
-/// Call the cluster's MLflow server (`/api/2.0/mlflow/<route>`): its answer,
-/// or its error as the response to send back.
-async fn oss(local: &Arc<Local>, method: Method, route: &str, body: Value) -> Result<Value, Response> {
-    let client = local.mlflow.client(local).await?;
-    let url = format!("{}/api/2.0/mlflow/{route}", super::mlflow::SERVER_BASE);
-    let req = if method == Method::GET {
-        let pairs: Vec<(String, String)> = body
-            .as_object()
-            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or(v.to_string()))).collect())
-            .unwrap_or_default();
-        client.get(url).query(&pairs)
-    } else {
-        client.request(method, url).json(&body)
-    };
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| api(503, "TEMPORARILY_UNAVAILABLE", format!("the local MLflow server did not answer: {e}")))?;
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.unwrap_or_default();
-    let v: Value = serde_json::from_slice(&bytes).unwrap_or(json!({}));
-    if (200..300).contains(&status) {
-        Ok(v)
-    } else {
-        let code = v["error_code"].as_str().unwrap_or("INTERNAL_ERROR").to_string();
-        let message = v["message"].as_str().unwrap_or("the MLflow server refused the request").to_string();
-        Err(api(status, &code, message))
-    }
-}
 
 
 // ---- UC state kept here: pending versions -----------------------------------------
@@ -184,8 +160,7 @@ fn uc_version(local: &Local, mut v: Value) -> Value {
             .map(|a| a.iter().filter_map(Value::as_str).map(|s| json!({"alias": s, "version": version})).collect())
             .unwrap_or_default();
         o.insert("aliases".into(), Value::Array(aliases));
-        let dir = super::uc_artifacts::version_dir(local, &name, &version);
-        o.insert("storage_location".into(), json!(format!("file://{}", dir.display())));
+        o.insert("storage_location".into(), json!(super::uc_s3::storage_location(&name, &version)));
         if super::uc_artifacts::is_pending(local, &name, &version) {
             o.insert("status".into(), json!("PENDING_REGISTRATION"));
         }
@@ -368,7 +343,17 @@ async fn credentials(State(Shared(local)): State<Shared>, RawQuery(q): RawQuery,
     }
     let until = SystemTime::now() + Duration::from_secs(15 * 60);
     let ms = until.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-    ok(json!({"credentials": {"storage_mode": "DEFAULT_STORAGE", "expiration_time": ms}}))
+    // Both modes: clients that know default storage move the files through
+    // presigned URLs (uc_artifacts); older ones (DBR 15.4's MLflow) through
+    // the S3 store with these temporary credentials (uc_s3).
+    let dir = super::uc_artifacts::version_dir(&local, &name, &version);
+    let session = super::uc_artifacts::new_grant(&local, dir, write);
+    let aws = json!({
+        "access_key_id": format!("ASIA{}", super::util::random_hex(8).to_uppercase()),
+        "secret_access_key": super::util::random_hex(20),
+        "session_token": session,
+    });
+    ok(json!({"credentials": {"storage_mode": "DEFAULT_STORAGE", "aws_temp_credentials": aws, "expiration_time": ms}}))
 }
 
 async fn get_version(State(Shared(local)): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> Reply {
@@ -382,8 +367,7 @@ async fn download_uri(State(Shared(local)): State<Shared>, RawQuery(q): RawQuery
     let f = fields(q, &body)?;
     let (name, version) = (model_name(&f)?, version_of(&f)?);
     oss(&local, Method::GET, "model-versions/get", json!({"name": name, "version": version})).await?;
-    let dir = super::uc_artifacts::version_dir(&local, &name, &version);
-    ok(json!({"artifact_uri": format!("file://{}", dir.display())}))
+    ok(json!({"artifact_uri": super::uc_s3::storage_location(&name, &version)}))
 }
 
 async fn search_versions(State(Shared(local)): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> Reply {

@@ -133,8 +133,20 @@ fn rust_session_info(conn: Robj) -> Robj {
     })
 }
 
+/// The environment variables another process needs to authenticate as this
+/// connection does (secrets included: the caller asked for them).
+#[extendr]
+fn rust_client_env(conn: Robj) -> Robj {
+    guard(|| {
+        let s = session(&conn)?;
+        let env = s.credentials.client_env();
+        Ok(List::from_pairs(env.into_iter().map(|(k, v)| (k, Robj::from(v)))).into())
+    })
+}
+
 extendr_module! {
     mod connect;
+    fn rust_client_env;
     fn rust_connect;
     fn rust_connect_clone;
     fn rust_session_close;

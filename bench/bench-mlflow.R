@@ -33,19 +33,18 @@ bench_mlflow <- function() {
   }
   udf_job <- function(output) {
     in_context(paste0(
-      "import mlflow, dbrxr_spark\n",
+      "import mlflow\n",
       "udf = mlflow.pyfunc.spark_udf(spark, '", uri, "', result_type='double', env_manager='local')\n",
-      "src = spark.table(dbrxr_spark.spark_name('main.bench.m'))\n",
+      "src = spark.table('main.bench.m')\n",
       "out = src.select('id', udf(*[src[c] for c in ", deparse_py(cols[-1]), "]).alias('.pred'))\n",
-      "out.write.mode('overwrite').saveAsTable(dbrxr_spark.spark_name('", output, "'))\n"))
+      "out.write.mode('overwrite').saveAsTable('", output, "')\n"))
   }
   # The floor: the same rows read and written by Spark, with no scoring.
   copy_job <- function() {
     in_context(paste0(
-      "import dbrxr_spark\n",
-      "src = spark.table(dbrxr_spark.spark_name('main.bench.m'))\n",
+      "src = spark.table('main.bench.m')\n",
       "src.select('id', src['V1'].alias('.pred')).write.mode('overwrite')",
-      ".saveAsTable(dbrxr_spark.spark_name('main.bench.copy'))\n"))
+      ".saveAsTable('main.bench.copy')\n"))
   }
   ours_job <- function(output) {
     system.time(remote_score_table(uri, "main.bench.m", output, keep = "id", mode = "overwrite",

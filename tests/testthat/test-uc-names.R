@@ -31,6 +31,22 @@ test_that("SQL takes three-level names natively: struct fields, string literals,
   expect_false(any(grepl("__", dbx_exec("SHOW SCHEMAS", conn, language = "sql")[[1]])))
 })
 
+test_that("a two-part name resolves in the current catalog from any thread (R requests run on one of their own)", {
+  conn <- shared_spark_cluster("main.ucn3")
+  dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS ucn_two')", conn)
+  code <- paste("import threading", "out = []",
+                "def f():",
+                "    try:",
+                "        spark.range(3).write.mode('overwrite').saveAsTable('ucn_two.t'); out.append('ok')",
+                "    except Exception as e:",
+                "        out.append(str(e)[:200])",
+                "t = threading.Thread(target=f); t.start(); t.join(); print(out[0])", sep = "\n")
+  expect_identical(dbx_exec(code, conn), "ok")
+  # The table verbs' requests (another thread of the context's process).
+  dbx_write_table(data.frame(x = 1:3), "ucn_two.r", mode = "overwrite", conn = conn)
+  expect_identical(dbx_read_table("hive_metastore.ucn_two.r", conn = conn), data.frame(x = 1:3))
+})
+
 test_that("CREATE CATALOG, CREATE OR REPLACE TABLE AS SELECT, DELETE FROM, and refusals that say why", {
   conn <- shared_spark_cluster("main.ucn2")
   dbx_exec("CREATE CATALOG IF NOT EXISTS ucn_c2; CREATE SCHEMA IF NOT EXISTS ucn_c2.s", conn, language = "sql")

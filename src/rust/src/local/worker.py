@@ -342,7 +342,11 @@ def _spark_conf():
 
 
 def _spark_session():
-    """The context's SparkSession (created on first call)."""
+    """The context's SparkSession (created on first call), made the active
+    one of the calling thread's JVM thread: code that runs on a thread of its
+    own (R requests, the user's threads) otherwise resolves names through
+    Spark's fallback settings, whose default catalog is not the cluster's
+    (a two-part name then misses its schema)."""
     with _spark_lock:
         if _spark["session"] is None:
             _spark_conf()
@@ -350,7 +354,9 @@ def _spark_session():
             session = SparkSession.builder.getOrCreate()
             session.sparkContext.setLogLevel("ERROR")
             _spark["session"] = session
-        return _spark["session"]
+        session = _spark["session"]
+    session._jvm.org.apache.spark.sql.SparkSession.setActiveSession(session._jsparkSession)
+    return session
 
 
 class _LazySpark:
@@ -666,6 +672,8 @@ def _run_r(cid, n, code):
 
 
 def _reply(result):
+    # The cluster tells clients whether a command will wait for Spark to start.
+    result["spark"] = _spark["session"] is not None
     while True:
         try:
             _send(result)

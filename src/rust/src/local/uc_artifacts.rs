@@ -307,8 +307,10 @@ pub(super) async fn read_file(file: &Path, head: bool) -> Reply {
 /// A directory listing in the Files API's shape, entries named by `api_dir`.
 fn listing(dir: &Path, api_dir: &str, head: bool) -> Reply {
     let meta = std::fs::metadata(dir).map_err(|_| api(404, "NOT_FOUND", "The directory being accessed is not found."))?;
+    // A file is no directory: NOT_FOUND, which MLflow's Databricks clients
+    // take as "a file, not a directory" when they list before downloading.
     if !meta.is_dir() {
-        return Err(invalid(format!("{api_dir} is a file, not a directory.")));
+        return Err(api(404, "NOT_FOUND", format!("The directory {api_dir} is not found: it is a file.")));
     }
     if head {
         return Ok(StatusCode::OK.into_response());

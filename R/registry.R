@@ -26,7 +26,7 @@
 #' @param version The version (a whole number, or a string of digits).
 #' @param conn A `dbx_connection`.
 #' @param timeout Seconds the call may take; see [remote_score()].
-#' @return `dbx_model_alias()`: a `dbx_model_alias` (invisibly): `name`,
+#' @return `dbx_model_alias()`: a `dbx_model_alias`: `name`,
 #'   `alias`, `version` (integer), `previous` (the version the alias named
 #'   before, `NA` if none) and `run_id`. `dbx_model_alias_delete()`: the
 #'   version the alias named, invisibly.
@@ -56,10 +56,9 @@ dbx_model_alias <- function(name, alias, version, conn = dbx_default_connection(
   check_connection(conn, call = call)
   res <- remote_target(conn, "mlflow", list(op = "alias", name = name, alias = alias, version = version),
                        timeout = timeout, errors = mlflow_errors, call = call)
-  invisible(structure(list(name = res$name, alias = res$alias, version = as.integer(res$version),
-                           previous = as.integer(res$previous %||% NA_integer_),
-                           run_id = res$run_id %||% ""),
-                      class = "dbx_model_alias"))
+  structure(list(name = res$name, alias = res$alias, version = as.integer(res$version),
+                 previous = as.integer(res$previous %||% NA_integer_), run_id = res$run_id %||% ""),
+            class = "dbx_model_alias")
 }
 
 #' @rdname dbx_model_alias

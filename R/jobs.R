@@ -416,12 +416,20 @@ print.dbx_run <- function(x, ...) {
   invisible(x)
 }
 
-check_run <- function(run, call = rlang::caller_env()) {
+# A dbx_run, or one for a run id (`conn`: its connection).
+check_run <- function(run, conn = NULL, call = rlang::caller_env()) {
   if (!inherits(run, "dbx_run")) {
-    abort_dbrxr("`run` must be a dbx_run (from remote_job(), dbx_run() or dbx_job_run_now()).",
-                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(run)), call = call)
+    if (!is.numeric(run) && !is.character(run)) {
+      abort_dbrxr("`run` must be a dbx_run (from remote_job(), dbx_run() or dbx_job_run_now()) or a run id.",
+                  "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(run)), call = call)
+    }
+    id <- as_dbx_id(run, "run", arg = "run", call = call)
+    check_connection(conn, call = call)
+    local_call_deadline(default_limit(conn))
+    return(new_dbx_run(conn, jobs_call(conn, "get_run", list(run_id = id), call = call)))
   }
   check_connection(run$conn, arg = "run$conn", call = call)
+  run
 }
 
 terminal_states <- c("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
@@ -431,7 +439,9 @@ terminal_states <- c("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 #' The call is bounded by the connection's `timeout` option, else the option
 #' `dbrxr.timeout`, else 60 seconds; past it a `dbrxr_timeout_error` is raised.
 #'
-#' @param run A `dbx_run`.
+#' @param run A `dbx_run`, or a run id: a number, a string of digits or the
+#'   run's URL (see [dbx_run()]).
+#' @param conn The connection, when `run` is an id.
 #' @return The run, refreshed (`$state`: `QUEUED`, `PENDING`, `RUNNING`,
 #'   `TERMINATING`, `TERMINATED`, `SKIPPED` or `INTERNAL_ERROR`; `$result` once
 #'   it has ended: `SUCCESS`, `FAILED`, `TIMEDOUT`, `CANCELED`, ...).
@@ -441,9 +451,9 @@ terminal_states <- c("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 #' run <- remote_job(function() 1, conn = conn)
 #' dbx_run_status(run)$state
 #' dbx_disconnect(conn)
-dbx_run_status <- function(run) {
+dbx_run_status <- function(run, conn = dbx_default_connection()) {
   call <- rlang::current_env()
-  check_run(run, call = call)
+  run <- check_run(run, if (inherits(run, "dbx_run")) NULL else conn, call = call)
   local_call_deadline(default_limit(run$conn))
   new_dbx_run(run$conn, jobs_call(run$conn, "get_run", list(run_id = run$run_id), call = call))
 }
@@ -464,7 +474,9 @@ run_wait <- function(run, progress = NULL, call = rlang::caller_env()) {
 #' The call is bounded by the connection's `timeout` option, else the option
 #' `dbrxr.timeout`, else 60 seconds; past it a `dbrxr_timeout_error` is raised.
 #'
-#' @param run A `dbx_run`.
+#' @param run A `dbx_run`, or a run id: a number, a string of digits or the
+#'   run's URL (see [dbx_run()]).
+#' @param conn The connection, when `run` is an id.
 #' @param wait Wait until the run has ended.
 #' @return The run, refreshed, invisibly (`$result` is `"CANCELED"` once it
 #'   has stopped).
@@ -474,9 +486,9 @@ run_wait <- function(run, progress = NULL, call = rlang::caller_env()) {
 #' run <- remote_job(function() Sys.sleep(60), conn = conn)
 #' dbx_run_cancel(run)
 #' dbx_disconnect(conn)
-dbx_run_cancel <- function(run, wait = TRUE) {
+dbx_run_cancel <- function(run, wait = TRUE, conn = dbx_default_connection()) {
   call <- rlang::current_env()
-  check_run(run, call = call)
+  run <- check_run(run, if (inherits(run, "dbx_run")) NULL else conn, call = call)
   check_flag(wait, null_ok = FALSE, call = call)
   local_call_deadline(default_limit(run$conn))
   jobs_call(run$conn, "cancel", list(run_id = run$run_id), call = call)
@@ -497,7 +509,9 @@ dbx_run_cancel <- function(run, wait = TRUE) {
 #' one that lost its cluster a `dbrxr_run_cluster_error`, one that failed
 #' before R answered a `dbrxr_run_failed_error` (all `dbrxr_run_error`s).
 #'
-#' @param run A `dbx_run`.
+#' @param run A `dbx_run`, or a run id: a number, a string of digits or the
+#'   run's URL (see [dbx_run()]).
+#' @param conn The connection, when `run` is an id.
 #' @param progress Show where the run is while waiting: `TRUE`, `FALSE`, or
 #'   `NULL` (the connection's option, else while interactive).
 #' @return The value of the job's function or expression.
@@ -507,9 +521,9 @@ dbx_run_cancel <- function(run, wait = TRUE) {
 #' run <- remote_job(function(n) summary(lm(mpg ~ wt, mtcars[seq_len(n), ])), 20, conn = conn)
 #' dbx_run_result(run)
 #' dbx_disconnect(conn)
-dbx_run_result <- function(run, progress = NULL) {
+dbx_run_result <- function(run, progress = NULL, conn = dbx_default_connection()) {
   call <- rlang::current_env()
-  check_run(run, call = call)
+  run <- check_run(run, if (inherits(run, "dbx_run")) NULL else conn, call = call)
   conn <- run$conn
   if (!run$state %in% terminal_states) run <- run_wait(run, progress = progress, call = call)
   p <- run$params

@@ -18,6 +18,10 @@ test_that("run and job ids are accepted as numbers, strings of digits and URLs, 
   expect_identical(dbx_run(sprintf("https://dbc-1.cloud.databricks.com/jobs/%s/runs/%s?o=1", job$job_id, id),
                            conn = conn)$run_id, id)
   expect_identical(dbx_run_result(dbx_run(paste0(" ", id, " "), conn = conn)), 1)
+  # The run verbs take an id as well.
+  expect_identical(dbx_run_result(id, conn = conn), 1)
+  expect_identical(dbx_run_status(run$url, conn = conn)$result, "SUCCESS")
+  expect_identical(dbx_run_cancel(as.numeric(id), conn = conn)$result, "SUCCESS")  # ended: left as it is
   expect_identical(dbx_job_runs(as.numeric(job$job_id), conn = conn)$run_id, id)
   expect_identical(dbx_job_runs(sprintf("https://dbc-1.cloud.databricks.com/#job/%s", job$job_id),
                                 conn = conn)$run_id, id)
@@ -36,6 +40,8 @@ test_that("run and job ids are accepted as numbers, strings of digits and URLs, 
     expect_error(dbx_run(bad, conn = conn), class = "dbrxr_input_error")
   }
   expect_error(dbx_job_runs("https://host/#job/x", conn = conn), class = "dbrxr_input_error")
+  expect_error(dbx_run_result(list(id), conn = conn), class = "dbrxr_input_error")
+  expect_error(dbx_run_status("run-1", conn = conn), class = "dbrxr_input_error")
   expect_error(dbx_job_runs(job, limit = 0), class = "dbrxr_input_error")
   after <- local_stats(conn)$routes
   after[["GET /_local/stats"]] <- before[["GET /_local/stats"]] <- NULL

@@ -436,7 +436,6 @@ mlflow_errors <- function(err, call) {
                                  "dbrxr_remote_error", problems = err$remote_message %||% msg,
                                  hints = "Check that `input_example` has the columns and classes the model was fitted on.",
                                  remote_message = err$remote_message %||% msg, call = call),
-    mlflow = abort_dbrxr(msg, "dbrxr_mlflow_error", call = call),
     NULL)
 }
 

@@ -182,5 +182,7 @@ registry_error <- function(err, call) {
     permission = abort_dbrxr(msg, c("dbrxr_model_permission_error", "dbrxr_auth_error"),
                              hints = "Ask for the privileges on the model (e.g. EXECUTE to read it, ownership to set aliases).",
                              model = model, error_code = err$error_code, call = call),
+    # The registry failed otherwise (credentials, a lost server): MLflow's words.
+    mlflow = abort_dbrxr(msg, "dbrxr_mlflow_error", error_code = err$error_code, call = call),
     NULL)
 }

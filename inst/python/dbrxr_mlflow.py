@@ -533,7 +533,10 @@ def _download(mlflow, version_uri, uri):
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=version_uri, dst_path=work)
         except Exception as e:
-            raise _mlflow_error(e, "Could not download %s" % uri)
+            err = _mlflow_error(e, "Could not download %s" % uri)
+            if err.cls == "not_found":  # the version exists (looked up first): its files are missing
+                err.cls = "mlflow"
+            raise err
         import yaml
         with open(os.path.join(local, "MLmodel")) as f:
             mlmodel = yaml.safe_load(f)

@@ -98,4 +98,13 @@ test_that("a missing model, version or alias, and a refusal, are their own class
                                                error_code = "PERMISSION_DENIED"), NULL),
                     class = "dbrxr_model_permission_error")
   expect_s3_class(e, "dbrxr_auth_error")
+  # A table job resolving its models:/ URI as it runs reports the registry's
+  # failures as such (they were a dbrxr_table_not_found_error, or an
+  # internal error for a registry that could not be read).
+  expect_error(dbrxr:::spark_error(list(class = "alias_not_found", message = "no alias", model = name,
+                                        alias = "champion"), list(table = "main.s.t"), NULL),
+               class = "dbrxr_model_alias_not_found_error")
+  expect_error(dbrxr:::spark_error(list(class = "mlflow", message = "Reading Databricks credential configuration failed"),
+                                   list(table = "main.s.t"), NULL),
+               class = "dbrxr_mlflow_error")
 })

@@ -40,10 +40,11 @@ job_verbs <- c("remote_score_table", "dbx_read_table", "dbx_write_table")
 #'   terminated after the run.
 #' @param library A [remote_library()] environment: its library comes first on
 #'   `.libPaths()` in the job (it lives in staging, so any cluster sees it).
-#'   Default: the connection's library (see [remote_library()]), if any. The
-#'   packages the job needs are looked up with it on the connection's cluster
-#'   before the job is submitted: a missing one is a
-#'   `dbrxr_missing_package_error` then, not a failed run later.
+#'   Default: the connection's library (see [remote_library()]), if any. For
+#'   a job on the connection's cluster (`cluster = NULL`), the packages it
+#'   needs are looked up there with this library before the job is
+#'   submitted: a missing one is a `dbrxr_missing_package_error` then, not a
+#'   failed run later.
 #' @param name The run's (or the job's) name.
 #' @param schedule A Quartz cron expression (`"0 0 2 * * ?"`: 02:00 daily;
 #'   seconds, minutes, hours, day of month, month, day of week, year). Checked
@@ -114,7 +115,9 @@ remote_job <- function(fun_or_expr, ..., cluster = NULL, library = connection_li
   check_connection(conn, call = call)
 
   plan <- job_request(x, args, envir, conn, seed = is.null(schedule), call = call)
-  check_job_packages(plan, library, conn, call = call)
+  # On the connection's cluster, where the job runs; new job compute is not
+  # woken up for it (nor the connection's cluster on its behalf).
+  if (is.null(cluster)) check_job_packages(plan, library, conn, call = call)
   plan$req$protocol <- protocol_version
   plan$req$libpaths <- library$path
   name <- name %||% plan$name

@@ -21,6 +21,13 @@
 #' * `dbrxr_missing_package_error`: a package is missing on the cluster; field
 #'   `package`.
 #' * `dbrxr_input_error`: an argument is invalid (raised before any network call).
+#' * `dbrxr_model_not_found_error`, `dbrxr_model_version_not_found_error`,
+#'   `dbrxr_model_alias_not_found_error` (all also `dbrxr_not_found_error`):
+#'   the registered model, its version or its alias does not exist; fields
+#'   `model`, `version`, `alias`. `dbrxr_model_permission_error` (also
+#'   `dbrxr_auth_error`): the registry refused access to the model.
+#' * `dbrxr_run_not_found_error`, `dbrxr_job_not_found_error`: no job run or
+#'   job has that id.
 #' * `dbrxr_local_runtime_error` (also a `dbrxr_local_cluster_error`): the
 #'   Python environment of `local_cluster(runtime = ...)` is missing or not the
 #'   runtime's; fields `runtime` and `make_target` (the make target that builds it).

@@ -18,8 +18,11 @@ want_progress <- function(progress) {
 # The call's deadline (R/deadline.R) bounds every wait too; a job that carries
 # it itself (`rust_bound`: a request, which cancels its remote command when
 # it passes) gets a few seconds more to say so.
+# `on_interrupt(last_progress)` says what Ctrl-C left behind (default: the
+# remote command was cancelled); the job is cancelled either way.
 run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FALSE,
-                    deadline = NULL, on_expiry = NULL, rust_bound = FALSE) {
+                    deadline = NULL, on_expiry = NULL, rust_bound = FALSE, on_interrupt = NULL) {
+  said <- function() if (is.null(on_interrupt)) say_cancelled() else on_interrupt(last_progress)
   cd <- the$deadline
   if (!is.null(cd)) {
     hard <- cd$at + if (rust_bound) 3 else 0
@@ -36,7 +39,7 @@ run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FAL
   on.exit({
     if (!done) {
       rust_job_cancel(job)
-      if (!expired) say_cancelled()
+      if (!expired) said()
     }
     if (!is.null(status)) cli::cli_status_clear(status)
     if (!is.null(bar)) try(cli::cli_progress_done(id = bar), silent = TRUE)
@@ -64,7 +67,7 @@ run_job <- function(job, progress = NULL, call = rlang::caller_env(), full = FAL
     if (isTRUE(st$interrupted)) {
       done <- TRUE
       rust_job_cancel(job)
-      say_cancelled()
+      said()
       rlang::interrupt()
     }
     if (!show) next

@@ -40,6 +40,11 @@ job_verbs <- c("remote_score_table", "dbx_read_table", "dbx_write_table")
 #'   terminated after the run.
 #' @param library A [remote_library()] environment: its library comes first on
 #'   `.libPaths()` in the job (it lives in staging, so any cluster sees it).
+#'   Default: the connection's library (see [remote_library()]), if any. For
+#'   a job on the connection's cluster (`cluster = NULL`), the packages it
+#'   needs are looked up there with this library before the job is
+#'   submitted: a missing one is a `dbrxr_missing_package_error` then, not a
+#'   failed run later.
 #' @param name The run's (or the job's) name.
 #' @param schedule A Quartz cron expression (`"0 0 2 * * ?"`: 02:00 daily;
 #'   seconds, minutes, hours, day of month, month, day of week, year). Checked
@@ -65,7 +70,7 @@ job_verbs <- c("remote_score_table", "dbx_read_table", "dbx_write_table")
 #' dbx_jobs(conn)
 #' dbx_job_delete(job)
 #' dbx_disconnect(conn)
-remote_job <- function(fun_or_expr, ..., cluster = NULL, library = NULL, name = NULL,
+remote_job <- function(fun_or_expr, ..., cluster = NULL, library = connection_library(conn), name = NULL,
                        schedule = NULL, timezone = "UTC", wait = FALSE, timeout = NULL,
                        conn = dbx_default_connection(), envir = parent.frame()) {
   call <- rlang::current_env()
@@ -96,6 +101,10 @@ remote_job <- function(fun_or_expr, ..., cluster = NULL, library = NULL, name = 
     abort_dbrxr("`cluster` must be NULL (the connection's cluster) or a job_cluster().",
                 "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(cluster)), call = call)
   }
+  if (missing(library)) {
+    check_connection(conn, call = call)
+    library <- connection_library(conn)
+  }
   if (!is.null(library) && !inherits(library, "dbx_library")) {
     abort_dbrxr("`library` must be a remote_library() environment.", "dbrxr_input_error",
                 problems = sprintf("It is %s.", obj_type(library)), call = call)
@@ -106,6 +115,9 @@ remote_job <- function(fun_or_expr, ..., cluster = NULL, library = NULL, name = 
   check_connection(conn, call = call)
 
   plan <- job_request(x, args, envir, conn, seed = is.null(schedule), call = call)
+  # On the connection's cluster, where the job runs; new job compute is not
+  # woken up for it (nor the connection's cluster on its behalf).
+  if (is.null(cluster)) check_job_packages(plan, library, conn, call = call)
   plan$req$protocol <- protocol_version
   plan$req$libpaths <- library$path
   name <- name %||% plan$name
@@ -329,10 +341,11 @@ check_schedule <- function(schedule, timezone, call = rlang::caller_env()) {
 # One Jobs API operation (a Rust job); unknown runs and jobs are classed.
 # Bounded by the call's deadline, else the default one (R/deadline.R), but
 # for waiting on a run, which lasts as long as the run does.
-jobs_call <- function(conn, op, args = list(), progress = FALSE, call = rlang::caller_env()) {
+jobs_call <- function(conn, op, args = list(), progress = FALSE, call = rlang::caller_env(),
+                      on_interrupt = NULL) {
   if (!identical(op, "wait_run")) local_call_deadline(default_limit(conn))
   job <- unwrap(rust_jobs_start(conn$handle, op, args), call = call)
-  tryCatch(run_job(job, progress, call = call), dbrxr_http_error = function(e) {
+  tryCatch(run_job(job, progress, call = call, on_interrupt = on_interrupt), dbrxr_http_error = function(e) {
     if (is.null(e$not_found)) stop(e)
     what <- e$not_found
     abort_dbrxr(sprintf("There is no %s %s in this workspace.", what,
@@ -349,11 +362,13 @@ jobs_call <- function(conn, op, args = list(), progress = FALSE, call = rlang::c
 #' The call is bounded by the connection's `timeout` option, else the option
 #' `dbrxr.timeout`, else 60 seconds; past it a `dbrxr_timeout_error` is raised.
 #'
-#' @param id A run id (as `run$run_id`, the `run_id` of the Jobs API, or the
-#'   number at the end of the run's URL).
+#' @param id A run id: a number (`3574646899253`), a string of digits
+#'   (`"3574646899253"`, as `run$run_id` keeps it) or the run's URL
+#'   (`https://<workspace>/#job/12/run/3574646899253` or
+#'   `.../jobs/12/runs/3574646899253`).
 #' @param conn A `dbx_connection`.
-#' @return A `dbx_run`: `run_id`, `job_id`, `name`, `state`, `result`,
-#'   `message`, `cluster`, `started`, `ended`, `url`.
+#' @return A `dbx_run`: `run_id` and `job_id` (strings of digits), `name`,
+#'   `state`, `result`, `message`, `cluster`, `started`, `ended`, `url`.
 #' @export
 #' @examplesIf interactive()
 #' conn <- local_cluster()
@@ -363,17 +378,10 @@ jobs_call <- function(conn, op, args = list(), progress = FALSE, call = rlang::c
 #' dbx_disconnect(conn)
 dbx_run <- function(id, conn = dbx_default_connection()) {
   call <- rlang::current_env()
-  check_id(id, call = call)
+  id <- as_dbx_id(id, "run", call = call)
   check_connection(conn, call = call)
   local_call_deadline(default_limit(conn))
   new_dbx_run(conn, jobs_call(conn, "get_run", list(run_id = id), call = call))
-}
-
-check_id <- function(id, arg = rlang::caller_arg(id), call = rlang::caller_env()) {
-  if (!is.numeric(id) || length(id) != 1L || is.na(id) || id < 1 || id != round(id)) {
-    abort_dbrxr(sprintf("`%s` must be a run or job id (a whole number).", arg),
-                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(id)), call = call)
-  }
 }
 
 ms_time <- function(ms) {
@@ -385,13 +393,13 @@ new_dbx_run <- function(conn, r) {
   task <- r$tasks[[1]]
   st <- r$state
   structure(list(
-    run_id = r$run_id, job_id = r$job_id, name = r$run_name %||% "",
+    run_id = id_text(r$run_id), job_id = id_text(r$job_id), name = r$run_name %||% "",
     state = st$life_cycle_state %||% "UNKNOWN", result = st$result_state,
     message = st$state_message %||% "",
     cluster = task$cluster_instance$cluster_id %||% task$existing_cluster_id %||% NA_character_,
     started = ms_time(r$start_time), ended = ms_time(r$end_time),
     url = r$run_page_url %||% "", run_type = r$run_type, trigger = r$trigger,
-    task_run_id = task$run_id,
+    task_run_id = id_text(task$run_id),
     params = runner_params(task$spark_python_task$parameters),
     conn = conn), class = "dbx_run")
 }
@@ -411,12 +419,20 @@ print.dbx_run <- function(x, ...) {
   invisible(x)
 }
 
-check_run <- function(run, call = rlang::caller_env()) {
+# A dbx_run, or one for a run id (`conn`: its connection).
+check_run <- function(run, conn = NULL, call = rlang::caller_env()) {
   if (!inherits(run, "dbx_run")) {
-    abort_dbrxr("`run` must be a dbx_run (from remote_job(), dbx_run() or dbx_job_run_now()).",
-                "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(run)), call = call)
+    if (!is.numeric(run) && !is.character(run)) {
+      abort_dbrxr("`run` must be a dbx_run (from remote_job(), dbx_run() or dbx_job_run_now()) or a run id.",
+                  "dbrxr_input_error", problems = sprintf("It is %s.", obj_type(run)), call = call)
+    }
+    id <- as_dbx_id(run, "run", arg = "run", call = call)
+    check_connection(conn, call = call)
+    local_call_deadline(default_limit(conn))
+    return(new_dbx_run(conn, jobs_call(conn, "get_run", list(run_id = id), call = call)))
   }
   check_connection(run$conn, arg = "run$conn", call = call)
+  run
 }
 
 terminal_states <- c("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
@@ -426,7 +442,9 @@ terminal_states <- c("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 #' The call is bounded by the connection's `timeout` option, else the option
 #' `dbrxr.timeout`, else 60 seconds; past it a `dbrxr_timeout_error` is raised.
 #'
-#' @param run A `dbx_run`.
+#' @param run A `dbx_run`, or a run id: a number, a string of digits or the
+#'   run's URL (see [dbx_run()]).
+#' @param conn The connection, when `run` is an id.
 #' @return The run, refreshed (`$state`: `QUEUED`, `PENDING`, `RUNNING`,
 #'   `TERMINATING`, `TERMINATED`, `SKIPPED` or `INTERNAL_ERROR`; `$result` once
 #'   it has ended: `SUCCESS`, `FAILED`, `TIMEDOUT`, `CANCELED`, ...).
@@ -436,9 +454,9 @@ terminal_states <- c("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 #' run <- remote_job(function() 1, conn = conn)
 #' dbx_run_status(run)$state
 #' dbx_disconnect(conn)
-dbx_run_status <- function(run) {
+dbx_run_status <- function(run, conn = dbx_default_connection()) {
   call <- rlang::current_env()
-  check_run(run, call = call)
+  run <- check_run(run, if (inherits(run, "dbx_run")) NULL else conn, call = call)
   local_call_deadline(default_limit(run$conn))
   new_dbx_run(run$conn, jobs_call(run$conn, "get_run", list(run_id = run$run_id), call = call))
 }
@@ -446,7 +464,8 @@ dbx_run_status <- function(run) {
 run_wait <- function(run, progress = NULL, call = rlang::caller_env()) {
   conn <- run$conn
   r <- jobs_call(conn, "wait_run", list(run_id = run$run_id, poll_max = conn$options$poll_max %||% 1),
-                 progress = progress %||% conn$options$progress, call = call)
+                 progress = progress %||% conn$options$progress, call = call,
+                 on_interrupt = function(last) say_still_running(run, last))
   new_dbx_run(conn, r)
 }
 
@@ -458,7 +477,9 @@ run_wait <- function(run, progress = NULL, call = rlang::caller_env()) {
 #' The call is bounded by the connection's `timeout` option, else the option
 #' `dbrxr.timeout`, else 60 seconds; past it a `dbrxr_timeout_error` is raised.
 #'
-#' @param run A `dbx_run`.
+#' @param run A `dbx_run`, or a run id: a number, a string of digits or the
+#'   run's URL (see [dbx_run()]).
+#' @param conn The connection, when `run` is an id.
 #' @param wait Wait until the run has ended.
 #' @return The run, refreshed, invisibly (`$result` is `"CANCELED"` once it
 #'   has stopped).
@@ -468,9 +489,9 @@ run_wait <- function(run, progress = NULL, call = rlang::caller_env()) {
 #' run <- remote_job(function() Sys.sleep(60), conn = conn)
 #' dbx_run_cancel(run)
 #' dbx_disconnect(conn)
-dbx_run_cancel <- function(run, wait = TRUE) {
+dbx_run_cancel <- function(run, wait = TRUE, conn = dbx_default_connection()) {
   call <- rlang::current_env()
-  check_run(run, call = call)
+  run <- check_run(run, if (inherits(run, "dbx_run")) NULL else conn, call = call)
   check_flag(wait, null_ok = FALSE, call = call)
   local_call_deadline(default_limit(run$conn))
   jobs_call(run$conn, "cancel", list(run_id = run$run_id), call = call)
@@ -491,7 +512,9 @@ dbx_run_cancel <- function(run, wait = TRUE) {
 #' one that lost its cluster a `dbrxr_run_cluster_error`, one that failed
 #' before R answered a `dbrxr_run_failed_error` (all `dbrxr_run_error`s).
 #'
-#' @param run A `dbx_run`.
+#' @param run A `dbx_run`, or a run id: a number, a string of digits or the
+#'   run's URL (see [dbx_run()]).
+#' @param conn The connection, when `run` is an id.
 #' @param progress Show where the run is while waiting: `TRUE`, `FALSE`, or
 #'   `NULL` (the connection's option, else while interactive).
 #' @return The value of the job's function or expression.
@@ -501,9 +524,9 @@ dbx_run_cancel <- function(run, wait = TRUE) {
 #' run <- remote_job(function(n) summary(lm(mpg ~ wt, mtcars[seq_len(n), ])), 20, conn = conn)
 #' dbx_run_result(run)
 #' dbx_disconnect(conn)
-dbx_run_result <- function(run, progress = NULL) {
+dbx_run_result <- function(run, progress = NULL, conn = dbx_default_connection()) {
   call <- rlang::current_env()
-  check_run(run, call = call)
+  run <- check_run(run, if (inherits(run, "dbx_run")) NULL else conn, call = call)
   conn <- run$conn
   if (!run$state %in% terminal_states) run <- run_wait(run, progress = progress, call = call)
   p <- run$params
@@ -594,7 +617,7 @@ run_failed <- function(run, call) {
 
 new_dbx_job <- function(conn, job_id, settings) {
   sch <- settings$schedule
-  structure(list(job_id = job_id, name = settings$name %||% "",
+  structure(list(job_id = id_text(job_id), name = settings$name %||% "",
                  schedule = sch$quartz_cron_expression, timezone = sch$timezone_id,
                  pause_status = sch$pause_status, conn = conn), class = "dbx_job")
 }
@@ -615,8 +638,11 @@ print.dbx_job <- function(x, ...) {
 #'
 #' @param conn A `dbx_connection`.
 #' @param name Only jobs of this exact name (`NULL`: all).
-#' @return A data frame: `job_id`, `name`, `schedule`, `timezone`,
-#'   `pause_status`, `created` (POSIXct, UTC), `creator`.
+#' @return A data frame: `job_id` (a string of digits), `name`, `schedule`,
+#'   `timezone`, `pause_status`, `created` (POSIXct, UTC), `creator`, and the
+#'   newest run's `last_run_id`, `last_state` (its result once it has ended,
+#'   else its life cycle state) and `last_start` (`NA` for a job that never
+#'   ran). [dbx_job_runs()] lists a job's runs.
 #' @export
 #' @examplesIf interactive()
 #' conn <- local_cluster()
@@ -629,8 +655,12 @@ dbx_jobs <- function(conn = dbx_default_connection(), name = NULL) {
   local_call_deadline(default_limit(conn))
   jobs <- jobs_call(conn, "list_jobs", list(name = name), call = call)
   col <- function(f, type) vapply(jobs, function(j) f(j) %||% type[NA_integer_], type)
+  last <- lapply(jobs, function(j) {
+    jobs_call(conn, "list_runs", list(job_id = id_text(j$job_id), max = 1), call = call)
+  })
+  last <- job_runs_frame(lapply(last, function(r) if (length(r)) r[[1]] else list()))
   data.frame(
-    job_id = col(function(j) j$job_id, numeric(1)),
+    job_id = col(function(j) id_text(j$job_id), character(1)),
     name = col(function(j) j$settings$name, character(1)),
     schedule = col(function(j) j$settings$schedule$quartz_cron_expression, character(1)),
     timezone = col(function(j) j$settings$schedule$timezone_id, character(1)),
@@ -638,14 +668,17 @@ dbx_jobs <- function(conn = dbx_default_connection(), name = NULL) {
     created = as.POSIXct(col(function(j) j$created_time, numeric(1)) / 1000,
                          origin = "1970-01-01", tz = "UTC"),
     creator = col(function(j) j$creator_user_name, character(1)),
+    last_run_id = last$run_id,
+    last_state = ifelse(is.na(last$result), last$state, last$result),
+    last_start = last$start,
     stringsAsFactors = FALSE)
 }
 
 check_job <- function(job, conn, call) {
   if (inherits(job, "dbx_job")) return(list(id = job$job_id, conn = job$conn))
-  check_id(job, "job", call = call)
+  id <- as_dbx_id(job, "job", arg = "job", call = call)
   check_connection(conn, call = call)
-  list(id = job, conn = conn)
+  list(id = id, conn = conn)
 }
 
 #' Run a job now

@@ -131,28 +131,62 @@ remote_log_model <- function(model, name, ..., type = NULL, postprocess = NULL, 
 #'
 #' Lists the Unity Catalog registry the connection's cluster uses (on the
 #' local cluster, its own emulation of it): one row per model version.
+#' Printing shows each model's aliases first (which version each names),
+#' then its versions; `as.data.frame()` gives the rows.
 #'
 #' @param conn A `dbx_connection`.
 #' @param timeout Seconds the call may take; see [remote_score()].
-#' @return A data frame with columns `name`, `version` (integer), `aliases`
-#'   (comma-separated), `status`, `run_id`, `created` (POSIXct) and `source`.
+#' @param name `NULL` (all models), a model (`catalog.schema.model`: a
+#'   `dbrxr_model_not_found_error` if there is none) or a schema
+#'   (`catalog.schema`: its models).
+#' @return A `dbx_models` data frame with columns `name`, `version`
+#'   (integer), `aliases` (comma-separated), `status`, `run_id`, `created`
+#'   (POSIXct) and `source`.
+#' @seealso [dbx_model_versions()] (one model, with signatures),
+#'   [dbx_model_alias()]
 #' @export
 #' @examplesIf dbrxr:::mlflow_example_ok()
 #' conn <- local_cluster()
 #' dbx_models(conn)
+#' dbx_models(conn, name = "main.default")
 #' dbx_disconnect(conn)
-dbx_models <- function(conn = dbx_default_connection(), timeout = NULL) {
+dbx_models <- function(conn = dbx_default_connection(), timeout = NULL, name = NULL) {
   call <- rlang::current_env()
   check_number(timeout, min = 0, call = call)
+  check_text(name, call = call)
+  if (!is.null(name) && !grepl("^[A-Za-z_][A-Za-z0-9_]*\\.[A-Za-z_][A-Za-z0-9_]*$", name)) {
+    check_uc_model_name(name, call = call)
+  }
   check_connection(conn, call = call)
-  res <- remote_target(conn, "mlflow", list(op = "models"), timeout = timeout,
+  res <- remote_target(conn, "mlflow", list(op = "models", name = name), timeout = timeout,
                        errors = mlflow_errors, call = call)
   cols <- res$columns
   chr <- function(x) as.character(unlist(x) %||% character())
-  data.frame(name = chr(cols$name), version = as.integer(chr(cols$version)),
-             aliases = chr(cols$aliases), status = chr(cols$status), run_id = chr(cols$run_id),
-             created = .POSIXct(as.numeric(unlist(cols$created) %||% numeric()) / 1000, tz = "UTC"),
-             source = chr(cols$source), stringsAsFactors = FALSE)
+  out <- data.frame(name = chr(cols$name), version = as.integer(chr(cols$version)),
+                    aliases = chr(cols$aliases), status = chr(cols$status), run_id = chr(cols$run_id),
+                    created = .POSIXct(as.numeric(unlist(cols$created) %||% numeric()) / 1000, tz = "UTC"),
+                    source = chr(cols$source), stringsAsFactors = FALSE)
+  class(out) <- c("dbx_models", "data.frame")
+  out
+}
+
+#' @export
+print.dbx_models <- function(x, ...) {
+  models <- unique(x$name)
+  cat(sprintf("<dbx_models> %d model%s, %d version%s\n", length(models),
+              if (length(models) == 1L) "" else "s", nrow(x), if (nrow(x) == 1L) "" else "s"))
+  for (m in models) {
+    rows <- x[x$name == m, , drop = FALSE]
+    cat(m, "\n", sep = "")
+    for (i in which(nzchar(rows$aliases))) {
+      for (a in strsplit(rows$aliases[i], ",", fixed = TRUE)[[1]]) {
+        cat(sprintf("  @%-12s -> version %d (%s, %s)\n", a, rows$version[i], rows$status[i],
+                    format(rows$created[i], "%Y-%m-%d %H:%M %Z")))
+      }
+    }
+    cat(sprintf("  versions: %s\n", paste(rows$version, collapse = ", ")))
+  }
+  invisible(x)
 }
 
 #' @export
@@ -391,6 +425,7 @@ mlflow_errors <- function(err, call) {
   cls <- err$class %||% ""
   msg <- err$message %||% "(no message)"
   hint <- err$hint
+  registry_error(err, call)
   switch(cls,
     need_object = "need_object",
     input = abort_dbrxr(msg, "dbrxr_input_error", hints = hint, call = call),
@@ -401,8 +436,6 @@ mlflow_errors <- function(err, call) {
                                  "dbrxr_remote_error", problems = err$remote_message %||% msg,
                                  hints = "Check that `input_example` has the columns and classes the model was fitted on.",
                                  remote_message = err$remote_message %||% msg, call = call),
-    permission = abort_dbrxr(msg, c("dbrxr_auth_error"), call = call),
-    mlflow = abort_dbrxr(msg, "dbrxr_mlflow_error", call = call),
     NULL)
 }
 

@@ -126,10 +126,11 @@ remote_request <- function(conn, req, timeout = NULL, call = rlang::caller_env()
 # it, as serialize(xdr = FALSE) does) and gets the answer's bytes back (see
 # src/rust/src/protocol.rs).
 remote_request_start <- function(conn, req, timeout = NULL, call = rlang::caller_env(),
-                                 target = "r", progress = FALSE) {
+                                 target = "r", progress = FALSE,
+                                 libpaths = remote_state(conn)$library$path) {
   protocol_setup(conn, call = call)
   req$protocol <- protocol_version
-  req$libpaths <- remote_state(conn)$library$path  # the connection's remote_library(), first
+  req$libpaths <- libpaths  # the connection's remote_library() (default), first
   opts <- conn$options
   h <- new.env(parent = emptyenv())
   h$conn <- conn

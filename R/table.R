@@ -539,6 +539,7 @@ say_table_unchanged <- function(spec) {
 
 spark_error <- function(f, spec, call) {
   what <- spec$table %||% "the query"
+  registry_error(f, call)  # a job's models:/ URI resolved as it runs
   switch(f$class %||% "",
     unsupported = abort_dbrxr(
       "The cluster's Python has no PySpark (or PyArrow), so table verbs cannot run.",

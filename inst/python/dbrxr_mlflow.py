@@ -14,7 +14,13 @@ logged, so the user gets a classed error rather than MLflow's.
 Requests (dicts from R lists; see R/mlflow.R):
   op "log":     name, hash, columns, input_example, alias, experiment, tags, library
   op "resolve": uri, bytes (also return the model's serialize() bytes)
-  op "models":  (none)
+  op "models":  name (optional: a model, or catalog.schema)
+  op "versions": name
+  op "alias":   name, alias, version (set or move)
+  op "alias_delete": name, alias
+
+Registry lookups that fail say what is missing, as their own classes:
+"model_not_found", "version_not_found", "alias_not_found", "permission".
 """
 
 import hashlib
@@ -48,7 +54,13 @@ def handle(req):
         if op == "resolve":
             return resolve(mlflow, req)
         if op == "models":
-            return models(mlflow)
+            return models(mlflow, req.get("name"))
+        if op == "versions":
+            return versions(mlflow, req)
+        if op == "alias":
+            return set_alias(mlflow, req)
+        if op == "alias_delete":
+            return delete_alias(mlflow, req)
         raise b.TargetError("input", "Unknown MLflow operation %r." % (op,))
 
 
@@ -125,6 +137,47 @@ def _mlflow_error(e, what):
     if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
         return b.TargetError("permission", "%s: %s" % (what, msg), error_code=code)
     return b.TargetError("mlflow", "%s: %s" % (what, msg), error_code=code)
+
+
+def _is_missing(e):
+    code = getattr(e, "error_code", "") or ""
+    msg = (getattr(e, "message", None) or str(e)).lower()
+    return code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in msg \
+        or "does not exist" in msg
+
+
+def _lookup_error(client, e, name, version=None, alias=None):
+    """Why a registry lookup failed, as a classed error: the model, its
+    version or its alias is missing (asked in that order), or the registry
+    refused."""
+    code = getattr(e, "error_code", "") or ""
+    if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+        return b.TargetError("permission", "The registry refused access to %s: %s"
+                             % (name, getattr(e, "message", None) or e), error_code=code, model=name)
+    if not _is_missing(e):
+        return _mlflow_error(e, "Could not read %s from the registry" % name)
+    try:
+        client.get_registered_model(name)
+    except Exception as e2:
+        if _is_missing(e2):
+            return b.TargetError("model_not_found", "There is no registered model %s." % name,
+                                 model=name)
+        return _lookup_error(client, e2, name)  # the registry refused: permission, or MLflow's error
+    if alias:
+        return b.TargetError("alias_not_found", "Model %s has no alias '%s'." % (name, alias),
+                             model=name, alias=alias)
+    return b.TargetError("version_not_found", "Model %s has no version %s." % (name, version),
+                         model=name, version=str(version))
+
+
+def model_version(client, name, version=None, alias=None):
+    """The ModelVersion a version number or an alias names, or a classed error."""
+    try:
+        if alias:
+            return client.get_model_version_by_alias(name, alias)
+        return client.get_model_version(name, str(version))
+    except Exception as e:
+        raise _lookup_error(client, e, name, version, alias)
 
 
 # ---- R helpers (the context's R thread: handle() runs on it) ---------------------------
@@ -337,6 +390,10 @@ def log(mlflow, req):
             client.set_registered_model_alias(name, alias, version)
         except Exception as e:
             raise _mlflow_error(e, "Could not set the alias %s of %s" % (alias, name))
+    try:  # dbx_model_versions() shows it without downloading the version's files
+        client.set_model_version_tag(name, version, SIGNATURE_TAG, signature_text(sig))
+    except Exception:
+        pass
     _resolved[(name, version)] = (hashlib.sha256(model_bytes).hexdigest(), len(model_bytes))
     return {"name": name, "version": version, "run_id": run_id, "model_uri": model_uri,
             "alias": alias, "experiment": experiment, "reused": reused is not None,
@@ -422,13 +479,7 @@ def resolve(mlflow, req):
     uri = req.get("uri")
     name, version, alias = parse_uri(uri)
     client = mlflow.MlflowClient()
-    try:
-        if alias:
-            mv = client.get_model_version_by_alias(name, alias)
-        else:
-            mv = client.get_model_version(name, version)
-    except Exception as e:
-        raise _mlflow_error(e, "No model version %s" % uri)
+    mv = model_version(client, name, version, alias)
     version = str(mv.version)
     ri = _ri()
     cache = b.object_cache()
@@ -469,10 +520,7 @@ def staged(uri):
     mlflow = _mlflow()
     name, version, alias = parse_uri(uri)
     client = mlflow.MlflowClient()
-    try:
-        mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
-    except Exception as e:
-        raise _mlflow_error(e, "No model version %s" % uri)
+    mv = model_version(client, name, version, alias)
     data = _download(mlflow, "models:/%s/%s" % (name, mv.version), uri)
     hash_ = hashlib.sha256(data).hexdigest()
     local = b.map_path(b.cache_path(hash_))
@@ -485,7 +533,10 @@ def _download(mlflow, version_uri, uri):
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=version_uri, dst_path=work)
         except Exception as e:
-            raise _mlflow_error(e, "Could not download %s" % uri)
+            err = _mlflow_error(e, "Could not download %s" % uri)
+            if err.cls == "not_found":  # the version exists (looked up first): its files are missing
+                err.cls = "mlflow"
+            raise err
         import yaml
         with open(os.path.join(local, "MLmodel")) as f:
             mlmodel = yaml.safe_load(f)
@@ -499,32 +550,55 @@ def _download(mlflow, version_uri, uri):
         shutil.rmtree(work, ignore_errors=True)
 
 
-# ---- models -------------------------------------------------------------------------
+# ---- models, versions, aliases --------------------------------------------------------
 
-def models(mlflow):
+def _aliases_of(client, rm):
+    """version -> [aliases] of a registered model (Unity Catalog's search
+    results carry none: the model's own record does)."""
+    out = {}
+    al = getattr(rm, "aliases", None) or {}
+    for a in al:
+        v = al[a] if isinstance(al, dict) else getattr(a, "version", None)
+        key = a if isinstance(al, dict) else getattr(a, "alias", str(a))
+        out.setdefault(str(v), []).append(key)
+    return out
+
+
+def _registered(client, name):
+    try:
+        return client.get_registered_model(name)
+    except Exception as e:
+        if _is_missing(e):
+            raise b.TargetError("model_not_found", "There is no registered model %s." % name, model=name)
+        raise _lookup_error(client, e, name)
+
+
+def _versions_of(client, name):
+    try:
+        vs = client.search_model_versions("name='%s'" % name.replace("'", "\\'"))
+    except Exception as e:
+        raise _lookup_error(client, e, name)
+    return sorted(vs, key=lambda v: int(v.version))
+
+
+def models(mlflow, name=None):
     client = mlflow.MlflowClient()
     rows = {"name": [], "version": [], "aliases": [], "status": [], "run_id": [],
             "created": [], "source": []}
-    try:
-        regs = client.search_registered_models(max_results=1000)
-    except Exception as e:
-        raise _mlflow_error(e, "Could not list registered models")
+    if name and name.count(".") == 2:
+        check_name(name)
+        regs = [_registered(client, name)]
+    else:
+        try:
+            regs = client.search_registered_models(max_results=1000)
+        except Exception as e:
+            raise _mlflow_error(e, "Could not list registered models")
+        if name:  # catalog.schema
+            regs = [r for r in regs if r.name.rsplit(".", 1)[0] == name]
+        regs = [_registered(client, r.name) for r in regs]
     for rm in regs:
-        # Unity Catalog's search results carry no aliases: the model's do.
-        try:
-            rm = client.get_registered_model(rm.name)
-        except Exception as e:
-            raise _mlflow_error(e, "Could not read the registered model %s" % rm.name)
-        aliases = {}
-        for a in (getattr(rm, "aliases", None) or {}):
-            v = rm.aliases[a] if isinstance(rm.aliases, dict) else getattr(a, "version", None)
-            key = a if isinstance(rm.aliases, dict) else getattr(a, "alias", str(a))
-            aliases.setdefault(str(v), []).append(key)
-        try:
-            versions = client.search_model_versions("name='%s'" % rm.name.replace("'", "\\'"))
-        except Exception as e:
-            raise _mlflow_error(e, "Could not list the versions of %s" % rm.name)
-        for mv in sorted(versions, key=lambda v: int(v.version)):
+        aliases = _aliases_of(client, rm)
+        for mv in _versions_of(client, rm.name):
             rows["name"].append(rm.name)
             rows["version"].append(str(mv.version))
             rows["aliases"].append(",".join(sorted(aliases.get(str(mv.version), []))))
@@ -534,3 +608,98 @@ def models(mlflow):
             rows["source"].append(mv.source or "")
     # Lists of one element would arrive as scalars: R rebuilds the columns.
     return {"n": len(rows["name"]), "columns": {k: v for k, v in rows.items()}}
+
+
+SIGNATURE_TAG = "dbrxr.signature"
+
+
+def signature_text(sig):
+    """A signature as "wt: double, hp: double -> double"."""
+    def part(schema):
+        if schema is None:
+            return "?"
+        return ", ".join(("%s: %s" % (c.name, getattr(c.type, "name", c.type))) if c.name
+                         else str(getattr(c.type, "name", c.type)) for c in schema.inputs)
+    return "%s -> %s" % (part(sig.inputs), part(sig.outputs))
+
+
+def _signature_of(mlflow, client, mv):
+    """A version's signature: the tag remote_log_model() set, else read from
+    its MLmodel file (a model logged by other clients), else ""."""
+    # Search results carry no tags (ModelVersionSearch.tags is a method that
+    # raises): the version's own record does.
+    tags = getattr(mv, "tags", None)
+    if not isinstance(tags, dict) or SIGNATURE_TAG not in tags:
+        try:
+            tags = client.get_model_version(mv.name, str(mv.version)).tags or {}
+        except Exception:
+            tags = {}
+    if tags.get(SIGNATURE_TAG):
+        return tags[SIGNATURE_TAG]
+    try:
+        from mlflow.models import Model
+        sig = Model.load("models:/%s/%s" % (mv.name, mv.version)).signature
+    except Exception:
+        return ""
+    return signature_text(sig) if sig is not None else ""
+
+
+def versions(mlflow, req):
+    name = req.get("name")
+    check_name(name)
+    client = mlflow.MlflowClient()
+    rm = _registered(client, name)
+    aliases = _aliases_of(client, rm)
+    rows = {"version": [], "aliases": [], "run_id": [], "created": [], "status": [],
+            "signature": []}
+    for mv in _versions_of(client, name):
+        v = str(mv.version)
+        rows["version"].append(v)
+        rows["aliases"].append(",".join(sorted(aliases.get(v, []))))
+        rows["run_id"].append(mv.run_id or "")
+        rows["created"].append(float(mv.creation_timestamp or 0))
+        rows["status"].append(str(mv.status))
+        rows["signature"].append(_signature_of(mlflow, client, mv))
+    return {"n": len(rows["version"]), "columns": rows}
+
+
+def _check_alias(alias):
+    if not isinstance(alias, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", alias):
+        raise b.TargetError("input", "'%s' is not an alias: letters, digits and underscores, "
+                            "starting with a letter." % (alias,))
+
+
+def _current(client, name, alias):
+    """The version an alias points at now, or None."""
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except Exception:
+        return None
+
+
+def set_alias(mlflow, req):
+    name, alias, version = req.get("name"), req.get("alias"), str(req.get("version"))
+    check_name(name)
+    _check_alias(alias)
+    client = mlflow.MlflowClient()
+    mv = model_version(client, name, version=version)  # the model and version exist
+    before = _current(client, name, alias)
+    try:
+        client.set_registered_model_alias(name, alias, str(mv.version))
+    except Exception as e:
+        raise _lookup_error(client, e, name, version)
+    return {"name": name, "alias": alias, "version": str(mv.version), "previous": before,
+            "run_id": mv.run_id or ""}
+
+
+def delete_alias(mlflow, req):
+    name, alias = req.get("name"), req.get("alias")
+    check_name(name)
+    _check_alias(alias)
+    client = mlflow.MlflowClient()
+    mv = model_version(client, name, alias=alias)  # the model and alias exist
+    try:
+        client.delete_registered_model_alias(name, alias)
+    except Exception as e:
+        raise _lookup_error(client, e, name, alias=alias)
+    return {"name": name, "alias": alias, "version": str(mv.version)}

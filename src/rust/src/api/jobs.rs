@@ -187,8 +187,13 @@ pub async fn wait_run(t: &Transport, run_id: i64, poll_max: Duration, ctl: &Cont
     }
 }
 
+/// A run or job id: a whole number, or a string of digits (R keeps ids as
+/// text, since doubles print them with exponents and lose digits past 2^53).
 fn id_arg(args: &Value, name: &str) -> Result<i64> {
-    args[name].as_i64().or_else(|| args[name].as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+    let v = &args[name];
+    v.as_i64()
+        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+        .or_else(|| v.as_str().filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).and_then(|s| s.parse().ok()))
         .ok_or_else(|| Error::input(format!("`{name}` must be a whole number")))
 }
 
@@ -238,6 +243,16 @@ mod tests {
         assert_eq!(b["idempotency_token"], "mine");
         assert!(with_token(json!({"idempotency_token": "x".repeat(65)})).is_err());
         assert_ne!(new_token(), new_token());
+    }
+
+    #[test]
+    fn ids_are_numbers_or_strings_of_digits() {
+        assert_eq!(id_arg(&json!({"run_id": 3574646899253i64}), "run_id").unwrap(), 3574646899253);
+        assert_eq!(id_arg(&json!({"run_id": 3574646899253.0}), "run_id").unwrap(), 3574646899253);
+        assert_eq!(id_arg(&json!({"run_id": "9007199254740993"}), "run_id").unwrap(), 9007199254740993);
+        for bad in [json!("12a"), json!(""), json!(1.5), json!(null), json!("99999999999999999999")] {
+            assert!(id_arg(&json!({"run_id": bad}), "run_id").is_err(), "{bad}");
+        }
     }
 
     #[test]

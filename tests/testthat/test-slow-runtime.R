@@ -149,6 +149,16 @@ test_that("the registry with runtime 15.4: remote_log_model() and remote_score()
   score_cars_by_uri(conn, "models:/main.ml.rt_mpg@champion", fit, n = 5000)
 })
 
+test_that("boto3 of runtime 15.4 moves a version's files through the S3 store: parts, ranges, listings, grants", {
+  conn <- runtime_cluster()
+  py <- file.path(Sys.getenv("DBRXR_RUNTIME_HOME", runtime_checkout()), ".venv-15.4", "bin", "python")
+  res <- processx::run(py, c(test_path("fixtures", "uc_s3_boto3.py"), conn$local_info$url,
+                             "runtime-test-token-0123456789", "main.ml.rt_s3"),
+                       error_on_status = FALSE, timeout = 300)
+  expect_identical(res$status, 0L, info = paste(res$stdout, res$stderr))
+  expect_length(grep("^ok ", strsplit(res$stdout, "\n")[[1]]), 6)
+})
+
 test_that("a job run with runtime 15.4 scores a table in a task process that has the pinned versions", {
   conn <- runtime_cluster()
   pins <- runtime_pins("15.4")

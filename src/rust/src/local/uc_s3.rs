@@ -326,6 +326,9 @@ async fn post_object(
     let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
     parts.sort();
     let joined = async {
+        if let Some(parent) = file.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
         let tmp = file.with_file_name(format!(".upload-{}", super::util::random_hex(8)));
         let mut out = tokio::fs::File::create(&tmp).await?;
         for p in &parts {

@@ -31,6 +31,7 @@ mod params;
 pub mod python;
 mod reply;
 pub mod runtime;
+mod serving_state;
 mod sockets;
 mod spark_catalog;
 mod state;
@@ -52,6 +53,7 @@ mod mlflow_rules;
 mod oauth;
 mod uc_artifacts;
 mod uc_registry;
+mod serving;
 mod server;
 
 use std::path::{Path, PathBuf};

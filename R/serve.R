@@ -231,7 +231,9 @@ model_uri_version <- function(conn, uri, call) {
   local_call_deadline(default_limit(conn))
   job <- unwrap(rust_registry_alias(conn$handle, registry_name(uri), alias, ""), call = call)
   res <- tryCatch(run_job(job, FALSE, call = call), dbrxr_http_error = function(e) {
-    if (is.null(e$not_found)) stop(e)
+    # MLflow's registry says 400 INVALID_PARAMETER_VALUE "... alias x not found".
+    unknown <- !is.null(e$not_found) || identical(as.integer(e$status), 400L) && grepl("not found", e$message)
+    if (!unknown) stop(e)
     abort_dbrxr(sprintf("No version of %s has the alias '%s'.", registry_name(uri), alias),
                 c("dbrxr_model_alias_not_found_error", "dbrxr_not_found_error", "dbrxr_input_error"),
                 problems = conditionMessage(e),

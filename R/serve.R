@@ -24,7 +24,8 @@ endpoint_name_pattern <- "^[A-Za-z0-9_-]{1,63}$"
 #'
 #' Errors: `dbrxr_input_error` (a bad URI or endpoint name, before any
 #' network call), `dbrxr_model_alias_not_found_error` (no such model or
-#' alias), `dbrxr_http_404` (no such version), `dbrxr_serving_error` (the
+#' alias), `dbrxr_model_version_not_found_error` (no such version, or not
+#' READY), `dbrxr_serving_error` (the
 #' endpoint could not serve the version; the server's last words are shown),
 #' `dbrxr_timeout_error`.
 #'
@@ -89,12 +90,12 @@ remote_serve <- function(model_uri, endpoint, ..., workload_size = "Small", scal
                       dbrxr_endpoint_not_found_error = function(e) NULL)
   if (is.null(current)) {
     serving_call(conn, "create", endpoint, spec, call = call)
-  } else if (!serves(current, model, version)) {
+  } else {
     if (identical(current$state$config_update, "IN_PROGRESS")) {
-      # One update at a time: the one in progress ends first.
-      endpoint_wait(conn, endpoint, NULL, timeout, call = call)
+      # One update at a time: the one in progress ends first (it may be this one).
+      current <- endpoint_wait(conn, endpoint, NULL, timeout, call = call)
     }
-    serving_call(conn, "update_config", endpoint, spec, call = call)
+    if (!serves(current, model, version)) serving_call(conn, "update_config", endpoint, spec, call = call)
   }
   res <- if (wait) endpoint_wait(conn, endpoint, c(model, version), timeout, call = call)
          else serving_call(conn, "get", endpoint, call = call)
@@ -248,7 +249,15 @@ serving_call <- function(conn, op, name = "", spec = list("", "", "Small", FALSE
   local_call_deadline(default_limit(conn))
   job <- unwrap(rust_serving_start(conn$handle, op, name, spec[[1]], spec[[2]], spec[[3]], spec[[4]]),
                 call = call)
-  serving_errors(run_job(job, FALSE, call = call), name, call = call)
+  # A config's 404 is its model version's (one that does not exist, or not READY).
+  tryCatch(serving_errors(run_job(job, FALSE, call = call), name, call = call),
+           dbrxr_endpoint_not_found_error = function(e) {
+             if (!op %in% c("create", "update_config")) stop(e)
+             abort_dbrxr(sprintf("Version %s of %s cannot be served.", spec[[2]], spec[[1]]),
+                         c("dbrxr_model_version_not_found_error", "dbrxr_not_found_error", "dbrxr_input_error"),
+                         problems = conditionMessage(e$parent),
+                         hints = "List the versions with `dbx_models()`.", call = call, parent = e$parent)
+           })
 }
 
 serving_errors <- function(expr, name, call) {
@@ -278,7 +287,8 @@ endpoint_wait <- function(conn, name, want, timeout, call) {
   repeat {
     ep <- serving_call(conn, "get", name, call = call)
     st <- ep$state
-    if (identical(st$config_update, "UPDATE_FAILED")) {
+    # A failed update of ours (an earlier one's failure is replaced by ours).
+    if (!is.null(want) && identical(st$config_update, "UPDATE_FAILED")) {
       why <- ep$pending_config$served_entities[[1]]$state$deployment_state_message %||% "(no message)"
       abort_dbrxr(sprintf("Endpoint '%s' could not serve the new config.", name), "dbrxr_serving_error",
                   problems = why, hints = "Check that the model loads: mlflow.pyfunc.load_model() of the version.",

@@ -37,16 +37,6 @@ hammer_script <- c(
   "        fail += 1; errors.append(repr(e)[:300])",
   "json.dump({'ok': ok, 'fail': fail, 'seen': seen, 'errors': errors[:5]}, open(out, 'w'))")
 
-# Whether a process has ended (gone, or a zombie awaiting its parent), within 10 s.
-process_gone <- function(pid) {
-  for (i in 1:100) {
-    stat <- suppressWarnings(tryCatch(readLines(file.path("/proc", pid, "stat")), error = function(e) ""))
-    if (!nzchar(stat[1]) || grepl("^[0-9]+ \\(.*\\) Z", stat[1])) return(TRUE)
-    Sys.sleep(0.1)
-  }
-  FALSE
-}
-
 # The HTTP status of a query sent with `auth` as its Authorization header.
 query_status <- function(url, auth) {
   code <- c("import sys, urllib.request, urllib.error",
@@ -144,4 +134,22 @@ test_that("dbx_sitrep()'s serving check: ok on the local cluster, a warning that
   expect_match(row$detail, "not verified", fixed = TRUE)
   expect_match(row$detail, "r-base", fixed = TRUE)
   expect_match(row$fix, "remote_serve()", fixed = TRUE)
+})
+
+test_that("a version the scoring server cannot load fails the update with a classed error saying why", {
+  conn <- mlflow_conn()
+  # Registered files that are no MLflow model (the registry is not asked:
+  # a version number is served as it is).
+  dir <- file.path(conn$local_info$state_dir, "uc-models", "main", "ml", "serve_broken", "1")
+  dir.create(dir, recursive = TRUE)
+  withr::defer(unlink(dirname(dir), recursive = TRUE))
+  writeLines("not: [a model", file.path(dir, "MLmodel"))
+  ep <- remote_serve("models:/main.ml.serve_broken/1", "broken", conn = conn, wait = FALSE)
+  withr::defer(try(dbx_endpoint_delete("broken", conn = conn), silent = TRUE))
+  expect_identical(c(ep$state, ep$config_update), c("NOT_READY", "IN_PROGRESS"))
+  err <- expect_error(remote_serve("models:/main.ml.serve_broken/1", "broken", conn = conn),
+                      class = "dbrxr_serving_error")
+  expect_match(conditionMessage(err), "exited", fixed = TRUE)
+  expect_error(remote_serve("models:/main.ml.serve_broken/2", "broken", conn = conn),
+               class = "dbrxr_model_version_not_found_error")
 })

@@ -53,7 +53,7 @@ endpoint_name_pattern <- "^[A-Za-z0-9_-]{1,63}$"
 #'                  alias = "champion", conn = conn)
 #' ep <- remote_serve("models:/main.demo.mpg@champion", "mpg", conn = conn)
 #' ep
-#' dbx_endpoint_query(ep, head(mtcars), conn = conn)
+#' dbx_endpoint_query(ep, head(mtcars[c("wt", "hp")]), conn = conn)
 #' dbx_endpoints(conn)
 #' dbx_endpoint_delete(ep, conn = conn)
 #' dbx_disconnect(conn)

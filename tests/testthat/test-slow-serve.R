@@ -5,7 +5,9 @@
 test_that("dbx_disconnect() of the local cluster ends its endpoints' server processes", {
   skip_if_not_slow()
   skip_if_no_mlflow()
-  conn <- local_test_cluster(python = mlflow_python())
+  conn <- local_cluster(python = mlflow_python())
+  withr::defer(if (!isTRUE(conn$closed)) dbx_disconnect(conn))
+  provide_dbrxr_on_cluster(conn)
   dbx_exec("spark.sql('CREATE SCHEMA IF NOT EXISTS main.sv')", conn)
   fit <- lm(mpg ~ wt, data = mtcars)
   remote_log_model(fit, "main.sv.m", input_example = head(mtcars["wt"]), conn = conn)

@@ -54,6 +54,7 @@ mod oauth;
 mod uc_artifacts;
 mod uc_registry;
 mod serving;
+mod serving_deploy;
 mod server;
 
 use std::path::{Path, PathBuf};

@@ -61,6 +61,8 @@ rust_parse_marker <- function(text) .Call(wrap__rust_parse_marker, text)
 
 rust_protocol_setup <- function(conn, sources, install_rpy2) .Call(wrap__rust_protocol_setup, conn, sources, install_rpy2)
 
+rust_registry_alias <- function(conn, model, alias, version) .Call(wrap__rust_registry_alias, conn, model, alias, version)
+
 rust_remove_start <- function(conn, path) .Call(wrap__rust_remove_start, conn, path)
 
 rust_remove_tree_start <- function(conn, path) .Call(wrap__rust_remove_tree_start, conn, path)
@@ -68,6 +70,10 @@ rust_remove_tree_start <- function(conn, path) .Call(wrap__rust_remove_tree_star
 rust_request_start <- function(conn, target, req, kind, timeout, poll_max, cluster_timeout, limits, progress) .Call(wrap__rust_request_start, conn, target, req, kind, timeout, poll_max, cluster_timeout, limits, progress)
 
 rust_serialize <- function(x) .Call(wrap__rust_serialize, x)
+
+rust_serving_query <- function(conn, name, columns) .Call(wrap__rust_serving_query, conn, name, columns)
+
+rust_serving_start <- function(conn, op, name, entity_name, entity_version, workload_size, scale_to_zero) .Call(wrap__rust_serving_start, conn, op, name, entity_name, entity_version, workload_size, scale_to_zero)
 
 rust_session_close <- function(conn) .Call(wrap__rust_session_close, conn)
 

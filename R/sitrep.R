@@ -24,6 +24,9 @@
 #' * **spark**: the context's `spark` session and its version.
 #' * **mlflow**: MLflow importable in the context, and its registry URI
 #'   (needed only to log models).
+#' * **serving**: the Serving Endpoints API answers ([remote_serve()]); on a
+#'   workspace a warning says what serving an R model needs there and that it
+#'   is not verified (the serving image must bring R and rpy2).
 #' * **grants** (with `schema`): the Unity Catalog privileges needed to read
 #'   tables, create tables and register models in that schema.
 #'
@@ -425,6 +428,28 @@ check_mlflow <- function(conn, schema, deadline, found) {
   sitrep_row("mlflow", "ok", sprintf("MLflow %s, registry URI %s.", lines[1], lines[2] %||% "?"))
 }
 
+# Model Serving: the Serving Endpoints API answers, and what serving an R
+# model needs there. The local cluster serves with MLflow's scoring server
+# and its own Python and R (verified by tests/testthat/test-serve.R). A
+# workspace builds an endpoint's image from the logged model's environment:
+# remote_log_model() writes conda.yaml with r-base and r-<package> entries,
+# but requirements.txt and python_env.yaml (pip) carry rpy2 and no R, and no
+# workspace has been seen to install R from them: not verified.
+check_serving <- function(conn, schema, deadline, found) {
+  eps <- serving_call(conn, "list")
+  n <- sprintf("%d endpoint%s", length(eps), if (length(eps) == 1L) "" else "s")
+  if (inherits(conn, "dbx_local_connection")) {
+    return(sitrep_row("serving", "ok", sprintf(
+      "The local cluster serves registered models with MLflow's scoring server and its own Python and R (%s).", n)))
+  }
+  sitrep_row("serving", "warn",
+             paste0("The Serving Endpoints API answers (", n, "). Serving an R model needs R and rpy2 in the ",
+                    "endpoint's image: the logged model's conda.yaml lists r-base and its R packages, its pip ",
+                    "requirements list rpy2 but no R; that a workspace's serving image gets R from them is not verified."),
+             paste("Before relying on an endpoint, serve a model with `remote_serve()` and query it with",
+                   "`dbx_endpoint_query()`; to score now, use `remote_score()` or a job running `remote_score_table()`."))
+}
+
 # ---- Grants ----------------------------------------------------------------
 
 # What each capability needs in the schema, besides USE CATALOG on its catalog.
@@ -526,6 +551,7 @@ sitrep_checks <- list(
   list(name = "paths", run = check_paths, fix = NULL),
   list(name = "spark", run = check_spark, fix = fix_spark),
   list(name = "mlflow", run = check_mlflow, fix = NULL),
+  list(name = "serving", run = check_serving, fix = NULL),
   list(name = "grants", run = check_grants, fix = fix_grants)
 )
 
@@ -533,7 +559,7 @@ sitrep_checks <- list(
 
 sitrep_labels <- c(credentials = "Credentials", cluster = "Cluster", "access mode" = "Access mode",
                    python = "Python and rpy2", r = "R version", staging = "Staging location",
-                   spark = "Spark", mlflow = "MLflow", grants = "Grants")
+                   spark = "Spark", mlflow = "MLflow", serving = "Model Serving", grants = "Grants")
 
 # The columns the checklist is made of; a subset without them (or with no
 # rows) prints as the data frame it is.

@@ -6,7 +6,7 @@
 # before and after.
 
 checks <- c("credentials", "cluster", "access mode", "python", "r", "staging", "paths", "spark",
-            "mlflow", "grants")
+            "mlflow", "serving", "grants")
 
 status_of <- function(r) stats::setNames(r$status, r$check)
 

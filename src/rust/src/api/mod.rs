@@ -9,3 +9,4 @@ pub mod contexts;
 pub mod dbfs;
 pub mod files;
 pub mod jobs;
+pub mod serving;

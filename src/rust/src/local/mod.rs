@@ -31,6 +31,7 @@ mod params;
 pub mod python;
 mod reply;
 pub mod runtime;
+mod serving_state;
 mod sockets;
 mod spark_catalog;
 mod state;
@@ -54,6 +55,8 @@ mod oauth;
 mod uc_artifacts;
 mod uc_registry;
 mod uc_s3;
+mod serving;
+mod serving_deploy;
 mod server;
 
 use std::path::{Path, PathBuf};

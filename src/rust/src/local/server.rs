@@ -21,7 +21,7 @@ use super::faults::{DropConnection, Fault, Faults};
 use super::state::{Local, Shared};
 use super::stats::{Direction, Stats};
 use super::util::local_error;
-use super::{clusters, commands, control, dbfs, files, identity, mlflow, mlflow_run_artifacts, oauth, reply, uc_registry};
+use super::{clusters, commands, control, dbfs, files, identity, mlflow, mlflow_run_artifacts, oauth, reply, serving, uc_registry};
 use crate::error::Result;
 
 /// Every API family of the local cluster: adding one is one line here (see
@@ -38,6 +38,7 @@ fn families() -> Router<Shared> {
         .merge(mlflow::router())
         .merge(mlflow_run_artifacts::router())
         .merge(uc_registry::router())
+        .merge(serving::router())
 }
 
 pub fn router(local: Arc<Local>) -> Router {

@@ -61,6 +61,8 @@ pub struct Local {
     pub mlflow: super::mlflow_state::Mlflow,
     /// `/dbfs` and `/Volumes` in context and job task processes.
     pub mounts: Arc<super::mounts::Mounts>,
+    /// Model Serving endpoints and their scoring servers.
+    pub endpoints: super::serving_state::Endpoints,
 }
 
 /// The cluster and its execution contexts (clusters and 1.2 routes).
@@ -215,6 +217,7 @@ impl Local {
             worker_env,
             mlflow: Default::default(),
             mounts,
+            endpoints: Default::default(),
             opts,
             python,
             tools_python,
@@ -241,6 +244,7 @@ impl Local {
         self.shutdown.cancel();
         self.sockets.shutdown_all();
         self.compute.contexts.kill_all();
+        self.endpoints.stop_all();
         if self.owned_dir {
             let _ = std::fs::remove_dir_all(&self.state_dir);
         }

@@ -13,6 +13,7 @@ pub mod local;
 pub mod row_names;
 pub mod protocol;
 pub mod serialize;
+pub mod serving;
 pub mod sitrep;
 pub mod staging;
 pub mod testing;
@@ -27,6 +28,7 @@ extendr_module! {
     use row_names;
     use protocol;
     use serialize;
+    use serving;
     use sitrep;
     use staging;
     use testing;

@@ -3,12 +3,16 @@
 # minute, with nothing else to show): the call that will wait says so, once,
 # whichever verb it is; a call that finds them running says nothing. A
 # workspace's running cluster has both up, so only local clusters are asked.
+#
+# Asked until the answer is "running" (or this call starts it), then
+# remembered for the connection, so warm calls cost nothing; a new context
+# (bootstrapped after an eviction or a restart, `booted()`) forgets Spark.
 
 say_first_start <- function(conn, target) {
   what <- switch(target, spark = , sql = "spark", mlflow = "mlflow", return(invisible(FALSE)))
   if (!inherits(conn, "dbx_local_connection") || is.null(conn$local)) return(invisible(FALSE))
-  # Asked each time (a local call, well under a millisecond): a context
-  # evicted or lost since starts a new Spark.
+  st <- remote_state(conn)
+  if (what %in% st$started) return(invisible(FALSE))
   status <- tryCatch(local_control(conn, "GET", "/_local/status"), error = function(e) NULL)
   if (is.null(status)) return(invisible(FALSE))
   up <- if (what == "spark") {
@@ -17,6 +21,8 @@ say_first_start <- function(conn, target) {
   } else {
     isTRUE(status$mlflow_server)
   }
+  # Running now, or this call starts it.
+  st$started <- union(st$started, what)
   if (up) return(invisible(FALSE))
   text <- if (what == "spark") {
     "Starting Spark on the local cluster for this connection (the first table or SQL call; this can take a minute)."

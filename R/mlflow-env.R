@@ -18,7 +18,7 @@
 #' @param conn A `dbx_connection`.
 #' @return A named character vector of class `dbx_env`.
 #' @export
-#' @examples
+#' @examplesIf dbrxr:::local_example_ok()
 #' conn <- local_cluster()
 #' env <- dbx_mlflow_env(conn)
 #' env                   # the token is masked

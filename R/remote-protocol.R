@@ -96,6 +96,8 @@ booted <- function(conn, info) {
   st$info <- info
   st$stats$bootstraps <- st$stats$bootstraps + 1
   rm(list = ls(st$objects), envir = st$objects)
+  # A new context: its Spark is not started yet (R/first-start.R).
+  st$started <- setdiff(st$started, "spark")
   invisible(info)
 }
 

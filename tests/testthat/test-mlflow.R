@@ -264,7 +264,9 @@ test_that("`mlflow models serve --env-manager local` answers /invocations with t
   ready <- FALSE
   while (!ready && Sys.time() < deadline && srv$is_alive()) {
     ready <- tryCatch({
-      con <- url(paste0(url, "/ping")); on.exit(close(con)); readLines(con, warn = FALSE); TRUE
+      con <- url(paste0(url, "/ping"))
+      tryCatch(readLines(con, warn = FALSE), finally = close(con))
+      TRUE
     }, error = function(e) FALSE, warning = function(w) FALSE)
     if (!ready) Sys.sleep(1)
   }

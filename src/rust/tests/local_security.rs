@@ -209,10 +209,19 @@ fn every_route_needs_the_token_mlflow_answers_on_no_port_and_nothing_outlives_th
     let left = all_end_within(&[web], Duration::from_secs(10));
     assert!(left.is_empty(), "MLflow's web server {web} ({}) outlived its launcher", cmdline(web));
 
-    // MLflow restarts on the next request; a context runs too. SIGKILL to the
-    // cluster's host process: every process it started ends.
+    // MLflow restarts on a next request (one that meets the crash may get 503
+    // TEMPORARILY_UNAVAILABLE, which clients retry); a context runs too.
+    // SIGKILL to the cluster's host process: every process it started ends.
+    let mut answered = 0;
+    for _ in 0..5 {
+        answered = rt.block_on(status(&c, Method::GET, format!("{url}/api/2.0/mlflow/registered-models/search"), Some(TOKEN)));
+        if answered != 503 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
     assert_eq!(
-        rt.block_on(status(&c, Method::GET, format!("{url}/api/2.0/mlflow/registered-models/search"), Some(TOKEN))),
+        answered,
         200
     );
     let ctx = rt.block_on(async {

@@ -36,10 +36,8 @@ dbx_mlflow_env <- function(conn = dbx_default_connection()) {
 
 #' @export
 print.dbx_env <- function(x, ...) {
-  secret <- grepl("TOKEN|SECRET|PASSWORD", names(x))
-  shown <- ifelse(secret, "<hidden>", unclass(x))
   cat(sprintf("<dbx_env> %d variables\n", length(x)))
-  cat(sprintf("  %s=%s\n", names(x), shown), sep = "")
+  cat(sprintf("  %s=%s\n", names(x), format(x)), sep = "")
   invisible(x)
 }
 

@@ -368,6 +368,16 @@ model_uri_pattern <- "^models:/[^/@]+(/[0-9]+|@[A-Za-z_][A-Za-z0-9_]*)$"
 
 registry_name <- function(uri) sub("^models:/([^/@]+).*$", "\\1", uri)
 
+# A models:/ URI of a version or an alias, its version a registry's number.
+check_model_uri <- function(uri, call = rlang::caller_env()) {
+  if (!grepl(model_uri_pattern, uri)) {
+    abort_dbrxr(sprintf("'%s' is not a registered model URI.", uri), "dbrxr_input_error",
+                hints = "Use models:/catalog.schema.model/<version> or models:/catalog.schema.model@<alias>.",
+                call = call)
+  }
+  check_model_version(uri, call = call)
+}
+
 # Registry versions are 32-bit: 1 to 2147483647. A larger number is no
 # version at all (MLflow's server answers 500 and its client retries it for
 # minutes), so it is bad input, refused before any call.
@@ -391,12 +401,7 @@ check_model_version <- function(uri, call = rlang::caller_env()) {
 # caller's connection (remote_score_table() passes none: its `conn` is found
 # in the calling frames).
 registry_model <- function(uri, conn, call) {
-  if (!grepl(model_uri_pattern, uri)) {
-    abort_dbrxr(sprintf("'%s' is not a registered model URI.", uri), "dbrxr_input_error",
-                hints = "Use models:/catalog.schema.model/<version> or models:/catalog.schema.model@<alias>.",
-                call = call)
-  }
-  check_model_version(uri, call = call)
+  check_model_uri(uri, call = call)
   conn <- conn %||% dynGet("conn", ifnotfound = NULL) %||% dbx_default_connection()
   check_connection(conn, call = call)
   res <- remote_target(conn, "mlflow", list(op = "resolve", uri = uri),

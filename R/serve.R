@@ -67,12 +67,7 @@ remote_serve <- function(model_uri, endpoint, ..., workload_size = "Small", scal
   }
   if (missing(model_uri)) abort_dbrxr("`model_uri` is missing.", "dbrxr_input_error", call = call)
   check_text(model_uri, null_ok = FALSE, call = call)
-  if (!grepl(model_uri_pattern, model_uri)) {
-    abort_dbrxr(sprintf("'%s' is not a registered model URI.", model_uri), "dbrxr_input_error",
-                hints = "Use models:/catalog.schema.model/<version> or models:/catalog.schema.model@<alias>.",
-                call = call)
-  }
-  check_model_version(model_uri, call = call)
+  check_model_uri(model_uri, call = call)
   check_endpoint_name(endpoint, call = call)
   check_text(workload_size, null_ok = FALSE, call = call)
   if (!workload_size %in% c("Small", "Medium", "Large")) {

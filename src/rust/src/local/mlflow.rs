@@ -3,8 +3,9 @@
 //! the first MLflow request and stopped with the cluster. The workspace
 //! answers MLflow's REST routes (`/api/2.0/mlflow/...`, `/api/3.0/mlflow/...`;
 //! a workspace has no `mlflow-artifacts` proxy) by forwarding them to it, so
-//! the official Python client configured with the local host and token works. Artifacts live under `dbfs:/databricks/mlflow-tracking/` and the
-//! Unity Catalog registry routes are `uc_registry.rs`'s.
+//! the official Python client configured with the local host and token works.
+//! Artifacts live under `dbfs:/databricks/mlflow-tracking/` and the Unity
+//! Catalog registry routes are `uc_registry.rs`'s.
 //!
 //! Wiring: `.merge(mlflow::routes())` in the router, [`Mlflow`] in the shared
 //! state.
@@ -19,9 +20,9 @@ use axum::http::header::{AUTHORIZATION, CONNECTION, HOST, TRANSFER_ENCODING};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::routing::any;
-use serde_json::{json, Value};
 use axum::Router;
 use futures_util::TryStreamExt;
+use serde_json::{json, Value};
 
 use super::reply;
 use super::mlflow_state::{Mlflow, Running, SocketDir};
@@ -92,7 +93,7 @@ impl Mlflow {
 /// or its error as the response to send back.
 pub(super) async fn call(local: &Arc<Local>, method: Method, route: &str, body: Value) -> Result<Value, Response> {
     let client = local.mlflow.client(local).await?;
-    let url = format!("{}/api/2.0/mlflow/{route}", super::mlflow::SERVER_BASE);
+    let url = format!("{SERVER_BASE}/api/2.0/mlflow/{route}");
     let req = if method == Method::GET {
         let pairs: Vec<(String, String)> = body
             .as_object()
@@ -105,7 +106,7 @@ pub(super) async fn call(local: &Arc<Local>, method: Method, route: &str, body: 
     let resp = req
         .send()
         .await
-        .map_err(|e| reply::api(503, "TEMPORARILY_UNAVAILABLE", format!("the local MLflow server did not answer: {e}")))?;
+        .map_err(|e| unavailable(format!("the local MLflow server did not answer: {e}")))?;
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.unwrap_or_default();
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(json!({}));

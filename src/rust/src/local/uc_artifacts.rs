@@ -122,12 +122,13 @@ fn models_file(local: &Local, path: &str) -> Result<(String, String, PathBuf), R
     Ok((name, parts[3].to_string(), file))
 }
 
-/// `<exp>/Runs/<rest>` or `<exp>/LoggedModels/<id>/<rest>` (below
-/// `/WorkspaceInternal/Mlflow/Artifacts/`) → its `dbfs:/databricks/mlflow-tracking/` file.
+/// Where `dbfs:/databricks/mlflow-tracking/` (runs' artifacts) is stored.
 pub(super) fn tracking_root(local: &Local) -> PathBuf {
     local.fs_root().join("dbfs/databricks/mlflow-tracking")
 }
 
+/// `<exp>/Runs/<rest>` or `<exp>/LoggedModels/<id>/<rest>` (below
+/// `/WorkspaceInternal/Mlflow/Artifacts/`) → its `dbfs:/databricks/mlflow-tracking/` file.
 fn tracking_file(local: &Local, rel: &str) -> Result<PathBuf, Response> {
     let parts = clean(rel.strip_prefix("Mlflow/Artifacts/").ok_or_else(|| not_found())?)?;
     let mut file = tracking_root(local);
@@ -188,23 +189,26 @@ pub(super) fn new_grant(local: &Local, path: PathBuf, write: bool) -> String {
     nonce
 }
 
-fn redeem(local: &Local, nonce: &str, write: bool) -> Result<PathBuf, Response> {
+/// A live grant of this cluster: what it covers, and whether it writes.
+fn live_grant(local: &Local, nonce: &str) -> Option<(PathBuf, bool)> {
     let g = grants().lock().unwrap_or_else(|e| e.into_inner());
-    match g.get(nonce) {
-        Some(v) if v.cluster == local.state_dir && v.write == write && v.until > Instant::now() => {
-            Ok(v.file.clone())
-        }
-        _ => Err(api(403, "PERMISSION_DENIED", "The presigned URL is not valid here, or has expired.")),
-    }
+    g.get(nonce)
+        .filter(|v| v.cluster == local.state_dir && v.until > Instant::now())
+        .map(|v| (v.file.clone(), v.write))
+}
+
+/// A presigned URL's file: its grant is bound to one direction.
+fn redeem(local: &Local, nonce: &str, write: bool) -> Result<PathBuf, Response> {
+    live_grant(local, nonce)
+        .filter(|(_, w)| *w == write)
+        .map(|(file, _)| file)
+        .ok_or_else(|| api(403, "PERMISSION_DENIED", "The presigned URL is not valid here, or has expired."))
 }
 
 /// The directory a live grant of this cluster covers, if `nonce` is one
 /// that allows `write` (a read-write grant also reads).
 pub(super) fn granted_dir(local: &Local, nonce: &str, write: bool) -> Option<PathBuf> {
-    let g = grants().lock().unwrap_or_else(|e| e.into_inner());
-    g.get(nonce)
-        .filter(|v| v.cluster == local.state_dir && (v.write || !write) && v.until > Instant::now())
-        .map(|v| v.file.clone())
+    live_grant(local, nonce).filter(|(_, w)| *w || !write).map(|(dir, _)| dir)
 }
 
 /// The `/Models/...` path asked for. Other paths (volumes) get the answer

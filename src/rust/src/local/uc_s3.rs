@@ -84,11 +84,17 @@ fn url_encode(s: &str) -> String {
 
 // ---- keys and credentials ---------------------------------------------------------
 
-/// The file of `key` (`models/<c>/<s>/<m>/<v>/<rel>`), if it is one.
-fn key_file(local: &Local, bucket: &str, key: &str) -> Result<PathBuf, Response> {
+/// The one bucket there is.
+fn check_bucket(bucket: &str) -> Result<(), Response> {
     if bucket != BUCKET {
         return Err(s3_error(404, "NoSuchBucket", "The specified bucket does not exist."));
     }
+    Ok(())
+}
+
+/// The file of `key` (`models/<c>/<s>/<m>/<v>/<rel>`), if it is one.
+fn key_file(local: &Local, bucket: &str, key: &str) -> Result<PathBuf, Response> {
+    check_bucket(bucket)?;
     let rest = key.strip_prefix("models/").ok_or_else(no_key)?;
     let parts = clean(rest).map_err(|_| no_key())?;
     let mut file = local.state_dir.join("uc-models");
@@ -120,9 +126,7 @@ fn authorized_file(local: &Local, headers: &HeaderMap, bucket: &str, key: &str, 
 
 async fn head_bucket(State(Shared(local)): State<Shared>, UrlPath(bucket): UrlPath<String>, headers: HeaderMap) -> Reply {
     authorized(&local, &headers, false)?;
-    if bucket != BUCKET {
-        return Err(StatusCode::NOT_FOUND.into_response());
-    }
+    check_bucket(&bucket)?;
     Ok(([("x-amz-bucket-region", "us-east-1")], "").into_response())
 }
 
@@ -135,7 +139,7 @@ async fn list(
     headers: HeaderMap,
 ) -> Reply {
     let root = authorized(&local, &headers, false)?;
-    key_file(&local, &bucket, "models/x")?;
+    check_bucket(&bucket)?;
     let prefix = q.get("prefix").cloned().unwrap_or_default();
     let delimiter = q.get("delimiter").cloned().unwrap_or_default();
     let encode = |k: &str| if q.get("encoding-type").is_some_and(|e| e == "url") { url_encode(k) } else { xml(k) };
